@@ -1,0 +1,47 @@
+# Tiezheng: `make demo` and `make test` each do the whole setup first, and every step is idempotent.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+ANVIL  := node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: setup demo test lint unit bench clean
+
+setup: $(VENV)/.installed $(ANVIL) chromium
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[all]'
+	@# merkletools is only a benchmark peer; its declared pysha3 dependency does not build on 3.11+.
+	$(PY) -m pip install -q --no-deps merkletools==1.0.3
+	@touch $@
+
+$(ANVIL): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@test -x $(ANVIL) || { echo "anvil binary missing after npm ci: $(ANVIL)" >&2; exit 1; }
+	@touch $@
+
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; }
+
+demo: setup
+	$(VENV)/bin/tiezheng demo
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy verifier
+	$(VENV)/bin/mypy evidence anchor api
+
+unit: setup
+	$(VENV)/bin/pytest
+
+test: setup lint unit
+
+bench: setup
+	$(PY) benchmarks/merkle.py
+
+clean:
+	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache
