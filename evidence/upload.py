@@ -1,0 +1,151 @@
+"""Upload packages: existing files sealed as evidence (manifest kind ``upload``).
+
+The platform did not capture these files, it only received them; the manifest says so and the
+verifier's S4 warns about it. The package is still a valid WACZ: each file is a WARC ``resource``
+record, so replay tools can show it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import mimetypes
+import re
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from warcio.warcwriter import WARCWriter
+
+from evidence.manifest import (
+    Requester,
+    artifact_record,
+    clock_source,
+    finish,
+    new_evidence_id,
+    tool_record,
+    utc_iso,
+)
+from evidence.operator_key import OperatorKey
+from evidence.warc_index import cdxj_index, pages_jsonl
+from verifier.package import MANIFEST_PATH, SIGNATURE_PATH
+from verifier.wacz import Member, write_package
+
+MAX_UPLOAD_FILES = 100
+MAX_NAME_CHARS = 100
+COPY_CHUNK_BYTES = 1 << 20
+
+
+class UploadError(ValueError):
+    """An upload that cannot become evidence (missing file, too many files, ...)."""
+
+
+@dataclass(frozen=True)
+class _Received:
+    original_name: str
+    path: str
+    media_type: str
+    sha256: str
+    size: int
+    copy: Path
+
+    def artifact(self) -> dict[str, str | int]:
+        return {"path": self.path, "role": "upload", "media_type": self.media_type, "size": self.size,
+                "sha256": self.sha256}
+
+
+@dataclass(frozen=True)
+class BuiltPackage:
+    evidence_id: str
+    fingerprint: bytes
+    path: Path
+
+
+def safe_name(original: str, taken: set[str]) -> str:
+    """A zip-safe, unique artifact file name that keeps the original's look and extension."""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(original).name).strip("._") or "file"
+    stem = stem[:MAX_NAME_CHARS]
+    name, counter = stem, 1
+    while name in taken or name in ("manifest.json", "manifest.sig"):
+        counter += 1
+        base, dot, ext = stem.rpartition(".")
+        name = f"{base}-{counter}.{ext}" if dot and base else f"{stem}-{counter}"
+    taken.add(name)
+    return name
+
+
+def _copy_hashed(source: Path, target: Path) -> tuple[str, int]:
+    # Copy first and hash the copy, so the file cannot change between hashing and packaging.
+    hasher, size = hashlib.sha256(), 0
+    with source.open("rb") as src, target.open("wb") as dst:
+        while chunk := src.read(COPY_CHUNK_BYTES):
+            hasher.update(chunk)
+            size += len(chunk)
+            dst.write(chunk)
+    return hasher.hexdigest(), size
+
+
+def build_upload(files: Sequence[Path], *, packages_dir: Path, operator: OperatorKey, requester: Requester,
+                 note: str | None = None) -> BuiltPackage:
+    """Make one signed upload package of ``files`` in ``packages_dir``. Raises UploadError."""
+    if not files:
+        raise UploadError("no files to upload")
+    if len(files) > MAX_UPLOAD_FILES:
+        raise UploadError(f"{len(files)} files in one upload; the limit is {MAX_UPLOAD_FILES}")
+    for file in files:
+        if not file.is_file():
+            raise UploadError(f"{file} is not a readable file")
+    started = datetime.now(UTC)
+    evidence_id = new_evidence_id(started)
+    with tempfile.TemporaryDirectory(prefix="tiezheng-upload-") as workdir:
+        work = Path(workdir)
+        taken: set[str] = set()
+        uploads = []
+        for file in files:
+            name = safe_name(file.name, taken)
+            copy = work / f"upload-{len(uploads)}"
+            sha, size = _copy_hashed(file, copy)
+            media_type = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
+            uploads.append(_Received(file.name, f"evidence/{name}", media_type, sha, size, copy))
+        warc = work / "data.warc.gz"
+        with warc.open("wb") as out:
+            writer = WARCWriter(out, gzip=True)
+            writer.write_record(writer.create_warcinfo_record("data.warc.gz", {
+                "software": f"Tiezheng {tool_record()['version']}", "format": "WARC File Format 1.1",
+                "description": f"upload {evidence_id}"}))
+            for item in uploads:
+                with item.copy.open("rb") as payload:
+                    writer.write_record(writer.create_warc_record(
+                        f"urn:tiezheng:{evidence_id}:{item.path}", "resource", payload=payload,
+                        warc_content_type=item.media_type))
+        pages = pages_jsonl({"url": f"urn:tiezheng:{evidence_id}:{item.path}", "ts": utc_iso(started),
+                             "title": item.original_name} for item in uploads)
+        index = cdxj_index(warc)
+        (work / "pages.jsonl").write_bytes(pages)
+        (work / "index.cdx.gz").write_bytes(index)
+        artifacts = [item.artifact() for item in uploads]
+        artifacts += [artifact_record("archive/data.warc.gz", "warc", "application/warc", warc),
+                      artifact_record("pages/pages.jsonl", "wacz-pages", "application/x-ndjson", work / "pages.jsonl"),
+                      artifact_record("indexes/index.cdx.gz", "wacz-index", "application/gzip", work / "index.cdx.gz")]
+        _, body, fingerprint = finish({
+            "evidence_id": evidence_id,
+            "kind": "upload",
+            "created_at": utc_iso(started),
+            "operator": operator.manifest_record(),
+            "requester": requester.record(),
+            "note": note or "",
+            "target": {},
+            "capture": {"started_at": utc_iso(started), "ended_at": utc_iso(datetime.now(UTC)),
+                        "tools": [tool_record()], "clock_source": clock_source(),
+                        "method": "files received from the requester; not captured by the platform"},
+            "upload": {"files": [{"original_name": item.original_name, "path": item.path} for item in uploads]},
+            "artifacts": artifacts,
+        })
+        members = [Member(item.path, path=item.copy) for item in uploads]
+        members += [Member("archive/data.warc.gz", path=warc), Member("pages/pages.jsonl", data=pages),
+                    Member("indexes/index.cdx.gz", data=index), Member(MANIFEST_PATH, data=body),
+                    Member(SIGNATURE_PATH, data=operator.sign_manifest(body))]
+        destination = packages_dir / f"{evidence_id}.wacz"
+        write_package(destination, members, title=f"Tiezheng upload {evidence_id}", created=started)
+    return BuiltPackage(evidence_id=evidence_id, fingerprint=fingerprint, path=destination)

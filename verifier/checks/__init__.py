@@ -1,0 +1,55 @@
+"""The named checks of DESIGN.md §5, in report order.
+
+Each check takes the shared Context and returns ``(status, reason)``. It may also raise: a
+``VerificationError`` becomes a fail with its diagnostics, ``Skip`` becomes a skip. Every check
+runs whatever the others found, because counsel needs every finding, not the first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from verifier.checks import hash as hash_checks
+from verifier.checks import path as path_checks
+from verifier.checks import source as source_checks
+from verifier.checks import time as time_checks
+from verifier.checks.context import Context, Outcome, Skip
+from verifier.errors import InvalidPackage, VerificationError
+from verifier.report import CHECKS, CheckResult, Status
+
+CheckFunction = Callable[[Context], Outcome]
+
+REGISTRY: dict[str, CheckFunction] = {
+    "S1": source_checks.check_signature,
+    "S2": source_checks.check_neutral,
+    "S3": source_checks.check_network,
+    "S4": source_checks.check_environment,
+    "P1": path_checks.check_call_log,
+    "P2": path_checks.check_corroboration,
+    "P3": path_checks.check_complete,
+    "H1": hash_checks.check_artifacts,
+    "H2": hash_checks.check_fingerprint,
+    "H3": hash_checks.check_inclusion,
+    "H4": hash_checks.check_timestamp,
+    "H5": hash_checks.check_anchor,
+    "T1": time_checks.check_times_agree,
+    "T2": time_checks.check_prechain_gap,
+}
+assert tuple(REGISTRY) == tuple(spec.id for spec in CHECKS)
+
+
+def run_check(check_id: str, ctx: Context) -> CheckResult:
+    """Run one check and turn whatever it raised on purpose into a result."""
+    try:
+        status, reason = REGISTRY[check_id](ctx)
+    except Skip as exc:
+        return CheckResult(check_id, Status.SKIP, str(exc))
+    except (VerificationError, InvalidPackage) as exc:
+        # A damaged entry found while checking is a finding about this check, not unusable input:
+        # the manifest, which decides usability, was already parsed.
+        return CheckResult(check_id, Status.FAIL, exc.diagnostics())
+    return CheckResult(check_id, status, reason)
+
+
+def run_checks(ctx: Context) -> tuple[CheckResult, ...]:
+    return tuple(run_check(spec.id, ctx) for spec in CHECKS)

@@ -1,0 +1,96 @@
+"""Hash consistency (H1-H4): the bytes, the fingerprint, the batch root and the timestamp agree."""
+
+from __future__ import annotations
+
+from verifier.checks.context import Context, Outcome, Skip
+from verifier.errors import TiezhengError, VerificationError
+from verifier.merkle import leaf_hash, verify_inclusion
+from verifier.report import Status
+
+#: How many individual mismatches a reason names before it summarises.
+MAX_LISTED = 3
+
+
+def _listing(problems: list[str]) -> str:
+    shown = "; ".join(problems[:MAX_LISTED])
+    more = len(problems) - MAX_LISTED
+    return shown + (f"; and {more} more" if more > 0 else "")
+
+
+def check_artifacts(ctx: Context) -> Outcome:
+    """H1: every artifact's sha256 and size match the manifest."""
+    problems: list[str] = []
+    artifacts = ctx.package.manifest.artifacts
+    for artifact in artifacts:
+        entry = ctx.package.entries.get(artifact.path)
+        if entry is None:
+            problems.append(f"{artifact.path} is missing")
+            continue
+        if entry.size != artifact.size:
+            problems.append(f"{artifact.path} is {entry.size} bytes, manifest says {artifact.size}")
+            continue
+        try:
+            digest, size = ctx.package.hash_entry(artifact.path)
+        except TiezhengError as exc:
+            problems.append(f"{artifact.path}: {exc}")
+            continue
+        if digest.hex() != artifact.sha256 or size != artifact.size:
+            problems.append(f"{artifact.path} has sha256 {digest.hex()[:16]}…, manifest says {artifact.sha256[:16]}…")
+    if problems:
+        return Status.FAIL, _listing(problems)
+    if not artifacts:
+        return Status.FAIL, "the manifest lists no artifacts"
+    return Status.PASS, f"all {len(artifacts)} artifacts match their sha256 and size"
+
+
+def check_fingerprint(ctx: Context) -> Outcome:
+    """H2: the fingerprint recomputed from the manifest equals proof.json's leaf."""
+    fingerprint = ctx.package.fingerprint
+    if not ctx.package.manifest_is_canonical:
+        return Status.FAIL, "manifest.json is not in RFC 8785 canonical form, so its bytes were altered"
+    leaf = ctx.proof.leaf
+    if leaf != fingerprint:
+        return Status.FAIL, f"fingerprint {fingerprint.hex()} differs from the sealed leaf {leaf.hex()}"
+    return Status.PASS, f"fingerprint {fingerprint.hex()} equals the sealed leaf"
+
+
+def check_inclusion(ctx: Context) -> Outcome:
+    """H3: the RFC 9162 inclusion proof takes the leaf to the root."""
+    proof = ctx.proof
+    verify_inclusion(leaf_hash(proof.leaf), proof.leaf_index, proof.tree_size, proof.inclusion_path, proof.root)
+    ctx.facts["batch"] = {"batch_id": proof.batch_id, "root": proof.root.hex(), "tree_size": proof.tree_size,
+                          "leaf_index": proof.leaf_index}
+    return Status.PASS, (f"leaf {proof.leaf_index} of {proof.tree_size} leads to batch root "
+                         f"{proof.root.hex()} ({len(proof.inclusion_path)} hashes)")
+
+
+def check_timestamp(ctx: Context) -> Outcome:
+    """H4: at least one RFC 3161 token over the root is valid and chains to a trusted TSA."""
+    results = ctx.timestamp_results
+    if not results:
+        raise VerificationError("the package carries no RFC 3161 timestamp (proof/timestamp-<n>.tsr)")
+    if not ctx.trust.tsas:
+        return Status.FAIL, "no TSA is trusted by the trust configuration (give one with --trust)"
+    valid = ctx.valid_timestamps
+    errors = [f"{name.removeprefix('proof/')}: {r}" for name, r in results if isinstance(r, TiezhengError)]
+    if not valid:
+        return Status.FAIL, _listing(errors)
+    ctx.facts["timestamps"] = [
+        {"file": v.name, "tsa": v.info.tsa_name, "trusted_as": v.tsa.name,
+         "gen_time": v.info.gen_time.isoformat(), "serial": str(v.info.serial), "policy": v.info.policy,
+         "development": v.tsa.development}
+        for v in valid]
+    for v in valid:
+        if v.tsa.development:
+            ctx.flag_development(f"TSA '{v.tsa.name}' is a development TSA")
+    first = valid[0]
+    reason = (f"{len(valid)} of {len(results)} token(s) valid; {first.tsa.name} signed root "
+              f"{ctx.proof.root.hex()[:16]}… at {first.info.gen_time.isoformat()}")
+    if errors:
+        reason += f" (invalid: {_listing(errors)})"
+    return Status.PASS, reason
+
+
+def check_anchor(ctx: Context) -> Outcome:
+    """H5: the anchor transaction carries TZ01‖root‖size on a trusted chain."""
+    raise Skip("not implemented yet")

@@ -1,0 +1,53 @@
+"""The source (S1-S4): who made the capture, on whose behalf, from where and with what."""
+
+from __future__ import annotations
+
+from verifier.checks.context import Context, Outcome, Skip
+from verifier.errors import InvalidInput
+from verifier.report import Status
+from verifier.signature import decode_public_key, parse_signature, verify_signature
+
+
+def check_signature(ctx: Context) -> Outcome:
+    """S1: manifest.sig verifies with the operator key, and that key is trusted."""
+    package = ctx.package
+    operator = package.manifest.operator
+    if package.signature is None:
+        return Status.FAIL, "the package has no evidence/manifest.sig"
+    signature = parse_signature(package.signature)
+    try:
+        public_key = decode_public_key(operator.public_key)
+    except InvalidInput as exc:
+        return Status.FAIL, f"manifest operator.public_key: {exc}"
+    verify_signature(signature, package.manifest_bytes, public_key)
+    trusted = ctx.trust.operator(signature.key_id)
+    if trusted is None:
+        return Status.FAIL, (f"signature by '{operator.name}' is valid, but key {signature.key_id[:16]}… "
+                             "is not in the trust configuration")
+    if trusted.development:
+        ctx.flag_development(f"operator key '{trusted.name}' is a development key")
+    ctx.facts["operator"] = {"name": trusted.name, "key_id": signature.key_id}
+    return Status.PASS, f"manifest signed by trusted operator '{trusted.name}' (key {signature.key_id[:16]}…)"
+
+
+def check_neutral(ctx: Context) -> Outcome:
+    """S2: requester and operator are recorded and differ."""
+    manifest = ctx.package.manifest
+    operator, requester = manifest.operator, manifest.requester
+    if not operator.name.strip() or not requester.tenant.strip():
+        return Status.FAIL, "operator or requester is not recorded"
+    if operator.name.strip().casefold() in (requester.tenant.strip().casefold(),
+                                             requester.identity.strip().casefold()):
+        return Status.FAIL, f"the requester '{requester.tenant}' is the operator itself: not a neutral third party"
+    ctx.facts["requester"] = {"tenant": requester.tenant, "identity": requester.identity}
+    return Status.PASS, f"operator '{operator.name}' acted for requester '{requester.tenant}' ({requester.identity})"
+
+
+def check_network(ctx: Context) -> Outcome:
+    """S3: the server IP is among the DNS answers; the TLS chain covers the host."""
+    raise Skip("not implemented yet")
+
+
+def check_environment(ctx: Context) -> Outcome:
+    """S4: the capture environment is recorded."""
+    raise Skip("not implemented yet")

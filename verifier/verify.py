@@ -1,0 +1,39 @@
+"""``verify_package``: open a package, run every check, return a report.
+
+This is the numbered checklist of DESIGN.md §5 as one call. It raises nothing for a bad package:
+unusable input becomes a report with verdict ``unusable``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from verifier.checks import run_checks
+from verifier.checks.context import Context
+from verifier.errors import InvalidPackage
+from verifier.package import Package, open_package
+from verifier.report import Report, unusable
+from verifier.trust import Trust
+
+
+def verify_opened(package: Package, trust: Trust, *, offline: bool = True, now: datetime | None = None) -> Report:
+    """Run every check on an opened package and return the report."""
+    ctx = Context(package=package, trust=trust, offline=offline)
+    if now is not None:
+        ctx.now = now
+    manifest = package.manifest
+    ctx.facts.update({"kind": manifest.kind, "target": dict(manifest.target),
+                      "capture": {k: manifest.capture.get(k) for k in ("started_at", "ended_at")}})
+    results = run_checks(ctx)
+    return Report(checks=results, fingerprint=package.fingerprint.hex(), evidence_id=manifest.evidence_id,
+                  offline=offline, facts=ctx.facts, development=tuple(ctx.development))
+
+
+def verify_package(path: Path | str, trust: Trust, *, offline: bool = True, now: datetime | None = None) -> Report:
+    """Verify the package at ``path``. Never raises for bad input: returns an ``unusable`` report."""
+    try:
+        package = open_package(path)
+    except InvalidPackage as exc:
+        return unusable(exc.diagnostics())
+    return verify_opened(package, trust, offline=offline, now=now)

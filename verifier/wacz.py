@@ -1,0 +1,140 @@
+"""The WACZ 1.1.1 side of the package format: datapackage.json and writing a package atomically.
+
+Both building a package (evidence/) and attaching proofs to it (anchor/) write packages, and both
+must produce the same layout, so the one writer lives here with the format it writes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import re
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO
+
+from verifier import canonical
+from verifier.package import DATAPACKAGE_DIGEST_PATH, DATAPACKAGE_PATH
+
+WACZ_VERSION = "1.1.1"
+#: WACZ wants WARCs and compressed indexes stored, so replay tools can seek into them.
+STORED_SUFFIXES = (".warc.gz", ".warc", ".cdx.gz", ".png", ".jpg", ".gz", ".zip", ".tsr")
+COPY_CHUNK_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class Member:
+    """One file to put in a package: from ``path`` on disk, or ``data`` in memory."""
+
+    name: str
+    data: bytes | None = None
+    path: Path | None = None
+
+    def open(self) -> IO[bytes]:
+        if self.path is not None:
+            return self.path.open("rb")
+        return io.BytesIO(self.data or b"")
+
+
+def _compression(name: str) -> int:
+    return zipfile.ZIP_STORED if name.endswith(STORED_SUFFIXES) else zipfile.ZIP_DEFLATED
+
+
+def _resource_name(path: str) -> str:
+    # Frictionless (and so `wacz validate`) allows only ^[-a-z0-9._/]+$ in resource names.
+    return re.sub(r"[^-a-z0-9._/]", "-", os.path.basename(path).lower())
+
+
+def datapackage(resources: Iterable[tuple[str, bytes, int]], *, title: str, created: datetime,
+                main_page_url: str | None = None) -> bytes:
+    """Return datapackage.json bytes for ``(path, sha256, size)`` resources."""
+    body = {
+        "profile": "data-package",
+        "wacz_version": WACZ_VERSION,
+        "title": title,
+        "software": "Tiezheng",
+        "created": created.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "resources": [{"name": _resource_name(p), "path": p, "hash": f"sha256:{digest.hex()}", "bytes": size}
+                      for p, digest, size in resources],
+    }
+    if main_page_url:
+        body["mainPageURL"] = main_page_url
+    return canonical.canonical_json(body)
+
+
+def datapackage_digest(datapackage_bytes: bytes) -> bytes:
+    """Return datapackage-digest.json bytes for the given datapackage.json bytes."""
+    return canonical.canonical_json({"path": DATAPACKAGE_PATH,
+                                     "hash": f"sha256:{canonical.sha256_hex(datapackage_bytes)}"})
+
+
+def write_package(dest: Path, members: Iterable[Member], *, title: str, created: datetime,
+                  main_page_url: str | None = None) -> None:
+    """Write a WACZ package atomically: temp file in the same folder, fsync, rename.
+
+    Hashes every member while copying it (one read), then appends datapackage.json and its digest.
+    A crash at any point leaves either the old file or the new one, never half a package.
+    """
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as raw, zipfile.ZipFile(raw, "w") as archive:
+            resources = []
+            for member in members:
+                info = zipfile.ZipInfo(member.name, date_time=created.astimezone(UTC).timetuple()[:6])
+                info.compress_type = _compression(member.name)
+                info.external_attr = 0o644 << 16
+                hasher, size = hashlib.sha256(), 0
+                with member.open() as source, archive.open(info, "w", force_zip64=True) as target:
+                    while chunk := source.read(COPY_CHUNK_BYTES):
+                        hasher.update(chunk)
+                        size += len(chunk)
+                        target.write(chunk)
+                resources.append((member.name, hasher.digest(), size))
+            package_json = datapackage(resources, title=title, created=created, main_page_url=main_page_url)
+            archive.writestr(DATAPACKAGE_PATH, package_json, zipfile.ZIP_DEFLATED)
+            archive.writestr(DATAPACKAGE_DIGEST_PATH, datapackage_digest(package_json), zipfile.ZIP_DEFLATED)
+            raw.flush()
+            os.fsync(raw.fileno())
+        os.replace(tmp, dest)
+        _fsync_dir(dest.parent)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _fsync_dir(folder: Path) -> None:
+    # The rename is durable only once the directory entry is on disk too.
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def rewrite_package(path: Path, added: Iterable[Member], *, drop: Callable[[str], bool], title: str,
+                    created: datetime, main_page_url: str | None = None) -> None:
+    """Rewrite a package in place, atomically: keep its entries except those ``drop`` names, add ``added``.
+
+    Entries are streamed through a temporary folder, never held in memory; datapackage.json is
+    rebuilt over the result.
+    """
+    with tempfile.TemporaryDirectory(prefix="tiezheng-rewrite-") as workdir:
+        kept = []
+        with zipfile.ZipFile(path) as archive:
+            for info in archive.infolist():
+                name = info.filename
+                if info.is_dir() or name in (DATAPACKAGE_PATH, DATAPACKAGE_DIGEST_PATH) or drop(name):
+                    continue
+                target = Path(workdir) / f"{len(kept):05d}"
+                with archive.open(info) as src, target.open("wb") as dst:
+                    shutil.copyfileobj(src, dst, COPY_CHUNK_BYTES)
+                kept.append(Member(name, path=target))
+        write_package(path, [*kept, *added], title=title, created=created, main_page_url=main_page_url)
