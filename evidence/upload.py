@@ -30,7 +30,7 @@ from evidence.manifest import (
 from evidence.operator_key import OperatorKey
 from evidence.warc_index import cdxj_index, pages_jsonl
 from verifier.package import MANIFEST_PATH, SIGNATURE_PATH
-from verifier.wacz import Member, write_package
+from verifier.wacz import Member, package_metadata, write_package
 
 MAX_UPLOAD_FILES = 100
 MAX_NAME_CHARS = 100
@@ -147,5 +147,5 @@ def build_upload(files: Sequence[Path], *, packages_dir: Path, operator: Operato
                     Member("indexes/index.cdx.gz", data=index), Member(MANIFEST_PATH, data=body),
                     Member(SIGNATURE_PATH, data=operator.sign_manifest(body))]
         destination = packages_dir / f"{evidence_id}.wacz"
-        write_package(destination, members, title=f"Tiezheng upload {evidence_id}", created=started)
+        write_package(destination, members, package_metadata(f"Tiezheng upload {evidence_id}", started))
     return BuiltPackage(evidence_id=evidence_id, fingerprint=fingerprint, path=destination)

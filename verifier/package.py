@@ -13,6 +13,7 @@ import json
 import re
 import stat
 import zipfile
+import zlib
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -48,6 +49,8 @@ MANIFEST_FORMAT = "tiezheng/1"
 KINDS = ("web-capture", "upload")
 TIMESTAMP_NAME = re.compile(r"^proof/timestamp-(\d{1,3})\.tsr$")
 TSA_CERTS_NAME = re.compile(r"^proof/tsa-(\d{1,3})\.pem$")
+#: What the zipfile module raises for damaged data; always turned into InvalidPackage.
+ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, NotImplementedError)
 _SAFE_SEGMENT = re.compile(r"^[A-Za-z0-9._\-]+$")
 
 
@@ -126,11 +129,15 @@ class Package:
 
     @contextmanager
     def open(self, name: str) -> Iterator[IO[bytes]]:
-        """Open one entry for streaming. Raises KeyError for a name the package does not hold."""
+        """Open one entry for streaming. Raises KeyError for a name the package does not hold, and
+        InvalidPackage when the entry turns out damaged while it is read."""
         if name not in self.entries:
             raise KeyError(name)
-        with zipfile.ZipFile(self.path) as archive, archive.open(name) as stream:
-            yield stream
+        try:
+            with zipfile.ZipFile(self.path) as archive, archive.open(name) as stream:
+                yield stream
+        except ZIP_ERRORS as exc:
+            raise InvalidPackage(f"damaged zip entry {name}: {exc}") from exc
 
     def read(self, name: str, limit: int = MAX_JSON_BYTES) -> bytes:
         """Return a small entry's bytes. Raises InvalidPackage past ``limit``, KeyError if absent."""
@@ -156,7 +163,7 @@ def _read_member(path: Path, entry: Entry, limit: int) -> bytes:
     try:
         with zipfile.ZipFile(path) as archive, archive.open(entry.name) as stream:
             data = stream.read(limit + 1)
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+    except ZIP_ERRORS as exc:
         raise InvalidPackage(f"damaged zip entry {entry.name}: {exc}") from exc
     if len(data) > limit:
         raise InvalidPackage(f"{entry.name} is over the limit of {limit} bytes")
@@ -323,7 +330,7 @@ def open_package(path: Path | str) -> Package:
             entries = _entries(archive)
     except zipfile.BadZipFile as exc:
         raise InvalidPackage(f"not a zip file: {exc}") from exc
-    except (OSError, ValueError, EOFError, NotImplementedError) as exc:
+    except ZIP_ERRORS as exc:
         raise InvalidPackage(f"damaged zip file: {exc}") from exc
     if MANIFEST_PATH not in entries:
         raise InvalidPackage(f"package has no {MANIFEST_PATH}")

@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import re
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from verifier import canonical
 from verifier.package import DATAPACKAGE_DIGEST_PATH, DATAPACKAGE_PATH
@@ -26,6 +27,7 @@ WACZ_VERSION = "1.1.1"
 #: WACZ wants WARCs and compressed indexes stored, so replay tools can seek into them.
 STORED_SUFFIXES = (".warc.gz", ".warc", ".cdx.gz", ".png", ".jpg", ".gz", ".zip", ".tsr")
 COPY_CHUNK_BYTES = 1 << 20
+METADATA_KEYS = ("title", "description", "created", "mainPageURL", "mainPageDate")
 
 
 @dataclass(frozen=True)
@@ -51,21 +53,26 @@ def _resource_name(path: str) -> str:
     return re.sub(r"[^-a-z0-9._/]", "-", os.path.basename(path).lower())
 
 
-def datapackage(resources: Iterable[tuple[str, bytes, int]], *, title: str, created: datetime,
-                main_page_url: str | None = None) -> bytes:
-    """Return datapackage.json bytes for ``(path, sha256, size)`` resources."""
-    body = {
+def datapackage(resources: Iterable[tuple[str, bytes, int]], metadata: Mapping[str, str]) -> bytes:
+    """Return datapackage.json bytes: ``metadata`` (title, created, mainPageURL, ...) and the
+    ``(path, sha256, size)`` resources."""
+    body: dict[str, Any] = {
         "profile": "data-package",
         "wacz_version": WACZ_VERSION,
-        "title": title,
         "software": "Tiezheng",
-        "created": created.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        **{k: v for k, v in metadata.items() if k in METADATA_KEYS},
         "resources": [{"name": _resource_name(p), "path": p, "hash": f"sha256:{digest.hex()}", "bytes": size}
                       for p, digest, size in resources],
     }
-    if main_page_url:
-        body["mainPageURL"] = main_page_url
     return canonical.canonical_json(body)
+
+
+def package_metadata(title: str, created: datetime, main_page_url: str | None = None) -> dict[str, str]:
+    """The datapackage.json fields that describe the package rather than list its files."""
+    metadata = {"title": title, "created": created.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
+    if main_page_url:
+        metadata["mainPageURL"] = main_page_url
+    return metadata
 
 
 def datapackage_digest(datapackage_bytes: bytes) -> bytes:
@@ -74,21 +81,21 @@ def datapackage_digest(datapackage_bytes: bytes) -> bytes:
                                      "hash": f"sha256:{canonical.sha256_hex(datapackage_bytes)}"})
 
 
-def write_package(dest: Path, members: Iterable[Member], *, title: str, created: datetime,
-                  main_page_url: str | None = None) -> None:
+def write_package(dest: Path, members: Iterable[Member], metadata: Mapping[str, str]) -> None:
     """Write a WACZ package atomically: temp file in the same folder, fsync, rename.
 
     Hashes every member while copying it (one read), then appends datapackage.json and its digest.
     A crash at any point leaves either the old file or the new one, never half a package.
     """
     dest.parent.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).timetuple()[:6]
     fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as raw, zipfile.ZipFile(raw, "w") as archive:
             resources = []
             for member in members:
-                info = zipfile.ZipInfo(member.name, date_time=created.astimezone(UTC).timetuple()[:6])
+                info = zipfile.ZipInfo(member.name, date_time=stamp)
                 info.compress_type = _compression(member.name)
                 info.external_attr = 0o644 << 16
                 hasher, size = hashlib.sha256(), 0
@@ -98,7 +105,7 @@ def write_package(dest: Path, members: Iterable[Member], *, title: str, created:
                         size += len(chunk)
                         target.write(chunk)
                 resources.append((member.name, hasher.digest(), size))
-            package_json = datapackage(resources, title=title, created=created, main_page_url=main_page_url)
+            package_json = datapackage(resources, metadata)
             archive.writestr(DATAPACKAGE_PATH, package_json, zipfile.ZIP_DEFLATED)
             archive.writestr(DATAPACKAGE_DIGEST_PATH, datapackage_digest(package_json), zipfile.ZIP_DEFLATED)
             raw.flush()
@@ -119,16 +126,17 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def rewrite_package(path: Path, added: Iterable[Member], *, drop: Callable[[str], bool], title: str,
-                    created: datetime, main_page_url: str | None = None) -> None:
+def rewrite_package(path: Path, added: Iterable[Member], *, drop: Callable[[str], bool]) -> None:
     """Rewrite a package in place, atomically: keep its entries except those ``drop`` names, add ``added``.
 
     Entries are streamed through a temporary folder, never held in memory; datapackage.json is
-    rebuilt over the result.
+    rebuilt over the result with the old one's title, dates and main page.
     """
     with tempfile.TemporaryDirectory(prefix="tiezheng-rewrite-") as workdir:
-        kept = []
+        kept: list[Member] = []
         with zipfile.ZipFile(path) as archive:
+            old = json.loads(archive.read(DATAPACKAGE_PATH))
+            metadata = {k: v for k, v in old.items() if k in METADATA_KEYS and isinstance(v, str)}
             for info in archive.infolist():
                 name = info.filename
                 if info.is_dir() or name in (DATAPACKAGE_PATH, DATAPACKAGE_DIGEST_PATH) or drop(name):
@@ -137,4 +145,4 @@ def rewrite_package(path: Path, added: Iterable[Member], *, drop: Callable[[str]
                 with archive.open(info) as src, target.open("wb") as dst:
                     shutil.copyfileobj(src, dst, COPY_CHUNK_BYTES)
                 kept.append(Member(name, path=target))
-        write_package(path, [*kept, *added], title=title, created=created, main_page_url=main_page_url)
+        write_package(path, [*kept, *added], metadata)

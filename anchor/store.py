@@ -1,0 +1,150 @@
+"""The sealing store: durable state of every accepted fingerprint and every batch.
+
+Every state change is one committed transaction, so a process killed at any point restarts from
+what the database says, and nothing accepted is lost. SQLite in the data dir by default;
+any SQLAlchemy URL (PostgreSQL at scale) by configuration.
+
+    item:  pending -> batched -> attached
+    batch: batched -> timestamped -> anchoring -> confirmed -> attached
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from pathlib import Path
+
+from sqlalchemy import Column, Text, event, update
+from sqlalchemy.engine import Engine
+from sqlmodel import Field, Session, SQLModel, create_engine, select
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class ItemState(StrEnum):
+    PENDING = "pending"
+    BATCHED = "batched"
+    ATTACHED = "attached"
+
+
+class BatchState(StrEnum):
+    BATCHED = "batched"
+    TIMESTAMPED = "timestamped"
+    ANCHORING = "anchoring"
+    CONFIRMED = "confirmed"
+    ATTACHED = "attached"
+
+
+class SealItem(SQLModel, table=True):
+    __tablename__ = "seal_item"
+
+    id: int | None = Field(default=None, primary_key=True)
+    evidence_id: str = Field(unique=True, index=True, max_length=100)
+    fingerprint: str = Field(max_length=64)
+    package_path: str
+    state: str = Field(default=ItemState.PENDING, index=True, max_length=16)
+    batch_id: str | None = Field(default=None, index=True, max_length=40)
+    leaf_index: int | None = None
+    accepted_at: datetime = Field(default_factory=utcnow)
+    sealed_at: datetime | None = None
+
+
+class SealBatch(SQLModel, table=True):
+    __tablename__ = "seal_batch"
+
+    id: str = Field(primary_key=True, max_length=40)
+    state: str = Field(default=BatchState.BATCHED, index=True, max_length=16)
+    tree_size: int
+    root: str = Field(max_length=64)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    #: JSON list of the valid tokens: [{"tsa", "url", "token" (base64), "chain_pem"}].
+    timestamps: str | None = Field(default=None, sa_column=Column(Text))
+    #: The signed anchor transaction, stored before it is broadcast so a restart re-sends the same one.
+    anchor_tx_hash: str | None = Field(default=None, max_length=66)
+    anchor_raw_tx: str | None = Field(default=None, sa_column=Column(Text))
+    anchor_nonce: int | None = None
+    #: JSON of proof/anchor.json once the transaction is confirmed.
+    anchor_record: str | None = Field(default=None, sa_column=Column(Text))
+    attempts: int = 0
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+    next_attempt_at: datetime | None = None
+
+
+class Lease(SQLModel, table=True):
+    """A named, expiring lock: the sealer holds one so that only one process anchors at a time."""
+
+    __tablename__ = "lease"
+
+    name: str = Field(primary_key=True, max_length=100)
+    owner: str = Field(max_length=100)
+    expires_at: datetime
+
+
+def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
+    cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
+    # WAL lets the API read while the sealer writes; FULL sync makes each commit survive power loss.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def make_engine(url: str) -> Engine:
+    """Create an engine and the sealing tables. SQLite gets WAL and durable commits."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+    else:
+        engine = create_engine(url, pool_pre_ping=True)
+    SQLModel.metadata.create_all(engine)
+    return engine
+
+
+def sqlite_url(path: Path) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path}"
+
+
+def acquire_lease(engine: Engine, name: str, owner: str, ttl: timedelta) -> bool:
+    """Take or renew the lease ``name`` for ``owner``. Returns False when someone else holds it."""
+    now = utcnow()
+    with Session(engine) as session:
+        result = session.execute(
+            update(Lease)
+            .where(Lease.name == name)  # type: ignore[arg-type]
+            .where((Lease.owner == owner) | (Lease.expires_at < now))  # type: ignore[arg-type, operator]
+            .values(owner=owner, expires_at=now + ttl)
+        )
+        if result.rowcount == 1:  # type: ignore[attr-defined]
+            session.commit()
+            return True
+        if session.get(Lease, name) is not None:
+            return False
+        session.add(Lease(name=name, owner=owner, expires_at=now + ttl))
+        try:
+            session.commit()
+        except Exception:
+            session.rollback()
+            return False
+        return True
+
+
+def release_lease(engine: Engine, name: str, owner: str) -> None:
+    with Session(engine) as session:
+        lease = session.get(Lease, name)
+        if lease is not None and lease.owner == owner:
+            session.delete(lease)
+            session.commit()
+
+
+def counts(engine: Engine) -> dict[str, int]:
+    """Items per state, for status displays."""
+    with Session(engine) as session:
+        rows = session.exec(select(SealItem.state)).all()
+    result: dict[str, int] = {}
+    for state in rows:
+        result[state] = result.get(state, 0) + 1
+    return result
