@@ -1,0 +1,131 @@
+"""Wiring for the CLI and the service: the store, the sealer, embedded services and local trust."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from cryptography import x509
+from sqlalchemy.engine import Engine
+
+from anchor.devnet import DEV_OPERATOR_KEY, DEVNET_CHAIN_ID, Devnet
+from anchor.sealer import ChainEndpoint, Sealer, SealerConfig, TSAEndpoint
+from anchor.store import make_engine
+from anchor.tsa_server import DevTSA
+from api.settings import Settings
+from evidence.operator_key import OperatorKey, load_or_create
+from verifier.trust import Policy, Trust, TrustedChain, TrustedOperator, TrustedTSA
+
+DEV_TSA_NAME = "Tiezheng development TSA"
+DEVNET_NAME = "Tiezheng anvil devnet"
+
+
+def engine_for(settings: Settings) -> Engine:
+    return make_engine(settings.database)
+
+
+def operator_for(settings: Settings) -> OperatorKey:
+    return load_or_create(settings.operator_key_path, settings.operator_name)
+
+
+@dataclass
+class Running:
+    """The TSA endpoints and chain a sealer uses, with embedded ones started for the duration."""
+
+    tsas: tuple[TSAEndpoint, ...]
+    chain: ChainEndpoint
+
+
+@contextlib.contextmanager
+def sealing_services(settings: Settings, *, keep_devnet: bool = True) -> Iterator[Running]:
+    """Start what the settings leave embedded (dev TSA over HTTP, anvil devnet) and yield endpoints.
+
+    The devnet keeps running afterwards when ``keep_devnet`` (it persists its state either way).
+    """
+    with contextlib.ExitStack() as stack:
+        if settings.tsa:
+            tsas = tuple(TSAEndpoint(name=t.name, url=t.url, roots=tuple(_pem_certs(t.roots_file)),
+                                     chain_pem=t.roots_file.read_bytes()) for t in settings.tsa)
+        else:
+            dev_tsa = DevTSA(settings.root)
+            server = stack.enter_context(dev_tsa.serve())
+            tsas = (TSAEndpoint(name=DEV_TSA_NAME, url=server.url,
+                                roots=tuple(x509.load_pem_x509_certificates(dev_tsa.ca_certificate_pem())),
+                                chain_pem=dev_tsa.chain_pem()),)
+        if settings.uses_devnet:
+            devnet = Devnet(settings.root)
+            was_running = devnet.status().running
+            rpc_url = devnet.start()
+            if not keep_devnet and not was_running:
+                stack.callback(devnet.stop)
+            chain = ChainEndpoint(rpc_url=rpc_url, chain_id=DEVNET_CHAIN_ID, private_key=DEV_OPERATOR_KEY,
+                                  confirmations=settings.confirmations or 1)
+        else:
+            if settings.chain_key is None or settings.chain_id is None:
+                raise ValueError("TIEZHENG_RPC_URL needs TIEZHENG_CHAIN_ID and TIEZHENG_CHAIN_KEY in the environment")
+            chain = ChainEndpoint(rpc_url=str(settings.rpc_url), chain_id=settings.chain_id,
+                                  private_key=settings.chain_key.get_secret_value(),
+                                  confirmations=settings.confirmations or 12)
+        yield Running(tsas=tsas, chain=chain)
+
+
+def make_sealer(settings: Settings, engine: Engine, running: Running) -> Sealer:
+    config = SealerConfig(tsas=running.tsas, chain=running.chain, min_tsa=settings.min_tsa,
+                          batch_max_items=settings.batch_max_items,
+                          batch_max_age=timedelta(seconds=settings.batch_max_age_seconds))
+    return Sealer(engine, config)
+
+
+def _pem_certs(path: Path) -> list[x509.Certificate]:
+    return x509.load_pem_x509_certificates(path.read_bytes())
+
+
+def local_trust(settings: Settings) -> Trust:
+    """What this data dir vouches for: its operator key, its TSAs and its chain, development flagged."""
+    operator = operator_for(settings)
+    tsas: list[TrustedTSA] = []
+    if settings.tsa:
+        tsas += [TrustedTSA(name=t.name, roots=tuple(_pem_certs(t.roots_file))) for t in settings.tsa]
+    dev_tsa = DevTSA(settings.root)
+    tsas.append(TrustedTSA(name=DEV_TSA_NAME, development=True,
+                           roots=tuple(x509.load_pem_x509_certificates(dev_tsa.ca_certificate_pem()))))
+    chains = [TrustedChain(chain_id=DEVNET_CHAIN_ID, name=DEVNET_NAME, development=True, confirmations=1,
+                           rpc_urls=(Devnet(settings.root).status().rpc_url or "",))]
+    if settings.chain_id is not None:
+        chains.append(TrustedChain(chain_id=settings.chain_id, name=f"chain {settings.chain_id}",
+                                   rpc_urls=(settings.rpc_url,) if settings.rpc_url else (),
+                                   confirmations=settings.confirmations or 12))
+    return Trust(operators=(TrustedOperator(name=operator.name, public_key=operator.public_key_raw,
+                                            development=True),),
+                 tsas=tuple(tsas), chains=tuple(chains), policy=Policy(), sources=(f"data dir {settings.root}",))
+
+
+def trust_toml(trust: Trust) -> str:
+    """Render trust as the TOML that `tiezheng-verify --trust` reads."""
+    import base64
+
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    lines = ["# Trust exported by `tiezheng trust export`. Entries marked development are for testing only.", ""]
+    for op in trust.operators:
+        lines += ["[[operators]]", f"name = {_q(op.name)}",
+                  f"public_key = {_q(base64.b64encode(op.public_key).decode())}",
+                  f"development = {str(op.development).lower()}", ""]
+    for tsa in trust.tsas:
+        pem = "".join(root.public_bytes(Encoding.PEM).decode() for root in tsa.roots)
+        lines += ["[[tsa]]", f"name = {_q(tsa.name)}", f'roots = """\n{pem}"""',
+                  f"development = {str(tsa.development).lower()}", ""]
+    for chain in trust.chains:
+        urls = ", ".join(_q(u) for u in chain.rpc_urls if u)
+        lines += ["[[chains]]", f"chain_id = {chain.chain_id}", f"name = {_q(chain.name)}", f"rpc_urls = [{urls}]",
+                  f"confirmations = {chain.confirmations}", f"development = {str(chain.development).lower()}", ""]
+    lines += ["[policy]", f"prechain_window_hours = {trust.policy.prechain_window.total_seconds() / 3600:g}",
+              f"time_tolerance_seconds = {trust.policy.time_tolerance.total_seconds():g}", ""]
+    return "\n".join(lines)
+
+
+def _q(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'

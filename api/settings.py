@@ -1,0 +1,81 @@
+"""Settings: one place, from the environment (``TIEZHENG_*``) or a settings file, with embedded defaults.
+
+With nothing configured, Tiezheng runs on embedded development services: the dev TSA, an anvil
+devnet and SQLite, all inside the data dir. Production names real TSAs, an RPC URL and a key.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pydantic import BaseModel, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATA_DIR = Path("~/.tiezheng")
+
+
+class TSAConfig(BaseModel):
+    name: str
+    url: str
+    #: PEM file with the TSA's trusted root(s) (and, optionally, its chain to embed beside tokens).
+    roots_file: Path
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TIEZHENG_", env_file=None, extra="ignore")
+
+    data_dir: Path = DEFAULT_DATA_DIR
+    #: SQLAlchemy URL; default SQLite in the data dir. PostgreSQL: postgresql+psycopg://...
+    database_url: str | None = None
+    #: JSON list of {"name", "url", "roots_file"}; empty means the embedded development TSA.
+    tsa: list[TSAConfig] = []
+    min_tsa: int = 1
+    #: Any EVM JSON-RPC URL; empty means the embedded anvil devnet.
+    rpc_url: str | None = None
+    chain_id: int | None = None
+    #: The anchoring key for a real chain. From the environment only; never logged.
+    chain_key: SecretStr | None = None
+    confirmations: int | None = None
+    batch_max_items: int = 100_000
+    batch_max_age_seconds: float = 60.0
+    operator_name: str = "Tiezheng local operator"
+
+    @property
+    def root(self) -> Path:
+        return self.data_dir.expanduser()
+
+    @property
+    def packages_dir(self) -> Path:
+        return self.root / "packages"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.root / "reports"
+
+    @property
+    def operator_key_path(self) -> Path:
+        return self.root / "keys" / "operator.key"
+
+    @property
+    def database(self) -> str:
+        if self.database_url:
+            return self.database_url
+        self.root.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{self.root / 'tiezheng.db'}"
+
+    @property
+    def uses_devnet(self) -> bool:
+        return not self.rpc_url
+
+    def redacted(self) -> str:
+        """The settings as JSON with secrets masked, for logs and `doctor`."""
+        return json.dumps(self.model_dump(mode="json", exclude={"chain_key"}) | {
+            "chain_key": "***" if self.chain_key else None}, indent=2)
+
+
+def load_settings(data_dir: Path | None = None) -> Settings:
+    settings = Settings()
+    if data_dir is not None:
+        settings = settings.model_copy(update={"data_dir": data_dir})
+    return settings
