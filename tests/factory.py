@@ -1,7 +1,8 @@
 """Build real packages for tests: uploads signed by a real operator key, sealed with real tokens.
 
-`seal_with_tokens` seals without a chain (no anchor.json), for verifier tests that need a sealed
-package fast; end-to-end tests use the real sealer with anvil instead.
+`seal_batch` seals packages the way the sealer does (a real development TSA token, a real anchor
+transaction on the test session's anvil), without the sealer's store, so verifier tests get
+sealed packages fast. End-to-end tests use the real sealer.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from anchor.attach import Token, attach
+from anchor.devnet import DEV_OPERATOR_KEY, DEVNET_CHAIN_ID
+from anchor.ethereum import anchor_root
 from anchor.tsa_client import build_request
 from anchor.tsa_server import DevTSA
 from evidence.manifest import Requester
@@ -42,8 +45,11 @@ class Workspace:
         return build_upload(paths, packages_dir=self.packages, operator=self.operator,
                             requester=Requester(tenant="acme-rights", identity="counsel@acme.example"))
 
-    def trust_file(self, *, operator: bool = True, tsa: bool = True) -> Path:
+    def trust_file(self, *, operator: bool = True, tsa: bool = True, chain: bool = True) -> Path:
         lines = []
+        if chain:
+            lines += ["[[chains]]", f"chain_id = {DEVNET_CHAIN_ID}", 'name = "test devnet"', "confirmations = 1",
+                      "development = true", ""]
         if operator:
             lines += ["[[operators]]", 'name = "test operator"',
                       f'public_key = "{self.operator.public_key_b64}"', "development = true", ""]
@@ -59,16 +65,18 @@ def make_workspace(root: Path) -> Workspace:
     return Workspace(root=root, operator=load_or_create(root / "keys" / "operator.key"), tsa=DevTSA(root))
 
 
-def seal_with_tokens(workspace: Workspace, packages: Sequence[BuiltPackage], batch_id: str = "test-batch") -> bytes:
-    """Seal ``packages`` in one batch with a development TSA token and no anchor; returns the root."""
+def seal_batch(workspace: Workspace, packages: Sequence[BuiltPackage], rpc_url: str,
+               batch_id: str = "test-batch") -> bytes:
+    """Seal ``packages`` in one batch: a development TSA token and an anchor on ``rpc_url``. Returns the root."""
     leaves = merkle.leaf_hashes([p.fingerprint for p in packages])
     head = merkle.root(leaves)
     response = workspace.tsa.respond(build_request(head, secrets.randbits(63)))
     token = Token(tsa="test development TSA", token=response, chain_pem=workspace.tsa.chain_pem())
+    record = anchor_root(rpc_url, DEV_OPERATOR_KEY, head, len(packages), chain_id=DEVNET_CHAIN_ID)
     for index, (package, path) in enumerate(zip(packages, merkle.all_inclusion_proofs(leaves), strict=True)):
         proof = InclusionProof(batch_id=batch_id, leaf=package.fingerprint, leaf_index=index,
                                tree_size=len(packages), inclusion_path=tuple(path), root=head)
-        attach(package.path, proof, [token], None)
+        attach(package.path, proof, [token], record)
     return head
 
 

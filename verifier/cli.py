@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from verifier import merkle
+from verifier.chain_source import RpcChainSource
 from verifier.errors import InvalidInput, TiezhengError, TrustError, VerificationError
 from verifier.render import render_report
 from verifier.report import Verdict
@@ -87,7 +88,8 @@ def _load_trust(files: Sequence[Path]) -> Trust:
 
 def _verify_package(args: argparse.Namespace, console: Console) -> int:
     trust = _load_trust(args.trust)
-    report = verify_package(args.package, trust, offline=args.rpc is None)
+    chain = RpcChainSource(args.rpc) if args.rpc else None
+    report = verify_package(args.package, trust, chain=chain)
     if args.json:
         print(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
     else:

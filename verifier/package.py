@@ -244,8 +244,27 @@ def _reject_constant(name: str) -> Any:
     raise InvalidPackage(f"non-standard JSON constant {name}")
 
 
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+def _nesting_exceeds(data: bytes, limit: int) -> bool:
+    # The C JSON scanner can overflow the C stack on deep nesting before Python's recursion limit
+    # stops it (seen with a raised limit), so the depth is bounded before parsing. Strings are
+    # removed first; the loop stops as soon as the limit is passed, so hostile input costs little.
+    brackets = _JSON_STRING.sub(b"", data).translate(None, _NOT_BRACKETS)
+    depth = 0
+    for byte in brackets:
+        depth += 1 if byte in (0x5B, 0x7B) else -1
+        if depth > limit:
+            return True
+    return False
+
+
 def parse_json(data: bytes, what: str) -> Any:
     """Parse strict JSON (UTF-8, no duplicate keys, no NaN, bounded depth). Raises InvalidPackage."""
+    if _nesting_exceeds(data, MAX_JSON_DEPTH):
+        raise InvalidPackage(f"{what}: JSON nested deeper than {MAX_JSON_DEPTH} levels")
     try:
         text = data.decode("utf-8")
         value = json.loads(text, object_pairs_hook=_no_duplicate_keys, parse_constant=_reject_constant)

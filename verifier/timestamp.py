@@ -54,6 +54,7 @@ SIGNATURE_HASHES: dict[str, hashes.HashAlgorithm] = {
 #: ESS v1 can only name SHA-1; it binds a certificate the signature already covers, so it stays.
 ESS_HASHES = frozenset({"sha1", *SIGNATURE_HASHES})
 _ANY_EKU = x509.ObjectIdentifier("2.5.29.37.0")
+_RFC3161_CLIENT_SIGNATURES = frozenset({"rsassa_pkcs1v15", "ecdsa"})
 
 
 @dataclass(frozen=True)
@@ -274,11 +275,21 @@ def verify_timestamp(response: bytes, digest: bytes, roots: Sequence[x509.Certif
     if validation_time is not None and validation_time.utcoffset() is None:
         raise InvalidInput("validation_time must be timezone-aware")
     tok = parse_timestamp_response(response)
-    at = tok.gen_time if validation_time is None else validation_time.astimezone(UTC)
     extras = list(certificates)
     if len(extras) > MAX_CERTIFICATES:
         raise TimestampError(f"{len(extras)} extra certificates exceed {MAX_CERTIFICATES}")
+    try:
+        return _verify(tok, response, digest, roots, extras, nonce, tsa_common_name,
+                       tok.gen_time if validation_time is None else validation_time.astimezone(UTC))
+    except (ValueError, TypeError, LookupError, UnsupportedAlgorithm) as e:
+        # Certificates and asn1crypto values parse lazily, so a malformed part surfaces only when a
+        # check reads it; whatever the library error, the token is not valid.
+        raise TimestampError(f"malformed token or certificate: {type(e).__name__}: {e}") from None
 
+
+def _verify(tok: TimestampToken, response: bytes, digest: bytes, roots: Sequence[x509.Certificate],
+            extras: list[x509.Certificate], nonce: int | None, tsa_common_name: str | None,
+            at: datetime) -> TimestampInfo:
     # 1. The signer is whoever SignerInfo's sid names; the bag's order means nothing.
     signer = _find_signer(tok, [*tok.certificates, *extras, *roots])
     # 2. CMS: content type, messageDigest over the TSTInfo, signature over the signed attributes.
@@ -291,7 +302,7 @@ def verify_timestamp(response: bytes, digest: bytes, roots: Sequence[x509.Certif
     _check_valid_at(signer, tok.gen_time, "TSA certificate")
     if at != tok.gen_time:
         _check_valid_at(signer, at, "TSA certificate")
-    _build_chain(signer, [*tok.certificates, *extras], roots, at)
+    chain = _build_chain(signer, [*tok.certificates, *extras], roots, at)
     # 6. What was stamped, and for whom.
     expected_alg = DIGEST_ALGORITHMS[len(digest)]
     if tok.imprint_algorithm != expected_alg:
@@ -310,8 +321,10 @@ def verify_timestamp(response: bytes, digest: bytes, roots: Sequence[x509.Certif
         if tsa_common_name not in cns and tsa_common_name != signer.subject.rfc4514_string():
             raise TimestampError(f"TSA name pin mismatch: expected {tsa_common_name!r}, "
                                  f"signer is {signer.subject.rfc4514_string()!r}")
-    # 8. The second implementation, where it can parse the token.
-    checked = _rfc3161_client_verify(response, digest, tok, signer, extras, roots, nonce)
+    # 8. The second implementation, where it can judge the token. Its OpenSSL store accepts only
+    # self-signed anchors, and OpenSSL's PKCS7 code verifies neither RSASSA-PSS nor Ed25519.
+    checked = (chain[-1].subject == chain[-1].issuer and tok.signature_algorithm in _RFC3161_CLIENT_SIGNATURES
+               and _rfc3161_client_verify(response, digest, tok, signer, extras, roots, nonce))
     return TimestampInfo(
         gen_time=tok.gen_time, tsa_name=signer.subject.rfc4514_string(), serial=tok.serial,
         policy=tok.policy, hash_algorithm=tok.imprint_algorithm, accuracy=tok.accuracy, nonce=tok.nonce,
@@ -324,8 +337,7 @@ def _find_signer(tok: TimestampToken, candidates: Iterable[x509.Certificate]) ->
         if tok.sid_issuer_serial is not None:
             issuer, serial = tok.sid_issuer_serial
             # asn1crypto compares names the RFC 5280 way (case and space folding), as CMS intends.
-            found = (cert.serial_number == serial
-                     and asn1_x509.Name.load(issuer) == _asn1(cert)["tbs_certificate"]["issuer"])
+            found = cert.serial_number == serial and _same_name(asn1_x509.Name.load(issuer), _asn1(cert).issuer)
         else:
             found = tok.sid_key_id is not None and _key_id(cert) == tok.sid_key_id
         if found:
@@ -338,6 +350,16 @@ def _find_signer(tok: TimestampToken, candidates: Iterable[x509.Certificate]) ->
                for e in tok.ess_ids):
             return cert
     return next(iter(matches.values()))
+
+
+def _same_name(a: Any, b: Any) -> bool:
+    """Return whether two asn1crypto Names are equal: byte-equal, or equal after RFC 5280 folding."""
+    if a.dump() == b.dump():
+        return True
+    try:
+        return bool(a == b)
+    except ValueError:  # a value that string preparation refuses (or bad UTF-8) matches nothing else
+        return False
 
 
 def _asn1(cert: x509.Certificate) -> Any:
@@ -396,9 +418,9 @@ def _check_ess(tok: TimestampToken, signer: x509.Certificate) -> None:
             raise TimestampError("ESS signing certificate does not match the signer certificate")
         if ess.issuer_serial is not None:
             names, serial = ess.issuer_serial
-            issuer = _asn1(signer)["tbs_certificate"]["issuer"]
+            issuer = _asn1(signer).issuer
             dir_names = [n.chosen for n in asn1_x509.GeneralNames.load(names) if n.name == "directory_name"]
-            if serial != signer.serial_number or issuer not in dir_names:
+            if serial != signer.serial_number or not any(_same_name(issuer, n) for n in dir_names):
                 raise TimestampError("ESS signing certificate does not match: issuerSerial differs")
 
 
@@ -498,7 +520,7 @@ def _build_chain(signer: x509.Certificate, pool: Sequence[x509.Certificate],
                     continue
                 try:
                     _check_issuer(issuer, below, at, anchor)
-                except TimestampError as e:
+                except (TimestampError, ValueError, UnsupportedAlgorithm) as e:  # a look-alike may be junk
                     reasons.append(str(e))
                     continue
                 found = [*chain, issuer] if anchor else extend([*chain, issuer])
@@ -517,7 +539,7 @@ def _tsa_name_matches(tsa_der: bytes, signer: x509.Certificate) -> bool:
     # RFC 3161 §2.4.2: if present, tsa must be one of the subject names of the signing certificate.
     tsa = asn1_x509.GeneralName.load(tsa_der)
     cert = _asn1(signer)
-    if tsa.name == "directory_name" and tsa.chosen == cert.subject:
+    if tsa.name == "directory_name" and _same_name(tsa.chosen, cert.subject):
         return True
     san = cert.subject_alt_name_value
     return san is not None and any(n.name == tsa.name and n.chosen == tsa.chosen for n in san)
@@ -529,7 +551,9 @@ def _rfc3161_client_verify(response: bytes, digest: bytes, tok: TimestampToken, 
     """Return True when rfc3161-client verified the token, False when it cannot judge it.
 
     Raises TimestampError when it rejects a token our checks accepted: a disagreement means one
-    implementation is wrong, and a verifier must then fail closed.
+    implementation is wrong, and a verifier must then fail closed. Its acceptance alone proves
+    little: rfc3161-client 1.0.9 puts the intermediates it is given into its trust store, so an
+    untrusted self-signed CA handed over as a helper certificate makes it accept (tested).
     """
     try:
         resp = rfc3161_client.decode_timestamp_response(response)

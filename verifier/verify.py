@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
+from verifier.chain_source import ChainSource
 from verifier.checks import run_checks
 from verifier.checks.context import Context
 from verifier.errors import InvalidPackage
@@ -17,9 +18,11 @@ from verifier.report import Report, unusable
 from verifier.trust import Trust
 
 
-def verify_opened(package: Package, trust: Trust, *, offline: bool = True, now: datetime | None = None) -> Report:
-    """Run every check on an opened package and return the report."""
-    ctx = Context(package=package, trust=trust, offline=offline)
+def verify_opened(package: Package, trust: Trust, *, chain: ChainSource | None = None,
+                  now: datetime | None = None) -> Report:
+    """Run every check on an opened package and return the report; online when ``chain`` is given."""
+    offline = chain is None
+    ctx = Context(package=package, trust=trust, offline=offline, chain=chain)
     if now is not None:
         ctx.now = now
     manifest = package.manifest
@@ -30,10 +33,11 @@ def verify_opened(package: Package, trust: Trust, *, offline: bool = True, now: 
                   offline=offline, facts=ctx.facts, development=tuple(ctx.development))
 
 
-def verify_package(path: Path | str, trust: Trust, *, offline: bool = True, now: datetime | None = None) -> Report:
+def verify_package(path: Path | str, trust: Trust, *, chain: ChainSource | None = None,
+                   now: datetime | None = None) -> Report:
     """Verify the package at ``path``. Never raises for bad input: returns an ``unusable`` report."""
     try:
         package = open_package(path)
     except InvalidPackage as exc:
         return unusable(exc.diagnostics())
-    return verify_opened(package, trust, offline=offline, now=now)
+    return verify_opened(package, trust, chain=chain, now=now)

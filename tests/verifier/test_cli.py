@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.factory import Workspace, seal_with_tokens
+from tests.factory import Workspace, seal_batch
 from tests.tamper import flip_byte, replace_entry
 from verifier import merkle
 
@@ -24,9 +24,9 @@ def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture()
-def sealed(workspace: Workspace) -> tuple[Path, Path]:
+def sealed(workspace: Workspace, rpc_url: str) -> tuple[Path, Path]:
     built = workspace.upload()
-    seal_with_tokens(workspace, [built])
+    seal_batch(workspace, [built], rpc_url)
     return built.path, workspace.trust_file()
 
 
@@ -100,9 +100,9 @@ def test_inclusion_subcommand() -> None:
     assert "Merkle root mismatch" in json.loads(bad.stdout)["error"]
 
 
-def test_timestamp_subcommand(workspace: Workspace, tmp_path: Path) -> None:
+def test_timestamp_subcommand(workspace: Workspace, tmp_path: Path, rpc_url: str) -> None:
     built = workspace.upload()
-    head = seal_with_tokens(workspace, [built])
+    head = seal_batch(workspace, [built], rpc_url)
     import zipfile
 
     with zipfile.ZipFile(built.path) as archive:

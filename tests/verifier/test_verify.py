@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.factory import Workspace, seal_with_tokens
+from tests.factory import Workspace, seal_batch
 from tests.tamper import flip_byte, replace_entry, rewrite
 from verifier.report import Status, Verdict
 from verifier.trust import load_trust
@@ -15,10 +15,10 @@ from verifier.verify import verify_package
 
 
 @pytest.fixture()
-def sealed(workspace: Workspace) -> Path:
+def sealed(workspace: Workspace, rpc_url: str) -> Path:
     packages = [workspace.upload([("exhibit.txt", f"copy {i}\n".encode()), ("photo.png", bytes(range(256)))])
                 for i in range(3)]
-    seal_with_tokens(workspace, packages)
+    seal_batch(workspace, packages, rpc_url)
     return packages[1].path
 
 

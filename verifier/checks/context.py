@@ -12,8 +12,9 @@ from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
 
+from verifier.chain_source import ChainSource
 from verifier.errors import InvalidPackage, TiezhengError, TimestampError, VerificationError
-from verifier.package import PROOF_PATH, TSA_CERTS_NAME, Package
+from verifier.package import ANCHOR_PATH, PROOF_PATH, TSA_CERTS_NAME, Package
 from verifier.proof import InclusionProof, parse_proof
 from verifier.report import Status
 from verifier.timestamp import TimestampInfo, load_certificates, verify_timestamp
@@ -33,11 +34,25 @@ class ValidTimestamp:
     tsa: TrustedTSA
 
 
+@dataclass(frozen=True)
+class Anchor:
+    """An anchor record whose offline proof verified: the tx is in the block with that hash."""
+
+    record: dict[str, Any]
+    root: bytes
+    tree_size: int
+    chain_id: int
+    block_number: int
+    block_hash: str
+    block_time: datetime
+
+
 @dataclass
 class Context:
     package: Package
     trust: Trust
     offline: bool = True
+    chain: ChainSource | None = None
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
     development: list[str] = field(default_factory=list)
     facts: dict[str, Any] = field(default_factory=dict)
@@ -86,3 +101,35 @@ class Context:
     @property
     def valid_timestamps(self) -> list[ValidTimestamp]:
         return [r for _, r in self.timestamp_results if isinstance(r, ValidTimestamp)]
+
+    @cached_property
+    def anchor(self) -> Anchor:
+        """The anchor record, its offline proof verified. Raises Skip if absent, VerificationError if bad."""
+        from verifier.anchor_proof import verify_offline_anchor  # keccak and trie load only when needed
+
+        if ANCHOR_PATH not in self.package.entries:
+            raise VerificationError("the package carries no proof/anchor.json")
+        try:
+            record = self.package.read_json(ANCHOR_PATH)
+        except InvalidPackage as exc:
+            raise VerificationError(f"anchor.json unreadable: {exc}") from exc
+        if not isinstance(record, dict):
+            raise VerificationError("anchor.json must be a JSON object")
+        root, tree_size = verify_offline_anchor(record)
+        return Anchor(record=record, root=root, tree_size=tree_size, chain_id=record["chain_id"],
+                      block_number=record["block_number"], block_hash=str(record["block_hash"]).lower(),
+                      block_time=datetime.fromtimestamp(record["block_time"], UTC))
+
+    @cached_property
+    def capture_ended(self) -> datetime:
+        """When the capture (or upload) ended, from the manifest. Raises VerificationError if unreadable."""
+        value = self.package.manifest.capture.get("ended_at")
+        if not isinstance(value, str):
+            raise VerificationError("manifest capture.ended_at is missing")
+        try:
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise VerificationError(f"manifest capture.ended_at is not ISO 8601: {value!r}") from exc
+        if moment.tzinfo is None:
+            raise VerificationError("manifest capture.ended_at has no time zone")
+        return moment

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from verifier.checks.context import Context, Outcome, Skip
+from verifier.checks.context import Anchor, Context, Outcome
 from verifier.errors import TiezhengError, VerificationError
 from verifier.merkle import leaf_hash, verify_inclusion
 from verifier.report import Status
@@ -92,5 +92,47 @@ def check_timestamp(ctx: Context) -> Outcome:
 
 
 def check_anchor(ctx: Context) -> Outcome:
-    """H5: the anchor transaction carries TZ01‖root‖size on a trusted chain."""
-    raise Skip("not implemented yet")
+    """H5: the anchor transaction carries TZ01‖root‖size on a trusted chain, in a confirmed block.
+
+    Offline, the proof shows the tx is in the block with that hash; that the block is canonical is
+    left open and said so (warn). Online, one node settles it.
+    """
+    proof = ctx.proof
+    anchor = ctx.anchor
+    if (anchor.root, anchor.tree_size) != (proof.root, proof.tree_size):
+        return Status.FAIL, (f"the transaction anchors root {anchor.root.hex()[:16]}… of {anchor.tree_size} "
+                             f"items, not this batch's {proof.root.hex()[:16]}… of {proof.tree_size}")
+    chain = ctx.trust.chain(anchor.chain_id)
+    where = (f"tx {anchor.record['tx_hash']} in block {anchor.block_number} ({anchor.block_hash}) "
+             f"of chain {anchor.chain_id}")
+    ctx.facts["anchor"] = {"chain_id": anchor.chain_id, "chain": chain.name if chain else None,
+                           "tx_hash": anchor.record["tx_hash"], "block_number": anchor.block_number,
+                           "block_hash": anchor.block_hash, "block_time": anchor.block_time.isoformat()}
+    if chain is None:
+        return Status.FAIL, f"{where}: chain {anchor.chain_id} is not in the trust configuration"
+    if chain.development:
+        ctx.flag_development(f"chain '{chain.name}' ({chain.chain_id}) is a development chain")
+    if ctx.chain is None:
+        return Status.WARN, (f"{where} carries the root (proven offline). Not checked offline: that this block is "
+                             f"canonical; ask any explorer or RPC for block {anchor.block_number} and compare its "
+                             f"hash, or run with --rpc URL")
+    return _check_online(ctx, anchor, chain.confirmations, chain.name, where)
+
+
+def _check_online(ctx: Context, anchor: Anchor, required: int, chain_name: str, where: str) -> Outcome:
+    assert ctx.chain is not None
+    try:
+        served = ctx.chain.chain_id()
+        canonical = ctx.chain.block_hash(anchor.block_number)
+        head = ctx.chain.head()
+    except TiezhengError as exc:
+        return Status.FAIL, f"online check requested but the RPC failed: {exc}"
+    if served != anchor.chain_id:
+        return Status.FAIL, f"the RPC serves chain {served}, the anchor is on chain {anchor.chain_id}"
+    if canonical != anchor.block_hash:
+        return Status.FAIL, f"{where}: block {anchor.block_number} on {chain_name} is now {canonical} (reorged out)"
+    confirmations = head - anchor.block_number + 1
+    ctx.facts["anchor"]["confirmations"] = confirmations
+    if confirmations < required:
+        return Status.FAIL, f"{where}: {confirmations} confirmation(s), {required} required on {chain_name}"
+    return Status.PASS, f"{where} carries the root; canonical on {chain_name} with {confirmations} confirmations"
