@@ -10,13 +10,14 @@ any SQLAlchemy URL (PostgreSQL at scale) by configuration.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 
 from sqlalchemy import Column, Text, event, update
 from sqlalchemy.engine import Engine
-from sqlmodel import Field, Session, SQLModel, create_engine, select
+from sqlmodel import Field, Session, SQLModel, col, create_engine, select
 
 
 def utcnow() -> datetime:
@@ -62,10 +63,9 @@ class SealBatch(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow)
     #: JSON list of the valid tokens: [{"tsa", "url", "token" (base64), "chain_pem"}].
     timestamps: str | None = Field(default=None, sa_column=Column(Text))
-    #: The signed anchor transaction, stored before it is broadcast so a restart re-sends the same one.
-    anchor_tx_hash: str | None = Field(default=None, max_length=66)
-    anchor_raw_tx: str | None = Field(default=None, sa_column=Column(Text))
-    anchor_nonce: int | None = None
+    #: Every anchor transaction signed for this batch, as JSON [{"tx_hash", "raw_tx"}], stored before
+    #: it is broadcast, so a restart waits for (or re-sends) the same one and never anchors twice.
+    anchor_txs: str | None = Field(default=None, sa_column=Column(Text))
     #: JSON of proof/anchor.json once the transaction is confirmed.
     anchor_record: str | None = Field(default=None, sa_column=Column(Text))
     attempts: int = 0
@@ -108,28 +108,38 @@ def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path}"
 
 
-def acquire_lease(engine: Engine, name: str, owner: str, ttl: timedelta) -> bool:
-    """Take or renew the lease ``name`` for ``owner``. Returns False when someone else holds it."""
+def acquire_lease(engine: Engine, name: str, owner: str, ttl: timedelta,
+                  *, is_dead: Callable[[str], bool] | None = None) -> bool:
+    """Take or renew the lease ``name`` for ``owner``. Returns False when someone else holds it.
+
+    A lease is free when it has expired, or when ``is_dead(holder)`` says its holder cannot be
+    running any more (a crashed process on this host), so a restart need not wait for the expiry.
+    Every change is a compare-and-set on the holder, safe across processes and databases.
+    """
     now = utcnow()
     with Session(engine) as session:
+        current = session.get(Lease, name)
+        if current is None:
+            session.add(Lease(name=name, owner=owner, expires_at=now + ttl))
+            try:
+                session.commit()
+            except Exception:
+                session.rollback()
+                return False
+            return True
+        holder, expires = current.owner, current.expires_at
+        if expires.tzinfo is None:
+            expires = expires.replace(tzinfo=now.tzinfo)
+        if holder != owner and expires >= now and not (is_dead and is_dead(holder)):
+            return False
         result = session.execute(
             update(Lease)
-            .where(Lease.name == name)  # type: ignore[arg-type]
-            .where((Lease.owner == owner) | (Lease.expires_at < now))  # type: ignore[arg-type, operator]
+            .where(col(Lease.name) == name)
+            .where(col(Lease.owner) == holder)
             .values(owner=owner, expires_at=now + ttl)
         )
-        if result.rowcount == 1:  # type: ignore[attr-defined]
-            session.commit()
-            return True
-        if session.get(Lease, name) is not None:
-            return False
-        session.add(Lease(name=name, owner=owner, expires_at=now + ttl))
-        try:
-            session.commit()
-        except Exception:
-            session.rollback()
-            return False
-        return True
+        session.commit()
+        return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
 def release_lease(engine: Engine, name: str, owner: str) -> None:

@@ -38,7 +38,7 @@ def anvil() -> Path:
 @pytest.fixture(scope="session")
 def devnet(anvil: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
     """One running devnet in a temporary data dir, shared by the session and stopped at its end."""
-    node = Devnet(tmp_path_factory.mktemp("devnet-data"), anvil=anvil)
+    node = Devnet(tmp_path_factory.mktemp("devnet-data"), anvil=anvil, die_with_parent=True)
     node.start()
     try:
         yield node

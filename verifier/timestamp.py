@@ -281,7 +281,8 @@ def verify_timestamp(response: bytes, digest: bytes, roots: Sequence[x509.Certif
     try:
         return _verify(tok, response, digest, roots, extras, nonce, tsa_common_name,
                        tok.gen_time if validation_time is None else validation_time.astimezone(UTC))
-    except (ValueError, TypeError, LookupError, UnsupportedAlgorithm) as e:
+    except (ValueError, TypeError, LookupError, UnsupportedAlgorithm, x509.DuplicateExtension,
+            x509.UnsupportedGeneralNameType) as e:
         # Certificates and asn1crypto values parse lazily, so a malformed part surfaces only when a
         # check reads it; whatever the library error, the token is not valid.
         raise TimestampError(f"malformed token or certificate: {type(e).__name__}: {e}") from None
@@ -520,7 +521,7 @@ def _build_chain(signer: x509.Certificate, pool: Sequence[x509.Certificate],
                     continue
                 try:
                     _check_issuer(issuer, below, at, anchor)
-                except (TimestampError, ValueError, UnsupportedAlgorithm) as e:  # a look-alike may be junk
+                except (TimestampError, ValueError, UnsupportedAlgorithm, x509.DuplicateExtension) as e:
                     reasons.append(str(e))
                     continue
                 found = [*chain, issuer] if anchor else extend([*chain, issuer])

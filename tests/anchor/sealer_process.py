@@ -1,0 +1,57 @@
+"""A sealer in its own process, for crash tests: ``python -m tests.anchor.sealer_process DATA RPC [KILL_AT]``.
+
+It serves the data dir's development TSA, seals everything pending once, and prints the sealed
+batch ids as JSON. With KILL_AT it SIGKILLs itself right after the sealer commits that state
+(``batched``, ``timestamped``, ``anchoring``, ``confirmed``) or after the first package is
+rewritten (``attaching``): a real kill, at a known point.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+
+import anchor.sealer as sealer_module
+from anchor.devnet import DEV_OPERATOR_KEY, DEVNET_CHAIN_ID
+from anchor.sealer import ChainEndpoint, Sealer, SealerConfig, TSAEndpoint
+from anchor.store import make_engine, sqlite_url
+from anchor.tsa_server import DevTSA
+
+
+def main(data_dir: Path, rpc_url: str, kill_at: str | None) -> None:
+    def kill() -> None:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    def on_transition(_batch: str, state: str) -> None:
+        if state == kill_at:
+            kill()
+
+    if kill_at == "attaching":
+        real_attach = sealer_module.attach
+
+        def attach_then_die(*args: Any, **kwargs: Any) -> bool:
+            real_attach(*args, **kwargs)
+            kill()
+            return True
+
+        sealer_module.attach = attach_then_die  # type: ignore[assignment]
+
+    tsa = DevTSA(data_dir)
+    with tsa.serve() as server:
+        config = SealerConfig(
+            tsas=(TSAEndpoint(name="dev", url=server.url,
+                              roots=tuple(x509.load_pem_x509_certificates(tsa.ca_certificate_pem())),
+                              chain_pem=tsa.chain_pem()),),
+            chain=ChainEndpoint(rpc_url=rpc_url, chain_id=DEVNET_CHAIN_ID, private_key=DEV_OPERATOR_KEY))
+        sealer = Sealer(make_engine(sqlite_url(data_dir / "tiezheng.db")), config, on_transition=on_transition)
+        print(json.dumps(sealer.run_once(force=True)))
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]), sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else None)

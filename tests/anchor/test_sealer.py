@@ -1,0 +1,235 @@
+"""The sealing loop end to end on real servers: the dev TSA over HTTP and anvil.
+
+Upload -> seal -> tiezheng-verify passes H1-H5, T1 and T2; openssl agrees with the token; the
+transaction input read back over plain JSON-RPC carries the root. Then the faults: a TSA or RPC that
+is down, a token for another digest or from an untrusted TSA, and SIGKILLs at every transition.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from sqlmodel import Session, select
+
+from anchor.devnet import DEV_OPERATOR_KEY, DEVNET_CHAIN_ID, Devnet
+from anchor.sealer import ChainEndpoint, Sealer, SealerConfig, TSAEndpoint
+from anchor.store import BatchState, ItemState, SealBatch, SealItem, make_engine, sqlite_url
+from anchor.tsa_server import DevTSA, TSAServer
+from tests.anchor.conftest import rpc
+from tests.factory import Workspace
+from verifier.chain_source import RpcChainSource
+from verifier.report import Status, Verdict
+from verifier.trust import load_trust
+from verifier.verify import verify_package
+
+CLOSED_PORT_URL = "http://127.0.0.1:9/"
+
+
+@pytest.fixture()
+def served_tsa(workspace: Workspace) -> Iterator[TSAServer]:
+    with workspace.tsa.serve() as server:
+        yield server
+
+
+def endpoint(tsa: DevTSA, url: str) -> TSAEndpoint:
+    return TSAEndpoint(name="dev TSA", url=url, roots=tuple(x509.load_pem_x509_certificates(tsa.ca_certificate_pem())),
+                       chain_pem=tsa.chain_pem())
+
+
+def make_sealer(workspace: Workspace, tsa_url: str, rpc_url: str, **config: object) -> Sealer:
+    settings = SealerConfig(tsas=(endpoint(workspace.tsa, tsa_url),),
+                            chain=ChainEndpoint(rpc_url=rpc_url, chain_id=DEVNET_CHAIN_ID,
+                                                private_key=DEV_OPERATOR_KEY),
+                            tsa_attempts=1, anchor_timeout=5, **config)  # type: ignore[arg-type]
+    return Sealer(make_engine(sqlite_url(workspace.root / "tiezheng.db")), settings)
+
+
+def accept(sealer: Sealer, workspace: Workspace, count: int) -> list[Path]:
+    paths = []
+    for i in range(count):
+        built = workspace.upload([(f"exhibit-{i}.txt", f"evidence {i}\n".encode())])
+        sealer.accept(built.evidence_id, built.fingerprint, built.path)
+        paths.append(built.path)
+    return paths
+
+
+def items(sealer: Sealer) -> list[SealItem]:
+    with Session(sealer.engine) as session:
+        return list(session.exec(select(SealItem)).all())
+
+
+def batches(sealer: Sealer) -> list[SealBatch]:
+    with Session(sealer.engine) as session:
+        return list(session.exec(select(SealBatch)).all())
+
+
+def test_upload_seal_verify_end_to_end(workspace: Workspace, served_tsa: TSAServer, rpc_url: str,
+                                       tmp_path: Path) -> None:
+    sealer = make_sealer(workspace, served_tsa.url, rpc_url)
+    packages = accept(sealer, workspace, 5)
+    [batch_id] = sealer.run_once(force=True)
+    assert {i.state for i in items(sealer)} == {ItemState.ATTACHED}
+    trust = load_trust(workspace.trust_file())
+
+    for package in packages:
+        report = verify_package(package, trust)
+        statuses = {r.id: r.status for r in report.checks}
+        assert report.verdict is Verdict.VERIFIED_OFFLINE, report.to_json()
+        assert all(statuses[i] is Status.PASS for i in ("H1", "H2", "H3", "H4", "T1", "T2"))
+        assert statuses["H5"] is Status.WARN
+    online = verify_package(packages[0], trust, chain=RpcChainSource(rpc_url))
+    assert online.verdict is Verdict.VERIFIED and online.result("H5").status is Status.PASS
+
+    with zipfile.ZipFile(packages[2]) as archive:
+        proof = json.loads(archive.read("proof/proof.json"))
+        anchor = json.loads(archive.read("proof/anchor.json"))
+        (tmp_path / "t.tsr").write_bytes(archive.read("proof/timestamp-0.tsr"))
+        (tmp_path / "tsa.pem").write_bytes(archive.read("proof/tsa-0.pem"))
+    (tmp_path / "ca.pem").write_bytes(workspace.tsa.ca_certificate_pem())
+    openssl = subprocess.run(["openssl", "ts", "-verify", "-digest", proof["root"], "-in", str(tmp_path / "t.tsr"),
+                              "-CAfile", str(tmp_path / "ca.pem"), "-untrusted", str(tmp_path / "tsa.pem")],
+                             capture_output=True, text=True)
+    assert "Verification: OK" in openssl.stdout, openssl.stdout + openssl.stderr
+
+    tx = rpc(rpc_url, "eth_getTransactionByHash", anchor["tx_hash"])
+    data = bytes.fromhex(tx["input"][2:])
+    assert data == b"TZ01" + bytes.fromhex(proof["root"]) + (5).to_bytes(8, "big")
+    assert proof["batch_id"] == batch_id and proof["tree_size"] == 5
+
+
+def test_cli_verifies_sealed_package(workspace: Workspace, served_tsa: TSAServer, rpc_url: str) -> None:
+    sealer = make_sealer(workspace, served_tsa.url, rpc_url)
+    [package] = accept(sealer, workspace, 1)
+    sealer.run_once(force=True)
+    cli = Path(sys.executable).parent / "tiezheng-verify"
+    result = subprocess.run([str(cli), str(package), "--json", "--trust", str(workspace.trust_file()),
+                             "--rpc", rpc_url], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert json.loads(result.stdout)["verdict"] == "verified"
+
+
+def test_tsa_down_keeps_items_pending_then_recovers(workspace: Workspace, served_tsa: TSAServer,
+                                                     rpc_url: str) -> None:
+    down = make_sealer(workspace, CLOSED_PORT_URL, rpc_url)
+    accept(down, workspace, 3)
+    assert down.run_once(force=True) == []
+    [batch] = batches(down)
+    assert batch.state == BatchState.BATCHED and batch.attempts == 1
+    assert "0 valid timestamp(s)" in (batch.last_error or "")
+    assert {i.state for i in items(down)} == {ItemState.BATCHED}
+
+    up = make_sealer(workspace, served_tsa.url, rpc_url)
+    assert up.run_once(force=True) == [batch.id]
+    assert {i.state for i in items(up)} == {ItemState.ATTACHED}
+
+
+def test_rpc_down_keeps_batch_timestamped_then_recovers(workspace: Workspace, served_tsa: TSAServer,
+                                                         rpc_url: str) -> None:
+    down = make_sealer(workspace, served_tsa.url, CLOSED_PORT_URL)
+    packages = accept(down, workspace, 2)
+    assert down.run_once(force=True) == []
+    [batch] = batches(down)
+    assert batch.state == BatchState.TIMESTAMPED and "unavailable" in (batch.last_error or "")
+    with zipfile.ZipFile(packages[0]) as archive:
+        assert not any(n.startswith("proof/") for n in archive.namelist())  # never a proof before the anchor
+
+    up = make_sealer(workspace, served_tsa.url, rpc_url)
+    assert up.run_once(force=True) == [batch.id]
+
+
+def test_garbage_tsa_is_rejected(workspace: Workspace, rpc_url: str) -> None:
+    import http.server
+    import threading
+
+    class Garbage(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - fixed by http.server
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/timestamp-reply")
+            self.end_headers()
+            self.wfile.write(b"\x30\x03\x02\x01\x00 not a token")
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Garbage)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        sealer = make_sealer(workspace, f"http://127.0.0.1:{server.server_port}/", rpc_url)
+        accept(sealer, workspace, 1)
+        assert sealer.run_once(force=True) == []
+        [batch] = batches(sealer)
+        assert batch.state == BatchState.BATCHED and batch.last_error
+    finally:
+        server.shutdown()
+
+
+def test_untrusted_tsa_is_rejected(workspace: Workspace, rpc_url: str, tmp_path: Path) -> None:
+    evil = DevTSA(tmp_path / "evil")
+    with evil.serve() as evil_server:
+        sealer = make_sealer(workspace, evil_server.url, rpc_url)  # trusts the workspace CA, not evil's
+        accept(sealer, workspace, 1)
+        assert sealer.run_once(force=True) == []
+    [batch] = batches(sealer)
+    assert batch.state == BatchState.BATCHED and "trusted root" in (batch.last_error or "")
+
+
+def test_only_one_sealer_works_at_a_time(workspace: Workspace, served_tsa: TSAServer, rpc_url: str) -> None:
+    from anchor.sealer import LEASE_NAME, LEASE_TTL
+    from anchor.store import acquire_lease
+
+    first = make_sealer(workspace, served_tsa.url, rpc_url)
+    second = make_sealer(workspace, served_tsa.url, rpc_url)
+    accept(first, workspace, 2)
+    assert acquire_lease(first.engine, LEASE_NAME, first.owner, LEASE_TTL)
+    assert second.run_once(force=True) == []  # the lease is held by a live process
+    assert {i.state for i in items(second)} == {ItemState.PENDING}
+
+
+CRASH_POINTS = ["batched", "timestamped", "anchoring", "confirmed", "attaching"]
+
+
+@pytest.mark.parametrize("kill_at", CRASH_POINTS)
+def test_sigkill_at_each_transition_seals_exactly_once(workspace: Workspace, devnet: Devnet, kill_at: str) -> None:
+    rpc_url = devnet.rpc_url
+    sealer = make_sealer(workspace, CLOSED_PORT_URL, rpc_url)  # only used to accept; never seals here
+    packages = accept(sealer, workspace, 4)
+    run = [sys.executable, "-m", "tests.anchor.sealer_process", str(workspace.root), rpc_url]
+    killed = subprocess.run([*run, kill_at], capture_output=True, text=True, timeout=120,
+                            cwd=Path(__file__).parents[2])
+    assert killed.returncode == -9, killed.stderr
+    if kill_at != "confirmed" and kill_at != "attaching":
+        for package in packages:
+            with zipfile.ZipFile(package) as archive:  # no proof for a batch that was never anchored
+                assert "proof/proof.json" not in archive.namelist()
+
+    restarted = subprocess.run(run, capture_output=True, text=True, timeout=120, cwd=Path(__file__).parents[2])
+    assert restarted.returncode == 0, restarted.stderr
+    assert {i.state for i in items(sealer)} == {ItemState.ATTACHED}
+    [batch] = batches(sealer)
+    assert batch.state == BatchState.ATTACHED and batch.tree_size == 4
+    anchored = json.loads(batch.anchor_txs or "[]")
+    assert len(anchored) == 1  # one transaction: the restart waited for it instead of signing another
+
+    trust = load_trust(workspace.trust_file())
+    fingerprints = set()
+    for package in packages:
+        report = verify_package(package, trust)
+        assert report.verified, report.to_json()
+        fingerprints.add(report.fingerprint)
+    assert len(fingerprints) == 4
+    # Exactly one anchor for this root on chain: scan the blocks since the batch was made.
+    root = bytes.fromhex(batch.root)
+    head = int(rpc(rpc_url, "eth_blockNumber"), 16)
+    hits = 0
+    for number in range(max(0, head - 30), head + 1):
+        block = rpc(rpc_url, "eth_getBlockByNumber", hex(number), True)
+        hits += sum(1 for tx in block["transactions"] if root.hex() in tx["input"])
+    assert hits == 1
