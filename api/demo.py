@@ -35,7 +35,7 @@ def run_demo(settings: Settings, console: Console) -> int:
                   f"   fingerprint {built.fingerprint.hex()}")
     engine = engine_for(settings)
     with console.status("2. sealing: Merkle batch, RFC 3161 timestamp, anchor on the devnet…"), \
-            sealing_services(settings) as running:
+            sealing_services(settings, keep_devnet=False) as running:
         sealer = make_sealer(settings, engine, running)
         sealer.accept(built.evidence_id, built.fingerprint, built.path)
         batches = sealer.run_once(force=True)
