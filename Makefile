@@ -17,8 +17,10 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q --no-deps merkletools==1.0.3
 	@touch $@
 
-$(ANVIL): package.json package-lock.json
-	npm ci --no-audit --no-fund --loglevel=error
+# The exact version is pinned in package.json; no lock file, because npm writes one that lacks the
+# other platforms' optional binaries and then refuses it on `npm ci`.
+$(ANVIL): package.json
+	npm install --no-package-lock --no-audit --no-fund --loglevel=error
 	@test -x $(ANVIL) || { echo "anvil binary missing after npm ci: $(ANVIL)" >&2; exit 1; }
 	@touch $@
 

@@ -63,6 +63,8 @@ RETRY_MAX = timedelta(minutes=5)
 ATTACH_COMMIT_EVERY = 200
 #: Bulk updates go in slices so one statement never carries a million parameters.
 ASSIGN_SLICE = 20_000
+#: Ids per IN (...) list: under every database's parameter limit.
+ID_SLICE = 1_000
 
 
 @dataclass(frozen=True)
@@ -272,33 +274,40 @@ class Sealer:
                   for t in json.loads(batch.timestamps or "[]")]
         anchor: dict[str, Any] = json.loads(batch.anchor_record or "{}")
         with Session(self.engine) as session:
-            items = session.exec(select(SealItem).where(SealItem.batch_id == batch.id)
-                                 .order_by(col(SealItem.leaf_index))).all()
-            leaves = merkle.leaf_hashes([bytes.fromhex(i.fingerprint) for i in items])
-            root = merkle.root(leaves)
-            if root.hex() != batch.root:
-                raise RuntimeError(f"batch {batch.id}: items no longer hash to the stored root")
-            paths = merkle.all_inclusion_proofs(leaves)
-            pending = 0
-            for item, path in zip(items, paths, strict=True):
-                if item.state == ItemState.ATTACHED:
-                    continue
-                if self.config.attach_packages:
-                    attach(Path(item.package_path),
-                           InclusionProof(batch_id=batch.id, leaf=bytes.fromhex(item.fingerprint),
-                                          leaf_index=item.leaf_index or 0, tree_size=len(items),
-                                          inclusion_path=tuple(path), root=root),
-                           tokens, anchor)
-                item.state = ItemState.ATTACHED
-                item.sealed_at = utcnow()
-                session.add(item)
-                pending += 1
-                if pending >= ATTACH_COMMIT_EVERY:
-                    session.commit()
-                    pending = 0
-                    self._lease()
-            session.commit()
+            rows = session.exec(select(SealItem.id, SealItem.fingerprint, SealItem.package_path, SealItem.state)
+                                .where(SealItem.batch_id == batch.id).order_by(col(SealItem.leaf_index))).all()
+        fingerprints = [bytes.fromhex(fp) for _, fp, _, _ in rows]
+        leaves = merkle.leaf_hashes(fingerprints)
+        root = merkle.root(leaves)
+        if root.hex() != batch.root:
+            raise RuntimeError(f"batch {batch.id}: items no longer hash to the stored root")
+        # Rewriting a package is slow, so commit often; bookkeeping alone can go in big slices.
+        commit_every = ATTACH_COMMIT_EVERY if self.config.attach_packages else ASSIGN_SLICE
+        done: list[int] = []
+        for index, ((item_id, _, package, state), path) in enumerate(
+                zip(rows, merkle.all_inclusion_proofs(leaves), strict=True)):
+            if state == ItemState.ATTACHED or item_id is None:
+                continue
+            if self.config.attach_packages:
+                proof = InclusionProof(batch_id=batch.id, leaf=fingerprints[index], leaf_index=index,
+                                       tree_size=len(rows), inclusion_path=tuple(path), root=root)
+                attach(Path(package), proof, tokens, anchor)
+            done.append(item_id)
+            if len(done) >= commit_every:
+                self._mark_attached(done)
+                done = []
+                self._lease()
+        self._mark_attached(done)
         self._update(batch.id, BatchState.CONFIRMED, state=BatchState.ATTACHED)
+
+    def _mark_attached(self, item_ids: Sequence[int]) -> None:
+        now = utcnow()
+        with Session(self.engine) as session:
+            for start in range(0, len(item_ids), ID_SLICE):
+                session.connection().execute(
+                    update(SealItem).where(col(SealItem.id).in_(item_ids[start:start + ID_SLICE]))
+                    .values(state=ItemState.ATTACHED, sealed_at=now))
+            session.commit()
 
     # -- bookkeeping ---------------------------------------------------------------------------
 
