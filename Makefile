@@ -44,6 +44,7 @@ test: setup lint unit
 
 bench: setup
 	$(PY) benchmarks/merkle.py
+	$(PY) benchmarks/seal.py
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache

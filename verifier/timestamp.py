@@ -7,8 +7,10 @@ tokens whose certificate SET is not in DER order (OpenSSL embeds the CA certific
 real TSAs do it); those are judged by our checks alone, which is what ``rfc3161_client_checked``
 says. rfc3161-client also drops genTime's fractional seconds, so genTime is always read here.
 
-Pure functions of bytes and certificates; nothing is fetched. Revocation (CRL/OCSP), name
-constraints and certificate policies are not checked.
+Pure functions of bytes and certificates; nothing is fetched. Not checked: revocation (CRL/OCSP),
+name constraints, certificate policies, and the unsigned CMS fields OpenSSL ignores as well
+(SignedData and SignerInfo versions, digestAlgorithms, a hash named by signatureAlgorithm: the
+signature is checked with SignerInfo's digestAlgorithm).
 """
 
 from __future__ import annotations
