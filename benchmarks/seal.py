@@ -116,12 +116,13 @@ def main() -> None:
         print(f"{b['n']:>12,} {b['accept_s']:>9.2f} {b['seal_s']:>8.2f} {b['items_per_s']:>10,} "
               f"{b['gas_per_item']:>10.4f} {b['inclusion_proof_json_bytes']:>13,}")
     if packages:
-        print(f"\n{packages['packages']} real packages sealed with proof files attached: {packages['seal_with_attach_s']} s "
-              f"({packages['packages_per_s']} packages/s); proof/ adds {packages['proof_dir_bytes_per_package']:,} "
-              "bytes to each package")
+        print(f"\n{packages['packages']} real packages sealed with proof files attached: "
+              f"{packages['seal_with_attach_s']} s ({packages['packages_per_s']} packages/s); "
+              f"proof/ adds {packages['proof_dir_bytes_per_package']:,} bytes to each package")
     if batches:
-        print(f"one anchor tx per batch: {batches[0]['gas_used']:,} gas, whatever the size; RFC 3161 token "
-              f"{batches[0]['token_bytes']:,} bytes, anchor.json {batches[0]['anchor_json_bytes']:,} bytes, shared by the batch")
+        first = batches[0]
+        print(f"one anchor tx per batch: {first['gas_used']:,} gas, whatever the size; RFC 3161 token "
+              f"{first['token_bytes']:,} bytes, anchor.json {first['anchor_json_bytes']:,} bytes, shared by the batch")
     print(json.dumps({"python": platform.python_version(), "cpus": os.cpu_count(), "batches": batches,
                       "packages": packages}))
 
