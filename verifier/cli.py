@@ -21,8 +21,9 @@ from verifier.chain_source import RpcChainSource
 from verifier.errors import InvalidInput, TiezhengError, TrustError, VerificationError
 from verifier.render import render_report
 from verifier.report import Verdict
-from verifier.timestamp import load_certificates, verify_timestamp
+from verifier.timestamp import verify_timestamp
 from verifier.trust import Trust, default_trust, load_trust
+from verifier.tsa_chain import load_certificates
 from verifier.verify import verify_package
 
 EXIT_VERIFIED, EXIT_FAILED, EXIT_UNUSABLE = 0, 1, 2

@@ -32,18 +32,10 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from verifier.errors import InvalidInput, TimestampError
+from verifier.tsa_chain import MAX_CERTIFICATES, build_chain, check_valid_at
 
 #: A TimeStampResp is a few KiB; anything larger is not one we parse.
 MAX_TSR_BYTES = 1 << 20
-#: Certificate files (``tsa-<n>.pem``, trust roots) hold a chain, not a CA bundle dump.
-MAX_CERT_FILE_BYTES = 1 << 20
-MAX_CERTIFICATES = 64
-#: Certificates in a chain, signer and root included.
-MAX_CHAIN_DEPTH = 8
-#: Signature checks one chain search may spend: look-alike certificates in a bag could otherwise make
-#: the depth-first search exponential.
-MAX_CHAIN_STEPS = 256
-
 ID_CT_TST_INFO = "1.2.840.113549.1.9.16.1.4"
 #: The imprint algorithm follows from the digest length; nothing else is accepted.
 DIGEST_ALGORITHMS = {32: "sha256", 48: "sha384", 64: "sha512"}
@@ -55,7 +47,6 @@ SIGNATURE_HASHES: dict[str, hashes.HashAlgorithm] = {
 }
 #: ESS v1 can only name SHA-1; it binds a certificate the signature already covers, so it stays.
 ESS_HASHES = frozenset({"sha1", *SIGNATURE_HASHES})
-_ANY_EKU = x509.ObjectIdentifier("2.5.29.37.0")
 _RFC3161_CLIENT_SIGNATURES = frozenset({"rsassa_pkcs1v15", "ecdsa"})
 
 
@@ -107,48 +98,6 @@ class TimestampToken:
     content_type: str | None
     message_digest: bytes | None
     ess_ids: tuple[EssCertId, ...]
-
-
-def load_certificates(data: bytes) -> list[x509.Certificate]:
-    """Return the certificates in PEM (one or many) or DER (one, or several concatenated) data.
-
-    Raises InvalidInput when there are none, too many, or the data is no certificate.
-    """
-    if len(data) > MAX_CERT_FILE_BYTES:
-        raise InvalidInput(f"certificate file of {len(data)} bytes exceeds {MAX_CERT_FILE_BYTES}")
-    try:
-        if b"-----BEGIN" in data:
-            certs = x509.load_pem_x509_certificates(data)
-        else:
-            certs = [x509.load_der_x509_certificate(der) for der in _split_der(data)]
-    except ValueError as e:
-        raise InvalidInput(f"not a certificate (PEM or DER): {e}") from None
-    if not certs:
-        raise InvalidInput("no certificate found")
-    if len(certs) > MAX_CERTIFICATES:
-        raise InvalidInput(f"{len(certs)} certificates exceed {MAX_CERTIFICATES}")
-    return certs
-
-
-def _split_der(data: bytes) -> list[bytes]:
-    # Some tools write a chain as DER certificates back to back; split on each SEQUENCE header.
-    parts = []
-    while data:
-        if len(data) < 2 or data[0] != 0x30:
-            raise ValueError("not a DER SEQUENCE")
-        size, offset = data[1], 2
-        if size & 0x80:
-            count = size & 0x7F
-            if not 0 < count <= 4 or len(data) < 2 + count:
-                raise ValueError("bad DER length")
-            size, offset = int.from_bytes(data[2:2 + count], "big"), 2 + count
-        if len(data) < offset + size:
-            raise ValueError("truncated DER")
-        parts.append(data[:offset + size])
-        data = data[offset + size:]
-        if len(parts) > MAX_CERTIFICATES:
-            raise ValueError(f"more than {MAX_CERTIFICATES} certificates")
-    return parts
 
 
 def parse_timestamp_response(data: bytes) -> TimestampToken:
@@ -302,10 +251,10 @@ def _verify(tok: TimestampToken, response: bytes, digest: bytes, roots: Sequence
     # 4. RFC 3161 §2.3: the key may only time-stamp, and says so in a critical extension.
     _check_tsa_usage(signer)
     # 5. The signer chains to a trusted root, every certificate valid at the validation time.
-    _check_valid_at(signer, tok.gen_time, "TSA certificate")
+    check_valid_at(signer, tok.gen_time, "TSA certificate")
     if at != tok.gen_time:
-        _check_valid_at(signer, at, "TSA certificate")
-    chain = _build_chain(signer, [*tok.certificates, *extras], roots, at)
+        check_valid_at(signer, at, "TSA certificate")
+    chain = build_chain(signer, [*tok.certificates, *extras], roots, at)
     # 6. What was stamped, and for whom.
     expected_alg = DIGEST_ALGORITHMS[len(digest)]
     if tok.imprint_algorithm != expected_alg:
@@ -443,99 +392,6 @@ def _check_tsa_usage(signer: x509.Certificate) -> None:
         return
     if not (ku.digital_signature or ku.content_commitment):
         raise TimestampError("keyUsage of the TSA certificate allows no digital signature")
-
-
-def _check_valid_at(cert: x509.Certificate, at: datetime, what: str) -> None:
-    if not cert.not_valid_before_utc <= at <= cert.not_valid_after_utc:
-        raise TimestampError(
-            f"{what} {cert.subject.rfc4514_string()} is not valid at {at.isoformat()} "
-            f"(valid {cert.not_valid_before_utc.isoformat()} to {cert.not_valid_after_utc.isoformat()})")
-    for ext in cert.extensions:
-        # An extension we cannot read may restrict the certificate in ways we would miss.
-        if ext.critical and isinstance(ext.value, x509.UnrecognizedExtension):
-            raise TimestampError(f"{what} {cert.subject.rfc4514_string()} has unknown critical "
-                                 f"extension {ext.oid.dotted_string}")
-
-
-def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
-    try:
-        cert.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
-        return False
-    return True
-
-
-def _check_issuer(issuer: x509.Certificate, below: int, at: datetime, anchor: bool) -> None:
-    """Raise TimestampError unless ``issuer`` may sign certificates with ``below`` CAs under it."""
-    _check_valid_at(issuer, at, "trusted root" if anchor else "intermediate")
-    name = issuer.subject.rfc4514_string()
-    try:
-        bc = issuer.extensions.get_extension_for_class(x509.BasicConstraints).value
-    except x509.ExtensionNotFound:
-        bc = None
-    # Only a trust anchor may lack basicConstraints (old v1 roots); what we trust is our choice.
-    if (bc is None and not anchor) or (bc is not None and not bc.ca):
-        raise TimestampError(f"{name} is not a CA certificate")
-    if bc is not None and bc.path_length is not None and below > bc.path_length:
-        raise TimestampError(f"path length constraint of {name} exceeded")
-    try:
-        ku = issuer.extensions.get_extension_for_class(x509.KeyUsage).value
-        if not ku.key_cert_sign:
-            raise TimestampError(f"keyUsage of {name} does not allow certificate signing")
-    except x509.ExtensionNotFound:
-        pass
-    try:
-        eku = issuer.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-        # A CA restricted to other purposes must not vouch for a time-stamping key.
-        if ExtendedKeyUsageOID.TIME_STAMPING not in eku and _ANY_EKU not in eku:
-            raise TimestampError(f"extendedKeyUsage of CA {name} excludes timeStamping")
-    except x509.ExtensionNotFound:
-        pass
-
-
-def _build_chain(signer: x509.Certificate, pool: Sequence[x509.Certificate],
-                 roots: Sequence[x509.Certificate], at: datetime) -> list[x509.Certificate]:
-    """Return a chain signer → … → trusted root, each certificate valid at ``at``.
-
-    Tries every candidate issuer (depth-first) so injected look-alike certificates cannot block
-    the real path. Raises TimestampError when there is none.
-    """
-    root_ders = {r.public_bytes(Encoding.DER) for r in roots}
-    reasons: list[str] = []
-    budget = [MAX_CHAIN_STEPS]
-
-    def extend(chain: list[x509.Certificate]) -> list[x509.Certificate] | None:
-        cert = chain[-1]
-        if cert.public_bytes(Encoding.DER) in root_ders:
-            return chain
-        if len(chain) >= MAX_CHAIN_DEPTH:
-            reasons.append(f"chain longer than {MAX_CHAIN_DEPTH}")
-            return None
-        below = len(chain) - 1  # CA certificates between the signer and the next issuer
-        for anchor, candidates in ((True, roots), (False, pool)):
-            for issuer in candidates:
-                if issuer in chain or issuer.subject != cert.issuer:
-                    continue
-                budget[0] -= 1
-                if budget[0] < 0:
-                    raise TimestampError(f"certificate chain search gave up after {MAX_CHAIN_STEPS} steps")
-                if not _issued_by(cert, issuer):
-                    continue
-                try:
-                    _check_issuer(issuer, below, at, anchor)
-                except (TimestampError, ValueError, UnsupportedAlgorithm, x509.DuplicateExtension) as e:
-                    reasons.append(str(e))
-                    continue
-                found = [*chain, issuer] if anchor else extend([*chain, issuer])
-                if found:
-                    return found
-        return None
-
-    chain = extend([signer])
-    if chain is None:
-        why = f" ({reasons[-1]})" if reasons else ""
-        raise TimestampError(f"certificate chain does not lead to a trusted root{why}")
-    return chain
 
 
 def _tsa_name_matches(tsa_der: bytes, signer: x509.Certificate) -> bool:

@@ -27,7 +27,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from verifier.errors import InvalidInput, TimestampError
-from verifier.timestamp import load_certificates, parse_timestamp_response, verify_timestamp
+from verifier.timestamp import parse_timestamp_response, verify_timestamp
+from verifier.tsa_chain import load_certificates
 
 OPENSSL = shutil.which("openssl")
 HELLO = b"hello"

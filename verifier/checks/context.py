@@ -17,8 +17,9 @@ from verifier.errors import InvalidPackage, TiezhengError, TimestampError, Verif
 from verifier.package import ANCHOR_PATH, PROOF_PATH, TSA_CERTS_NAME, Package
 from verifier.proof import InclusionProof, parse_proof
 from verifier.report import Status
-from verifier.timestamp import TimestampInfo, load_certificates, verify_timestamp
+from verifier.timestamp import TimestampInfo, verify_timestamp
 from verifier.trust import Trust, TrustedTSA
+from verifier.tsa_chain import load_certificates
 
 Outcome = tuple[Status, str]
 
