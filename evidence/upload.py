@@ -101,7 +101,7 @@ def build_upload(files: Sequence[Path], *, packages_dir: Path, operator: Operato
     with tempfile.TemporaryDirectory(prefix="tiezheng-upload-") as workdir:
         work = Path(workdir)
         taken: set[str] = set()
-        uploads = []
+        uploads: list[_Received] = []
         for file in files:
             name = safe_name(file.name, taken)
             copy = work / f"upload-{len(uploads)}"

@@ -13,6 +13,9 @@ import pytest
 import rlp
 
 from anchor.chain_proof import fetch_offline_proof
+from anchor.devnet import DEV_OPERATOR_KEY, Devnet
+from anchor.ethereum import anchor_root
+from tests.anchor.conftest import rpc
 from verifier.anchor_proof import (
     MAX_PROOF_NODES,
     AnchorProofError,
@@ -21,9 +24,6 @@ from verifier.anchor_proof import (
     parse_calldata,
     verify_offline_anchor,
 )
-from anchor.devnet import DEV_OPERATOR_KEY, Devnet
-from anchor.ethereum import anchor_root
-from tests.anchor.conftest import rpc
 
 ROOT = hashlib.sha256(b"offline root").digest()
 TREE_SIZE = 1_000_000

@@ -149,7 +149,7 @@ def test_garbage_tsa_is_rejected(workspace: Workspace, rpc_url: str) -> None:
     import threading
 
     class Garbage(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - fixed by http.server
+        def do_POST(self) -> None:
             self.rfile.read(int(self.headers["Content-Length"]))
             self.send_response(200)
             self.send_header("Content-Type", "application/timestamp-reply")
