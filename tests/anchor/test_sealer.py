@@ -11,7 +11,7 @@ import json
 import subprocess
 import sys
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -233,3 +233,73 @@ def test_sigkill_at_each_transition_seals_exactly_once(workspace: Workspace, dev
         block = rpc(rpc_url, "eth_getBlockByNumber", hex(number), True)
         hits += sum(1 for tx in block["transactions"] if root.hex() in tx["input"])
     assert hits == 1
+
+
+class _Forwarder:
+    """A loopback HTTP server that hands each POST body to ``handle`` and returns its answer."""
+
+    def __init__(self, handle: Callable[[bytes], tuple[str, bytes]]) -> None:
+        import http.server
+        import threading
+
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                content_type, answer = outer.handle(body)
+                self.send_response(200)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, *_: object) -> None:
+                pass
+
+        self.handle = handle
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+def test_token_for_another_digest_is_rejected(workspace: Workspace, rpc_url: str) -> None:
+    from asn1crypto import tsp
+
+    def sign_something_else(body: bytes) -> tuple[str, bytes]:
+        request = tsp.TimeStampReq.load(body)
+        request["message_imprint"]["hashed_message"] = bytes(32)  # a dishonest or broken TSA
+        return "application/timestamp-reply", workspace.tsa.respond(request.dump(force=True))
+
+    liar = _Forwarder(sign_something_else)
+    try:
+        sealer = make_sealer(workspace, liar.url, rpc_url)
+        accept(sealer, workspace, 1)
+        assert sealer.run_once(force=True) == []
+    finally:
+        liar.close()
+    [batch] = batches(sealer)
+    assert batch.state == BatchState.BATCHED and "imprint" in (batch.last_error or "")
+
+
+def test_slow_rpc_still_seals_correctly(workspace: Workspace, served_tsa: TSAServer, rpc_url: str) -> None:
+    import time
+    import urllib.request
+
+    def slowly(body: bytes) -> tuple[str, bytes]:
+        time.sleep(0.05)
+        request = urllib.request.Request(rpc_url, data=body, headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return "application/json", answer.read()
+
+    slow = _Forwarder(slowly)
+    try:
+        sealer = make_sealer(workspace, served_tsa.url, slow.url)
+        packages = accept(sealer, workspace, 2)
+        assert len(sealer.run_once(force=True)) == 1
+    finally:
+        slow.close()
+    assert verify_package(packages[1], load_trust(workspace.trust_file())).verified

@@ -1,0 +1,78 @@
+"""The `tiezheng` CLI as an operator runs it: real processes, a real devnet and the dev TSA."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+BIN = Path(sys.executable).parent
+
+
+def tiezheng(data_dir: Path, *args: str | Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "TIEZHENG_DATA_DIR": str(data_dir), "COLUMNS": "200"}
+    result = subprocess.run([str(BIN / "tiezheng"), *map(str, args)], capture_output=True, text=True, env=env,
+                            timeout=180)
+    assert "Traceback" not in result.stdout + result.stderr, result.stderr
+    if check:
+        assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+@pytest.fixture()
+def data_dir(tmp_path: Path, anvil: Path) -> Iterator[Path]:
+    folder = tmp_path / "data"
+    yield folder
+    tiezheng(folder, "chain", "down", check=False)
+
+
+def test_upload_seal_verify_export(data_dir: Path, tmp_path: Path) -> None:
+    exhibit = tmp_path / "screenshot of listing.png"
+    exhibit.write_bytes(b"\x89PNG fake but real bytes" * 50)
+    uploaded = json.loads(tiezheng(data_dir, "upload", exhibit, "--note", "listing 42", "--json").stdout)
+    assert uploaded["status"] == "pending" and len(uploaded["fingerprint"]) == 64
+    package = Path(uploaded["package"])
+    assert package.parent == data_dir / "packages" and package.name == f"{uploaded['evidence_id']}.wacz"
+
+    status = json.loads(tiezheng(data_dir, "status", "--json").stdout)
+    assert status["items"] == {"pending": 1}
+
+    sealed = [json.loads(line) for line in tiezheng(data_dir, "seal", "--json").stdout.splitlines()]
+    assert sealed == [{**uploaded, "status": "sealed"}]
+
+    chain = json.loads(tiezheng(data_dir, "chain", "status", "--json").stdout)
+    assert chain["chain_id"] == 31337 and chain["block"] >= 1 and chain["rpc_url"].startswith("http://127.0.0.1:")
+
+    verified = json.loads(tiezheng(data_dir, "verify", package, "--json").stdout)
+    assert verified["verdict"] == "verified (offline)"
+    assert len(verified["development_trust"]) == 3
+
+    online = tiezheng(data_dir, "verify", package, "--json", "--rpc", chain["rpc_url"])
+    assert json.loads(online.stdout)["verdict"] == "verified"
+
+    trust = tmp_path / "trust.toml"
+    tiezheng(data_dir, "trust", "export", trust)
+    counsel = subprocess.run([str(BIN / "tiezheng-verify"), str(package), "--trust", str(trust)],
+                             capture_output=True, text=True)
+    assert counsel.returncode == 0, counsel.stdout + counsel.stderr
+
+
+def test_clear_errors(data_dir: Path, tmp_path: Path) -> None:
+    missing = tiezheng(data_dir, "upload", tmp_path / "absent.pdf", check=False)
+    assert missing.returncode != 0 and "absent.pdf" in missing.stderr
+    junk = tmp_path / "junk.wacz"
+    junk.write_bytes(b"junk")
+    assert tiezheng(data_dir, "verify", junk, check=False).returncode == 2
+
+
+def test_demo(data_dir: Path) -> None:
+    result = tiezheng(data_dir, "demo")
+    assert "VERIFIED (OFFLINE)" in result.stdout
+    report = next((data_dir / "reports").glob("*.json"))
+    assert json.loads(report.read_text())["verified"] is True
+    assert tiezheng(data_dir, "chain", "status", "--json").stdout.count('"rpc_url": null') == 1  # demo stopped it
