@@ -5,9 +5,9 @@ PY     := $(VENV)/bin/python
 ANVIL  := node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup demo test lint unit bench clean
+.PHONY: setup demo test lint unit bench clean debs
 
-setup: $(VENV)/.installed $(ANVIL) chromium
+setup: $(VENV)/.installed $(ANVIL) debs
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,10 +24,14 @@ $(ANVIL): package.json
 	@test -x $(ANVIL) || { echo "anvil binary missing after npm ci: $(ANVIL)" >&2; exit 1; }
 	@touch $@
 
-chromium:
-	@command -v chromium >/dev/null 2>&1 || { \
+# Debian packages: the browser for capture, a CJK font for the bilingual PDF certificate, and
+# poppler to look at that PDF as a person would.
+DEBS := chromium fonts-wqy-microhei poppler-utils
+debs:
+	@missing=$$(for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
 	  $(SUDO) apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; }
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; fi
 
 demo: setup
 	$(VENV)/bin/tiezheng demo
