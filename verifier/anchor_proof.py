@@ -4,7 +4,7 @@ DESIGN.md "Offline anchor proof". The proof ties three hashes together:
 
     block_hash = keccak(header_rlp)                      (the header is the preimage of the hash)
     header.transactionsRoot --MPT proof at rlp(index)--> raw_tx
-    tx_hash = keccak(raw_tx),  raw_tx.data = "TZ01" || root || tree_size
+    tx_hash = keccak256(raw_tx),  raw_tx.data = "TZ01" || root || tree_size
 
 What it cannot show offline is that the block is on the canonical chain with enough blocks on top:
 that needs a node (H5 online, through ``verifier.chain_source``).
@@ -21,12 +21,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import rlp
-from eth_hash.auto import keccak
-from rlp.exceptions import DecodingError
-from trie.hexary import HexaryTrie
-
 from verifier.errors import HashMismatchError, VerificationError
+from verifier.ethereum_trie import RLPError, keccak256, rlp_decode, rlp_encode_uint, trie_get
 
 #: calldata = MAGIC (4) || Merkle root (32) || tree size (8, big-endian).
 ANCHOR_MAGIC = b"TZ01"
@@ -170,8 +166,8 @@ def verify_offline_anchor(anchor: Mapping[str, Any]) -> tuple[bytes, int]:
     # 1. The header is the preimage of the block hash.
     block_hash = _hex_record(anchor, "block_hash", size=HASH_BYTES)
     header = _hex_record(anchor, "header_rlp", limit=MAX_HEADER_BYTES)
-    if keccak(header) != block_hash:
-        raise AnchorHashMismatch("block hash (keccak of header_rlp)", block_hash, keccak(header))
+    if keccak256(header) != block_hash:
+        raise AnchorHashMismatch("block hash (keccak of header_rlp)", block_hash, keccak256(header))
 
     # 2. The header says what the record says: block number, time and transactions root.
     fields = _rlp_list(header, "block header")
@@ -208,8 +204,8 @@ def verify_offline_anchor(anchor: Mapping[str, Any]) -> tuple[bytes, int]:
 
     # 4. raw_tx is the transaction named by tx_hash.
     tx_hash = _hex_record(anchor, "tx_hash", size=HASH_BYTES)
-    if keccak(raw_tx) != tx_hash:
-        raise AnchorHashMismatch("transaction hash (keccak of raw_tx)", tx_hash, keccak(raw_tx))
+    if keccak256(raw_tx) != tx_hash:
+        raise AnchorHashMismatch("transaction hash (keccak of raw_tx)", tx_hash, keccak256(raw_tx))
 
     # 5. It is an anchor transaction on the record's chain, sent where the record says.
     tx = decode_transaction(raw_tx)
@@ -232,19 +228,14 @@ def iso_utc(unix_seconds: int) -> str:
     return dt.datetime.fromtimestamp(unix_seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _prove(transactions_root: bytes, tx_index: int, nodes: list[Any]) -> bytes:
+def _prove(transactions_root: bytes, tx_index: int, nodes: list[bytes]) -> bytes:
     try:
-        value = HexaryTrie.get_from_proof(  # type: ignore[no-untyped-call]  # trie is untyped here
-            transactions_root, rlp.encode(tx_index), nodes
-        )
-    except Exception as exc:
-        # The trie library signals bad proofs with several unrelated exception types; to us they
-        # all mean "this proof does not prove anything".
-        raise AnchorProofError(f"invalid transaction proof: {type(exc).__name__}: {exc}") from exc
-    return bytes(value)
+        return trie_get(transactions_root, rlp_encode_uint(tx_index), nodes)
+    except RLPError as exc:
+        raise AnchorProofError(f"invalid transaction proof: {exc}") from exc
 
 
-def _proof_nodes(value: Any) -> list[Any]:
+def _proof_nodes(value: Any) -> list[bytes]:
     if not isinstance(value, list) or not value:
         raise AnchorProofError("tx_proof must be a non-empty list of 0x-hex RLP nodes")
     if len(value) > MAX_PROOF_NODES:
@@ -253,20 +244,18 @@ def _proof_nodes(value: Any) -> list[Any]:
     for position, item in enumerate(value):
         encoded = _hex(item, f"tx_proof[{position}]", limit=MAX_PROOF_NODE_BYTES)
         try:
-            node = rlp.decode(encoded)
-        except DecodingError as exc:
-            raise AnchorProofError(f"tx_proof[{position}] is not RLP: {exc}") from exc
-        # The trie hashes the re-encoded node; only canonical bytes make that the bytes we hold.
-        if rlp.encode(node) != encoded:
-            raise AnchorProofError(f"tx_proof[{position}] is not canonical RLP")
-        nodes.append(node)
+            # Nodes are found by the keccak of these very bytes, so they must also decode canonically.
+            rlp_decode(encoded)
+        except RLPError as exc:
+            raise AnchorProofError(f"tx_proof[{position}] is not canonical RLP: {exc}") from exc
+        nodes.append(encoded)
     return nodes
 
 
 def _rlp_list(data: bytes, what: str) -> list[Any]:
     try:
-        decoded = rlp.decode(data)
-    except DecodingError as exc:
+        decoded = rlp_decode(data)
+    except RLPError as exc:
         raise AnchorProofError(f"{what} is not valid RLP: {exc}") from exc
     if not isinstance(decoded, list):
         raise AnchorProofError(f"{what} is not an RLP list")

@@ -17,3 +17,12 @@ def test_verifier_cli_imports_nothing_of_the_service() -> None:
     offending = [m for m in loaded if m.split(".")[0] in FORBIDDEN]
     assert offending == []
     assert "verifier.checks.hash" in loaded  # the probe did import the checks
+
+
+def test_offline_anchor_proof_needs_no_ethereum_stack() -> None:
+    # The RLP and trie reader is our own: the rlp/trie/eth-utils stack costs ~0.3 s of imports per run.
+    code = ("import json, sys; import verifier.anchor_proof, verifier.verify; "
+            "print(json.dumps(sorted(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    heavy = {"rlp", "trie", "eth_utils", "eth_hash", "pydantic", "web3"}
+    assert [m for m in json.loads(out) if m.split(".")[0] in heavy] == []
