@@ -13,6 +13,13 @@ from pydantic import BaseModel, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATA_DIR = Path("~/.tiezheng")
+#: Largest upload request body (all files together). Bigger bodies get 413 before a byte is kept.
+DEFAULT_UPLOAD_MAX_BYTES = 64 << 20
+#: Largest package accepted by POST /v1/verify; verify_package applies its own limits inside.
+DEFAULT_VERIFY_MAX_BYTES = 256 << 20
+#: Per-key token bucket: sustained rate and burst. In memory, per process (the embedded default).
+DEFAULT_RATE_PER_SECOND = 20.0
+DEFAULT_RATE_BURST = 100
 
 
 class TSAConfig(BaseModel):
@@ -41,6 +48,21 @@ class Settings(BaseSettings):
     batch_max_age_seconds: float = 60.0
     operator_name: str = "Tiezheng local operator"
 
+    # -- the service (api/) --
+    host: str = "127.0.0.1"
+    port: int = 8000
+    upload_max_bytes: int = DEFAULT_UPLOAD_MAX_BYTES
+    verify_max_bytes: int = DEFAULT_VERIFY_MAX_BYTES
+    rate_per_second: float = DEFAULT_RATE_PER_SECOND
+    rate_burst: int = DEFAULT_RATE_BURST
+    #: Threads running capture jobs in the service process.
+    workers: int = 2
+    #: Secret keying the API-key HMAC. Several servers on one database must share it; by default one
+    #: is made in the data dir (keys/api-key-secret). From the environment only; never logged.
+    api_key_secret: SecretStr | None = None
+    #: Let captures reach loopback and private addresses (SSRF guard off): for local test sites only.
+    capture_allow_private: bool = False
+
     @property
     def root(self) -> Path:
         return self.data_dir.expanduser()
@@ -52,6 +74,15 @@ class Settings(BaseSettings):
     @property
     def reports_dir(self) -> Path:
         return self.root / "reports"
+
+    @property
+    def blobs_dir(self) -> Path:
+        return self.root / "blobs"
+
+    @property
+    def tmp_dir(self) -> Path:
+        """Incoming request bodies; on the data dir's file system so blobs can be linked, not copied."""
+        return self.root / "tmp"
 
     @property
     def operator_key_path(self) -> Path:
@@ -70,8 +101,9 @@ class Settings(BaseSettings):
 
     def redacted(self) -> str:
         """The settings as JSON with secrets masked, for logs and `doctor`."""
-        return json.dumps(self.model_dump(mode="json", exclude={"chain_key"}) | {
-            "chain_key": "***" if self.chain_key else None}, indent=2)
+        secrets = ("chain_key", "api_key_secret")
+        return json.dumps(self.model_dump(mode="json", exclude=set(secrets)) | {
+            name: "***" if getattr(self, name) else None for name in secrets}, indent=2)
 
 
 def load_settings(data_dir: Path | None = None) -> Settings:
