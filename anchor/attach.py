@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from anchor.ethereum import verifiable_part
 from verifier.canonical import canonical_json
 from verifier.package import ANCHOR_PATH, PROOF_PATH
 from verifier.proof import InclusionProof
@@ -36,7 +37,8 @@ def proof_members(proof: InclusionProof, tokens: Sequence[Token], anchor: dict[s
         if token.chain_pem:
             members.append(Member(f"proof/tsa-{number}.pem", data=token.chain_pem))
     if anchor is not None:
-        members.append(Member(ANCHOR_PATH, data=canonical_json(anchor)))
+        # Only verifiable fields go into the package; what the node merely reported stays behind.
+        members.append(Member(ANCHOR_PATH, data=canonical_json(verifiable_part(anchor))))
     return members
 
 

@@ -38,9 +38,13 @@ from anchor.chain_proof import (
     verify_offline_anchor,
 )
 from anchor.devnet import DEVNET_CHAIN_ID
+from verifier.anchor_proof import ANCHOR_FORMAT
 from verifier.errors import TiezhengError
 
 log = logging.getLogger(__name__)
+
+#: The anchor record's sub-object of facts a node reported that no offline proof covers.
+NODE_REPORTED = "node_reported"
 
 RPC_TIMEOUT_SECONDS = 10.0
 RPC_ATTEMPTS = 4
@@ -449,10 +453,10 @@ def _finish(
     if proof["tx_index"] != tx_index:
         raise AnchorFailed(f"receipt says index {tx_index}, the block has the tx at {proof['tx_index']}")
     record: dict[str, Any] = {
+        "format": ANCHOR_FORMAT,
         "chain_id": chain_id,
         "tx_hash": tx_hash,
         "raw_tx": "0x" + raw_tx.hex(),
-        "from": Web3.to_checksum_address(receipt["from"]),
         "to": Web3.to_checksum_address(receipt["to"]),
         "nonce": nonce,
         "block_number": block_number,
@@ -460,20 +464,25 @@ def _finish(
         "block_time": block_time,
         "block_time_utc": iso_utc(block_time),
         "tx_index": tx_index,
-        "receipt_status": 1,
-        "gas_used": int(receipt["gasUsed"], 16),
-        "effective_gas_price": int(receipt["effectiveGasPrice"], 16),
         **proof,
     }
     # The record is what a court checks offline: make sure it verifies before anyone relies on it.
     verify_offline_anchor(record)
+    # What only the node says (no offline proof covers it) stays out of the verified fields;
+    # proof/anchor.json leaves it out altogether.
+    record[NODE_REPORTED] = {
+        "from": Web3.to_checksum_address(receipt["from"]),
+        "receipt_status": 1,
+        "gas_used": int(receipt["gasUsed"], 16),
+        "effective_gas_price": int(receipt["effectiveGasPrice"], 16),
+    }
     # Last, so that the block is checked canonical at the moment we hand the record over.
     count = _confirmations(rpc, tx_hash, block_number, block_hash)
     if count < confirmations:
         # The head moved back under us but kept our block (a shallow reorg above it): wait again.
         _await_confirmations(rpc, chain_id, block_number, confirmations, confirm_timeout)
         count = _confirmations(rpc, tx_hash, block_number, block_hash)
-    record["confirmations"] = count
+    record[NODE_REPORTED]["confirmations"] = count
     return record
 
 
@@ -513,6 +522,11 @@ def _confirmations(rpc: _Rpc, tx_hash: str, block_number: int, block_hash: str) 
         raise AnchorReorged(tx_hash, block_number, block_hash, found)
     head = int(rpc("eth_blockNumber", []), 16)
     return head - block_number + 1
+
+
+def verifiable_part(record: dict[str, Any]) -> dict[str, Any]:
+    """The anchor record as proof/anchor.json carries it: only what verify_offline_anchor checks."""
+    return {key: value for key, value in record.items() if key != NODE_REPORTED}
 
 
 def operator_address(private_key: str) -> str:

@@ -374,8 +374,9 @@ def batch_status(engine: Engine, batch_id: str) -> dict[str, Any] | None:
     anchor = json.loads(batch.anchor_record) if batch.anchor_record else None
     return {"id": batch.id, "state": batch.state, "tree_size": batch.tree_size, "root": batch.root,
             "timestamps": [{"tsa": t["tsa"], "gen_time": t["gen_time"]} for t in json.loads(batch.timestamps or "[]")],
-            "anchor": None if anchor is None else {k: anchor[k] for k in ("chain_id", "tx_hash", "block_number",
-                                                                          "block_time_utc", "confirmations")},
+            "anchor": None if anchor is None else {
+                **{k: anchor[k] for k in ("chain_id", "tx_hash", "block_number", "block_time_utc")},
+                "confirmations": anchor.get("node_reported", {}).get("confirmations")},
             "attempts": batch.attempts, "last_error": batch.last_error}
 
 

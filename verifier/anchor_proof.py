@@ -24,6 +24,12 @@ from typing import Any
 from verifier.errors import HashMismatchError, VerificationError
 from verifier.ethereum_trie import RLPError, keccak256, rlp_decode, rlp_encode_uint, trie_get
 
+ANCHOR_FORMAT = "tiezheng-anchor/1"
+#: What proof/anchor.json may hold: each of these is checked by verify_offline_anchor.
+ANCHOR_FIELDS = frozenset({
+    "format", "chain_id", "tx_hash", "raw_tx", "to", "nonce", "block_number", "block_hash", "block_time",
+    "block_time_utc", "tx_index", "header_rlp", "tx_proof", "transactions_root",
+})
 #: calldata = MAGIC (4) || Merkle root (32) || tree size (8, big-endian).
 ANCHOR_MAGIC = b"TZ01"
 ROOT_BYTES = 32
@@ -120,6 +126,7 @@ class DecodedTransaction:
 
     tx_type: int
     chain_id: int | None  # None only for a pre-EIP-155 legacy transaction
+    nonce: int
     to: bytes | None  # None for contract creation
     data: bytes
 
@@ -137,7 +144,8 @@ def decode_transaction(raw_tx: bytes) -> DecodedTransaction:
             raise AnchorProofError(f"a legacy transaction has {_LEGACY_TX_FIELDS} fields, got {len(fields)}")
         v = _rlp_int(fields[6], "v")
         chain_id = (v - _EIP155_V_OFFSET) // 2 if v >= _EIP155_V_OFFSET else None
-        return DecodedTransaction(0, chain_id, _to_field(fields[3]), _bytes_field(fields[5], "data"))
+        return DecodedTransaction(0, chain_id, _rlp_int(fields[0], "nonce"), _to_field(fields[3]),
+                                  _bytes_field(fields[5], "data"))
     layout = _TYPED_TX_LAYOUT.get(raw_tx[0])
     if layout is None:
         raise AnchorProofError(f"unsupported transaction type 0x{raw_tx[0]:02x}")
@@ -145,9 +153,8 @@ def decode_transaction(raw_tx: bytes) -> DecodedTransaction:
     fields = _rlp_list(raw_tx[1:], f"type 0x{raw_tx[0]:02x} transaction")
     if len(fields) != count:
         raise AnchorProofError(f"a type 0x{raw_tx[0]:02x} transaction has {count} fields, got {len(fields)}")
-    return DecodedTransaction(
-        raw_tx[0], _rlp_int(fields[0], "chainId"), _to_field(fields[to_at]), _bytes_field(fields[data_at], "data")
-    )
+    return DecodedTransaction(raw_tx[0], _rlp_int(fields[0], "chainId"), _rlp_int(fields[1], "nonce"),
+                              _to_field(fields[to_at]), _bytes_field(fields[data_at], "data"))
 
 
 # -- verifying the proof (pure) ----------------------------------------------------------------------
@@ -157,12 +164,19 @@ def verify_offline_anchor(anchor: Mapping[str, Any]) -> tuple[bytes, int]:
     """Check an anchor record's offline proof and return the anchored ``(root, tree_size)``.
 
     The record needs ``block_hash``, ``header_rlp``, ``block_number``, ``block_time``, ``tx_index``,
-    ``tx_proof``, ``raw_tx``, ``tx_hash`` and ``chain_id``; ``transactions_root``, ``to`` and
-    ``block_time_utc`` are checked when present. The caller compares the result with proof.json.
+    ``tx_proof``, ``raw_tx``, ``tx_hash`` and ``chain_id``; ``transactions_root``, ``to``, ``nonce``
+    and ``block_time_utc`` are checked when present. Any other field is refused: every byte of an
+    anchor.json must be something this function checked. The caller compares the result with
+    proof.json.
 
     Raises AnchorProofError (a ValueError) naming the first check that fails. This proves the
     transaction is in the block with that hash; not that the block is canonical or confirmed.
     """
+    unknown = sorted(set(anchor) - ANCHOR_FIELDS)
+    if unknown:
+        raise AnchorProofError(f"anchor record has fields nothing verifies: {', '.join(unknown)}")
+    if anchor.get("format", ANCHOR_FORMAT) != ANCHOR_FORMAT:
+        raise AnchorProofError(f"anchor record format is not {ANCHOR_FORMAT!r}")
     # 1. The header is the preimage of the block hash.
     block_hash = _hex_record(anchor, "block_hash", size=HASH_BYTES)
     header = _hex_record(anchor, "header_rlp", limit=MAX_HEADER_BYTES)
@@ -216,6 +230,8 @@ def verify_offline_anchor(anchor: Mapping[str, Any]) -> tuple[bytes, int]:
         raise AnchorProofError(f"the transaction is for chain {tx.chain_id}, the record says {chain_id}")
     if tx.to is None:
         raise AnchorProofError("the anchor transaction creates a contract instead of calling an address")
+    if anchor.get("nonce") is not None and _int_record(anchor, "nonce") != tx.nonce:
+        raise AnchorProofError(f"the transaction has nonce {tx.nonce}, the record says {anchor['nonce']}")
     if anchor.get("to") is not None:
         claimed_to = _hex_record(anchor, "to", size=ADDRESS_BYTES)
         if claimed_to != tx.to:

@@ -14,7 +14,7 @@ import rlp
 
 from anchor.chain_proof import fetch_offline_proof
 from anchor.devnet import DEV_OPERATOR_KEY, Devnet
-from anchor.ethereum import anchor_root
+from anchor.ethereum import anchor_root, verifiable_part
 from tests.anchor.conftest import rpc
 from verifier.anchor_proof import (
     MAX_PROOF_NODES,
@@ -61,7 +61,7 @@ def busy_anchor(anvil: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         block = rpc(url, "eth_getBlockByHash", record["block_hash"], False)
         assert len(block["transactions"]) == FILLER_TXS + 1
         assert record["tx_index"] >= 128, "the anchor should sit behind the fillers"
-        yield record
+        yield verifiable_part(record)
     finally:
         node.stop()
 

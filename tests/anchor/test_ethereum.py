@@ -23,6 +23,7 @@ from anchor.ethereum import (
     check_anchor,
     connect,
     resume_anchor,
+    verifiable_part,
 )
 from tests.anchor.conftest import rpc
 
@@ -52,20 +53,20 @@ def test_anchor_record_fields(devnet: Devnet) -> None:
     assert record["tx_hash"].startswith("0x") and len(record["tx_hash"]) == 66
     assert record["block_hash"].startswith("0x") and len(record["block_hash"]) == 66
     assert record["raw_tx"].startswith("0x02")
-    assert record["from"] == record["to"] == DEV_OPERATOR_ADDRESS
+    assert record["node_reported"]["from"] == record["to"] == DEV_OPERATOR_ADDRESS
     assert isinstance(record["block_time"], int)
     assert record["block_time_utc"].endswith("Z") and record["block_time_utc"][:2] == "20"
-    assert record["receipt_status"] == 1
-    assert record["confirmations"] >= 1
+    assert record["node_reported"]["receipt_status"] == 1
+    assert record["node_reported"]["confirmations"] >= 1
     # 21,000 + EIP-7623 floor for 44 bytes of calldata: 37 non-zero and 7 zero bytes -> 22,550 gas.
-    assert 21_000 < record["gas_used"] < 25_000
-    assert record["effective_gas_price"] > 0
-    assert verify_offline_anchor(record) == (ROOT, 1)
+    assert 21_000 < record["node_reported"]["gas_used"] < 25_000
+    assert record["node_reported"]["effective_gas_price"] > 0
+    assert verify_offline_anchor(verifiable_part(record)) == (ROOT, 1)
 
 
 def test_confirmations_are_mined_on_the_devnet(devnet: Devnet) -> None:
     record = anchor_root(devnet.rpc_url, DEV_OPERATOR_KEY, ROOT, 5, confirmations=3)
-    assert record["confirmations"] >= 3
+    assert record["node_reported"]["confirmations"] >= 3
     assert int(rpc(devnet.rpc_url, "eth_blockNumber"), 16) >= record["block_number"] + 2
     assert check_anchor(devnet.rpc_url, record) >= 3
 
@@ -126,7 +127,7 @@ def test_resume_sends_a_saved_transaction_once(devnet: Devnet) -> None:
     tx_hash, raw_tx = _signed_anchor(devnet.rpc_url, 77)
     record = resume_anchor(devnet.rpc_url, raw_tx, private_key=DEV_OPERATOR_KEY)
     assert record["tx_hash"] == tx_hash
-    assert verify_offline_anchor(record) == (ROOT, 77)
+    assert verify_offline_anchor(verifiable_part(record)) == (ROOT, 77)
     # A second restart after it was mined finds the same anchor instead of sending another.
     again = resume_anchor(devnet.rpc_url, raw_tx)
     assert (again["tx_hash"], again["block_hash"]) == (tx_hash, record["block_hash"])
@@ -147,7 +148,7 @@ def test_resume_after_a_replacement_waits_for_either(private_devnet: Devnet) -> 
     rpc(url, "evm_mine")
     worker.join(10)
     assert result["record"]["tx_hash"] == high[0]
-    assert verify_offline_anchor(result["record"]) == (ROOT, 5)
+    assert verify_offline_anchor(verifiable_part(result["record"])) == (ROOT, 5)
 
 
 def test_resume_refuses_what_is_not_an_anchor(devnet: Devnet) -> None:
@@ -196,7 +197,7 @@ def test_stuck_transaction_is_replaced(private_devnet: Devnet) -> None:
     assert second["nonce"] == first["nonce"]
     assert second["maxPriorityFeePerGas"] >= first["maxPriorityFeePerGas"] * 1.1
     assert second["maxFeePerGas"] >= first["maxFeePerGas"] * 1.1
-    assert verify_offline_anchor(record) == (ROOT, 3)
+    assert verify_offline_anchor(verifiable_part(record)) == (ROOT, 3)
 
 
 def test_reorg_below_confirmation_depth_is_detected(private_devnet: Devnet) -> None:
