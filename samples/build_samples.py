@@ -1,0 +1,138 @@
+"""Build the sample packages: good ones and one tampered package per check that can fail.
+
+    python samples/build_samples.py        (needs the project's setup: anvil, the dev TSA)
+
+Every package is really sealed: a development TSA token and an anchor on a fresh anvil devnet,
+with the offline proof inside, so each verifies offline as `verified (offline)` against
+`samples/trust.toml`. Each tampered package is made from a good one by the one change its entry in
+`samples/expected.json` describes, and must fail exactly that check. Regenerating makes new keys,
+so all files change together.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from anchor.devnet import Devnet
+from evidence.operator_key import OperatorKey
+from evidence.upload import BuiltPackage
+from tests.factory import Workspace, make_workspace, seal_batch
+from tests.tamper import flip_byte
+from verifier.canonical import canonical_json, sha256
+from verifier.package import DATAPACKAGE_DIGEST_PATH, DATAPACKAGE_PATH, MANIFEST_PATH, SIGNATURE_PATH
+from verifier.wacz import Member, write_package
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "packages"
+SITE = HERE / "site"
+
+
+def _entries(path: Path) -> dict[str, bytes]:
+    with zipfile.ZipFile(path) as archive:
+        return {name: archive.read(name) for name in archive.namelist()}
+
+
+def _write(entries: dict[str, bytes], target: Path) -> None:
+    # Rebuild datapackage.json over the changed files, as a careful forger would.
+    metadata = json.loads(entries[DATAPACKAGE_PATH])
+    members = [Member(n, data=d) for n, d in entries.items() if n not in (DATAPACKAGE_PATH, DATAPACKAGE_DIGEST_PATH)]
+    write_package(target, members, {k: v for k, v in metadata.items() if isinstance(v, str)})
+
+
+def _resign(built: BuiltPackage, operator: OperatorKey, edit: Callable[[dict[str, Any]], None]) -> BuiltPackage:
+    """Change the manifest before sealing and sign it again: a package whose claims are wrong but authentic."""
+    entries = _entries(built.path)
+    manifest = json.loads(entries[MANIFEST_PATH])
+    edit(manifest)
+    body = canonical_json(manifest)
+    entries[MANIFEST_PATH] = body
+    entries[SIGNATURE_PATH] = operator.sign_manifest(body)
+    _write(entries, built.path)
+    return BuiltPackage(built.evidence_id, sha256(body), built.path)
+
+
+def _tamper(source: Path, target: Path, name: str, change: Callable[[bytes], bytes]) -> None:
+    entries = _entries(source)
+    entries[name] = change(entries[name])
+    _write(entries, target)
+
+
+def _alter_first_path_hash(data: bytes) -> bytes:
+    proof = json.loads(data)
+    first = proof["inclusion_path"][0]
+    proof["inclusion_path"][0] = ("1" if first[0] != "1" else "2") + first[1:]
+    return canonical_json(proof)
+
+
+def build(workspace: Workspace, rpc_url: str) -> list[dict[str, Any]]:
+    site = [(p.name, p.read_bytes()) for p in sorted(SITE.iterdir()) if p.is_file()]
+    good = workspace.upload(site)
+    own = _resign(workspace.upload([("listing.html", site[0][1])]), workspace.operator,
+                  lambda m: m["requester"].update(tenant=m["operator"]["name"]))
+    late = _resign(workspace.upload([("listing.html", site[0][1])]), workspace.operator,
+                   lambda m: m["capture"].update(ended_at="2099-01-01T00:00:00.000000Z"))
+    stale = _resign(workspace.upload([("listing.html", site[0][1])]), workspace.operator,
+                    lambda m: m["capture"].update(started_at="2020-01-01T00:00:00.000000Z",
+                                                  ended_at="2020-01-01T00:00:01.000000Z"))
+    seal_batch(workspace, [good, own, late, stale], rpc_url, batch_id="samples")
+
+    samples: list[dict[str, Any]] = []
+
+    def add(name: str, path: Path, verdict: str, check: str | None, how: str) -> None:
+        target = OUT / f"{name}.wacz"
+        if path != target:
+            shutil.copyfile(path, target)
+        samples.append({"file": f"packages/{target.name}", "verdict": verdict, "fails": check, "how": how})
+
+    add("good-upload", good.path, "verified (offline)", None, "the sample site's files, uploaded and sealed")
+    add("bad-S2-requester-is-operator", own.path, "failed", "S2",
+        "manifest names the operator as its own requester (signed and sealed as such)")
+    add("bad-T1-capture-after-timestamp", late.path, "failed", "T1",
+        "manifest says the capture ended in 2099, after the TSA time (signed and sealed as such)")
+    add("bad-T2-prechain-gap", stale.path, "failed", "T2",
+        "manifest says the capture ended in 2020, years before anchoring (signed and sealed as such)")
+    tampered = [
+        ("bad-S1-forged-signature", SIGNATURE_PATH, lambda d: d.replace(b'"signature":"', b'"signature":"AA', 1),
+         "S1", "manifest.sig altered"),
+        ("bad-H1-artifact-changed", "evidence/index.html", lambda d: d.replace(b"199.00", b"99.00"), "H1",
+         "a price in the listing edited after sealing"),
+        ("bad-H2-manifest-edited", MANIFEST_PATH, lambda d: d.replace(b"acme-rights", b"acme-rightz"), "H2",
+         "requester edited in the manifest (so its signature fails too)"),
+        ("bad-H3-inclusion-path", "proof/proof.json", _alter_first_path_hash, "H3",
+         "first hash of the inclusion path altered"),
+        ("bad-H4-timestamp-token", "proof/timestamp-0.tsr", lambda d: flip_byte(d, len(d) - 3), "H4",
+         "a byte of the TSA signature flipped"),
+        ("bad-H5-anchor-block", "proof/anchor.json", lambda d: d.replace(b'"block_number":', b'"block_number":1', 1),
+         "H5", "anchor block number altered"),
+    ]
+    for name, member, change, check, how in tampered:
+        _tamper(good.path, OUT / f"{name}.wacz", member, change)
+        add(name, OUT / f"{name}.wacz", "failed", check, how)
+    extra = _entries(good.path)
+    extra["evidence/planted.png"] = b"\x89PNG planted after sealing"
+    _write(extra, OUT / "bad-P3-planted-file.wacz")
+    add("bad-P3-planted-file", OUT / "bad-P3-planted-file.wacz", "failed", "P3", "a file added after sealing")
+    return samples
+
+
+def main() -> None:
+    shutil.rmtree(OUT, ignore_errors=True)
+    OUT.mkdir(parents=True)
+    with tempfile.TemporaryDirectory(prefix="tiezheng-samples-") as folder:
+        workspace = make_workspace(Path(folder))
+        with Devnet(Path(folder) / "chain-data", die_with_parent=True) as devnet:
+            samples = build(workspace, devnet.rpc_url)
+        shutil.copyfile(workspace.trust_file(), HERE / "trust.toml")
+    (HERE / "expected.json").write_text(json.dumps(samples, indent=2) + "\n")
+    for sample in samples:
+        print(f"{sample['file']:<50} {sample['verdict']:<20} {sample['fails'] or ''}")
+
+
+if __name__ == "__main__":
+    main()
