@@ -22,6 +22,8 @@ from verifier.trust import Trust, load_trust
 from verifier.verify import verify_package
 
 FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+#: The issue asks for at least 2,000 hostile examples; mutations of a real package find the most.
+DEEP_FUZZ = settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 _SEALED: dict[str, tuple[bytes, Trust]] = {}
@@ -60,7 +62,7 @@ def test_random_bytes(data: bytes) -> None:
     assert _verify_bytes(data).verdict is Verdict.UNUSABLE
 
 
-@FUZZ
+@DEEP_FUZZ
 @given(st.lists(st.tuples(st.integers(min_value=0), st.integers(min_value=0, max_value=255)), min_size=1,
                 max_size=8))
 def test_mutated_sealed_package(mutations: list[tuple[int, int]]) -> None:
