@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
@@ -20,7 +20,9 @@ from verifier import merkle
 from verifier.chain_source import RpcChainSource
 from verifier.errors import InvalidInput, TiezhengError, TrustError, VerificationError
 from verifier.render import render_report
-from verifier.report import Verdict
+from verifier.report import Report, Verdict
+from verifier.report_html import render_html
+from verifier.report_pdf import write_pdf
 from verifier.timestamp import verify_timestamp
 from verifier.trust import Trust, default_trust, load_trust
 from verifier.tsa_chain import load_certificates
@@ -47,6 +49,9 @@ def _package_parser() -> argparse.ArgumentParser:
     mode.add_argument("--offline", action="store_true", help="use no network (the default)")
     parser.add_argument("--trust", type=Path, action="append", default=[], metavar="FILE",
                         help="a trust file (TOML) to add to the default trust; may repeat")
+    parser.add_argument("--html", type=Path, metavar="FILE", help="also write the report as a self-contained HTML page")
+    parser.add_argument("--pdf", type=Path, metavar="FILE",
+                        help="also write a bilingual PDF certificate (needs: pip install 'tiezheng[pdf]')")
     return parser
 
 
@@ -95,9 +100,30 @@ def _verify_package(args: argparse.Namespace, console: Console) -> int:
         print(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
     else:
         console.print(render_report(report, source=str(args.package)))
+    for kind, path in _write_documents(report, args):
+        if not args.json:  # with --json, stdout carries the JSON and nothing else
+            console.print(f"{kind} written to {escape(str(path))}")
     if report.verdict is Verdict.UNUSABLE:
         return EXIT_UNUSABLE
     return EXIT_VERIFIED if report.verified else EXIT_FAILED
+
+
+def _write_documents(report: Report, args: argparse.Namespace) -> list[tuple[str, Path]]:
+    """Write the --html and --pdf files. A file that cannot be written raises InvalidInput (exit 2)."""
+    source = str(args.package)
+    writers: tuple[tuple[str, Path | None, Callable[[Path], object]], ...] = (
+        ("HTML report", args.html, lambda path: path.write_text(render_html(report, source=source), encoding="utf-8")),
+        ("PDF certificate", args.pdf, lambda path: write_pdf(report, path, source=source)))
+    written = []
+    for kind, path, write in writers:
+        if path is None:
+            continue
+        try:
+            write(path)
+        except OSError as exc:
+            raise InvalidInput(f"cannot write the {kind} to {path}: {exc.strerror or exc}") from exc
+        written.append((kind, path))
+    return written
 
 
 def _verify_timestamp(args: argparse.Namespace, console: Console) -> int:

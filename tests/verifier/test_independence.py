@@ -6,7 +6,8 @@ import json
 import subprocess
 import sys
 
-FORBIDDEN = ("api", "evidence", "anchor", "fastapi", "sqlmodel", "sqlalchemy", "web3", "playwright", "uvicorn")
+FORBIDDEN = ("api", "evidence", "anchor", "fastapi", "sqlmodel", "sqlalchemy", "web3", "playwright", "uvicorn",
+             "reportlab", "qrcode")
 
 
 def test_verifier_cli_imports_nothing_of_the_service() -> None:

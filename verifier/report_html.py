@@ -1,0 +1,331 @@
+"""Render a report as one self-contained, bilingual (English / 中文) HTML page a court can file.
+
+The page has no scripts and no external assets, so it opens the same way offline and years later.
+Every value that reaches the page goes through ``html.escape``: reasons and facts carry text from the
+package, which an adversary may have written. The bilingual labels and the timeline live here and
+are reused by the PDF certificate, so both documents say the same thing in the same words.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from verifier import __version__
+from verifier.report import DOES_NOT_PROVE, GROUPS, PROVES, Report, Status, Verdict
+
+GROUP_LABELS: Mapping[str, tuple[str, str]] = {
+    "source": ("Source", "电子数据来源"),
+    "path": ("Generation and transmission path", "生成及传输路径"),
+    "hash": ("Hash consistency", "哈希值一致性"),
+    "time": ("Time", "时间"),
+}
+CHECK_TITLES_ZH: Mapping[str, str] = {
+    "S1": "运营方签名", "S2": "中立第三方", "S3": "网络环境事实", "S4": "取证环境",
+    "P1": "调用日志链", "P2": "相互印证", "P3": "证据包完整",
+    "H1": "文件哈希值", "H2": "证据指纹", "H3": "默克尔包含证明", "H4": "可信时间戳", "H5": "区块链锚定",
+    "T1": "时间一致", "T2": "上链前间隔",
+}
+STATUS_LABELS: Mapping[Status, tuple[str, str]] = {
+    Status.PASS: ("pass", "通过"), Status.FAIL: ("fail", "未通过"),
+    Status.WARN: ("warn", "警告"), Status.SKIP: ("not checked", "未检查"),
+}
+VERDICT_LABELS: Mapping[Verdict, tuple[str, str]] = {
+    Verdict.VERIFIED: ("VERIFIED", "验证通过"),
+    Verdict.VERIFIED_OFFLINE: ("VERIFIED (OFFLINE)", "验证通过（离线）"),
+    Verdict.FAILED: ("NOT VERIFIED", "验证未通过"),
+    Verdict.UNUSABLE: ("INPUT UNUSABLE", "输入无法检验"),
+}
+VERDICT_EXPLAINED: Mapping[Verdict, tuple[str, str]] = {
+    Verdict.VERIFIED: ("No check failed; the hash checks H1-H4 and the online anchor check H5 pass.",
+                       "没有检查项未通过；哈希检查 H1–H4 及在线区块链锚定检查 H5 均通过。"),
+    Verdict.VERIFIED_OFFLINE: ("No check failed and H1-H4 pass. Offline, that the anchor block is on the "
+                               "canonical chain was not confirmed (see H5).",
+                               "没有检查项未通过，H1–H4 均通过。离线验证未确认锚定区块位于主链（见 H5）。"),
+    Verdict.FAILED: ("A check failed, or a required hash check (H1-H4, or H5 online) did not pass.",
+                     "有检查项未通过，或必需的哈希检查（H1–H4，在线时含 H5）未通过。"),
+    Verdict.UNUSABLE: ("The input could not be examined at all.", "输入无法检验。"),
+}
+#: Chinese renderings of report.PROVES and DOES_NOT_PROVE, keyed by the English text: a sentence
+#: added there without a translation is shown in English only rather than mistranslated.
+TRANSLATIONS: Mapping[str, str] = {
+    PROVES[0]: "本证据包中的证据文件（逐字节）不晚于所示的可信时间戳时间和区块时间已经存在，且此后未被更改。",
+    PROVES[1]: "这些文件由列明的运营方采集或接收，其密钥签署了清单，采集过程如清单和调用日志所记录。",
+    DOES_NOT_PROVE[0]: "网站服务器本身为内容作保：HTTP 响应并未由其来源签名。",
+    DOES_NOT_PROVE[1]: "采集之前的任何情况，或内容所述是否属实。",
+    DOES_NOT_PROVE[2]: "其法律效力，仍由法院认定。",
+}
+DEVELOPMENT_TITLE = ("Development trust: not for court use", "开发环境信任：不得用于诉讼")
+#: Keys of manifest ``target`` shown first, in this order; any other key follows.
+TARGET_KEYS = ("requested_url", "url", "final_url", "redirects")
+
+
+@dataclass(frozen=True)
+class Event:
+    """One point on the timeline. ``offset`` is seconds after capture ended, when both times parse
+    (None for the capture end itself)."""
+
+    kind: str  # capture_started | capture_ended | timestamp | block
+    label: str
+    label_zh: str
+    when: str
+    detail: str
+    offset: float | None
+
+
+def text(value: object) -> str:
+    """A fact as display text: None as an em dash, lists joined, everything else ``str``."""
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, list | tuple):
+        return " → ".join(text(v) for v in value)
+    return str(value)
+
+
+def fact(report: Report, *keys: str) -> Any:
+    """``report.facts[k1][k2]…``, or None when any level is missing or not a mapping."""
+    value: Any = report.facts
+    for key in keys:
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(key)
+    return value
+
+
+def target_url(report: Report) -> str | None:
+    """The target as one line (requested → final, redirects); None for an upload."""
+    target = fact(report, "target")
+    if not isinstance(target, Mapping) or not target:
+        return None
+    keys = [k for k in TARGET_KEYS if k in target] + [k for k in target if k not in TARGET_KEYS]
+    if len(keys) == 1:
+        return text(target[keys[0]])
+    return "; ".join(f"{k}: {text(target[k])}" for k in keys)
+
+
+def timestamps(report: Report) -> list[Mapping[str, Any]]:
+    value = fact(report, "timestamps")
+    return [t for t in value if isinstance(t, Mapping)] if isinstance(value, list) else []
+
+
+def _parse(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else None
+
+
+def timeline(report: Report) -> list[Event]:
+    """Capture started → ended → each TSA time → block time, as the package states them."""
+    events = [("capture_started", "Capture started", "采集开始", fact(report, "capture", "started_at"), ""),
+              ("capture_ended", "Capture ended", "采集结束", fact(report, "capture", "ended_at"), "")]
+    for stamp in timestamps(report):
+        events.append(("timestamp", "Trusted timestamp (TSA)", "可信时间戳", stamp.get("gen_time"),
+                       f"{text(stamp.get('trusted_as'))} ({text(stamp.get('tsa'))})"))
+    block = fact(report, "anchor", "block_time")
+    if block is not None:
+        where = f"{text(fact(report, 'anchor', 'chain'))}, block {text(fact(report, 'anchor', 'block_number'))}"
+        events.append(("block", "Block time (anchor)", "区块时间（锚定）", block, where))
+    ended = _parse(fact(report, "capture", "ended_at"))
+    # Offsets count from capture end, the start of the "pre-chain" gap that T1/T2 examine.
+    return [Event(kind, label, label_zh, text(when), detail,
+                  (moment - ended).total_seconds()
+                  if kind != "capture_ended" and ended and (moment := _parse(when)) else None)
+            for kind, label, label_zh, when, detail in events]
+
+
+def offset_text(seconds: float | None) -> str:
+    """``+0.021 s`` or ``+2.5 h`` relative to capture end; empty when unknown."""
+    if seconds is None:
+        return ""
+    sign = "+" if seconds >= 0 else "-"  # ASCII: the fallback CID font has no U+2212 minus
+    size = abs(seconds)
+    if size < 120:
+        return f"{sign}{size:.3f} s"
+    if size < 7200:
+        return f"{sign}{size / 60:.1f} min"
+    return f"{sign}{size / 3600:.1f} h"
+
+
+def _e(value: object) -> str:
+    return html.escape(text(value), quote=True)
+
+
+def _bi(english: str, chinese: str) -> str:
+    return f'{html.escape(english)} <span lang="zh-CN" class="zh">{html.escape(chinese)}</span>'
+
+
+def _bi_lines(english: str, chinese: str) -> str:
+    """A sentence and its translation on separate lines: inline, two sentences read as one."""
+    return f'{html.escape(english)}<br><span lang="zh-CN" class="zh zl">{html.escape(chinese)}</span>'
+
+
+STYLE = """
+:root{--ink:#1f2328;--muted:#59636e;--line:#d1d9e0;--bg:#f6f8fa;--card:#fff;--pass:#1a7f37;--fail:#cf222e;
+--warn:#9a6700;--skip:#59636e}
+*{box-sizing:border-box}
+body{margin:0;background:var(--bg);color:var(--ink);font:15px/1.55 system-ui,-apple-system,"Segoe UI",Roboto,
+"PingFang SC","Hiragino Sans GB","Microsoft YaHei","Noto Sans CJK SC","WenQuanYi Micro Hei",sans-serif}
+main{max-width:1040px;margin:0 auto;padding:24px 16px 48px}
+h1{font-size:1.55rem;margin:0 0 4px;line-height:1.25} h2{font-size:1.1rem;margin:0 0 12px}
+.zh{color:var(--muted);font-weight:inherit;margin-left:.35em} .zl{margin-left:0}
+h1 .zh,h2 .zh,.banner .zh{color:inherit;opacity:.85}
+.sub{color:var(--muted);font-size:.9rem;margin:0 0 16px;overflow-wrap:anywhere}
+section,.banner{background:var(--card);border:1px solid var(--line);border-radius:10px;padding:16px 18px;
+margin:0 0 16px}
+.banner{color:#fff;border:0}
+.banner strong{display:block;font-size:1.45rem;letter-spacing:.02em}
+.banner p{margin:6px 0 0}
+.verified{background:var(--pass)} .offline{background:#bf8700;color:#1f2328}
+.failed,.unusable{background:var(--fail)}
+.devtrust{background:#fff8c5;border-color:#d4a72c}
+.devtrust ul{margin:0;padding-left:1.2em}
+dl{display:grid;grid-template-columns:minmax(150px,max-content) 1fr;gap:6px 18px;margin:0}
+dt{color:var(--muted);font-size:.9rem} dd{margin:0;overflow-wrap:anywhere}
+.mono{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:.88em;word-break:break-all}
+ol.timeline{list-style:none;margin:0;padding:0 0 0 18px;border-left:3px solid var(--line)}
+ol.timeline li{position:relative;margin:0 0 12px;padding-left:8px}
+ol.timeline li::before{content:"";position:absolute;left:-27px;top:.45em;width:13px;height:13px;border-radius:50%;
+background:#0969da;border:2px solid var(--card)}
+.when{font-weight:600} .offset{color:var(--muted);margin-left:.5em;white-space:nowrap}
+.detail{color:var(--muted);font-size:.9rem}
+table{width:100%;border-collapse:collapse;table-layout:fixed}
+th,td{text-align:left;vertical-align:top;padding:8px 8px;border-top:1px solid var(--line);overflow-wrap:anywhere}
+th{font-size:.85rem;color:var(--muted);font-weight:600}
+col.c-id{width:19%} col.c-st{width:13%} col.c-basis{width:27%}
+tr.group td{background:var(--bg);font-weight:700;padding-top:10px}
+.basis{color:var(--muted);font-size:.9rem}
+.badge{display:inline-block;padding:2px 9px;border-radius:8px;font-size:.8rem;font-weight:700;color:#fff;
+line-height:1.35;text-align:center}
+.badge .zh{display:block;color:inherit;opacity:1;margin:0;font-weight:400}
+.s-pass{background:var(--pass)} .s-fail{background:var(--fail)} .s-warn{background:var(--warn)}
+.s-skip{background:#818b98}
+ul.scope{margin:0 0 8px;padding-left:1.2em} ul.scope li{margin:0 0 6px}
+footer{color:var(--muted);font-size:.85rem;overflow-wrap:anywhere}
+@media (max-width:700px){
+ main{padding:12px 10px 32px} h1{font-size:1.25rem} .banner strong{font-size:1.2rem}
+ dl{grid-template-columns:1fr;gap:0} dd{margin-bottom:8px}
+ table,tbody,tr,td{display:block;width:100%} thead,colgroup{display:none}
+ tr.check{border-top:1px solid var(--line);padding:8px 0} tr.check td{border:0;padding:2px 0}
+ td[data-label]::before{content:attr(data-label);display:block;color:var(--muted);font-size:.78rem;font-weight:600}
+}
+@media print{body{background:#fff} section,.banner{break-inside:avoid} tr{break-inside:avoid}}
+"""
+
+
+def _facts(report: Report, source: str) -> str:
+    anchor = fact(report, "anchor")
+    rows: list[tuple[str, str, str, bool]] = [
+        ("Evidence ID", "证据编号", text(report.evidence_id), True),
+        ("Evidence fingerprint (SHA-256)", "证据指纹", text(report.fingerprint), True),
+        ("Package file", "证据包文件", source, True),
+        ("Kind", "类型", text(fact(report, "kind")), False),
+        ("Target URL", "目标网址", target_url(report) or "none: uploaded files / 无：上传文件", True),
+        ("Operator", "运营方", text(fact(report, "operator", "name")), False),
+        ("Requester", "申请人", " · ".join(text(fact(report, "requester", k)) for k in ("tenant", "identity")),
+         False),
+        ("Batch root", "批次根哈希", text(fact(report, "batch", "root")), True),
+    ]
+    if isinstance(anchor, Mapping):
+        rows += [("Chain", "区块链", f"{text(anchor.get('chain'))} (chain id {text(anchor.get('chain_id'))})", False),
+                 ("Block", "区块", f"{text(anchor.get('block_number'))} · {text(anchor.get('block_hash'))}", True),
+                 ("Transaction", "交易哈希", text(anchor.get("tx_hash")), True)]
+    rows.append(("Verification mode", "验证方式",
+                 "offline / 离线" if report.offline else "online / 在线", False))
+    items = "".join(f'<dt>{_bi(en, zh)}</dt><dd{" class=mono" if mono else ""}>{_e(value)}</dd>'
+                    for en, zh, value, mono in rows)
+    return f"<section><h2>{_bi('Evidence', '证据信息')}</h2><dl>{items}</dl></section>"
+
+
+def _timeline(report: Report) -> str:
+    items = []
+    for event in timeline(report):
+        detail = f'<div class="detail">{_e(event.detail)}</div>' if event.detail else ""
+        offset = f'<span class="offset">{_e(offset_text(event.offset))}</span>' if event.offset is not None else ""
+        items.append(f"<li><div>{_bi(event.label, event.label_zh)}</div>"
+                     f'<div><span class="when mono">{_e(event.when)}</span>{offset}</div>{detail}</li>')
+    gap = fact(report, "prechain_gap_seconds")
+    note = (f'<p class="detail">{_bi("Pre-chain gap (capture ended → block):", "上链前间隔：")} '
+            f"{_e(offset_text(gap if isinstance(gap, int | float) else None) or gap)}</p>")
+    return (f"<section><h2>{_bi('Timeline', '时间线')}</h2>"
+            f'<ol class="timeline">{"".join(items)}</ol>{note}</section>')
+
+
+def _checks(report: Report) -> str:
+    rows = []
+    for group in GROUPS:
+        en, zh = GROUP_LABELS[group]
+        rows.append(f'<tr class="group"><td colspan="4">{_bi(en, zh)}</td></tr>')
+        for result in (r for r in report.checks if r.spec.group == group):
+            status_en, status_zh = STATUS_LABELS[result.status]
+            rows.append(
+                f'<tr class="check" id="check-{_e(result.id)}">'
+                f'<td><strong>{_e(result.id)}</strong> '
+                f"{_bi_lines(result.spec.title, CHECK_TITLES_ZH.get(result.id, ''))}</td>"
+                f'<td data-label="Status 结果"><span class="badge s-{result.status.value}">'
+                f"{_bi(status_en, status_zh)}</span></td>"
+                f'<td data-label="Finding 检查发现">{_e(result.reason)}</td>'
+                f'<td data-label="Legal basis 法律依据" class="basis">{_e(result.spec.basis)}</td></tr>')
+    head = "".join(f"<th>{_bi(en, zh)}</th>" for en, zh in
+                   (("Check", "检查项"), ("Status", "结果"), ("Finding", "检查发现"), ("Legal basis", "法律依据")))
+    return (f"<section><h2>{_bi('Checks', '检查项')}</h2><table>"
+            '<colgroup><col class="c-id"><col class="c-st"><col><col class="c-basis"></colgroup>'
+            f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></section>")
+
+
+def _scope_list(sentences: Iterable[str]) -> str:
+    items = "".join(f'<li>{_e(s)}<br><span lang="zh-CN" class="zh">{_e(TRANSLATIONS[s])}</span></li>'
+                    if s in TRANSLATIONS else f"<li>{_e(s)}</li>" for s in sentences)
+    return f'<ul class="scope">{items}</ul>'
+
+
+_FOOTER = ("<footer><p>"
+           + _bi("Anyone can repeat this verification with the same package and trust file:",
+                 "任何人均可使用同一证据包和信任文件重复验证：")
+           + ' <span class="mono">tiezheng-verify PACKAGE --trust FILE</span>. '
+           + _bi("The same findings in machine-readable form:", "机器可读的同一结果：")
+           + ' <span class="mono">--json</span>.</p></footer>')
+
+
+def render_html(report: Report, *, source: str, generated_at: datetime | None = None) -> str:
+    """The report as a complete HTML document (a ``str``); raises nothing for any report."""
+    verdict = report.verdict
+    when = (generated_at or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M:%S UTC")
+    css_class = {Verdict.VERIFIED: "verified", Verdict.VERIFIED_OFFLINE: "offline",
+                 Verdict.FAILED: "failed", Verdict.UNUSABLE: "unusable"}[verdict]
+    explained_en, explained_zh = VERDICT_EXPLAINED[verdict]
+    detail = ""
+    if report.unusable_reason:
+        detail = f"<p>{_e(report.unusable_reason)}</p>"
+    elif report.failed_ids:
+        detail = f"<p>{_bi('Failed checks:', '未通过的检查项：')} {_e(', '.join(report.failed_ids))}</p>"
+    label_en, label_zh = VERDICT_LABELS[verdict]
+    parts = [
+        f"<header><h1>{_bi('Electronic evidence verification report', '电子证据验证报告')}</h1>"
+        f'<p class="sub">Tiezheng 铁证 · tiezheng-verify {_e(__version__)} · {_bi("generated", "生成于")} '
+        f"{_e(when)}</p></header>",
+        f'<div class="banner {css_class}" role="status"><strong>{_bi(label_en, label_zh)}</strong>'
+        f"<p>{_bi_lines(explained_en, explained_zh)}</p>{detail}</div>",
+    ]
+    if report.development:
+        items = "".join(f"<li>{_e(item)}</li>" for item in report.development)
+        intro = _bi_lines("This verification relied on development keys or services:",
+                          "本次验证依赖开发环境的密钥或服务：")
+        parts.append(f'<section class="devtrust"><h2>{_bi(*DEVELOPMENT_TITLE)}</h2>'
+                     f"<p>{intro}</p><ul>{items}</ul></section>")
+    parts += [_facts(report, source), _timeline(report), _checks(report),
+              f"<section><h2>{_bi('What this proves', '本报告证明')}</h2>{_scope_list(PROVES)}"
+              f"<h2>{_bi('What it does not prove', '本报告不证明')}</h2>{_scope_list(DOES_NOT_PROVE)}</section>",
+              _FOOTER]
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            # No script, style or image may load from anywhere: the page is data, not an application.
+            "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">"
+            f"<title>{_e(label_en)} · {_e(report.evidence_id)} · Tiezheng</title><style>{STYLE}</style></head>"
+            f"<body><main>{''.join(parts)}</main></body></html>\n")
