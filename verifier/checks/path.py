@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from verifier.checks.context import Context, Outcome, Skip
+from verifier.checks.corroboration import check_corroborates, check_log_chain
 from verifier.errors import InvalidPackage
 from verifier.package import (
     ANCHOR_PATH,
@@ -25,12 +26,16 @@ SEALING = frozenset({PROOF_PATH, ANCHOR_PATH})
 
 def check_call_log(ctx: Context) -> Outcome:
     """P1: the capture log's hash chain is intact, its times monotonic, every step automated."""
-    raise Skip("not implemented yet")
+    if ctx.package.manifest.kind == "upload":
+        raise Skip("upload: no capture log; the files were received, not captured")
+    return check_log_chain(ctx)
 
 
 def check_corroboration(ctx: Context) -> Outcome:
     """P2: screenshot, source, DOM and WARC corroborate each other."""
-    raise Skip("not implemented yet")
+    if ctx.package.manifest.kind == "upload":
+        raise Skip("upload: no capture log or recorded traffic to corroborate")
+    return check_corroborates(ctx)
 
 
 def _is_sealing_file(name: str) -> bool:

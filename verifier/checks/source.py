@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from verifier.checks.context import Context, Outcome, Skip
+from verifier.checks.environment import check_capture_environment
+from verifier.checks.network import check_network_facts
 from verifier.errors import InvalidInput
 from verifier.report import Status
 from verifier.signature import decode_public_key, parse_signature, verify_signature
@@ -45,9 +47,11 @@ def check_neutral(ctx: Context) -> Outcome:
 
 def check_network(ctx: Context) -> Outcome:
     """S3: the server IP is among the DNS answers; the TLS chain covers the host."""
-    raise Skip("not implemented yet")
+    if ctx.package.manifest.kind == "upload":
+        raise Skip("upload: no network facts; the platform received the files, it did not fetch them")
+    return check_network_facts(ctx)
 
 
 def check_environment(ctx: Context) -> Outcome:
     """S4: the capture environment is recorded."""
-    raise Skip("not implemented yet")
+    return check_capture_environment(ctx)

@@ -1,0 +1,64 @@
+"""What a caller may choose about a capture, checked once before anything runs."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from evidence.capture_errors import CaptureError
+
+WAIT_MODES = ("load", "networkidle")
+MAX_WAIT_SECONDS = 60.0
+MAX_TIMEOUT_SECONDS = 300.0
+MAX_CONCURRENCY = 16
+MAX_NOTE_CHARS = 2000
+MIN_VIEWPORT, MAX_VIEWPORT = 200, 4096
+
+
+@dataclass(frozen=True)
+class CaptureOptions:
+    """``wait`` is "load", "networkidle" or a number of seconds to wait after load.
+
+    ``allow_private`` lifts the SSRF block (tests, intranets); ``accept_error_status`` captures 4xx/5xx
+    pages instead of failing (a 404 can be evidence too); ``allow_untrusted_tls`` captures over a
+    certificate that does not verify and records that it did not; ``extra_ca_pem`` adds trusted roots.
+    """
+
+    note: str = ""
+    full_page: bool = True
+    wait: str | float = "networkidle"
+    scroll: bool = True
+    viewport: tuple[int, int] = (1280, 800)
+    timeout: float = 30.0
+    allow_private: bool = False
+    accept_error_status: bool = False
+    allow_untrusted_tls: bool = False
+    extra_ca_pem: bytes | None = None
+    check_robots: bool = True
+    concurrency: int = 2
+
+    def validated(self) -> CaptureOptions:
+        """Return self, or raise CaptureError naming the first bad option."""
+        if isinstance(self.wait, str):
+            if self.wait not in WAIT_MODES:
+                raise CaptureError(f"wait must be load, networkidle or a number of seconds, not {self.wait!r}")
+        elif isinstance(self.wait, bool) or not 0 <= self.wait <= MAX_WAIT_SECONDS:
+            raise CaptureError(f"wait must be between 0 and {MAX_WAIT_SECONDS:g} seconds")
+        if not 1 <= self.timeout <= MAX_TIMEOUT_SECONDS:
+            raise CaptureError(f"timeout must be between 1 and {MAX_TIMEOUT_SECONDS:g} seconds")
+        if not 1 <= self.concurrency <= MAX_CONCURRENCY:
+            raise CaptureError(f"concurrency must be between 1 and {MAX_CONCURRENCY}")
+        if not all(MIN_VIEWPORT <= side <= MAX_VIEWPORT for side in self.viewport):
+            raise CaptureError(f"viewport sides must be between {MIN_VIEWPORT} and {MAX_VIEWPORT} pixels")
+        if len(self.note) > MAX_NOTE_CHARS:
+            raise CaptureError(f"the note is longer than {MAX_NOTE_CHARS} characters")
+        return self
+
+    def record(self) -> dict[str, Any]:
+        """The options as the manifest and the call log state them."""
+        return {"full_page": self.full_page, "wait": self.wait, "scroll": self.scroll,
+                "viewport": list(self.viewport), "timeout_seconds": self.timeout,
+                "allow_private": self.allow_private, "accept_error_status": self.accept_error_status,
+                "allow_untrusted_tls": self.allow_untrusted_tls, "check_robots": self.check_robots,
+                "extra_ca_sha256": hashlib.sha256(self.extra_ca_pem).hexdigest() if self.extra_ca_pem else None}

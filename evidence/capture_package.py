@@ -1,0 +1,98 @@
+"""Turn a finished capture into a signed evidence package (WACZ 1.1.1 + the Tiezheng files).
+
+The last call-log step, ``package``, lists every artifact's path, size and sha256: everything that
+is fixed before the manifest exists. It cannot list the manifest, the signature or the package's own
+hash, which are made after it (and the manifest lists the log's hash). The manifest then states the
+hash of that last line as ``capture.log_head`` and is signed, so the operator's signature covers the
+whole log chain.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from evidence.browser import WarmBrowser
+from evidence.capture_options import CaptureOptions
+from evidence.capture_run import CaptureOutcome
+from evidence.environment import code_record, platform_record, tool_records
+from evidence.manifest import Requester, artifact_record, clock_source, finish, utc_iso
+from evidence.operator_key import OperatorKey
+from evidence.upload import BuiltPackage
+from verifier.capture_format import (
+    CAPTURE_LOG_PATH,
+    DOM_PATH,
+    INDEX_PATH,
+    NETWORK_PATH,
+    PAGES_PATH,
+    ROLES,
+    SCREENSHOT_PATH,
+    SOURCE_PATH,
+    WARC_PATH,
+)
+from verifier.package import MANIFEST_PATH, SIGNATURE_PATH
+from verifier.wacz import Member, package_metadata, write_package
+
+MEDIA_TYPES = {".png": "image/png", ".html": "text/html", ".json": "application/json",
+               ".jsonl": "application/x-ndjson", ".gz": "application/gzip"}
+#: The order artifacts are listed in the manifest and the package.
+ORDER = (SCREENSHOT_PATH, DOM_PATH, SOURCE_PATH, NETWORK_PATH, CAPTURE_LOG_PATH, WARC_PATH, PAGES_PATH, INDEX_PATH)
+
+
+def _media_type(path: str) -> str:
+    if path == WARC_PATH:
+        return "application/warc"
+    return next((t for suffix, t in MEDIA_TYPES.items() if path.endswith(suffix)), "application/octet-stream")
+
+
+def build_capture_package(outcome: CaptureOutcome, *, browser: WarmBrowser, options: CaptureOptions,
+                          operator: OperatorKey, requester: Requester, packages_dir: Path) -> BuiltPackage:
+    """Log ``package``, write the manifest, sign it, and write the package atomically."""
+    files = dict(outcome.files)
+    artifacts = [artifact_record(path, ROLES[path], _media_type(path), files[path]) for path in ORDER
+                 if path in files]
+    outcome.log.record("package", inputs={"evidence_id": outcome.evidence_id, "artifacts": artifacts,
+                                          "not_logged_here": "the manifest, its signature and the package hash "
+                                                             "are made after this line"})
+    outcome.log.close()
+    ended = datetime.now(UTC)
+    files[CAPTURE_LOG_PATH] = outcome.log.path
+    artifacts.insert(ORDER.index(CAPTURE_LOG_PATH),
+                     artifact_record(CAPTURE_LOG_PATH, ROLES[CAPTURE_LOG_PATH], _media_type(CAPTURE_LOG_PATH),
+                                     outcome.log.path))
+    raw = outcome.raw
+    facts = browser.facts
+    capture: dict[str, Any] = {
+        "started_at": utc_iso(outcome.started), "ended_at": utc_iso(ended),
+        "method": "automated capture by the platform: raw fetch (httpx), then headless Chromium behind the "
+                  "capture's own recording proxy; every step in evidence/capture-log.jsonl",
+        "tools": tool_records(facts),
+        "browser": {**facts.record(), "fresh_profile": True, "profile": outcome.profile, "proxy": outcome.proxy},
+        "clock_source": clock_source(),
+        "content_encoding": {**raw.body.record(), "source_html": "the final response body with the codings "
+                                                                 "listed under removed taken off, nothing else"},
+        "options": options.record(),
+        "code": code_record(),
+        "platform": platform_record(),
+        "log_head": outcome.log.head,
+    }
+    _, body, fingerprint = finish({
+        "evidence_id": outcome.evidence_id,
+        "kind": "web-capture",
+        "created_at": utc_iso(outcome.started),
+        "operator": operator.manifest_record(),
+        "requester": requester.record(),
+        "note": options.note,
+        "target": {"requested_url": outcome.requested_url, "final_url": raw.final.url,
+                   "redirects": raw.redirects(), "http_status": raw.final.status,
+                   "browser_final_url": outcome.browser_final_url, "title": outcome.title},
+        "capture": capture,
+        "artifacts": artifacts,
+    })
+    members = [Member(a["path"], path=files[a["path"]]) for a in artifacts]
+    members += [Member(MANIFEST_PATH, data=body), Member(SIGNATURE_PATH, data=operator.sign_manifest(body))]
+    destination = packages_dir / f"{outcome.evidence_id}.wacz"
+    write_package(destination, members, package_metadata(f"Tiezheng capture of {outcome.browser_final_url[:200]}",
+                                                          outcome.started, outcome.browser_final_url))
+    return BuiltPackage(evidence_id=outcome.evidence_id, fingerprint=fingerprint, path=destination)

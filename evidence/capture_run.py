@@ -1,0 +1,332 @@
+"""One capture, step by step, each step logged in the hash-chained call log as it happens.
+
+1. start      the request: URL, options, operator, requester
+2. resolve    DNS answers for the host; the address policy refuses private targets
+3. fetch      the raw fetch (httpx) → evidence/source.html; redirects, server address, TLS
+4. robots     robots.txt status, recorded and not obeyed
+5. navigate   a fresh incognito context behind this capture's recorder loads the URL
+6. wait       load / network idle / fixed seconds, then scrolling for lazy content
+7. screenshot evidence/screenshot.png (full page by default)
+8. dom        evidence/dom.html, the DOM after load
+9. warc       the recorder stops; archive/data.warc.gz holds every exchange byte-exact
+10. network   evidence/network.json: DNS, hops, TLS, browser view, traffic summary
+11. index     pages/pages.jsonl and indexes/index.cdx.gz for replay
+
+``capture_package`` then logs ``package`` and signs and writes the package. Each step has its own
+timeout; any failure raises CaptureError with a one-line reason and leaves no package.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from playwright.async_api import BrowserContext, Page, Response
+from playwright.async_api import Error as PlaywrightError
+from playwright.async_api import TimeoutError as PlaywrightTimeout
+
+from evidence.browser import WarmBrowser
+from evidence.call_log import CallLog, output_record
+from evidence.capture_errors import CaptureError
+from evidence.capture_options import CaptureOptions
+from evidence.manifest import Requester, utc_iso
+from evidence.network_facts import Fetcher, RawFetch, robots_status
+from evidence.operator_key import OperatorKey
+from evidence.recorder import Recorder
+from evidence.resolver import HostResolver
+from evidence.ssrf import AddressPolicy, split_url
+from evidence.tls_policy import TlsPolicy
+from evidence.warc_index import cdxj_index, pages_jsonl
+from evidence.warc_sink import WarcSink
+from verifier.capture_format import (
+    DOM_PATH,
+    INDEX_PATH,
+    NETWORK_FORMAT,
+    NETWORK_PATH,
+    PAGES_PATH,
+    SCREENSHOT_PATH,
+    SOURCE_PATH,
+    WARC_PATH,
+)
+
+MAX_SCREENSHOT_BYTES = 64 << 20
+MAX_SCREENSHOT_HEIGHT = 16384
+MAX_DOM_BYTES = 64 << 20
+STEP_TIMEOUT_SECONDS = 30.0
+SCROLL_PAUSE_MS = 120
+MAX_SCROLL_STEPS = 40
+SETTLE_AFTER_SCROLL_SECONDS = 5.0
+MAX_REDIRECTS_LISTED = 20
+#: Scrolls one viewport at a time to the bottom (so lazy images load), then back to the top.
+SCROLL_SCRIPT = """async ([pause, maxSteps]) => {
+  const root = document.scrollingElement || document.documentElement;
+  if (root.scrollHeight <= window.innerHeight) return [0, root.scrollHeight];
+  let steps = 0;
+  for (let y = 0; y < root.scrollHeight && steps < maxSteps; y += window.innerHeight, steps++) {
+    window.scrollTo(0, y);
+    await new Promise(r => setTimeout(r, pause));
+  }
+  const height = root.scrollHeight;
+  window.scrollTo(0, 0);
+  return [steps, height];
+}"""
+
+
+def _redirect_chain(response: Response | None) -> list[str]:
+    """The URLs the browser was redirected from, first to last, for its main document."""
+    chain: list[str] = []
+    request = response.request.redirected_from if response else None
+    while request is not None and len(chain) < MAX_REDIRECTS_LISTED:
+        chain.insert(0, request.url)
+        request = request.redirected_from
+    return chain
+
+
+@dataclass
+class CaptureOutcome:
+    """What a finished run hands to packaging."""
+
+    evidence_id: str
+    requested_url: str
+    started: datetime
+    work: Path
+    log: CallLog
+    raw: RawFetch
+    browser_final_url: str
+    browser_status: int | None
+    title: str
+    proxy: dict[str, Any]
+    profile: dict[str, Any]
+    files: dict[str, Path] = field(default_factory=dict)
+
+
+class CaptureRun:
+    def __init__(self, url: str, *, browser: WarmBrowser, options: CaptureOptions, operator: OperatorKey,
+                 requester: Requester, work: Path, evidence_id: str, started: datetime) -> None:
+        self.url, self.browser, self.options = url, browser, options
+        self.operator, self.requester = operator, requester
+        self.work, self.evidence_id, self.started = work, evidence_id, started
+        self.policy = AddressPolicy(allow_private=options.allow_private)
+        self.tls = TlsPolicy(allow_untrusted=options.allow_untrusted_tls, extra_ca_pem=options.extra_ca_pem)
+        self.resolver = HostResolver(self.policy)
+        self.log = CallLog(work / "capture-log.jsonl")
+        self.warc = WarcSink(work / "data.warc.gz", f"Tiezheng web capture {evidence_id} of {url[:500]}")
+        self.fetcher = Fetcher(resolver=self.resolver, tls_policy=self.tls, warc=self.warc,
+                               user_agent=browser.facts.user_agent, timeout=options.timeout)
+        self.recorder = Recorder(resolver=self.resolver, tls_policy=self.tls, interception=browser.interception,
+                                 warc=self.warc, response_timeout=options.timeout)
+        self.files: dict[str, Path] = {}
+        self._responses: list[Response] = []
+
+    def _file(self, path_in_package: str, data: bytes) -> dict[str, Any]:
+        target = self.work / path_in_package.replace("/", "__")
+        target.write_bytes(data)
+        self.files[path_in_package] = target
+        return output_record(path_in_package, target)
+
+    async def run(self) -> CaptureOutcome:
+        """Run every step. Raises CaptureError; the caller removes the work folder either way."""
+        try:
+            return await self._run()
+        finally:
+            await self.recorder.stop()
+            self.warc.close()
+            self.resolver.close()
+
+    async def _run(self) -> CaptureOutcome:
+        opts = self.options
+        self.log.record("start", inputs={"evidence_id": self.evidence_id, "requested_url": self.url,
+                                         "options": opts.record(), "operator": self.operator.key_id,
+                                         "requester": self.requester.record()})
+        _, host, _ = split_url(self.url)
+        resolution = await self.resolver.resolve(host)
+        self.policy.check(host, resolution.addresses)
+        self.log.record("resolve", inputs={"host": host}, outcome={"source": resolution.source,
+                                                                    "answers": resolution.answers})
+        raw = await self.fetcher.fetch(self.url)
+        final = raw.final
+        self.log.record("fetch", inputs={"url": self.url, "method": "GET", "client": "httpx"},
+                        outcome={"http_status": final.status, "final_url": final.url, "redirects": len(raw.hops) - 1,
+                                 "server": f"{final.ip}:{final.port}", "content_encoding": raw.body.record()},
+                        outputs=[self._file(SOURCE_PATH, raw.body.data)])
+        if final.status >= 400 and not opts.accept_error_status:
+            raise CaptureError(f"{final.url[:200]} answered HTTP {final.status} {final.reason}".rstrip()
+                               + " (capture error pages as evidence with accept_error_status)")
+        robots = None
+        if opts.check_robots:
+            robots = await robots_status(self.fetcher, final.url, self.browser.facts.user_agent)
+            self.log.record("robots", inputs={"url": robots["url"]},
+                            outcome={k: robots.get(k) for k in ("status", "allows_page", "obeyed", "error")})
+        await self.recorder.start()
+        context = await self.browser.new_context(self.recorder.proxy_url, viewport=opts.viewport)
+        try:
+            return await self._in_browser(context, raw, robots)
+        finally:
+            await context.close()
+
+    async def _in_browser(self, context: BrowserContext, raw: RawFetch,
+                          robots: dict[str, Any] | None) -> CaptureOutcome:
+        cookies = await context.cookies()
+        if cookies:
+            raise CaptureError("the new browser context is not empty (it holds cookies)")
+        profile = {"context": "new incognito browser context for this capture", "cookies_at_start": 0,
+                   "service_workers": "blocked",
+                   "user_data_dir": next((f.split("=", 1)[1] for f in self.browser.facts.flags
+                                          if f.startswith("--user-data-dir=")), None)}
+        page = await context.new_page()
+        page.on("response", self._note_response)
+        response = await self._navigate(page)
+        await self._wait(page)
+        url = page.url
+        await self._screenshot(page, url)
+        dom = (await asyncio.wait_for(page.content(), STEP_TIMEOUT_SECONDS)).encode("utf-8")
+        if len(dom) > MAX_DOM_BYTES:
+            raise CaptureError(f"the DOM is over {MAX_DOM_BYTES} bytes")
+        self.log.record("dom", inputs={"url": url}, outputs=[self._file(DOM_PATH, dom)])
+        title = await page.title()
+        main = await self._main_document(response)
+        unrecorded = await self._unrecorded()
+        await context.close()
+        await self.recorder.stop()
+        self.warc.close()
+        self.log.record("warc", inputs={"records": self.warc.records, "browser_exchanges": len(self.recorder.exchanges),
+                                        "raw_fetch_hops": len(raw.hops), "refused": len(self.recorder.refused)},
+                        outputs=[output_record(WARC_PATH, self.warc.path)])
+        self.files[WARC_PATH] = self.warc.path
+        proxy = self._proxy_record(unrecorded)
+        network = self._network(raw, robots, url, response, main, unrecorded)
+        self.log.record("network", inputs={"hosts": len(network["dns"])},
+                        outputs=[self._file(NETWORK_PATH, json.dumps(network, indent=1, ensure_ascii=False).encode())])
+        # An empty title makes frictionless (inside `wacz validate`) read the page row as blank.
+        pages = pages_jsonl([{"url": url, "ts": utc_iso(self.started), "title": title or url}])
+        index = await asyncio.to_thread(cdxj_index, self.warc.path)
+        self.log.record("index", inputs={"pages": 1}, outputs=[self._file(PAGES_PATH, pages),
+                                                               self._file(INDEX_PATH, index)])
+        return CaptureOutcome(evidence_id=self.evidence_id, requested_url=self.url, started=self.started,
+                              work=self.work, log=self.log, raw=raw, browser_final_url=url,
+                              browser_status=response.status if response else None, title=title, proxy=proxy,
+                              profile=profile, files=dict(self.files))
+
+    def _note_response(self, response: Response) -> None:
+        self._responses.append(response)
+
+    async def _navigate(self, page: Page) -> Response | None:
+        wait = self.options.wait
+        wait_until: Literal["load", "networkidle"] = "networkidle" if wait == "networkidle" else "load"
+        try:
+            response = await page.goto(self.url, wait_until=wait_until, timeout=self.options.timeout * 1000)
+        except PlaywrightTimeout as exc:
+            what = "settle (no network idle)" if wait_until == "networkidle" else "finish loading"
+            raise CaptureError(f"the page did not {what} within {self.options.timeout:g} s") from exc
+        except PlaywrightError as exc:
+            raise CaptureError(f"the browser could not load {self.url[:200]}: {exc.message.splitlines()[0]}") from exc
+        self.log.record("navigate", inputs={"url": self.url, "wait_until": wait_until},
+                        outcome={"http_status": response.status if response else None,
+                                 "url": response.url if response else page.url,
+                                 "redirects": _redirect_chain(response)})
+        return response
+
+    async def _wait(self, page: Page) -> None:
+        opts = self.options
+        outcome: dict[str, Any] = {}
+        if not isinstance(opts.wait, str):
+            await page.wait_for_timeout(opts.wait * 1000)
+            outcome["waited_seconds"] = opts.wait
+        if opts.scroll:
+            steps, height = await asyncio.wait_for(page.evaluate(SCROLL_SCRIPT, [SCROLL_PAUSE_MS, MAX_SCROLL_STEPS]),
+                                                   STEP_TIMEOUT_SECONDS)
+            outcome.update(scroll_steps=steps, scroll_height=height)
+            if steps > 1:
+                try:
+                    await page.wait_for_load_state("networkidle", timeout=SETTLE_AFTER_SCROLL_SECONDS * 1000)
+                    outcome["settled_after_scroll"] = True
+                except PlaywrightTimeout as exc:
+                    if opts.wait == "networkidle":
+                        raise CaptureError(f"the page did not settle within {SETTLE_AFTER_SCROLL_SECONDS:g} s "
+                                           "after scrolling") from exc
+                    outcome["settled_after_scroll"] = False
+        self.log.record("wait", inputs={"mode": opts.wait, "scroll": opts.scroll}, outcome=outcome)
+
+    async def _screenshot(self, page: Page, url: str) -> None:
+        opts = self.options
+        height = int(await page.evaluate("(document.scrollingElement || document.documentElement).scrollHeight"))
+        clip = None
+        if opts.full_page and height > MAX_SCREENSHOT_HEIGHT:
+            clip = {"x": 0, "y": 0, "width": opts.viewport[0], "height": MAX_SCREENSHOT_HEIGHT}
+        try:
+            png = await page.screenshot(full_page=opts.full_page, type="png", clip=clip,  # type: ignore[arg-type]
+                                        timeout=STEP_TIMEOUT_SECONDS * 1000)
+        except PlaywrightError as exc:
+            raise CaptureError(f"the screenshot failed: {exc.message.splitlines()[0]}") from exc
+        if len(png) > MAX_SCREENSHOT_BYTES:
+            raise CaptureError(f"the screenshot is over {MAX_SCREENSHOT_BYTES} bytes")
+        self.log.record("screenshot", inputs={"url": url, "full_page": opts.full_page,
+                                              "viewport": list(opts.viewport), "page_height": height,
+                                              "clipped_to_height": MAX_SCREENSHOT_HEIGHT if clip else None},
+                        outputs=[self._file(SCREENSHOT_PATH, png)])
+
+    async def _main_document(self, response: Response | None) -> dict[str, Any]:
+        if response is None:
+            return {}
+        exchange = next((e for e in reversed(self.recorder.exchanges) if e.url == response.url), None)
+        return {"url": response.url, "status": response.status,
+                "browser_server_addr": await response.server_addr(),
+                "browser_security_details": await response.security_details(),
+                "browser_security_details_note": "the browser's TLS peer is the capture's own recorder; the "
+                                                 "origin's TLS is under upstream",
+                "warc_response_id": exchange.response_id if exchange else None,
+                "upstream": None if exchange is None else {"ip": exchange.ip, "port": exchange.port,
+                                                           "tls": exchange.tls}}
+
+    async def _unrecorded(self) -> list[dict[str, Any]]:
+        """Responses the browser got over the network from anywhere but this capture's recorder."""
+        found = []
+        for response in self._responses:
+            if not response.url.startswith(("http://", "https://")) or response.from_service_worker:
+                continue
+            try:
+                address = await response.server_addr()
+            except PlaywrightError:
+                continue
+            if address and (address["ipAddress"], address["port"]) != ("127.0.0.1", self.recorder.port):
+                found.append({"url": response.url, "server_addr": address})
+        return found
+
+    def _proxy_record(self, unrecorded: list[dict[str, Any]]) -> dict[str, Any]:
+        facts = self.browser.facts
+        sink = next((f for f in facts.flags if f.startswith("--proxy-server=")), None)
+        others = [f for f in facts.flags if f.startswith(("--proxy-server=", "--proxy-pac-url=")) and f != sink]
+        return {"kind": "tiezheng-recorder", "part_of_capture_tool": True,
+                "third_party_proxy": bool(others),
+                "all_traffic_via_recorder": not unrecorded,
+                "recorder": self.recorder.record(),
+                "browser_wide_proxy": {"flag": sink, "what": "a local sink of the capture tool that refuses every "
+                                                            "request not made through a context's recorder",
+                                       "refused_during_capture": self.browser.refused_background_requests(
+                                           self.started)},
+                "environment_proxy_variables_removed": list(facts.removed_env),
+                "raw_fetch": "direct connection (httpx with trust_env off: environment proxies are not used)"}
+
+    def _network(self, raw: RawFetch, robots: dict[str, Any] | None, url: str, response: Response | None,
+                 main: dict[str, Any], unrecorded: list[dict[str, Any]]) -> dict[str, Any]:
+        chain = _redirect_chain(response)
+        certificates = dict(self.recorder.certificates)
+        return {
+            "format": NETWORK_FORMAT,
+            "requested_url": self.url,
+            "policy": self.policy.record(),
+            "dns": self.resolver.records(),
+            "fetch": {"client": "httpx", "final_url": raw.final.url, "status": raw.final.status,
+                      "hops": [hop.record() for hop in raw.hops], "content_encoding": raw.body.record()},
+            "redirects": raw.redirects(),
+            "robots": robots,
+            "browser": {"navigated_to": self.url, "final_url": url, "redirects": chain, "main_document": main},
+            "traffic": {"exchanges": [e.record() for e in self.recorder.exchanges],
+                        "refused": self.recorder.refused, "unrecorded_responses": unrecorded,
+                        "all_via_recorder": not unrecorded, "recorded_at": utc_iso(datetime.now(UTC))},
+            "certificates": certificates,
+        }

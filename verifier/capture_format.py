@@ -1,0 +1,40 @@
+"""The web-capture side of the package format (``kind: web-capture``): file names, roles, log steps.
+
+The capture tool (evidence/) writes these files and the verifier's S3, S4, P1 and P2 read them, so
+both import the names from here. Every path is ``folder/name`` (depth 2, ``[A-Za-z0-9._-]``), because
+the WACZ validator only looks at the last two path components.
+"""
+
+from __future__ import annotations
+
+SCREENSHOT_PATH = "evidence/screenshot.png"
+DOM_PATH = "evidence/dom.html"
+SOURCE_PATH = "evidence/source.html"
+NETWORK_PATH = "evidence/network.json"
+CAPTURE_LOG_PATH = "evidence/capture-log.jsonl"
+WARC_PATH = "archive/data.warc.gz"
+PAGES_PATH = "pages/pages.jsonl"
+INDEX_PATH = "indexes/index.cdx.gz"
+
+#: Artifact roles in the manifest, by path.
+ROLES = {
+    SCREENSHOT_PATH: "screenshot",
+    DOM_PATH: "dom",
+    SOURCE_PATH: "source",
+    NETWORK_PATH: "network",
+    CAPTURE_LOG_PATH: "capture-log",
+    WARC_PATH: "warc",
+    PAGES_PATH: "wacz-pages",
+    INDEX_PATH: "wacz-index",
+}
+
+NETWORK_FORMAT = "tiezheng-network/1"
+CALL_LOG_FORMAT = "tiezheng-call-log/1"
+#: The proxy kind a capture records for its own recording proxy (DESIGN.md §3, byte-exact traffic).
+RECORDER_KIND = "tiezheng-recorder"
+#: The actor of every automated step. A human step would name someone else, and P1 fails it.
+SYSTEM_ACTOR = "system"
+
+#: Steps every capture log holds, in this order (other steps may come between them).
+REQUIRED_STEPS = ("start", "resolve", "fetch", "navigate", "wait", "screenshot", "dom", "warc", "network",
+                  "package")
