@@ -1,8 +1,8 @@
 """`tiezheng demo`: the whole job on embedded defaults, end to end, in one command.
 
-Until capture lands, the evidence is an upload of the sample site's files. It starts the embedded
-TSA and devnet, makes the package, seals it, verifies it with the standalone verifier's code and
-this data dir's trust, and prints where the package and the report are.
+It serves samples/site on loopback over HTTP and HTTPS, captures both with headless Chromium,
+seals the packages (embedded dev TSA, anvil devnet), verifies them with the standalone verifier's
+code and this data dir's trust, and prints the report and where the package and reports are.
 """
 
 from __future__ import annotations
@@ -12,43 +12,75 @@ from pathlib import Path
 
 from rich.console import Console
 
+from api.sample_site import serve_site
 from api.services import engine_for, local_trust, make_sealer, operator_for, sealing_services
 from api.settings import Settings
+from evidence.capture import capture_urls
+from evidence.capture_options import CaptureOptions
 from evidence.manifest import Requester
-from evidence.upload import build_upload
 from verifier.render import render_report
+from verifier.report import Report
+from verifier.report_html import render_html
+from verifier.report_pdf import pdf_available, write_pdf
 from verifier.trust import default_trust
 from verifier.verify import verify_package
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "site"
+DEMO_REQUESTER = Requester(tenant="demo-rights-owner", identity="demo@rights-owner.example")
 
 
 def run_demo(settings: Settings, console: Console) -> int:
-    """Run the demo; returns the exit code (0 when the sealed package verifies)."""
-    files = sorted(p for p in SAMPLES.iterdir() if p.is_file())
-    console.rule("Tiezheng demo: upload → seal → verify")
+    """Run the demo; returns the exit code (0 when every sealed package verifies)."""
+    console.rule("Tiezheng demo: capture → seal → verify")
     console.print(f"data dir: {settings.root}")
-    built = build_upload(files, packages_dir=settings.packages_dir, operator=operator_for(settings),
-                         requester=Requester(tenant="demo-rights-owner", identity="demo@rights-owner.example"),
-                         note="Tiezheng demo: the sample site's files")
-    console.print(f"[green]1. packaged[/] {len(files)} files as {built.evidence_id}\n"
-                  f"   fingerprint {built.fingerprint.hex()}")
+    operator = operator_for(settings)
+    with console.status("1. capturing the sample site over HTTP and HTTPS with headless Chromium…"), \
+            serve_site(SAMPLES, settings.root / "demo-site-tls") as site:
+        # Loopback is private: the SSRF guard is lifted for this local site only.
+        options = CaptureOptions(note="Tiezheng demo: the sample shop page", allow_private=True,
+                                 extra_ca_pem=site.ca_pem)
+        results = capture_urls([site.http_url + "index.html", site.https_url + "index.html"],
+                               packages_dir=settings.packages_dir, operator=operator, requester=DEMO_REQUESTER,
+                               options=options)
+    failures = [r for r in results if not r.ok]
+    for failed in failures:
+        console.print(f"[red]capture failed[/] {failed.url}: {failed.error}")
+    captured = [r.package for r in results if r.ok and r.package is not None]
+    if not captured:
+        return 1
+    for package in captured:
+        console.print(f"[green]1. captured[/] {package.evidence_id}  fingerprint {package.fingerprint.hex()}")
     engine = engine_for(settings)
     with console.status("2. sealing: Merkle batch, RFC 3161 timestamp, anchor on the devnet…"), \
             sealing_services(settings, keep_devnet=False) as running:
         sealer = make_sealer(settings, engine, running)
-        sealer.accept(built.evidence_id, built.fingerprint, built.path)
+        for package in captured:
+            sealer.accept(package.evidence_id, package.fingerprint, package.path)
         batches = sealer.run_once(force=True)
     if not batches:
         console.print("[red]sealing did not finish[/]; run `tiezheng status` for the reason")
         return 1
-    console.print(f"[green]2. sealed[/] in batch {batches[-1]}")
-    report = verify_package(built.path, default_trust().merged(local_trust(settings)))
-    console.print("[green]3. verified[/] with the standalone verifier:")
-    console.print(render_report(report, source=str(built.path)))
+    console.print(f"[green]2. sealed[/] {len(captured)} packages in batch {batches[-1]}")
+    trust = default_trust().merged(local_trust(settings))
+    reports = [(package.path, verify_package(package.path, trust)) for package in captured]
+    console.print("[green]3. verified[/] with the standalone verifier (the HTTPS capture):")
+    console.print(render_report(reports[-1][1], source=str(reports[-1][0])))
     settings.reports_dir.mkdir(parents=True, exist_ok=True)
-    report_path = settings.reports_dir / f"{built.evidence_id}.json"
-    report_path.write_text(json.dumps(report.to_json(), indent=2, ensure_ascii=False), encoding="utf-8")
-    console.print(f"\npackage: {built.path}\nreport:  {report_path}\n"
-                  f"check it yourself: tiezheng verify {built.path} --data-dir {settings.root}")
-    return 0 if report.verified else 1
+    for path, report in reports:
+        written = _write_reports(settings.reports_dir, path, report)
+        console.print(f"\npackage: {path}\nreports: {', '.join(str(p) for p in written)}\n"
+                      f"verdict: {report.verdict.value}")
+    console.print(f"\ncheck it yourself: tiezheng verify {reports[-1][0]} --data-dir {settings.root}")
+    return 0 if all(report.verified for _, report in reports) and not failures else 1
+
+
+def _write_reports(folder: Path, package: Path, report: Report) -> list[Path]:
+    """The report as JSON, as a self-contained HTML page and, with the pdf extra, as a PDF certificate."""
+    stem = folder / package.stem
+    written = [stem.with_suffix(".json"), stem.with_suffix(".html")]
+    written[0].write_text(json.dumps(report.to_json(), indent=2, ensure_ascii=False), encoding="utf-8")
+    written[1].write_text(render_html(report, source=str(package)), encoding="utf-8")
+    if pdf_available():
+        write_pdf(report, stem.with_suffix(".pdf"), source=str(package))
+        written.append(stem.with_suffix(".pdf"))
+    return written
