@@ -49,6 +49,8 @@ test: setup lint unit
 bench: setup
 	$(PY) benchmarks/merkle.py
 	$(PY) benchmarks/seal.py
+	PYTHONPATH=. $(PY) benchmarks/verify.py
+	$(PY) benchmarks/capture.py
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache
