@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from api.admin_cli import keys_app, serve, tenants_app
 from api.settings import Settings, load_settings
 from verifier.errors import TiezhengError
 
@@ -26,6 +27,8 @@ trust_app = typer.Typer(no_args_is_help=True, help="Trust settings for tiezheng-
 app.add_typer(chain_app, name="chain")
 app.add_typer(tsa_app, name="tsa")
 app.add_typer(trust_app, name="trust")
+app.add_typer(tenants_app, name="tenants")
+app.add_typer(keys_app, name="keys")
 
 console = Console()
 errors = Console(stderr=True)
@@ -230,6 +233,9 @@ def demo(data_dir: DataDir = None) -> None:
     from api.demo import run_demo
 
     raise typer.Exit(run_demo(_settings(data_dir), console))
+
+
+app.command()(serve)
 
 
 def main() -> None:

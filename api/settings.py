@@ -60,6 +60,8 @@ class Settings(BaseSettings):
     #: Secret keying the API-key HMAC. Several servers on one database must share it; by default one
     #: is made in the data dir (keys/api-key-secret). From the environment only; never logged.
     api_key_secret: SecretStr | None = None
+    #: Web capture on or off (off: capture requests are accepted and fail with the reason; uploads only).
+    capture_enabled: bool = True
     #: Let captures reach loopback and private addresses (SSRF guard off): for local test sites only.
     capture_allow_private: bool = False
 

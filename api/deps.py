@@ -1,0 +1,112 @@
+"""Dependencies, as in the full-stack template: ``SessionDep``, ``CurrentUser``, ``StateDep``.
+
+The caller of the API is a tenant, through one of its keys (``Authorization: Bearer tzk_...``).
+Authentication also takes a token from the key's rate-limit bucket and notes the tenant and key
+on the request, for the audit trail.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlmodel import Session
+
+from api import crud
+from api.errors import ApiError
+from api.models import Tenant, utcnow
+from api.state import ServiceState
+
+#: ``last_used_at`` is refreshed at most this often, so reads do not each cost a write.
+LAST_USED_RESOLUTION = timedelta(minutes=5)
+
+bearer = HTTPBearer(auto_error=False, scheme_name="ApiKey",
+                    description="An API key from `tiezheng tenants create NAME` (shown once).")
+
+
+def get_state(request: Request) -> ServiceState:
+    state: ServiceState = request.app.state.service
+    return state
+
+
+StateDep = Annotated[ServiceState, Depends(get_state)]
+
+
+def get_session(state: StateDep) -> Iterator[Session]:
+    with Session(state.engine) as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the tenant and the key (by id and public prefix; never the secret)."""
+
+    tenant_id: int
+    tenant_name: str
+    api_key_id: int
+    key_prefix: str
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def _rate_limited(wait: float) -> ApiError:
+    seconds = max(1, math.ceil(wait))
+    return ApiError(429, "rate_limited", f"too many requests; retry in {seconds} s",
+                    headers={"Retry-After": str(seconds)})
+
+
+def limit_anonymous(request: Request, state: StateDep) -> None:
+    """Rate-limit a call that carries no key, per client address."""
+    wait = state.anonymous_limiter.take(f"ip:{client_address(request)}")
+    if wait:
+        raise _rate_limited(wait)
+
+
+def get_current_user(request: Request, state: StateDep,
+                     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Principal:
+    """The calling tenant and key. Raises 401 (no, invalid or revoked key) or 429 (over the key's rate).
+
+    Uses a session of its own, closed before the handler runs: an upload streaming its body must
+    not hold a pooled database connection meanwhile (50 slow uploads would starve the pool).
+    """
+    challenge = {"WWW-Authenticate": "Bearer"}
+    if credentials is None:
+        limit_anonymous(request, state)
+        raise ApiError(401, "missing_api_key", "send an API key: Authorization: Bearer <key>", headers=challenge)
+    with Session(state.engine) as session:
+        check = crud.check_api_key(session, token=credentials.credentials, secret=state.key_secret)
+        key = check.key
+        if key is None or key.id is None:
+            # Failed attempts draw on the address's bucket: guessing keys is rate-limited too.
+            limit_anonymous(request, state)
+            message = "this API key was revoked" if check.problem == "revoked_api_key" else "invalid API key"
+            raise ApiError(401, check.problem or "invalid_api_key", message, headers=challenge)
+        request.state.tenant_id, request.state.api_key_id = key.tenant_id, key.id
+        wait = state.limiter.take(f"key:{key.id}")
+        if wait:
+            raise _rate_limited(wait)
+        tenant = session.get(Tenant, key.tenant_id)
+        if tenant is None:
+            raise ApiError(401, "invalid_api_key", "invalid API key", headers=challenge)
+        principal = Principal(tenant_id=key.tenant_id, tenant_name=tenant.name, api_key_id=key.id,
+                              key_prefix=key.prefix)
+        now = utcnow()
+        last = key.last_used_at
+        if last is None or now - (last if last.tzinfo else last.replace(tzinfo=now.tzinfo)) > LAST_USED_RESOLUTION:
+            key.last_used_at = now
+            session.add(key)
+            session.commit()
+    return principal
+
+
+CurrentUser = Annotated[Principal, Depends(get_current_user)]

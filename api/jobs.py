@@ -1,0 +1,182 @@
+"""Background jobs: plain functions of plain arguments (ids and Settings).
+
+Nothing here depends on the in-process pool that runs them today, so a "scale-out" change can hand
+the same functions to Celery or Dramatiq unchanged. Each job opens what it needs from the settings,
+is idempotent (a retried or resumed job finds its work done and returns), and commits every state
+change together with its audit event.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import inspect
+import logging
+import threading
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from api import crud
+from api.blobs import BlobStore
+from api.db import open_database
+from api.models import ApiKey, Evidence, EvidenceKind, Tenant
+from api.services import operator_for
+from api.settings import Settings, load_settings
+from evidence.manifest import Requester
+
+log = logging.getLogger(__name__)
+
+#: Web capture is built in evidence/ (in progress); it is looked up when a capture job runs.
+CAPTURE_MODULE = "evidence.capture"
+
+_engines: dict[str, Engine] = {}
+_engines_lock = threading.Lock()
+
+
+def database(settings: Settings) -> Engine:
+    """One migrated engine per database URL and process, shared by the app and its jobs."""
+    url = settings.database
+    with _engines_lock:
+        engine = _engines.get(url)
+        if engine is None:
+            engine = _engines[url] = open_database(settings)
+        return engine
+
+
+def forget_database(settings: Settings) -> None:
+    with _engines_lock:
+        engine = _engines.pop(settings.database, None)
+    if engine is not None:
+        engine.dispose()
+
+
+def requester_for(session: Session, *, tenant_id: int, api_key_id: int | None) -> Requester:
+    """The manifest's requester: the tenant, and the key that asked (its public prefix only)."""
+    tenant = session.get(Tenant, tenant_id)
+    key = session.get(ApiKey, api_key_id) if api_key_id is not None else None
+    name = tenant.name if tenant else f"tenant {tenant_id}"
+    return Requester(tenant=name, identity=f"{name} (API key {key.prefix})" if key else name)
+
+
+def load_capture() -> ModuleType:
+    """The capture module; ImportError (or AttributeError) with the reason when it is unavailable."""
+    module = importlib.import_module(CAPTURE_MODULE)
+    if not callable(getattr(module, "capture_urls", None)):
+        raise AttributeError(f"{CAPTURE_MODULE} has no capture_urls()")
+    return module
+
+
+def capture_options(module: ModuleType, settings: Settings, note: str) -> Any:
+    """Options for capture_urls: its ``CaptureOptions`` if it has one (with the fields it knows), else a dict."""
+    wanted = {"note": note, "allow_private": settings.capture_allow_private,
+              "allow_private_addresses": settings.capture_allow_private}
+    options_type = getattr(module, "CaptureOptions", None)
+    if options_type is None:
+        return wanted
+    if dataclasses.is_dataclass(options_type):
+        known = {f.name for f in dataclasses.fields(options_type)}
+    else:
+        known = set(inspect.signature(options_type).parameters)
+    return options_type(**{k: v for k, v in wanted.items() if k in known})
+
+
+def _fingerprint(value: Any) -> bytes:
+    return value if isinstance(value, bytes) else bytes.fromhex(str(value))
+
+
+def capture_job(row_id: str, settings: Settings | None = None) -> str:
+    """Capture the URL of evidence ``row_id``, store the package and queue it for sealing.
+
+    Returns the evidence status afterwards ("pending" once packaged, "failed" otherwise). A capture
+    that cannot run (no capture module, unreachable or blocked URL) fails its item with the reason.
+    """
+    settings = settings or load_settings()
+    engine = database(settings)
+    with Session(engine) as session:
+        row = session.get(Evidence, row_id)
+        if row is None:
+            raise LookupError(f"no evidence {row_id}")
+        if row.evidence_id is not None or row.error is not None:
+            return "failed" if row.error else "pending"
+        url, note, tenant_id, key_id = row.title, row.note, row.tenant_id, row.api_key_id
+        requester = requester_for(session, tenant_id=tenant_id, api_key_id=key_id)
+    if not settings.capture_enabled:
+        return _fail(engine, row_id, tenant_id, "web capture is turned off on this server "
+                                                "(TIEZHENG_CAPTURE_ENABLED=false); upload the files instead")
+    try:
+        module = load_capture()
+    except (ImportError, AttributeError) as exc:
+        return _fail(engine, row_id, tenant_id, f"web capture is not available on this server ({exc}); "
+                                                "upload the files instead")
+    try:
+        results = list(module.capture_urls([url], packages_dir=settings.packages_dir, operator=operator_for(settings),
+                                           requester=requester, options=capture_options(module, settings, note)))
+        result = results[0]
+        if getattr(result, "error", None):
+            raise RuntimeError(str(result.error))
+        # A CaptureResult carries its BuiltPackage (evidence_id, fingerprint, path).
+        package = getattr(result, "package", None) or result
+        evidence_id, fingerprint = str(package.evidence_id), _fingerprint(package.fingerprint)
+        path = Path(package.path)
+    except Exception as exc:  # any capture failure belongs to this item, not to the worker
+        log.warning("capture of evidence %s failed: %s", row_id, type(exc).__name__)
+        return _fail(engine, row_id, tenant_id, f"capture failed: {exc}")
+    address = BlobStore(settings.blobs_dir).put_file(path)
+    with Session(engine) as session:
+        crud.accept_package(session, tenant_id=tenant_id, api_key_id=key_id, evidence_id=evidence_id,
+                            fingerprint=fingerprint, package_path=path, package_sha256=address,
+                            kind=EvidenceKind.WEB_CAPTURE, title=url, note=note, row_id=row_id)
+        crud.record_audit(session, action="evidence.captured", actor="worker", tenant_id=tenant_id,
+                          api_key_id=key_id, target=row_id,
+                          detail={"evidence_id": evidence_id, "fingerprint": fingerprint.hex()})
+        session.commit()
+    return "pending"
+
+
+def _fail(engine: Engine, row_id: str, tenant_id: int, reason: str) -> str:
+    with Session(engine) as session:
+        crud.fail_evidence(session, row_id=row_id, error=reason)
+        crud.record_audit(session, action="evidence.failed", actor="worker", tenant_id=tenant_id, target=row_id,
+                          outcome=500, detail={"reason": reason[:500]})
+        session.commit()
+    return "failed"
+
+
+def record_sealed_job(settings: Settings | None = None, batch_id: str | None = None) -> int:
+    """Keep each newly sealed package in the blob store and note it (one batch, or all). Returns the count."""
+    settings = settings or load_settings()
+    engine = database(settings)
+    blobs = BlobStore(settings.blobs_dir)
+    with Session(engine) as session:
+        todo = [(e.id, e.tenant_id, s.package_path, s.batch_id) for e, s in
+                crud.unrecorded_sealed(session, batch_id=batch_id)]
+    for row_id, tenant_id, package_path, sealed_batch in todo:
+        record_sealed(engine, blobs, row_id=row_id, tenant_id=tenant_id, package_path=Path(package_path),
+                      batch_id=sealed_batch)
+    return len(todo)
+
+
+def record_sealed(engine: Engine, blobs: BlobStore, *, row_id: str, tenant_id: int, package_path: Path,
+                  batch_id: str | None) -> str:
+    """Store one sealed package and record its address (idempotent). Returns the address."""
+    address = blobs.put_file(package_path)
+    with Session(engine) as session:
+        row = session.get(Evidence, row_id)
+        if row is not None and row.sealed_sha256 is None:
+            row.sealed_sha256 = address
+            session.add(row)
+            crud.record_audit(session, action="evidence.sealed", actor="sealer", tenant_id=tenant_id, target=row_id,
+                              detail={"batch_id": batch_id, "package_sha256": address})
+            session.commit()
+    return address
+
+
+def unfinished_capture_ids(settings: Settings | None = None) -> list[str]:
+    """Captures accepted before a restart and never run: the pool runs them again."""
+    engine = database(settings or load_settings())
+    with Session(engine) as session:
+        return [row.id for row in crud.unfinished_captures(session)]

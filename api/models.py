@@ -1,0 +1,223 @@
+"""The service's data: tenants, API keys, evidence and audit events (tables), and the API's views.
+
+Per resource, as in the FastAPI full-stack template: ``XBase`` (shared fields), ``XCreate`` (what a
+client sends), ``X(table=True)`` (the row) and ``XPublic`` (what a client gets back).
+
+The service's tables live in their own metadata (``api_metadata``), migrated by Alembic
+(api/migrations). Batches and anchors are *not* duplicated here: their rows are the sealing store's
+``seal_item`` / ``seal_batch`` (anchor/store.py), created by ``anchor.store.make_engine``; this module
+only has their public views (``BatchPublic``, ``AnchorPublic``). An evidence row links to its
+``SealItem`` by ``evidence_id``, the package's own id.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import StringConstraints
+from sqlalchemy import Column, Text
+from sqlalchemy.orm import registry
+from sqlmodel import Field, SQLModel
+
+#: Longest note a client may attach to evidence; it goes into the signed manifest.
+MAX_NOTE_CHARS = 2000
+#: URLs per capture request.
+MAX_CAPTURE_URLS = 20
+MAX_URL_CHARS = 2048
+
+api_registry = registry()
+api_metadata = api_registry.metadata
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class ApiTable(SQLModel, registry=api_registry):
+    """Base of the service's tables: keeps them out of ``SQLModel.metadata`` (the sealing store's)."""
+
+
+class EvidenceStatus(StrEnum):
+    PENDING = "pending"
+    SEALED = "sealed"
+    FAILED = "failed"
+
+
+class EvidenceKind(StrEnum):
+    UPLOAD = "upload"
+    WEB_CAPTURE = "web-capture"
+
+
+# -- tenants ---------------------------------------------------------------------------------------
+
+class TenantBase(SQLModel):
+    name: str = Field(min_length=1, max_length=200)
+
+
+class TenantCreate(TenantBase):
+    pass
+
+
+class Tenant(ApiTable, TenantBase, table=True):
+    __tablename__ = "tenant"
+
+    id: int | None = Field(default=None, primary_key=True)
+    #: The tenant name goes into each manifest's requester record, so it is unique.
+    name: str = Field(max_length=200, unique=True, index=True)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class TenantPublic(TenantBase):
+    id: int
+    created_at: datetime
+
+
+# -- API keys --------------------------------------------------------------------------------------
+
+class ApiKeyBase(SQLModel):
+    label: str = Field(default="", max_length=200)
+
+
+class ApiKey(ApiTable, ApiKeyBase, table=True):
+    """A key is ``tzk_<prefix>_<secret>``; only the prefix (to find the row) and an HMAC are kept."""
+
+    __tablename__ = "api_key"
+
+    id: int | None = Field(default=None, primary_key=True)
+    tenant_id: int = Field(foreign_key="tenant.id", index=True)
+    prefix: str = Field(max_length=32, unique=True, index=True)
+    key_hash: str = Field(max_length=64)
+    created_at: datetime = Field(default_factory=utcnow)
+    revoked_at: datetime | None = None
+    last_used_at: datetime | None = None
+
+
+class ApiKeyPublic(ApiKeyBase):
+    id: int
+    tenant_id: int
+    prefix: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+# -- evidence --------------------------------------------------------------------------------------
+
+class EvidenceBase(SQLModel):
+    note: str = Field(default="", max_length=MAX_NOTE_CHARS)
+
+
+#: An http(s) URL; the pattern is in the OpenAPI schema too (JSON Schema regexes have no flags).
+HttpUrlText = Annotated[str, StringConstraints(pattern=r"^[Hh][Tt][Tt][Pp][Ss]?://[^\s]+$", max_length=MAX_URL_CHARS)]
+
+
+class CaptureCreate(EvidenceBase):
+    urls: list[HttpUrlText] = Field(min_length=1, max_length=MAX_CAPTURE_URLS)
+
+
+class Evidence(ApiTable, EvidenceBase, table=True):
+    """One item a tenant asked for: an upload (built at once) or a capture (built by a job)."""
+
+    __tablename__ = "evidence"
+
+    #: The public id. For uploads it is the package's evidence id; a capture gets it when accepted,
+    #: before the package (and its own evidence id) exists.
+    id: str = Field(primary_key=True, max_length=100)
+    tenant_id: int = Field(foreign_key="tenant.id", index=True)
+    api_key_id: int | None = Field(default=None, foreign_key="api_key.id")
+    kind: str = Field(max_length=20)
+    #: The URL captured, or the uploaded file names: what the dashboard shows and ``q`` searches.
+    title: str = Field(default="", max_length=4000)
+    note: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    #: The package's evidence id; links to ``seal_item.evidence_id``. None until the package exists.
+    evidence_id: str | None = Field(default=None, max_length=100, unique=True, index=True)
+    fingerprint: str | None = Field(default=None, max_length=64)
+    #: Blob (sha256) of the package as accepted, and of the sealed package once sealing attached proofs.
+    package_sha256: str | None = Field(default=None, max_length=64)
+    sealed_sha256: str | None = Field(default=None, max_length=64)
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+    packaged_at: datetime | None = None
+
+
+class TimestampPublic(SQLModel):
+    tsa: str
+    gen_time: str
+
+
+class AnchorPublic(SQLModel):
+    chain_id: int
+    tx_hash: str
+    block_number: int
+    block_time_utc: str | None = None
+    confirmations: int
+
+
+class BatchPublic(SQLModel):
+    id: str
+    state: str
+    tree_size: int
+    root: str
+    timestamps: list[TimestampPublic] = []
+    anchor: AnchorPublic | None = None
+
+
+class EvidencePublic(EvidenceBase):
+    id: str
+    kind: str
+    title: str
+    status: EvidenceStatus
+    evidence_id: str | None
+    fingerprint: str | None
+    package_sha256: str | None
+    error: str | None
+    batch_id: str | None = None
+    leaf_index: int | None = None
+    batch: BatchPublic | None = None
+    created_at: datetime
+    packaged_at: datetime | None
+    sealed_at: datetime | None = None
+
+
+class EvidencesPublic(SQLModel):
+    data: list[EvidencePublic]
+    count: int
+    page: int
+    pages: int
+
+
+class Accepted(SQLModel):
+    evidence_ids: list[str]
+    status: EvidenceStatus = EvidenceStatus.PENDING
+
+
+# -- audit -----------------------------------------------------------------------------------------
+
+class AuditEvent(ApiTable, table=True):
+    """One action: who (tenant, key or ``system``), what, on what, with which outcome. No secrets."""
+
+    __tablename__ = "audit_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow, index=True)
+    tenant_id: int | None = Field(default=None, index=True)
+    api_key_id: int | None = None
+    actor: str = Field(default="api", max_length=40)
+    action: str = Field(max_length=80, index=True)
+    target: str | None = Field(default=None, max_length=200)
+    outcome: int = 200
+    client: str | None = Field(default=None, max_length=100)
+    detail: str | None = Field(default=None, sa_column=Column(Text))
+
+
+# -- errors ----------------------------------------------------------------------------------------
+
+class ErrorDetail(SQLModel):
+    code: str
+    message: str
+    details: list[Any] | None = None
+
+
+class ErrorResponse(SQLModel):
+    error: ErrorDetail

@@ -1,0 +1,26 @@
+"""Shared response pieces: documented error bodies and file answers that carry their hash."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any
+
+from fastapi.responses import FileResponse
+
+from api.models import ErrorResponse
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorResponse, "description": "no, invalid or revoked API key"},
+    404: {"model": ErrorResponse, "description": "not found (or another tenant's)"},
+    422: {"model": ErrorResponse, "description": "invalid request"},
+    429: {"model": ErrorResponse, "description": "rate limited; see Retry-After"},
+}
+
+
+def package_response(path: Path, sha256_hex: str, filename: str) -> FileResponse:
+    """A package download; ETag and Repr-Digest (RFC 9530) let the client check the bytes it got."""
+    digest = base64.b64encode(bytes.fromhex(sha256_hex)).decode()
+    return FileResponse(path, media_type="application/zip", filename=filename,
+                        headers={"ETag": f'"{sha256_hex}"', "Repr-Digest": f"sha-256=:{digest}:",
+                                 "Cache-Control": "private, no-transform"})

@@ -1,0 +1,29 @@
+"""GET /v1/batches/{id}: a batch the caller has evidence in (root, TSA times, anchor)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from anchor.sealer import batch_status
+from api import crud
+from api.deps import CurrentUser, SessionDep, StateDep
+from api.errors import not_found
+from api.models import BatchPublic
+from api.responses import ERRORS
+from api.views import batch_public
+
+router = APIRouter(prefix="/batches", tags=["batches"], responses=ERRORS)
+
+
+@router.get("/{batch_id}", response_model=BatchPublic, name="batch.read",
+            summary="A batch: root, TSA times, anchor transaction")
+def read_batch(batch_id: str, session: SessionDep, who: CurrentUser, state: StateDep) -> Any:
+    """A batch holds many tenants' items; a tenant sees it only if one of them is its own."""
+    if len(batch_id) > 40 or not crud.tenant_has_batch(session, tenant_id=who.tenant_id, batch_id=batch_id):
+        raise not_found("batch")
+    status = batch_status(state.engine, batch_id)
+    if status is None:
+        raise not_found("batch")
+    return batch_public(status)

@@ -1,0 +1,71 @@
+"""GET /healthz (the process answers) and GET /readyz (the database, the TSA(s) and the chain answer)."""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from anchor.devnet import Devnet, rpc_call
+from api.db import ping
+from api.deps import StateDep
+from api.state import ServiceState
+
+router = APIRouter(tags=["health"])
+
+PROBE_TIMEOUT_SECONDS = 2.0
+
+
+@router.get("/healthz", name="health", summary="Liveness")
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+def _tcp(url: str) -> None:
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    with socket.create_connection((parts.hostname or "", port), timeout=PROBE_TIMEOUT_SECONDS):
+        pass
+
+
+def _probe(name: str, check: Any) -> dict[str, Any]:
+    try:
+        detail = check()
+    except Exception as exc:  # any failure means "not ready", reported by kind, never raised
+        return {"name": name, "ok": False, "error": f"{type(exc).__name__}: {str(exc)[:200]}"}
+    return {"name": name, "ok": True, **({"detail": detail} if detail else {})}
+
+
+def readiness(state: ServiceState) -> list[dict[str, Any]]:
+    settings = state.settings
+    running = state.pool.running
+    checks = [_probe("database", lambda: ping(state.engine))]
+    tsa_urls = [t.url for t in running.tsas] if running else [t.url for t in settings.tsa]
+    if not tsa_urls:
+        checks.append({"name": "tsa", "ok": False, "error": "no TSA running or configured (sealing is off here)"})
+    for url in tsa_urls:
+        checks.append(_probe(f"tsa {urlsplit(url).netloc}", lambda u=url: _tcp(u)))
+    rpc = running.chain.rpc_url if running else (settings.rpc_url or Devnet(settings.root).status().rpc_url)
+
+    def chain() -> str:
+        if not rpc:
+            raise ConnectionError("no chain RPC running or configured")
+        return f"chain {int(rpc_call(rpc, 'eth_chainId', timeout=PROBE_TIMEOUT_SECONDS), 16)}, block " \
+               f"{int(rpc_call(rpc, 'eth_blockNumber', timeout=PROBE_TIMEOUT_SECONDS), 16)}"
+
+    checks.append(_probe("chain", chain))
+    return checks
+
+
+@router.get("/readyz", name="ready",
+            summary="Readiness: the database, the TSA and the chain answer",
+            responses={503: {"description": "a dependency does not answer"}})
+async def readyz(state: StateDep) -> JSONResponse:
+    checks = await run_in_threadpool(readiness, state)
+    ready = all(c["ok"] for c in checks)
+    return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks},
+                        status_code=200 if ready else 503)

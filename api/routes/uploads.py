@@ -1,0 +1,46 @@
+"""POST /v1/uploads: files become one upload evidence item, durable before the 202."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import CurrentUser, StateDep, client_address
+from api.errors import ApiError
+from api.intake import accept_upload
+from api.models import MAX_NOTE_CHARS, Accepted, ErrorResponse
+from api.multipart_stream import receive_form
+from api.responses import ERRORS
+
+router = APIRouter(prefix="/uploads", tags=["uploads"], responses=ERRORS)
+
+#: The body is read by api.multipart_stream (streamed, size-limited), so OpenAPI is told its shape here.
+UPLOAD_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+    "type": "object", "required": ["file"],
+    "properties": {"file": {"type": "array", "items": {"type": "string", "format": "binary"}, "minItems": 1},
+                   "note": {"type": "string", "maxLength": MAX_NOTE_CHARS}}}}}}}
+
+
+@router.post("", status_code=202, response_model=Accepted, name="evidence.upload",
+             summary="Upload files as evidence", openapi_extra=UPLOAD_BODY,
+             responses={413: {"model": ErrorResponse, "description": "over the upload size limit"},
+                        415: {"model": ErrorResponse, "description": "not multipart/form-data"}})
+async def upload(request: Request, who: CurrentUser, state: StateDep) -> Any:
+    """Package one or more ``file`` fields as one evidence item (manifest kind ``upload``) and queue it.
+
+    The body streams to disk; over ``TIEZHENG_UPLOAD_MAX_BYTES`` it is refused with 413. The answer
+    comes after the package, its row and its sealing entry are committed.
+    """
+    form = await receive_form(request, workdir=state.settings.tmp_dir, limit=state.settings.upload_max_bytes)
+    try:
+        note = form.fields.get("note", "")
+        if len(note) > MAX_NOTE_CHARS:
+            raise ApiError(422, "invalid_request", f"note: at most {MAX_NOTE_CHARS} characters")
+        evidence_id = await run_in_threadpool(accept_upload, state, who, form.files, note=note,
+                                              client=client_address(request))
+    finally:
+        form.discard()
+    request.state.audited = True
+    return Accepted(evidence_ids=[evidence_id])

@@ -1,0 +1,62 @@
+"""What one running service holds: settings, the engine, the blob store, limiters, workers, trust."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+from sqlalchemy.engine import Engine
+
+from api import jobs
+from api.blobs import BlobStore
+from api.ratelimit import RateLimiter
+from api.security import server_secret
+from api.services import local_trust, operator_for
+from api.settings import Settings
+from api.workers import WorkerPool
+from evidence.operator_key import OperatorKey
+from verifier.trust import Trust, default_trust
+
+#: Trust is rebuilt this often: the devnet's RPC URL (part of it) changes when the devnet restarts.
+TRUST_TTL_SECONDS = 60.0
+
+
+@dataclass
+class ServiceState:
+    settings: Settings
+    engine: Engine
+    blobs: BlobStore
+    key_secret: bytes
+    operator: OperatorKey
+    limiter: RateLimiter
+    #: Calls without a key (verify, failed logins) are limited per client address.
+    anonymous_limiter: RateLimiter
+    pool: WorkerPool
+    _trust: tuple[float, Trust] | None = field(default=None, repr=False)
+    _trust_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @classmethod
+    def open(cls, settings: Settings, *, seal: bool = True) -> ServiceState:
+        """Migrate the database and start the job threads, and the sealing loop when ``seal``."""
+        engine = jobs.database(settings)
+        settings.tmp_dir.mkdir(parents=True, exist_ok=True)
+        pool = WorkerPool(settings, engine, seal=seal)
+        state = cls(settings=settings, engine=engine, blobs=BlobStore(settings.blobs_dir),
+                    key_secret=server_secret(settings), operator=operator_for(settings),
+                    limiter=RateLimiter(settings.rate_per_second, settings.rate_burst),
+                    anonymous_limiter=RateLimiter(settings.rate_per_second, settings.rate_burst), pool=pool)
+        pool.start()
+        return state
+
+    def trust(self) -> Trust:
+        """The verifier's default trust plus this data dir's own (development-flagged) trust."""
+        now = time.monotonic()
+        with self._trust_lock:
+            if self._trust is None or now - self._trust[0] > TRUST_TTL_SECONDS:
+                self._trust = (now, default_trust().merged(local_trust(self.settings)))
+            return self._trust[1]
+
+    def close(self) -> None:
+        self.pool.stop()
+        jobs.forget_database(self.settings)

@@ -1,0 +1,89 @@
+"""The in-process worker pool of the embedded default: capture threads and the sealing loop.
+
+``WorkerPool.start()`` starts what the settings leave embedded (dev TSA, anvil devnet) through
+``api.services.sealing_services``, a ``Sealer`` looping in its own thread, and a thread pool for
+jobs. It resumes what a crash interrupted: captures accepted but not run, and sealed packages not
+yet in the blob store (the sealer itself resumes its batches from the store). At scale the same
+job functions (api/jobs.py) go to a real queue and one sealer runs elsewhere; then start the
+service with sealing off.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from anchor.sealer import Sealer
+from api import jobs
+from api.services import Running, make_sealer, sealing_services
+from api.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: How often the sealing loop looks for due batches.
+SEAL_POLL_SECONDS = 0.5
+#: How long stop() waits for the sealing thread to finish its current step.
+STOP_TIMEOUT_SECONDS = 30.0
+
+
+class WorkerPool:
+    def __init__(self, settings: Settings, engine: Engine, *, seal: bool = True) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.seal = seal
+        self.running: Running | None = None
+        self.sealer: Sealer | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._stack = contextlib.ExitStack()
+
+    def start(self) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=max(1, self.settings.workers),
+                                            thread_name_prefix="tiezheng-job")
+        if self.seal:
+            self.running = self._stack.enter_context(sealing_services(self.settings))
+            self.sealer = make_sealer(self.settings, self.engine, self.running)
+            # Called in the sealer's thread after each committed transition: keep the sealed bytes.
+            self.sealer.on_transition = self._on_transition
+            self._thread = threading.Thread(target=self._seal_loop, name="tiezheng-sealer", daemon=True)
+            self._thread.start()
+        for row_id in jobs.unfinished_capture_ids(self.settings):
+            self.submit(jobs.capture_job, row_id, self.settings)
+        self.submit(jobs.record_sealed_job, self.settings)
+
+    def _seal_loop(self) -> None:
+        assert self.sealer is not None
+        self.sealer.run(self._stop, poll_seconds=SEAL_POLL_SECONDS)
+
+    def _on_transition(self, batch_id: str, state: str) -> None:
+        if state == "attached":
+            self.submit(jobs.record_sealed_job, self.settings, batch_id)
+
+    def submit(self, job: Callable[..., Any], *args: Any) -> Future[Any] | None:
+        """Queue a job; its failure is logged, never raised into the caller."""
+        if self._executor is None or self._stop.is_set():
+            return None
+        future = self._executor.submit(job, *args)
+        future.add_done_callback(_log_failure)
+        return future
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(STOP_TIMEOUT_SECONDS)
+        if self._executor is not None:
+            # Queued captures stay recorded as unfinished and run again on the next start.
+            self._executor.shutdown(wait=True, cancel_futures=True)
+        self._stack.close()
+
+
+def _log_failure(future: Future[Any]) -> None:
+    if not future.cancelled() and (exc := future.exception()) is not None:
+        log.error("background job failed: %s: %s", type(exc).__name__, exc)

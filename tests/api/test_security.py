@@ -1,0 +1,37 @@
+"""API keys: random, shown once, stored as an HMAC under the data dir's secret."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import SecretStr
+
+from api.security import hash_key, key_matches, key_prefix, new_key, server_secret
+from api.settings import Settings
+
+
+def test_keys_are_random_and_only_hashed(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path)
+    secret = server_secret(settings)
+    assert len(secret) == 32 and server_secret(settings) == secret
+    assert oct(os.stat(tmp_path / "keys" / "api-key-secret").st_mode & 0o777) == "0o600"
+    one, two = new_key(secret), new_key(secret)
+    assert one.token != two.token and one.prefix != two.prefix
+    assert key_prefix(one.token) == one.prefix and one.token.split("_")[2] not in one.key_hash
+    assert key_matches(one.token, one.key_hash, secret)
+    assert not key_matches(two.token, one.key_hash, secret)
+    assert not key_matches(one.token, one.key_hash, b"another server's secret")
+    assert hash_key(one.token, secret) == one.key_hash
+
+
+def test_malformed_keys_have_no_prefix() -> None:
+    for token in ("", "tzk_", "Bearer tzk_abc", "tzk_0123456789ab_short", "tzk_0123456789ab_" + "A" * 44):
+        assert key_prefix(token) is None
+
+
+def test_secret_from_settings_wins(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, api_key_secret=SecretStr("shared by the servers"))
+    assert server_secret(settings) == b"shared by the servers"
+    assert not (tmp_path / "keys").exists()
+    assert "shared by the servers" not in settings.redacted()
