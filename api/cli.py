@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from api.admin_cli import keys_app, serve, tenants_app
+from api.capture_cli import capture
 from api.settings import Settings, load_settings
 from verifier.errors import TiezhengError
 
@@ -29,6 +30,7 @@ app.add_typer(tsa_app, name="tsa")
 app.add_typer(trust_app, name="trust")
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(keys_app, name="keys")
+app.command()(capture)
 
 console = Console()
 errors = Console(stderr=True)
@@ -52,30 +54,19 @@ def upload(files: Annotated[list[Path], typer.Argument(help="Files to seal as on
            note: Annotated[str, typer.Option(help="A note stored in the manifest.")] = "",
            data_dir: DataDir = None, as_json: JsonFlag = False) -> None:
     """Make an upload evidence package of existing files and queue it for sealing."""
-    from api.services import operator_for
+    from api.services import operator_for, queue_for_sealing
     from evidence.manifest import Requester
     from evidence.upload import build_upload
 
     settings = _settings(data_dir)
     built = build_upload(files, packages_dir=settings.packages_dir, operator=operator_for(settings),
                          requester=Requester.local(), note=note)
-    _queue(settings, built.evidence_id, built.fingerprint, built.path)
+    queue_for_sealing(settings, built.evidence_id, built.fingerprint, built.path)
     if as_json:
         print(_item_json(built.evidence_id, built.fingerprint.hex(), built.path, "pending"))
     else:
         console.print(f"[green]accepted[/] {built.evidence_id}  fingerprint {built.fingerprint.hex()}\n"
                       f"  package {built.path}\n  status  pending (run `tiezheng seal`)")
-
-
-def _queue(settings: Settings, evidence_id: str, fingerprint: bytes, package: Path) -> None:
-    from sqlmodel import Session
-
-    from anchor.store import SealItem
-    from api.services import engine_for
-
-    with Session(engine_for(settings)) as session:
-        session.add(SealItem(evidence_id=evidence_id, fingerprint=fingerprint.hex(), package_path=str(package)))
-        session.commit()
 
 
 @app.command()

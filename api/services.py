@@ -10,10 +10,11 @@ from pathlib import Path
 
 from cryptography import x509
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
 from anchor.devnet import DEV_OPERATOR_KEY, DEVNET_CHAIN_ID, Devnet
 from anchor.sealer import ChainEndpoint, Sealer, SealerConfig, TSAEndpoint
-from anchor.store import make_engine
+from anchor.store import SealItem, make_engine
 from anchor.tsa_server import DevTSA
 from api.settings import Settings
 from evidence.operator_key import OperatorKey, load_or_create
@@ -25,6 +26,13 @@ DEVNET_NAME = "Tiezheng anvil devnet"
 
 def engine_for(settings: Settings) -> Engine:
     return make_engine(settings.database)
+
+
+def queue_for_sealing(settings: Settings, evidence_id: str, fingerprint: bytes, package: Path) -> None:
+    """Record a package as pending; committed (durable) when this returns."""
+    with Session(engine_for(settings)) as session:
+        session.add(SealItem(evidence_id=evidence_id, fingerprint=fingerprint.hex(), package_path=str(package)))
+        session.commit()
 
 
 def operator_for(settings: Settings) -> OperatorKey:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -94,12 +94,13 @@ async def capture_one(url: str, *, browser: WarmBrowser, packages_dir: Path, ope
 
 
 async def capture_many(urls: Sequence[str], *, packages_dir: Path, operator: OperatorKey, requester: Requester,
-                       options: CaptureOptions | None = None, browser: WarmBrowser | None = None
-                       ) -> list[CaptureResult]:
+                       options: CaptureOptions | None = None, browser: WarmBrowser | None = None,
+                       on_result: Callable[[CaptureResult], None] | None = None) -> list[CaptureResult]:
     """Capture each URL (``options.concurrency`` at a time) with one warm browser; results in input order.
 
     A browser passed in stays open; otherwise one is launched for this call and closed after it.
-    Raises CaptureError only when no browser can be started or the options are invalid.
+    ``on_result`` is called as each capture finishes (progress displays). Raises CaptureError only
+    when no browser can be started or the options are invalid.
     """
     options = (options or CaptureOptions()).validated()
     if len(urls) > MAX_BATCH_URLS:
@@ -113,9 +114,12 @@ async def capture_many(urls: Sequence[str], *, packages_dir: Path, operator: Ope
             try:
                 package = await capture_one(url, browser=warm, packages_dir=packages_dir, operator=operator,
                                             requester=requester, options=options)
+                result = CaptureResult(url=url, package=package)
             except CaptureError as exc:
-                return CaptureResult(url=url, error=str(exc))
-            return CaptureResult(url=url, package=package)
+                result = CaptureResult(url=url, error=str(exc))
+            if on_result is not None:
+                on_result(result)
+            return result
 
     try:
         return list(await asyncio.gather(*(one(url) for url in urls)))
@@ -125,10 +129,11 @@ async def capture_many(urls: Sequence[str], *, packages_dir: Path, operator: Ope
 
 
 def capture_urls(urls: Sequence[str], *, packages_dir: Path, operator: OperatorKey, requester: Requester,
-                 options: CaptureOptions | None = None) -> list[CaptureResult]:
+                 options: CaptureOptions | None = None,
+                 on_result: Callable[[CaptureResult], None] | None = None) -> list[CaptureResult]:
     """Synchronous ``capture_many`` with a browser of its own. Do not call from a running event loop."""
     return asyncio.run(capture_many(urls, packages_dir=packages_dir, operator=operator, requester=requester,
-                                    options=options))
+                                    options=options, on_result=on_result))
 
 
 def read_url_file(path: Path) -> list[str]:

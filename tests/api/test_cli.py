@@ -72,7 +72,28 @@ def test_clear_errors(data_dir: Path, tmp_path: Path) -> None:
 
 def test_demo(data_dir: Path) -> None:
     result = tiezheng(data_dir, "demo")
-    assert "VERIFIED (OFFLINE)" in result.stdout
+    assert "VERIFIED (OFFLINE)" in result.stdout and "capture → seal → verify" in result.stdout
     report = next((data_dir / "reports").glob("*.json"))
     assert json.loads(report.read_text())["verified"] is True
     assert tiezheng(data_dir, "chain", "status", "--json").stdout.count('"rpc_url": null') == 1  # demo stopped it
+
+
+def test_capture_seal_verify(data_dir: Path) -> None:
+    from api.sample_site import serve_site
+
+    site_root = Path(__file__).resolve().parents[2] / "samples" / "site"
+    with serve_site(site_root, data_dir / "site-tls") as site:
+        lines = tiezheng(data_dir, "capture", site.http_url + "index.html", site.http_url + "missing.html",
+                         "--allow-private", "--json", check=False)
+    assert lines.returncode == 1  # one of the two failed (a 404 without --accept-error-status)
+    records = [json.loads(line) for line in lines.stdout.splitlines()]
+    ok = [r for r in records if r["status"] == "pending"]
+    failed = [r for r in records if r["status"] == "failed"]
+    assert len(ok) == 1 and len(failed) == 1 and "404" in failed[0]["error"]
+    blocked = tiezheng(data_dir, "capture", "http://127.0.0.1:9/", check=False)
+    assert blocked.returncode == 1 and "private" in (blocked.stdout + blocked.stderr).lower()
+
+    tiezheng(data_dir, "seal")
+    verified = json.loads(tiezheng(data_dir, "verify", ok[0]["package"], "--json").stdout)
+    assert verified["verdict"] == "verified (offline)"
+    assert {c["id"]: c["status"] for c in verified["checks"]}["P2"] == "pass"
