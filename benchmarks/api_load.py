@@ -1,6 +1,6 @@
 """Load on the service: concurrent clients upload small files; the server is SIGKILLed midway.
 
-    python benchmarks/api.py [--duration 60] [--clients 50] [--size 2048] [--kill-at 0.5 | --no-kill]
+    python benchmarks/api_load.py [--duration 60] [--clients 50] [--size 2048] [--kill-at 0.5 | --no-kill]
                              [--database-url URL] [--json]
 
 It starts `tiezheng serve` (embedded TSA and devnet) in a fresh data dir, creates a tenant, and runs
