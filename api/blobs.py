@@ -3,7 +3,9 @@
 Files live under ``<data dir>/blobs/sha256/ab/<hex>``. Storing a package hard-links it when it is on
 the same file system (sealing replaces packages by rename, so the linked bytes never change) and
 copies it otherwise. The database keeps only addresses; package bytes are never rebuilt from rows.
-The interface (put/open/path/exists) is what an S3-compatible store would implement at scale.
+``BlobBackend`` (exists/put_file/open) is what every store offers; ``blob_store(settings)`` picks this
+one or the S3-compatible ``api.blobs_s3.S3BlobStore`` (``TIEZHENG_BLOB_URL=s3://bucket/prefix``). Only
+the local store has ``path``: callers that want a file check for ``BlobStore`` and stream otherwise.
 """
 
 from __future__ import annotations
@@ -11,8 +13,12 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import threading
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, Protocol
+
+if TYPE_CHECKING:
+    from api.settings import Settings
 
 CHUNK_BYTES = 1 << 20
 
@@ -27,6 +33,42 @@ def _sha256_file(path: Path) -> str:
         while chunk := stream.read(CHUNK_BYTES):
             hasher.update(chunk)
     return hasher.hexdigest()
+
+
+class BlobBackend(Protocol):
+    """A content-addressed store of package bytes: written once under their sha256, never changed."""
+
+    def exists(self, address: str) -> bool: ...
+
+    def put_file(self, source: Path) -> str:
+        """Store the bytes of ``source``; return their sha256 hex address. Idempotent; durable on return."""
+        ...
+
+    def open(self, address: str) -> BinaryIO:
+        """A readable stream of the blob's bytes. Raises BlobMissing."""
+        ...
+
+
+_remote_stores: dict[tuple[str, str | None], BlobBackend] = {}
+_remote_lock = threading.Lock()
+
+
+def blob_store(settings: Settings) -> BlobBackend:
+    """The blob store the settings name: S3 for ``blob_url``, else files under the data dir.
+
+    S3 stores are made once per process and URL (a boto3 client is costly to make and thread-safe to
+    share). Raises ValueError for a ``blob_url`` that is not ``s3://bucket[/prefix]``.
+    """
+    if not settings.blob_url:
+        return BlobStore(settings.blobs_dir)
+    key = (settings.blob_url, settings.s3_endpoint_url)
+    with _remote_lock:
+        store = _remote_stores.get(key)
+        if store is None:
+            from api.blobs_s3 import S3BlobStore  # boto3 loads only when S3 is configured
+
+            store = _remote_stores[key] = S3BlobStore(settings.blob_url, endpoint_url=settings.s3_endpoint_url)
+        return store
 
 
 class BlobStore:

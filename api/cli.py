@@ -17,7 +17,9 @@ from rich.markup import escape
 
 from api.admin_cli import keys_app, serve, tenants_app
 from api.capture_cli import capture
+from api.doctor import doctor
 from api.settings import Settings, load_settings
+from api.worker_cli import worker_app
 from verifier.errors import TiezhengError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -31,6 +33,8 @@ app.add_typer(trust_app, name="trust")
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(keys_app, name="keys")
 app.command()(capture)
+app.command()(doctor)
+app.add_typer(worker_app, name="worker")
 
 console = Console()
 errors = Console(stderr=True)

@@ -58,5 +58,5 @@ def accept_captures(state: ServiceState, who: Principal, urls: Sequence[str], *,
                           detail={"evidence_ids": ids, "urls": [u[:200] for u in urls]})
         session.commit()
     for row_id in ids:
-        state.pool.submit(jobs.capture_job, row_id, state.settings)
+        state.pool.capture(row_id)
     return ids

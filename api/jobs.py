@@ -21,7 +21,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from api import crud
-from api.blobs import BlobStore
+from api.blobs import BlobBackend, blob_store
 from api.db import open_database
 from api.models import ApiKey, Evidence, EvidenceKind, Tenant
 from api.services import operator_for
@@ -84,6 +84,19 @@ def capture_options(module: ModuleType, settings: Settings, note: str) -> Any:
     return options_type(**{k: v for k, v in wanted.items() if k in known})
 
 
+_capturer: Any = None
+_capturer_lock = threading.Lock()
+
+
+def warm_capturer(module: ModuleType) -> Any:
+    """One warm browser per process, shared by every capture job it runs (a cold start costs ~3 s)."""
+    global _capturer
+    with _capturer_lock:
+        if _capturer is None:
+            _capturer = module.WarmCapturer()
+        return _capturer
+
+
 def _fingerprint(value: Any) -> bytes:
     return value if isinstance(value, bytes) else bytes.fromhex(str(value))
 
@@ -113,8 +126,9 @@ def capture_job(row_id: str, settings: Settings | None = None) -> str:
         return _fail(engine, row_id, tenant_id, f"web capture is not available on this server ({exc}); "
                                                 "upload the files instead")
     try:
-        results = list(module.capture_urls([url], packages_dir=settings.packages_dir, operator=operator_for(settings),
-                                           requester=requester, options=capture_options(module, settings, note)))
+        results = list(warm_capturer(module).capture_urls(
+            [url], packages_dir=settings.packages_dir, operator=operator_for(settings), requester=requester,
+            options=capture_options(module, settings, note)))
         result = results[0]
         if getattr(result, "error", None):
             raise RuntimeError(str(result.error))
@@ -125,7 +139,7 @@ def capture_job(row_id: str, settings: Settings | None = None) -> str:
     except Exception as exc:  # any capture failure belongs to this item, not to the worker
         log.warning("capture of evidence %s failed: %s", row_id, type(exc).__name__)
         return _fail(engine, row_id, tenant_id, f"capture failed: {exc}")
-    address = BlobStore(settings.blobs_dir).put_file(path)
+    address = blob_store(settings).put_file(path)
     with Session(engine) as session:
         crud.accept_package(session, tenant_id=tenant_id, api_key_id=key_id, evidence_id=evidence_id,
                             fingerprint=fingerprint, package_path=path, package_sha256=address,
@@ -150,7 +164,7 @@ def record_sealed_job(settings: Settings | None = None, batch_id: str | None = N
     """Keep each newly sealed package in the blob store and note it (one batch, or all). Returns the count."""
     settings = settings or load_settings()
     engine = database(settings)
-    blobs = BlobStore(settings.blobs_dir)
+    blobs = blob_store(settings)
     with Session(engine) as session:
         todo = [(e.id, e.tenant_id, s.package_path, s.batch_id) for e, s in
                 crud.unrecorded_sealed(session, batch_id=batch_id)]
@@ -160,7 +174,7 @@ def record_sealed_job(settings: Settings | None = None, batch_id: str | None = N
     return len(todo)
 
 
-def record_sealed(engine: Engine, blobs: BlobStore, *, row_id: str, tenant_id: int, package_path: Path,
+def record_sealed(engine: Engine, blobs: BlobBackend, *, row_id: str, tenant_id: int, package_path: Path,
                   batch_id: str | None) -> str:
     """Store one sealed package and record its address (idempotent). Returns the address."""
     address = blobs.put_file(package_path)

@@ -44,6 +44,11 @@ class Settings(BaseSettings):
     #: The anchoring key for a real chain. From the environment only; never logged.
     chain_key: SecretStr | None = None
     confirmations: int | None = None
+    #: Where package bytes live: ``s3://bucket/prefix`` for an S3-compatible store; empty means files in
+    #: the data dir. S3 credentials come from the standard AWS environment only, never from here.
+    blob_url: str | None = None
+    #: An S3-compatible server other than AWS (MinIO, Ceph, s3rver, …); empty means AWS itself.
+    s3_endpoint_url: str | None = None
     batch_max_items: int = 100_000
     batch_max_age_seconds: float = 60.0
     operator_name: str = "Tiezheng local operator"
@@ -64,6 +69,8 @@ class Settings(BaseSettings):
     capture_enabled: bool = True
     #: Let captures reach loopback and private addresses (SSRF guard off): for local test sites only.
     capture_allow_private: bool = False
+    #: Redis for the capture queue (Dramatiq). Unset: captures run in the service's own threads.
+    redis_url: str | None = None
 
     @property
     def root(self) -> Path:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.engine import Engine
 
 from api import jobs
-from api.blobs import BlobStore
+from api.blobs import BlobBackend, blob_store
 from api.ratelimit import RateLimiter
 from api.security import server_secret
 from api.services import local_trust, operator_for
@@ -26,7 +26,7 @@ TRUST_TTL_SECONDS = 60.0
 class ServiceState:
     settings: Settings
     engine: Engine
-    blobs: BlobStore
+    blobs: BlobBackend
     key_secret: bytes
     operator: OperatorKey
     limiter: RateLimiter
@@ -42,7 +42,7 @@ class ServiceState:
         engine = jobs.database(settings)
         settings.tmp_dir.mkdir(parents=True, exist_ok=True)
         pool = WorkerPool(settings, engine, seal=seal)
-        state = cls(settings=settings, engine=engine, blobs=BlobStore(settings.blobs_dir),
+        state = cls(settings=settings, engine=engine, blobs=blob_store(settings),
                     key_secret=server_secret(settings), operator=operator_for(settings),
                     limiter=RateLimiter(settings.rate_per_second, settings.rate_burst),
                     anonymous_limiter=RateLimiter(settings.rate_per_second, settings.rate_burst), pool=pool)

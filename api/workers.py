@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import signal
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -28,6 +30,7 @@ log = logging.getLogger(__name__)
 
 #: How often the sealing loop looks for due batches.
 SEAL_POLL_SECONDS = 0.5
+FAILPOINT_ENV = "TIEZHENG_FAILPOINT"
 #: How long stop() waits for the sealing thread to finish its current step.
 STOP_TIMEOUT_SECONDS = 30.0
 
@@ -54,8 +57,10 @@ class WorkerPool:
             self.sealer.on_transition = self._on_transition
             self._thread = threading.Thread(target=self._seal_loop, name="tiezheng-sealer", daemon=True)
             self._thread.start()
-        for row_id in jobs.unfinished_capture_ids(self.settings):
-            self.submit(jobs.capture_job, row_id, self.settings)
+        if not self.settings.redis_url:
+            # With a queue, accepted captures wait in Redis and are redelivered there instead.
+            for row_id in jobs.unfinished_capture_ids(self.settings):
+                self.submit(jobs.capture_job, row_id, self.settings)
         self.submit(jobs.record_sealed_job, self.settings)
 
     def _seal_loop(self) -> None:
@@ -65,6 +70,15 @@ class WorkerPool:
     def _on_transition(self, batch_id: str, state: str) -> None:
         if state == "attached":
             self.submit(jobs.record_sealed_job, self.settings, batch_id)
+
+    def capture(self, row_id: str) -> None:
+        """Run an accepted capture: on the Redis queue when one is configured, else in this process."""
+        if self.settings.redis_url:
+            from api import taskqueue
+
+            taskqueue.enqueue_capture(row_id)
+        else:
+            self.submit(jobs.capture_job, row_id, self.settings)
 
     def submit(self, job: Callable[..., Any], *args: Any) -> Future[Any] | None:
         """Queue a job; its failure is logged, never raised into the caller."""
@@ -87,3 +101,26 @@ class WorkerPool:
 def _log_failure(future: Future[Any]) -> None:
     if not future.cancelled() and (exc := future.exception()) is not None:
         log.error("background job failed: %s: %s", type(exc).__name__, exc)
+
+
+def run_sealer(settings: Settings, stop: threading.Event) -> None:
+    """`tiezheng worker seal`: the sealing loop and nothing else, until ``stop`` is set.
+
+    Several may run; the sealer lease lets one work at a time. ``TIEZHENG_FAILPOINT=seal:<state>``
+    makes this process SIGKILL itself right after it commits that state: a fault-injection point
+    for crash tests, so a kill lands between two named steps instead of wherever a timer hits.
+    """
+    engine = jobs.database(settings)
+    failpoint = os.environ.get(FAILPOINT_ENV, "").removeprefix("seal:")
+    with sealing_services(settings, keep_devnet=True) as running:
+        sealer = make_sealer(settings, engine, running)
+
+        def on_transition(batch_id: str, state: str) -> None:
+            if state == failpoint:
+                os.kill(os.getpid(), signal.SIGKILL)
+            if state == "attached":
+                jobs.record_sealed_job(settings, batch_id)
+
+        sealer.on_transition = on_transition
+        jobs.record_sealed_job(settings)  # what a crash left unrecorded
+        sealer.run(stop, poll_seconds=SEAL_POLL_SECONDS)

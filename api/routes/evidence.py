@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import shutil
+import tempfile
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, BinaryIO
+from urllib.parse import quote
 
 from fastapi import APIRouter, Query
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import FileResponse, Response, StreamingResponse
 from sqlmodel import Session
 
 from anchor.store import SealItem
 from api import crud, jobs
+from api.blobs import CHUNK_BYTES, BlobStore
 from api.deps import CurrentUser, SessionDep, StateDep
 from api.errors import ApiError, not_found
 from api.models import Evidence, EvidencePublic, EvidencesPublic, EvidenceStatus
@@ -34,18 +41,55 @@ def _owned(session: Session, who: CurrentUser, evidence_id: str) -> tuple[Eviden
     return found
 
 
-def current_package(state: ServiceState, evidence: Evidence, item: SealItem | None) -> tuple[Path, str]:
-    """The newest bytes of the package: sealed once sealing attached proofs, else as accepted."""
+def current_package(state: ServiceState, evidence: Evidence, item: SealItem | None) -> str:
+    """The blob address of the newest package bytes: sealed once sealing attached proofs, else as accepted."""
     status = crud.status_of(evidence, item)
     if status is EvidenceStatus.SEALED and item is not None and evidence.sealed_sha256 is None:
         # The sealer finished before the record job ran: record it now (idempotent).
-        address = jobs.record_sealed(state.engine, state.blobs, row_id=evidence.id, tenant_id=evidence.tenant_id,
-                                     package_path=Path(item.package_path), batch_id=item.batch_id)
-        return state.blobs.path(address), address
+        try:
+            return jobs.record_sealed(state.engine, state.blobs, row_id=evidence.id, tenant_id=evidence.tenant_id,
+                                      package_path=Path(item.package_path), batch_id=item.batch_id)
+        except FileNotFoundError:
+            # Scaled out, the sealed file is on the sealer's host until its record job stores it.
+            raise ApiError(409, "not_ready", "the sealed package is being stored; try again shortly") from None
     stored = evidence.sealed_sha256 or evidence.package_sha256
     if stored is None:
         raise ApiError(409, "not_ready", "the package is not built yet; poll the evidence status")
-    return state.blobs.path(stored), stored
+    return stored
+
+
+@contextlib.contextmanager
+def package_file(state: ServiceState, address: str) -> Iterator[Path]:
+    """The package as a local file: the blob itself in a local store, else a temporary copy (removed after)."""
+    if isinstance(state.blobs, BlobStore):
+        yield state.blobs.path(address)
+        return
+    state.settings.tmp_dir.mkdir(parents=True, exist_ok=True)
+    with state.blobs.open(address) as stream, \
+            tempfile.NamedTemporaryFile(dir=state.settings.tmp_dir, prefix=".package.", suffix=".wacz") as copy:
+        shutil.copyfileobj(stream, copy, CHUNK_BYTES)
+        copy.flush()
+        yield Path(copy.name)
+
+
+def _chunks(stream: BinaryIO) -> Iterator[bytes]:
+    with stream:
+        while chunk := stream.read(CHUNK_BYTES):
+            yield chunk
+
+
+def _package_download(state: ServiceState, address: str, filename: str) -> Response:
+    """A local blob as a file; a remote one streamed, with the same hash headers and file name."""
+    if isinstance(state.blobs, BlobStore):
+        return package_response(state.blobs.path(address), address, filename)
+    stream = state.blobs.open(address)  # before the answer starts: a missing blob is an error, not a cut body
+    quoted = quote(filename)
+    disposition = f'attachment; filename="{filename}"' if quoted == filename else \
+        f"attachment; filename*=utf-8''{quoted}"
+    digest = base64.b64encode(bytes.fromhex(address)).decode()
+    return StreamingResponse(_chunks(stream), media_type="application/zip", headers={
+        "Content-Disposition": disposition, "ETag": f'"{address}"', "Repr-Digest": f"sha-256=:{digest}:",
+        "Cache-Control": "private, no-transform"})
 
 
 @router.get("", response_model=EvidencesPublic, name="evidence.list", summary="List your evidence")
@@ -66,10 +110,10 @@ def read_evidence(evidence_id: str, session: SessionDep, who: CurrentUser, state
 
 @router.get("/{evidence_id}/package", name="evidence.package", summary="Download the .wacz package",
             responses={200: {"content": {"application/zip": {}}, "description": "the .wacz package"}})
-def download_package(evidence_id: str, session: SessionDep, who: CurrentUser, state: StateDep) -> FileResponse:
+def download_package(evidence_id: str, session: SessionDep, who: CurrentUser, state: StateDep) -> Response:
     evidence, item = _owned(session, who, evidence_id)
-    path, address = current_package(state, evidence, item)
-    return package_response(path, address, f"{evidence.evidence_id or evidence.id}.wacz")
+    address = current_package(state, evidence, item)
+    return _package_download(state, address, f"{evidence.evidence_id or evidence.id}.wacz")
 
 
 @router.get("/{evidence_id}/certificate.pdf", name="evidence.certificate", summary="Download the PDF certificate",
@@ -78,9 +122,11 @@ def download_certificate(evidence_id: str, session: SessionDep, who: CurrentUser
     evidence, item = _owned(session, who, evidence_id)
     if crud.status_of(evidence, item) is not EvidenceStatus.SEALED:
         raise ApiError(409, "not_sealed", "a certificate exists once the evidence is sealed")
-    path, address = current_package(state, evidence, item)
+    address = current_package(state, evidence, item)
     name = f"{evidence.evidence_id or evidence.id}"
-    pdf = certificate_pdf(state.settings.root / "certificates", path, address, state.trust(), source=f"{name}.wacz")
+    with package_file(state, address) as path:
+        pdf = certificate_pdf(state.settings.root / "certificates", path, address, state.trust(),
+                              source=f"{name}.wacz")
     return FileResponse(pdf, media_type="application/pdf", filename=f"{name}-certificate.pdf")
 
 
@@ -88,8 +134,8 @@ def download_certificate(evidence_id: str, session: SessionDep, who: CurrentUser
 def verification_report(evidence_id: str, session: SessionDep, who: CurrentUser, state: StateDep) -> Any:
     """The package's verification report now (offline), as ``tiezheng verify --json`` prints it."""
     evidence, item = _owned(session, who, evidence_id)
-    path, _ = current_package(state, evidence, item)
-    return verify(path, state.trust()).to_json()
+    with package_file(state, current_package(state, evidence, item)) as path:
+        return verify(path, state.trust()).to_json()
 
 
 @router.get("/{evidence_id}/screenshot", name="evidence.screenshot", summary="Screenshot preview",
@@ -97,8 +143,7 @@ def verification_report(evidence_id: str, session: SessionDep, who: CurrentUser,
 def screenshot(evidence_id: str, session: SessionDep, who: CurrentUser, state: StateDep) -> Response:
     """The capture's screenshot, or the first uploaded image, for previews."""
     evidence, item = _owned(session, who, evidence_id)
-    path, _ = current_package(state, evidence, item)
-    with zipfile.ZipFile(path) as archive:
+    with package_file(state, current_package(state, evidence, item)) as path, zipfile.ZipFile(path) as archive:
         names = archive.namelist()
         candidates = [SCREENSHOT_PATH] if SCREENSHOT_PATH in names else [
             n for n in names if n.startswith("evidence/") and n.lower().endswith((".png", ".jpg", ".jpeg", ".webp"))]

@@ -11,7 +11,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_nothing_accepted_is_lost(anvil: Path) -> None:
-    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "api_load.py"), "--duration", "8", "--clients", "8",
+    script = str(REPO / "benchmarks" / "api_load.py")
+    result = subprocess.run([sys.executable, script, "--duration", "8", "--clients", "8",
                              "--kill-at", "0.4", "--json"], capture_output=True, text=True, timeout=300, cwd=REPO)
     assert result.returncode == 0, result.stdout + result.stderr
     figures = json.loads(result.stdout)
