@@ -17,6 +17,8 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Protocol
 
+from verifier.wacz import fsync_dir
+
 if TYPE_CHECKING:
     from api.settings import Settings
 
@@ -106,7 +108,7 @@ class BlobStore:
             if _sha256_file(tmp) != address:
                 raise OSError(f"{source} changed while it was being stored")
             os.replace(tmp, target)
-            _fsync_dir(target.parent)
+            fsync_dir(target.parent)
         finally:
             tmp.unlink(missing_ok=True)
         return address
@@ -124,11 +126,3 @@ def _copy_durably(source: Path, target: Path) -> None:
             dst.write(chunk)
         dst.flush()
         os.fsync(dst.fileno())
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

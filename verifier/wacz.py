@@ -111,14 +111,14 @@ def write_package(dest: Path, members: Iterable[Member], metadata: Mapping[str, 
             raw.flush()
             os.fsync(raw.fileno())
         os.replace(tmp, dest)
-        _fsync_dir(dest.parent)
+        fsync_dir(dest.parent)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
 
 
-def _fsync_dir(folder: Path) -> None:
-    # The rename is durable only once the directory entry is on disk too.
+def fsync_dir(folder: Path) -> None:
+    """Flush a folder's entries: a rename is durable only once the directory is on disk too."""
     fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(fd)
