@@ -44,6 +44,7 @@ from anchor.store import (
     SealBatch,
     SealItem,
     acquire_lease,
+    pending_item,
     release_lease,
     utcnow,
 )
@@ -128,8 +129,7 @@ class Sealer:
     def accept(self, evidence_id: str, fingerprint: bytes, package_path: Path | str) -> None:
         """Record a fingerprint as pending. Returns once the row is committed (durable)."""
         with Session(self.engine) as session:
-            session.add(SealItem(evidence_id=evidence_id, fingerprint=fingerprint.hex(),
-                                 package_path=str(package_path)))
+            session.add(pending_item(evidence_id, fingerprint, package_path))
             session.commit()
 
     # -- the loop ------------------------------------------------------------------------------

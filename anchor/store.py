@@ -150,6 +150,11 @@ def release_lease(engine: Engine, name: str, owner: str) -> None:
             session.commit()
 
 
+def pending_item(evidence_id: str, fingerprint: bytes, package_path: Path | str) -> SealItem:
+    """The row that makes a package pending; add it to a session and commit to accept it."""
+    return SealItem(evidence_id=evidence_id, fingerprint=fingerprint.hex(), package_path=str(package_path))
+
+
 def counts(engine: Engine) -> dict[str, int]:
     """Items per state, for status displays."""
     with Session(engine) as session:

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, case, func
 from sqlmodel import Session, col, select
 
-from anchor.store import ItemState, SealItem
+from anchor.store import ItemState, SealItem, pending_item
 from api.models import (
     ApiKey,
     AuditEvent,
@@ -112,7 +112,7 @@ def accept_package(session: Session, *, tenant_id: int, api_key_id: int | None, 
     row.package_sha256 = package_sha256
     row.packaged_at = now
     session.add(row)
-    session.add(SealItem(evidence_id=evidence_id, fingerprint=fingerprint.hex(), package_path=str(package_path)))
+    session.add(pending_item(evidence_id, fingerprint, package_path))
     return row
 
 

@@ -14,7 +14,7 @@ from sqlmodel import Session
 
 from anchor.devnet import DEV_OPERATOR_KEY, DEVNET_CHAIN_ID, Devnet
 from anchor.sealer import ChainEndpoint, Sealer, SealerConfig, TSAEndpoint
-from anchor.store import SealItem, make_engine
+from anchor.store import make_engine, pending_item
 from anchor.tsa_server import DevTSA
 from api.settings import Settings
 from evidence.operator_key import OperatorKey, load_or_create
@@ -31,7 +31,7 @@ def engine_for(settings: Settings) -> Engine:
 def queue_for_sealing(settings: Settings, evidence_id: str, fingerprint: bytes, package: Path) -> None:
     """Record a package as pending; committed (durable) when this returns."""
     with Session(engine_for(settings)) as session:
-        session.add(SealItem(evidence_id=evidence_id, fingerprint=fingerprint.hex(), package_path=str(package)))
+        session.add(pending_item(evidence_id, fingerprint, package))
         session.commit()
 
 
