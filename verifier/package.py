@@ -172,6 +172,9 @@ def _read_member(path: Path, entry: Entry, limit: int) -> bytes:
 
 def _check_name(info: zipfile.ZipInfo) -> str:
     name = info.filename
+    if not name:
+        # zipfile's own is_dir() indexes name[-1]: an empty name must be refused before anything asks.
+        raise InvalidPackage("an entry has an empty name")
     if not info.flag_bits & 0x800 and not name.isascii():
         raise InvalidPackage(f"entry name {name!r} is not marked UTF-8")
     if len(name) > MAX_NAME_LENGTH:

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import io
 import json
-import os
+import re
 import stat
 import subprocess
 import sys
-import tempfile
 import time
 import zipfile
 from collections.abc import Callable
@@ -77,19 +76,22 @@ CASES: dict[str, Callable[[], bytes]] = {
 }
 
 
+#: Runs the CLI's main() in a fresh interpreter and reports that process's own peak memory. VmHWM
+#: belongs to the new address space; ru_maxrss would carry over the forking test process's peak.
+_PROBE = ("import sys\nfrom verifier.cli import main\ncode = main(sys.argv[1:])\n"
+          "peak = next(l for l in open('/proc/self/status') if l.startswith('VmHWM'))\n"
+          "sys.stderr.write('PEAK_KIB ' + peak.split()[1] + '\\n')\nsys.exit(code)\n")
+
+
 def _run(path: Path) -> tuple[subprocess.CompletedProcess[str], float, float]:
     """Run the CLI on ``path``; returns its result, wall time and its own peak RSS (MiB)."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        started = time.monotonic()
-        process = subprocess.Popen([CLI, str(path), "--json"], stdout=out, stderr=err)
-        # wait4 reaps this very child and gives its own rusage, whatever other children ran before.
-        _, status, usage = os.wait4(process.pid, 0)
-        elapsed = time.monotonic() - started
-        process.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        result = subprocess.CompletedProcess(process.args, process.returncode, out.read().decode(), err.read().decode())
-    return result, elapsed, usage.ru_maxrss / 1024
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-c", _PROBE, str(path), "--json"], capture_output=True, text=True,
+                            timeout=MAX_SECONDS * 3)
+    elapsed = time.monotonic() - started
+    peak = re.search(r"PEAK_KIB (\d+)", result.stderr)
+    assert peak, result.stderr
+    return result, elapsed, int(peak.group(1)) / 1024
 
 
 @pytest.mark.parametrize("case", CASES)

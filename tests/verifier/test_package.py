@@ -185,3 +185,18 @@ def test_missing_file_is_unusable(tmp_path: Path) -> None:
 def test_package_without_manifest_is_unusable(tmp_path: Path) -> None:
     report = verify_package(_zip(tmp_path / "p.wacz", [("a.txt", b"x")]), TRUST)
     assert "no evidence/manifest.json" in (report.unusable_reason or "")
+
+
+def test_rejects_an_empty_entry_name(tmp_path: Path) -> None:
+    # Found by the fuzzer: zipfile's ZipInfo.is_dir() fails with IndexError on an empty name.
+    path = _with_manifest(tmp_path / "p.wacz", json.dumps(_manifest()).encode(), ("evidence/x", b"x"))
+    data = bytearray(path.read_bytes())
+    central = data.rfind(b"PK\x01\x02")  # the last central-directory entry: evidence/x
+    assert data[central + 46:central + 56] == b"evidence/x"
+    # Name length 0 and comment length 10: the same bytes now read as an empty name and a comment.
+    data[central + 28:central + 30] = (0).to_bytes(2, "little")
+    data[central + 32:central + 34] = (10).to_bytes(2, "little")
+    path.write_bytes(bytes(data))
+    with pytest.raises(InvalidPackage, match="empty name"):
+        open_package(path)
+    assert verify_package(path, TRUST).verdict is Verdict.UNUSABLE
