@@ -7,6 +7,7 @@ are printed as one clear line; no traceback reaches the user.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -246,3 +247,10 @@ def main() -> None:
     except KeyboardInterrupt:
         errors.print("interrupted")
         sys.exit(130)
+    except Exception as exc:
+        # A bug, not the user's input: one line, never a traceback; TIEZHENG_DEBUG=1 shows it.
+        if os.environ.get("TIEZHENG_DEBUG"):
+            raise
+        errors.print(f"[red]internal error:[/] {type(exc).__name__}: {escape(str(exc))} "
+                     "(please report it; TIEZHENG_DEBUG=1 shows the traceback)")
+        sys.exit(2)

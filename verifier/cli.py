@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -191,6 +192,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         err.print("interrupted")
         return 130
+    except Exception as exc:
+        # A bug, not the user's input: still one line, never a traceback; TIEZHENG_DEBUG=1 shows it.
+        if os.environ.get("TIEZHENG_DEBUG"):
+            raise
+        err.print(f"[red]internal error:[/] {type(exc).__name__}: {escape(str(exc))} "
+                  "(please report it; TIEZHENG_DEBUG=1 shows the traceback)")
+        return EXIT_UNUSABLE
 
 
 def run() -> NoReturn:

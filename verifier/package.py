@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import stat
+import struct
 import zipfile
 import zlib
 from collections.abc import Iterator, Mapping
@@ -352,8 +353,9 @@ def open_package(path: Path | str) -> Package:
             entries = _entries(archive)
     except zipfile.BadZipFile as exc:
         raise InvalidPackage(f"not a zip file: {exc}") from exc
-    except ZIP_ERRORS as exc:
-        raise InvalidPackage(f"damaged zip file: {exc}") from exc
+    except (*ZIP_ERRORS, struct.error, IndexError) as exc:
+        # Reading a hostile central directory can fail inside zipfile in ways it does not wrap.
+        raise InvalidPackage(f"damaged zip file: {type(exc).__name__}: {exc}") from exc
     if MANIFEST_PATH not in entries:
         raise InvalidPackage(f"package has no {MANIFEST_PATH}")
     manifest_bytes = _read_member(path, entries[MANIFEST_PATH], MAX_MANIFEST_BYTES)
