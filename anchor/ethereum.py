@@ -21,14 +21,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import requests
 from eth_account import Account
 from eth_account.typed_transactions.typed_transaction import TypedTransaction
 from eth_hash.auto import keccak
 from hexbytes import HexBytes
 from rlp.exceptions import DecodingError
 from web3 import Web3
-from web3.types import RPCEndpoint
 
 from anchor.chain_proof import (
     calldata,
@@ -38,20 +36,22 @@ from anchor.chain_proof import (
     verify_offline_anchor,
 )
 from anchor.devnet import DEVNET_CHAIN_ID
+from anchor.rpc import (
+    RPC_ATTEMPTS,
+    RPC_BACKOFF_SECONDS,
+    AnchorFailed,
+    AnchorReorged,
+    AnchorTimeout,
+    RpcClient,
+    RpcError,
+)
 from verifier.anchor_proof import ANCHOR_FORMAT
-from verifier.errors import TiezhengError
 
 log = logging.getLogger(__name__)
 
 #: The anchor record's sub-object of facts a node reported that no offline proof covers.
 NODE_REPORTED = "node_reported"
 
-RPC_TIMEOUT_SECONDS = 10.0
-RPC_ATTEMPTS = 4
-#: Backoff before RPC retry n (0-based) is ``backoff * 2**n``, capped.
-RPC_BACKOFF_SECONDS = 0.5
-RPC_BACKOFF_MAX_SECONDS = 8.0
-RETRYABLE_HTTP_STATUS = frozenset({429, 500, 502, 503, 504})
 #: Receipt polling starts fast (anvil mines on send) and slows to a public chain's pace.
 POLL_START_SECONDS = 0.01
 POLL_MAX_SECONDS = 2.0
@@ -67,116 +67,6 @@ FALLBACK_PRIORITY_FEE_WEI = 10**9
 _KNOWN_TX_ERRORS = ("already known", "known transaction", "already imported")
 _NONCE_USED_ERRORS = ("nonce too low", "nonce is too low", "already used")
 _UNDERPRICED_ERRORS = ("underpriced",)
-
-
-class AnchorError(TiezhengError):
-    """Base of the errors raised while anchoring."""
-
-
-class ChainUnavailable(AnchorError):
-    """The RPC endpoint could not be reached, or kept failing, after every retry."""
-
-
-class AnchorFailed(AnchorError):
-    """The node refused the anchor, the transaction failed, or the nonce went to another transaction."""
-
-
-class AnchorTimeout(AnchorError):
-    """Neither the transaction nor its replacement(s) were mined in time. They may still be."""
-
-    def __init__(self, message: str, tx_hashes: list[str]) -> None:
-        super().__init__(message)
-        self.tx_hashes = tx_hashes
-
-
-class AnchorReorged(AnchorError):
-    """The anchor block left the canonical chain before it was confirmed.
-
-    The same signed transaction may be mined again in another block: ``resume_anchor`` with it
-    finds out; if its nonce went elsewhere, anchor the batch again.
-    """
-
-    def __init__(self, tx_hash: str, block_number: int, expected: str, found: str | None) -> None:
-        super().__init__(
-            f"anchor {tx_hash} was in block {block_number} ({expected}); that height now holds "
-            f"{found or 'nothing'}: the chain reorganised, anchor again"
-        )
-        self.tx_hash = tx_hash
-        self.block_number = block_number
-        self.expected_block_hash = expected
-        self.found_block_hash = found
-
-
-class RpcError(AnchorError):
-    """The node answered a JSON-RPC call with an error object."""
-
-    def __init__(self, method: str, error: Any) -> None:
-        message = error.get("message", error) if isinstance(error, dict) else error
-        super().__init__(f"{method}: {message}")
-        self.method = method
-        self.message = str(message)
-
-
-def connect(rpc_url: str) -> Web3:
-    """Return a Web3 for ``rpc_url`` whose provider does not retry by itself (we do, with backoff)."""
-    provider = Web3.HTTPProvider(
-        rpc_url, request_kwargs={"timeout": RPC_TIMEOUT_SECONDS}, exception_retry_configuration=None
-    )
-    return Web3(provider)
-
-
-class _Rpc:
-    """JSON-RPC calls with retry and backoff on transport failures."""
-
-    def __init__(self, w3_or_rpc_url: Web3 | str, *, attempts: int, backoff: float) -> None:
-        self.w3 = connect(w3_or_rpc_url) if isinstance(w3_or_rpc_url, str) else w3_or_rpc_url
-        self.attempts = max(1, attempts)
-        self.backoff = backoff
-        self.endpoint = str(getattr(self.w3.provider, "endpoint_uri", None) or self.w3.provider)
-
-    def __call__(self, method: str, params: list[Any]) -> Any:
-        response = self._retrying(method, lambda: self.w3.provider.make_request(RPCEndpoint(method), params))
-        if "error" in response and response["error"] is not None:
-            raise RpcError(method, response["error"])
-        return response.get("result")
-
-    def many(self, calls: list[tuple[str, list[Any]]]) -> list[Any]:
-        """Results of several calls, as one JSON-RPC batch when the provider and node allow it."""
-        batch = getattr(self.w3.provider, "make_batch_request", None)
-        if batch is not None:
-            requests_ = [(RPCEndpoint(method), params) for method, params in calls]
-            try:
-                responses = self._retrying("batch", lambda: batch(requests_))
-            except ChainUnavailable:
-                raise
-            except Exception as exc:  # some nodes and proxies reject batches; fall back below
-                log.debug("JSON-RPC batch refused (%s); calling one by one", exc)
-            else:
-                complete = isinstance(responses, list) and len(responses) == len(calls)
-                if complete and all(r.get("error") is None for r in responses):
-                    return [r.get("result") for r in responses]
-        return [self(method, params) for method, params in calls]
-
-    def _retrying(self, method: str, call: Callable[[], Any]) -> Any:
-        problem = "no attempt made"
-        for attempt in range(self.attempts):
-            if attempt:
-                delay = min(self.backoff * 2 ** (attempt - 1), RPC_BACKOFF_MAX_SECONDS)
-                log.info("RPC %s %s: %s; retrying in %.2f s", self.endpoint, method, problem, delay)
-                time.sleep(delay)
-            try:
-                return call()
-            except requests.HTTPError as exc:
-                status = exc.response.status_code if exc.response is not None else None
-                if status not in RETRYABLE_HTTP_STATUS:
-                    raise ChainUnavailable(f"RPC {self.endpoint} refused {method}: HTTP {status}") from exc
-                problem = f"HTTP {status}"
-            except (requests.ConnectionError, requests.Timeout, OSError) as exc:
-                problem = f"{type(exc).__name__}: {exc}"
-            except ValueError as exc:
-                # The endpoint answered, but not with JSON-RPC (a web page, a proxy's error page).
-                raise ChainUnavailable(f"RPC {self.endpoint} did not answer {method} with JSON-RPC: {exc}") from exc
-        raise ChainUnavailable(f"RPC {self.endpoint} unavailable after {self.attempts} attempt(s): {problem}")
 
 
 @dataclass
@@ -217,7 +107,7 @@ def anchor_root(
     if confirmations < 1:
         raise ValueError("confirmations must be at least 1")
     data = calldata(root, tree_size)
-    rpc = _Rpc(w3_or_rpc_url, attempts=attempts, backoff=backoff)
+    rpc = RpcClient(w3_or_rpc_url, attempts=attempts, backoff=backoff)
     node_chain_id = int(rpc("eth_chainId", []), 16)
     if chain_id is not None and node_chain_id != chain_id:
         raise AnchorFailed(f"the RPC serves chain {node_chain_id}, not the configured chain {chain_id}")
@@ -300,7 +190,7 @@ def resume_anchor(
         account = Account.from_key(private_key)
         if account.address != tx["from"]:
             raise ValueError(f"raw_tx was signed by {tx['from']}, not by the given key ({account.address})")
-    rpc = _Rpc(w3_or_rpc_url, attempts=attempts, backoff=backoff)
+    rpc = RpcClient(w3_or_rpc_url, attempts=attempts, backoff=backoff)
     node_chain_id = int(rpc("eth_chainId", []), 16)
     if node_chain_id != tx["chainId"] or (chain_id is not None and chain_id != tx["chainId"]):
         raise AnchorFailed(f"raw_tx is for chain {tx['chainId']}; the RPC serves {node_chain_id}")
@@ -321,7 +211,7 @@ class _Signer:
 
     def __init__(
         self,
-        rpc: _Rpc,
+        rpc: RpcClient,
         account: Any,
         template: dict[str, Any],
         on_signed: Callable[[str, str], None] | None,
@@ -340,7 +230,7 @@ class _Signer:
 
 
 def _mine(
-    rpc: _Rpc, sent: list[_Sent], signer: _Signer | None, address: str, nonce: int, timeout: float
+    rpc: RpcClient, sent: list[_Sent], signer: _Signer | None, address: str, nonce: int, timeout: float
 ) -> tuple[dict[str, Any], _Sent]:
     """Wait for one of ``sent`` to be mined, replacing a stuck one when a signer is given.
 
@@ -378,14 +268,14 @@ def check_anchor(
     Raises AnchorReorged when its block is no longer canonical (or the tx is gone), AnchorFailed
     when the node serves another chain, and ChainUnavailable when it cannot be reached.
     """
-    rpc = _Rpc(w3_or_rpc_url, attempts=attempts, backoff=backoff)
+    rpc = RpcClient(w3_or_rpc_url, attempts=attempts, backoff=backoff)
     node_chain_id = int(rpc("eth_chainId", []), 16)
     if node_chain_id != record["chain_id"]:
         raise AnchorFailed(f"the RPC serves chain {node_chain_id}, the anchor is on chain {record['chain_id']}")
     return _confirmations(rpc, record["tx_hash"], record["block_number"], record["block_hash"])
 
 
-def _broadcast(rpc: _Rpc, raw: bytes, *, resent: bool = False) -> None:
+def _broadcast(rpc: RpcClient, raw: bytes, *, resent: bool = False) -> None:
     try:
         rpc("eth_sendRawTransaction", ["0x" + raw.hex()])
     except RpcError as exc:
@@ -397,7 +287,8 @@ def _broadcast(rpc: _Rpc, raw: bytes, *, resent: bool = False) -> None:
         raise AnchorFailed(f"the node refused the anchor transaction: {exc.message}") from exc
 
 
-def _wait_for_receipt(rpc: _Rpc, sent: list[_Sent], address: str, nonce: int, timeout: float) -> dict[str, Any] | None:
+def _wait_for_receipt(rpc: RpcClient, sent: list[_Sent], address: str, nonce: int,
+                      timeout: float) -> dict[str, Any] | None:
     """The receipt of whichever of ``sent`` is mined first, or None after ``timeout`` seconds.
 
     Raises AnchorFailed when the nonce was used by a transaction that is none of ours.
@@ -422,13 +313,13 @@ def _wait_for_receipt(rpc: _Rpc, sent: list[_Sent], address: str, nonce: int, ti
         delay = min(delay * 2, POLL_MAX_SECONDS)
 
 
-def _first_receipt(rpc: _Rpc, sent: list[_Sent]) -> dict[str, Any] | None:
+def _first_receipt(rpc: RpcClient, sent: list[_Sent]) -> dict[str, Any] | None:
     receipts = (rpc("eth_getTransactionReceipt", [candidate.tx_hash]) for candidate in sent)
     return next((dict(r) for r in receipts if r is not None and r.get("blockHash")), None)
 
 
 def _finish(
-    rpc: _Rpc,
+    rpc: RpcClient,
     chain_id: int,
     nonce: int,
     raw_tx: bytes,
@@ -486,7 +377,7 @@ def _finish(
     return record
 
 
-def _await_confirmations(rpc: _Rpc, chain_id: int, block_number: int, confirmations: int, timeout: float) -> None:
+def _await_confirmations(rpc: RpcClient, chain_id: int, block_number: int, confirmations: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     delay = POLL_START_SECONDS
     while True:
@@ -510,7 +401,7 @@ def _await_confirmations(rpc: _Rpc, chain_id: int, block_number: int, confirmati
         delay = min(delay * 2, POLL_MAX_SECONDS)
 
 
-def _confirmations(rpc: _Rpc, tx_hash: str, block_number: int, block_hash: str) -> int:
+def _confirmations(rpc: RpcClient, tx_hash: str, block_number: int, block_hash: str) -> int:
     """Confirmations of ``tx_hash`` in ``block_hash``; AnchorReorged if that is no longer canonical."""
     receipt = rpc("eth_getTransactionReceipt", [tx_hash])
     found = str(receipt["blockHash"]).lower() if receipt and receipt.get("blockHash") else None

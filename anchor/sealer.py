@@ -37,7 +37,8 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from anchor.attach import Token, attach
-from anchor.ethereum import AnchorError, anchor_root, resume_anchor
+from anchor.ethereum import anchor_root, resume_anchor
+from anchor.rpc import AnchorError
 from anchor.store import (
     BatchState,
     ItemState,

@@ -15,16 +15,8 @@ from hexbytes import HexBytes
 
 from anchor.chain_proof import calldata, verify_offline_anchor
 from anchor.devnet import DEV_OPERATOR_ADDRESS, DEV_OPERATOR_KEY, DEVNET_CHAIN_ID, Devnet
-from anchor.ethereum import (
-    AnchorFailed,
-    AnchorReorged,
-    ChainUnavailable,
-    anchor_root,
-    check_anchor,
-    connect,
-    resume_anchor,
-    verifiable_part,
-)
+from anchor.ethereum import anchor_root, check_anchor, resume_anchor, verifiable_part
+from anchor.rpc import AnchorFailed, AnchorReorged, ChainUnavailable, connect
 from tests.anchor.conftest import rpc
 
 ROOT = hashlib.sha256(b"batch root").digest()
