@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from evidence.upload import BuiltPackage
-from tests.capture_site import BrowserRunner, Site, make_tls, member, png, serve, statuses
+from tests.capture_site import BrowserRunner, Site, machine_s4_status, make_tls, member, png, serve, statuses
 from tests.factory import Workspace, make_workspace, seal_batch
 from tests.tamper import flip_byte, rewrite
 from verifier import canonical
@@ -84,8 +84,9 @@ def _relinked(lines: list[dict]) -> bytes:  # type: ignore[type-arg]
 def test_untouched_capture_passes_its_checks(capture: BuiltPackage, trust: Path) -> None:
     report = _report(capture.path, trust)
     found = statuses(report)
-    assert {i: found[i] for i in ("S1", "S2", "S3", "S4", "P1", "P2", "P3", "H1")} == dict.fromkeys(
-        ("S1", "S2", "S3", "S4", "P1", "P2", "P3", "H1"), "pass"), report.checks
+    assert {i: found[i] for i in ("S1", "S2", "S3", "P1", "P2", "P3", "H1")} == dict.fromkeys(
+        ("S1", "S2", "S3", "P1", "P2", "P3", "H1"), "pass"), report.checks
+    assert found["S4"] == machine_s4_status(), report.result("S4")
     assert "verified the chain" in report.result("S3").reason
     assert "the raw fetch's response" in report.result("P2").reason
     assert report.facts["network"]["final_url"].endswith("/dynamic")
@@ -100,7 +101,8 @@ def test_sealed_capture_is_verified(capture: BuiltPackage, workspace: Workspace,
     assert report.failed_ids == [], report.checks
     assert report.verdict in (Verdict.VERIFIED, Verdict.VERIFIED_OFFLINE)
     found = statuses(report)
-    assert all(found[i] == "pass" for i in ("S1", "S3", "S4", "P1", "P2", "P3", "H1", "H2", "H3", "H4"))
+    assert all(found[i] == "pass" for i in ("S1", "S3", "P1", "P2", "P3", "H1", "H2", "H3", "H4"))
+    assert found["S4"] == machine_s4_status(), report.result("S4")
 
 
 def test_swapped_screenshot_fails_p2(capture: BuiltPackage, trust: Path, tmp_path: Path) -> None:
