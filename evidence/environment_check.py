@@ -29,6 +29,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import dns.resolver
+from playwright.async_api import Error as PlaywrightError
 
 from evidence.browser import PROXY_VARIABLES, WarmBrowser, file_sha256
 from evidence.capture_errors import CaptureError
@@ -212,18 +213,23 @@ async def browser_record(browser: WarmBrowser) -> dict[str, Any]:
     if profile:
         folder = Path(profile) / "Default" / "Extensions"
         installed = sorted(p.name for p in folder.iterdir())[:MAX_LISTED] if folder.is_dir() else []
-    session = await browser.browser.new_browser_cdp_session()
+    record: dict[str, Any] = {}
     try:
-        targets = (await session.send("Target.getTargets")).get("targetInfos", [])
-    finally:
-        await session.detach()
-    running = sorted({str(t.get("url", ""))[:300] for t in targets
-                      if str(t.get("url", "")).startswith("chrome-extension://")})
-    return {"executable": facts.executable, "version": facts.version, "sha256": sha256_now,
+        session = await browser.browser.new_browser_cdp_session()
+        try:
+            targets = (await session.send("Target.getTargets")).get("targetInfos", [])
+        finally:
+            await session.detach()
+        # Every page, worker and background page the browser runs: an extension shows as chrome-extension://.
+        record["extension_targets"] = sorted({str(t.get("url", ""))[:300] for t in targets
+                                              if str(t.get("url", "")).startswith("chrome-extension://")})
+    except PlaywrightError as exc:
+        record["extension_targets_unknown"] = f"the browser did not list its targets: {exc.message[:200]}"
+    return {**record,"executable": facts.executable, "version": facts.version, "sha256": sha256_now,
             "sha256_at_launch": facts.sha256, "profile_folder": profile,
             "profile": "a temporary folder made for this browser at launch; each capture then gets a new "
                        "incognito context, whose cookies are checked empty before it loads the page",
-            "extensions_installed": installed, "extension_targets": running,
+            "extensions_installed": installed,
             "extensions_disabled_by_flag": "--disable-extensions" in facts.flags,
             "load_extension_flags": [f[:300] for f in facts.flags if f.startswith("--load-extension")]}
 

@@ -94,8 +94,8 @@ def test_http_capture_records_every_view(runner: BrowserRunner, http_site: Site,
     assert url in urls and http_site.url("/img/a.png") in urls
     assert all(h["warc-ip-address"] == "127.0.0.1" and h["warc-payload-digest"] for h in urls.values())
     log = [json.loads(line) for line in member(built.path, "evidence/capture-log.jsonl").splitlines()]
-    assert [line["step"] for line in log] == ["start", "resolve", "fetch", "robots", "navigate", "wait",
-                                             "screenshot", "dom", "warc", "network", "index", "package"]
+    assert [line["step"] for line in log] == ["environment-check", "start", "resolve", "fetch", "robots", "navigate",
+                                             "wait", "screenshot", "dom", "warc", "network", "index", "package"]
     assert all(line["actor"] == "system" for line in log)
     robots = _network(built.path)["robots"]
     assert robots["status"] == 200 and robots["obeyed"] is False and robots["allows_page"] is True
@@ -180,7 +180,8 @@ def test_slow_page_fixed_wait_and_viewport_screenshot(runner: BrowserRunner, htt
                            viewport=(800, 600), scroll=False)
     _assert_good(built.path, trust, s3="warn")
     assert struct.unpack(">II", member(built.path, "evidence/screenshot.png")[16:24]) == (800, 600)
-    wait = [json.loads(x) for x in member(built.path, "evidence/capture-log.jsonl").splitlines()][5]
+    wait = next(line for line in map(json.loads, member(built.path, "evidence/capture-log.jsonl").splitlines())
+                if line["step"] == "wait")
     assert wait["step"] == "wait" and wait["outcome"]["waited_seconds"] == 0.2
 
 

@@ -283,3 +283,24 @@ def test_malformed_record_fails_s4(capture: BuiltPackage, workspace: Workspace, 
     elsewhere = _report(_resigned(capture.path, tmp_path / "e.wacz", workspace, other_capture), trust)
     assert elsewhere.result("S4").status is Status.FAIL
     assert "made for another evidence id" in elsewhere.result("S4").reason
+
+
+def test_record_not_logged_first_warns_s4(capture: BuiltPackage, workspace: Workspace, trust: Path,
+                                          tmp_path: Path) -> None:
+    """A record made after the capture had begun is not a check *before* capture, even when signed."""
+    lines = [json.loads(line) for line in member(capture.path, LOG).splitlines()]
+    lines[0], lines[1] = lines[1], lines[0]
+    for seq, line in enumerate(lines):
+        line["seq"] = seq
+    log = _relinked(lines)
+    head = line_sha256(log.splitlines()[-1])
+    manifest = json.loads(member(capture.path, MANIFEST))
+    manifest["capture"]["log_head"] = head
+    for artifact in manifest["artifacts"]:
+        if artifact["path"] == LOG:
+            artifact.update(sha256=canonical.sha256_hex(log), size=len(log))
+    body = canonical.canonical_json(manifest)
+    changes = {LOG: log, MANIFEST: body, SIGNATURE: workspace.operator.sign_manifest(body)}
+    report = _report(rewrite(capture.path, tmp_path / "late.wacz", lambda n, d: changes.get(n, d)), trust)
+    assert report.result("S4").status is Status.WARN
+    assert "the environment record is not the first step of the call log" in report.result("S4").reason
