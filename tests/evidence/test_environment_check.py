@@ -38,11 +38,12 @@ from pathlib import Path
 from evidence.capture import CaptureOptions, ClockReferences, capture_urls
 from evidence.manifest import Requester
 from evidence.operator_key import load_or_create
-url, packages, key, tsa_url = sys.argv[1:5]
+url, packages, key, tsa_url, ntp = sys.argv[1:6]
 [result] = capture_urls([url], packages_dir=Path(packages), operator=load_or_create(Path(key), "test operator"),
                         requester=Requester("tenant-a", "alice@tenant-a"),
                         options=CaptureOptions(allow_private=True),
-                        clock_references=ClockReferences(tsa_url=tsa_url, tsa_name="development TSA"))
+                        clock_references=ClockReferences(tsa_url=tsa_url, tsa_name="development TSA",
+                                                         ntp_server=ntp or None))
 print(json.dumps(result.record()))
 """
 
@@ -80,7 +81,7 @@ def operator_key_file(operator: OperatorKey, tmp_path_factory: pytest.TempPathFa
     return path
 
 
-def _capture_with_hosts(hosts: str, url: str, folder: Path, key: Path, tsa_url: str) -> Path:
+def _capture_with_hosts(hosts: str, url: str, folder: Path, key: Path, tsa_url: str, ntp: str = "") -> Path:
     reason = _namespaces_permitted()
     if reason:
         pytest.skip(reason)
@@ -91,9 +92,9 @@ def _capture_with_hosts(hosts: str, url: str, folder: Path, key: Path, tsa_url: 
     # A proxy variable of the machine running the tests would make S4 warn for another reason.
     env = {k: v for k, v in os.environ.items() if k.lower() not in PROXY_VARIABLES}
     env["PYTHONPATH"] = str(ROOT)
-    command = ('mount --bind "$0" /etc/hosts && exec "$1" -c "$2" "$3" "$4" "$5" "$6"')
+    command = 'mount --bind "$0" /etc/hosts && exec "$1" -c "$2" "$3" "$4" "$5" "$6" "$7"'
     done = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", command,
-                           str(hosts_file), sys.executable, CHILD, url, str(packages), str(key), tsa_url],
+                           str(hosts_file), sys.executable, CHILD, url, str(packages), str(key), tsa_url, ntp],
                           capture_output=True, text=True, timeout=CHILD_TIMEOUT_SECONDS, env=env, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
@@ -108,14 +109,18 @@ def _record(package: Path) -> dict:  # type: ignore[type-arg]
 
 
 def test_stock_hosts_file_is_clean(http_site: Site, trust: Path, operator_key_file: Path, dev_tsa: str,
-                                   tmp_path: Path) -> None:
-    package = _capture_with_hosts(STOCK_HOSTS, http_site.url("/dynamic"), tmp_path, operator_key_file, dev_tsa)
+                                   chrony: str, tmp_path: Path) -> None:
+    package = _capture_with_hosts(STOCK_HOSTS, http_site.url("/dynamic"), tmp_path, operator_key_file, dev_tsa,
+                                  chrony)
     record = _record(package)
     assert record["hosts_file"]["non_default"] == [] and record["hosts_file"]["entries"] == 5
+    assert record["clock"]["ntp"]["status"] == "measured" and record["clock"]["tsa"]["status"] == "measured"
     report = verify(package, trust)
     s4 = report.result("S4")
     assert s4.status.value == "pass", s4
-    assert "hosts file default" in s4.reason and "against the TSA" in s4.reason and "no extensions" in s4.reason
+    for clean in ("hosts file default", "no proxy variables", "against the TSA", "against the NTP server",
+                  "egress address 127.0.0.1", "no extensions"):
+        assert clean in s4.reason, (clean, s4.reason)
     found = statuses(report)
     assert all(found[i] == "pass" for i in ("S1", "S2", "P1", "P2", "P3", "H1")), report.checks
 
