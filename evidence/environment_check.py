@@ -24,6 +24,7 @@ import ipaddress
 import os
 import socket
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -55,15 +56,16 @@ DEFAULT_HOST_NAMES: dict[str, frozenset[str] | None] = {
 }
 
 
-def own_host_names() -> set[str]:
-    """This machine's own names, which a stock hosts file maps to it."""
+@cache
+def own_host_names() -> frozenset[str]:
+    """This machine's own names, which a stock hosts file maps to it (asked once: getfqdn may query DNS)."""
     names = {socket.gethostname()}
     with contextlib.suppress(OSError):
         names.add(socket.getfqdn())
-    return {n.lower() for n in names | {n.split(".", 1)[0] for n in names} if n}
+    return frozenset(n.lower() for n in names | {n.split(".", 1)[0] for n in names} if n)
 
 
-def _is_default(address: str, names: list[str], own: set[str]) -> bool:
+def _is_default(address: str, names: list[str], own: frozenset[str]) -> bool:
     try:
         ip = ipaddress.ip_address(address.split("%", 1)[0])
     except ValueError:
@@ -148,8 +150,11 @@ def _redacted(value: str) -> str:
     """A proxy setting without credentials: scheme, host and port only (or the host list of NO_PROXY)."""
     if "://" not in value:
         return value[:300] if "@" not in value else "(value with credentials, not recorded)"
-    parts = urlsplit(value)
-    port = f":{parts.port}" if parts.port else ""
+    try:
+        parts = urlsplit(value)
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "(malformed proxy URL, not recorded)"
     return f"{parts.scheme}://{parts.hostname or ''}{port}"
 
 

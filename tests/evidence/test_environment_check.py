@@ -24,7 +24,7 @@ import pytest
 from anchor.tsa_server import DevTSA
 from evidence.browser import PROXY_VARIABLES
 from evidence.operator_key import OperatorKey
-from tests.capture_site import Site, statuses, verify
+from tests.capture_site import Site, member, statuses, verify
 
 ROOT = Path(__file__).resolve().parents[2]
 CHILD_TIMEOUT_SECONDS = 180
@@ -81,7 +81,8 @@ def operator_key_file(operator: OperatorKey, tmp_path_factory: pytest.TempPathFa
     return path
 
 
-def _capture_with_hosts(hosts: str, url: str, folder: Path, key: Path, tsa_url: str, ntp: str = "") -> Path:
+def _capture_with_hosts(hosts: str, url: str, folder: Path, key: Path, tsa_url: str, ntp: str = "",
+                        extra_env: dict[str, str] | None = None) -> Path:
     reason = _namespaces_permitted()
     if reason:
         pytest.skip(reason)
@@ -92,6 +93,7 @@ def _capture_with_hosts(hosts: str, url: str, folder: Path, key: Path, tsa_url: 
     # A proxy variable of the machine running the tests would make S4 warn for another reason.
     env = {k: v for k, v in os.environ.items() if k.lower() not in PROXY_VARIABLES}
     env["PYTHONPATH"] = str(ROOT)
+    env.update(extra_env or {})
     command = 'mount --bind "$0" /etc/hosts && exec "$1" -c "$2" "$3" "$4" "$5" "$6" "$7"'
     done = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", command,
                            str(hosts_file), sys.executable, CHILD, url, str(packages), str(key), tsa_url, ntp],
@@ -103,8 +105,6 @@ def _capture_with_hosts(hosts: str, url: str, folder: Path, key: Path, tsa_url: 
 
 
 def _record(package: Path) -> dict:  # type: ignore[type-arg]
-    from tests.capture_site import member
-
     return json.loads(member(package, "evidence/environment-check.json"))
 
 
@@ -139,3 +139,17 @@ def test_planted_hosts_entry_makes_s4_warn_and_name_it(http_site: Site, trust: P
     # Only the environment is in question: the rest of the capture still holds.
     found = statuses(report)
     assert all(found[i] == "pass" for i in ("S1", "S2", "P1", "P2", "P3", "H1")), report.checks
+
+
+def test_proxy_variable_is_named_without_its_credentials(http_site: Site, trust: Path, operator_key_file: Path,
+                                                         dev_tsa: str, tmp_path: Path) -> None:
+    proxy = {"HTTPS_PROXY": "http://alice:s3cret-token@10.20.30.40:3128", "no_proxy": "localhost,127.0.0.1"}
+    package = _capture_with_hosts(STOCK_HOSTS, http_site.url("/dynamic"), tmp_path, operator_key_file, dev_tsa,
+                                  extra_env=proxy)
+    raw = member(package, "evidence/environment-check.json")
+    assert b"s3cret-token" not in raw and b"alice" not in raw
+    assert _record(package)["proxy"]["environment"] == [{"name": "HTTPS_PROXY", "value": "http://10.20.30.40:3128"},
+                                                        {"name": "no_proxy", "value": "localhost,127.0.0.1"}]
+    s4 = verify(package, trust).result("S4")
+    assert s4.status.value == "warn", s4
+    assert "proxy variables set in the capture's environment: HTTPS_PROXY=http://10.20.30.40:3128" in s4.reason

@@ -65,7 +65,7 @@ def _list(value: Any) -> list[Any]:
 
 
 def _hosts(hosts: Mapping[str, Any], found: Findings) -> None:
-    if hosts.get("status") != "read":
+    if hosts.get("status") != "read" or not isinstance(hosts.get("non_default"), list):
         found.warnings.append(f"hosts file unknown ({_text(hosts.get('reason', 'not recorded'))})")
         return
     extra = [f"{_text(e.get('address'))} {' '.join(_text(n) for n in _list(e.get('names')))}"
@@ -91,7 +91,7 @@ def _resolver(resolver: Mapping[str, Any], found: Findings) -> None:
 
 def _proxies(proxy: Mapping[str, Any], found: Findings) -> None:
     system = _section(proxy, "system")
-    if "environment" not in proxy or "variables" not in system:
+    if not isinstance(proxy.get("environment"), list) or not isinstance(system.get("variables"), list):
         found.warnings.append("proxy settings unknown (not recorded)")
         return
     named = [f"{_text(v.get('name'))}={_text(v.get('value'))}" for v in _list(proxy.get("environment"))
@@ -152,8 +152,10 @@ def _browser(browser: Mapping[str, Any], manifest_browser: Mapping[str, Any], fo
     extensions = ([_text(e) for e in _list(browser.get("extensions_installed"))]
                   + [_text(e) for e in _list(browser.get("extension_targets"))]
                   + [_text(e) for e in _list(browser.get("load_extension_flags"))])
-    if "extensions_installed" not in browser or "extension_targets" not in browser:
-        found.warnings.append("browser extensions unknown (not recorded)")
+    if not isinstance(browser.get("extensions_installed"), list) or not isinstance(browser.get("extension_targets"),
+                                                                                  list):
+        reason = browser.get("extension_targets_unknown", "not recorded")
+        found.warnings.append(f"browser extensions unknown ({_text(reason)})")
     elif extensions:
         found.warnings.append(f"browser extensions present: {_named(extensions)}")
     elif browser.get("extensions_disabled_by_flag") is not True:
