@@ -156,7 +156,7 @@ def trust_toml(trust: Trust) -> str:
                   f"development = {str(op.development).lower()}", ""]
         if op.qualifications:
             # Declared by the operator, as in every manifest; verifiers show them and cannot check them.
-            lines += ["[operators.qualifications]", *(f"{key} = {_q(text)}" for key, text in op.qualifications), ""]
+            lines += ["[operators.qualifications]", *(f"{_q(key)} = {_q(text)}" for key, text in op.qualifications), ""]
     for tsa in trust.tsas:
         pem = "".join(root.public_bytes(Encoding.PEM).decode() for root in tsa.roots)
         lines += ["[[tsa]]", f"name = {_q(tsa.name)}", f'roots = """\n{pem}"""',

@@ -10,6 +10,7 @@ offline, and the verifier says so instead of passing on them.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 #: The qualifications the settings name, with how a report labels them. Other keys are shown as given.
@@ -25,6 +26,7 @@ MAX_VALUE_CHARS = 300
 UNVERIFIABLE = "declared by the operator; software cannot verify them against the regulators' registers"
 
 Qualifications = tuple[tuple[str, str], ...]
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def parse_qualifications(value: object) -> Qualifications:
@@ -41,6 +43,9 @@ def parse_qualifications(value: object) -> Qualifications:
             raise ValueError(f"a qualification name must be 1 to {MAX_KEY_CHARS} characters")
         if not isinstance(text, str) or not text.strip() or len(text) > MAX_VALUE_CHARS:
             raise ValueError(f"qualification {key} must be a text of 1 to {MAX_VALUE_CHARS} characters")
+        if _CONTROL.search(key) or _CONTROL.search(text):
+            # One line each: they are printed in reports and written into TOML.
+            raise ValueError(f"qualification {key!r} holds a control character")
         items.append((key, text.strip()))
     return tuple(sorted(items))
 
