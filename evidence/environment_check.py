@@ -71,10 +71,12 @@ def _is_default(address: str, names: list[str], own: frozenset[str]) -> bool:
     except ValueError:
         return False
     for name in names:
-        if name in own:
-            continue  # the machine's own name may map to any of its addresses
         if name not in DEFAULT_HOST_NAMES:
+            if name in own:
+                continue  # the machine's own name may map to any of its addresses
             return False
+        # A stock name counts only at its stock address, even where it is also the machine's own
+        # name (getfqdn often answers "localhost"): "localhost" elsewhere is poisoning.
         allowed = DEFAULT_HOST_NAMES[name]
         if allowed is None and not ip.is_loopback:
             return False

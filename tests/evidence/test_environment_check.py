@@ -9,6 +9,7 @@ as usual. Skipped with the reason where mount namespaces are not permitted (not 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -23,6 +24,7 @@ import pytest
 
 from anchor.tsa_server import DevTSA
 from evidence.browser import PROXY_VARIABLES
+from evidence.environment_check import hosts_record
 from evidence.operator_key import OperatorKey
 from tests.capture_site import Site, member, statuses, verify
 
@@ -153,3 +155,19 @@ def test_proxy_variable_is_named_without_its_credentials(http_site: Site, trust:
     s4 = verify(package, trust).result("S4")
     assert s4.status.value == "warn", s4
     assert "proxy variables set in the capture's environment: HTTPS_PROXY=http://10.20.30.40:3128" in s4.reason
+
+
+def test_default_names_count_only_at_their_default_addresses(tmp_path: Path) -> None:
+    """A stock name pointed elsewhere, or a stock line with one more name, is exactly what poisons a capture."""
+    hosts = tmp_path / "hosts"
+    hosts.write_text(STOCK_HOSTS + "# a comment line\n\n"
+                     "10.1.2.3 localhost\n"                    # localhost off loopback
+                     "127.0.0.1 localhost shop.example.com\n"  # a stock line with a target name added
+                     "::1 ip6-allnodes\n"                      # an ip6 name at the wrong address
+                     "fe00::0 ip6-localnet  # stock, with a trailing comment\n")
+    record = hosts_record(hosts)
+    assert record["entries"] == 9 and record["sha256"] == hashlib.sha256(hosts.read_bytes()).hexdigest()
+    assert record["non_default"] == [{"address": "10.1.2.3", "names": ["localhost"]},
+                                     {"address": "127.0.0.1", "names": ["localhost", "shop.example.com"]},
+                                     {"address": "::1", "names": ["ip6-allnodes"]}]
+    assert hosts_record(tmp_path / "absent")["status"] == "unreadable"
