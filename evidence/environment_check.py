@@ -40,22 +40,13 @@ from evidence.resolver import RESOLV_CONF, HostResolver
 from evidence.ssrf import split_url
 from verifier import canonical
 from verifier.capture_format import ENVIRONMENT_FORMAT
+from verifier.hosts_file import MAX_HOSTS_TEXT_BYTES, non_default_entries, parse_hosts
 
 HOSTS_FILE = Path("/etc/hosts")
 NSSWITCH_CONF = Path("/etc/nsswitch.conf")
 SYSTEM_ENVIRONMENT = Path("/etc/environment")
 MAX_CONFIG_BYTES = 1 << 20
 MAX_LISTED = 200
-#: Names a stock hosts file maps, with the addresses they may map to (None: any loopback address).
-DEFAULT_HOST_NAMES: dict[str, frozenset[str] | None] = {
-    **dict.fromkeys(("localhost", "localhost.localdomain", "localhost4", "localhost4.localdomain4",
-                     "localhost6", "localhost6.localdomain6", "ip6-localhost", "ip6-loopback"), None),
-    "ip6-localnet": frozenset({"fe00::"}), "ip6-mcastprefix": frozenset({"ff00::"}),
-    "ip6-allnodes": frozenset({"ff02::1"}), "ip6-allrouters": frozenset({"ff02::2"}),
-    "ip6-allhosts": frozenset({"ff02::3"}),
-}
-
-
 @cache
 def own_host_names() -> frozenset[str]:
     """This machine's own names, which a stock hosts file maps to it (asked once: getfqdn may query DNS)."""
@@ -63,26 +54,6 @@ def own_host_names() -> frozenset[str]:
     with contextlib.suppress(OSError):
         names.add(socket.getfqdn())
     return frozenset(n.lower() for n in names | {n.split(".", 1)[0] for n in names} if n)
-
-
-def _is_default(address: str, names: list[str], own: frozenset[str]) -> bool:
-    try:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-    except ValueError:
-        return False
-    for name in names:
-        if name not in DEFAULT_HOST_NAMES:
-            if name in own:
-                continue  # the machine's own name may map to any of its addresses
-            return False
-        # A stock name counts only at its stock address, even where it is also the machine's own
-        # name (getfqdn often answers "localhost"): "localhost" elsewhere is poisoning.
-        allowed = DEFAULT_HOST_NAMES[name]
-        if allowed is None and not ip.is_loopback:
-            return False
-        if allowed is not None and ip not in {ipaddress.ip_address(a) for a in allowed}:
-            return False
-    return True
 
 
 def _read_config(path: Path) -> bytes:
@@ -94,24 +65,21 @@ def _read_config(path: Path) -> bytes:
 
 
 def hosts_record(path: Path = HOSTS_FILE) -> dict[str, Any]:
-    """sha256 of the hosts file and its entries beyond the stock ones."""
+    """sha256 of the hosts file, its text (when small and UTF-8) and its entries beyond the stock ones."""
     try:
         data = _read_config(path)
     except OSError as exc:
         return {"path": str(path), "status": "unreadable", "reason": f"{type(exc).__name__}: {exc}"[:300]}
     own = own_host_names()
-    entries, extra = 0, []
-    for line in data.decode("utf-8", "replace").splitlines():
-        fields = line.split("#", 1)[0].split()
-        if len(fields) < 2:
-            continue
-        entries += 1
-        names = [n.lower() for n in fields[1:]]
-        if not _is_default(fields[0], names, own):
-            extra.append({"address": fields[0], "names": names})
-    return {"path": str(path), "status": "read", "sha256": canonical.sha256_hex(data), "size": len(data),
-            "entries": entries, "own_names": sorted(own), "non_default": extra[:MAX_LISTED],
-            "non_default_count": len(extra)}
+    text = data.decode("utf-8", "replace")
+    extra = non_default_entries(text, own)
+    record: dict[str, Any] = {"path": str(path), "status": "read", "sha256": canonical.sha256_hex(data),
+                              "size": len(data), "entries": len(parse_hosts(text)), "own_names": sorted(own),
+                              "non_default": [e.record() for e in extra[:MAX_LISTED]],
+                              "non_default_count": len(extra)}
+    if len(data) <= MAX_HOSTS_TEXT_BYTES and text.encode() == data:
+        record["text"] = text  # so a verifier recomputes the list above instead of taking it on trust
+    return record
 
 
 def resolver_record() -> dict[str, Any]:

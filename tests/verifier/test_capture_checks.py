@@ -304,3 +304,19 @@ def test_record_not_logged_first_warns_s4(capture: BuiltPackage, workspace: Work
     report = _report(rewrite(capture.path, tmp_path / "late.wacz", lambda n, d: changes.get(n, d)), trust)
     assert report.result("S4").status is Status.WARN
     assert "the environment record is not the first step of the call log" in report.result("S4").reason
+
+
+def test_hosts_list_is_recomputed_from_the_file_text(capture: BuiltPackage, workspace: Workspace, trust: Path,
+                                                     tmp_path: Path) -> None:
+    """A record whose list hides an entry its own copy of the hosts file holds: S4 names the entry."""
+    def hidden(record: dict) -> None:  # type: ignore[type-arg]
+        hosts = record["hosts_file"]
+        hosts["text"] = "127.0.0.1 localhost\n198.51.100.9 shop.example.com\n"
+        hosts["sha256"] = canonical.sha256_hex(hosts["text"].encode())
+        hosts.update(non_default=[], non_default_count=0)
+
+    report = _report(_resigned(capture.path, tmp_path / "hidden.wacz", workspace, hidden), trust)
+    named = report.facts["environment"]["clean_check"]["unclean_or_unknown"]
+    assert report.result("S4").status is Status.WARN
+    assert "hosts file: the record's list of non-default entries does not match the file" in named
+    assert "hosts file has 1 non-default entry: 198.51.100.9 shop.example.com" in named

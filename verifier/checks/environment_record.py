@@ -5,7 +5,8 @@ facts; this module judges them, item by item, and never takes the capture tool's
 machine was clean. Every item that is not clean, or not known, becomes a finding naming it, and S4
 warns with it (SF/T 0091-2021 clean check; Evidence Provisions Art. 93 (1), a reliable environment):
 
-- hosts file: any entry beyond the localhost/ip6 defaults and the machine's own names;
+- hosts file: any entry beyond the localhost/ip6 defaults and the machine's own names, recomputed
+  from the file's text where the record carries it (``verifier.hosts_file``);
 - resolver: resolv.conf unreadable, or no DNS server known;
 - proxies: any proxy variable in the capture process's or the system's environment;
 - clock: no TSA measurement, an NTP server configured but not answering, or an offset beyond
@@ -24,10 +25,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from verifier import canonical
 from verifier.capture_format import ENVIRONMENT_FORMAT, ENVIRONMENT_PATH, ENVIRONMENT_STEP
 from verifier.checks.capture_material import read_call_log
 from verifier.checks.context import Context
 from verifier.errors import InvalidPackage, VerificationError
+from verifier.hosts_file import non_default_entries
 
 MAX_RECORD_BYTES = 4 << 20
 #: Beyond this (plus the measurement's uncertainty) the capture host's clock is not clean.
@@ -68,10 +71,19 @@ def _hosts(hosts: Mapping[str, Any], found: Findings) -> None:
     if hosts.get("status") != "read" or not isinstance(hosts.get("non_default"), list):
         found.warnings.append(f"hosts file unknown ({_text(hosts.get('reason', 'not recorded'))})")
         return
-    extra = [f"{_text(e.get('address'))} {' '.join(_text(n) for n in _list(e.get('names')))}"
-             for e in _list(hosts.get("non_default")) if isinstance(e, Mapping)]
+    listed = [e for e in _list(hosts.get("non_default")) if isinstance(e, Mapping)]
     count = hosts.get("non_default_count")
-    total = count if isinstance(count, int) and count >= len(extra) else len(extra)
+    total = count if isinstance(count, int) and count >= len(listed) else len(listed)
+    text, own = hosts.get("text"), [n for n in _list(hosts.get("own_names")) if isinstance(n, str)]
+    if isinstance(text, str):
+        # The record carries the file: judge it here rather than take the tool's list.
+        if canonical.sha256_hex(text.encode()) != hosts.get("sha256"):
+            found.warnings.append("hosts file: the text in the record does not hash to the recorded sha256")
+        recomputed = non_default_entries(text, own)
+        if [e.record() for e in recomputed[:len(listed)]] != [dict(e) for e in listed] or len(recomputed) != total:
+            found.warnings.append("hosts file: the record's list of non-default entries does not match the file")
+        listed, total = [e.record() for e in recomputed], len(recomputed)
+    extra = [f"{_text(e.get('address'))} {' '.join(_text(n) for n in _list(e.get('names')))}" for e in listed]
     if total:
         found.warnings.append(f"hosts file has {total} non-default entr{'y' if total == 1 else 'ies'}: "
                               f"{_named(extra) if extra else 'not listed'}")
