@@ -4,7 +4,7 @@ SF/T 0091-2021 asks for a clean check of the capturing machine before a capture;
 reads this record and warns on every item that is not clean or not known. The record states facts,
 not a verdict: the verifier judges them itself. What it holds:
 
-- the hosts file: its sha256 and every entry beyond the localhost/ip6 defaults and this machine's own names;
+- the hosts file: its sha256, its text, and every entry beyond a stock file's (``verifier.hosts_file``);
 - the resolver: resolv.conf (nameservers, search, options), the nameservers the capture's DNS client
   actually uses, and the nsswitch ``hosts`` line the system fallback follows;
 - proxies: proxy variables in this process's environment (any case; credentials cut from the values),
@@ -47,6 +47,8 @@ NSSWITCH_CONF = Path("/etc/nsswitch.conf")
 SYSTEM_ENVIRONMENT = Path("/etc/environment")
 MAX_CONFIG_BYTES = 1 << 20
 MAX_LISTED = 200
+
+
 @cache
 def own_host_names() -> frozenset[str]:
     """This machine's own names, which a stock hosts file maps to it (asked once: getfqdn may query DNS)."""
