@@ -15,6 +15,8 @@ CAPTURE_LOG_PATH = "evidence/capture-log.jsonl"
 WARC_PATH = "archive/data.warc.gz"
 PAGES_PATH = "pages/pages.jsonl"
 INDEX_PATH = "indexes/index.cdx.gz"
+#: The clean-environment record, made before the capture touches the target (S4 reads it).
+ENVIRONMENT_PATH = "evidence/environment-check.json"
 
 #: Artifact roles in the manifest, by path.
 ROLES = {
@@ -26,9 +28,13 @@ ROLES = {
     WARC_PATH: "warc",
     PAGES_PATH: "wacz-pages",
     INDEX_PATH: "wacz-index",
+    ENVIRONMENT_PATH: "environment-check",
 }
 
 NETWORK_FORMAT = "tiezheng-network/1"
+ENVIRONMENT_FORMAT = "tiezheng-environment-check/1"
+#: The call-log step that writes the environment record; a capture logs it first.
+ENVIRONMENT_STEP = "environment-check"
 CALL_LOG_FORMAT = "tiezheng-call-log/1"
 #: The proxy kind a capture records for its own recording proxy (DESIGN.md §3, byte-exact traffic).
 RECORDER_KIND = "tiezheng-recorder"

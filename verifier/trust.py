@@ -7,6 +7,7 @@ only when a file names it, and every report flags it.
 Format (TOML)::
 
     [[operators]]           name, public_key (base64 raw Ed25519), development = false
+    [operators.qualifications]  the operator's declared filings and certifications (key = "text")
     [[tsa]]                 name, roots (PEM text) or roots_file (relative to this file), development
     [[chains]]              chain_id, name, rpc_urls = [...], confirmations, development
     [policy]                prechain_window_hours = 24, time_tolerance_seconds = 300
@@ -24,6 +25,7 @@ from typing import Any
 from cryptography import x509
 
 from verifier.errors import InvalidInput, TrustError
+from verifier.qualifications import Qualifications, parse_qualifications
 from verifier.signature import decode_public_key, key_id
 
 MAX_TRUST_BYTES = 1 << 20
@@ -36,6 +38,8 @@ class TrustedOperator:
     name: str
     public_key: bytes
     development: bool = False
+    #: What the operator declares about itself in this trust file (not verifiable by software).
+    qualifications: Qualifications = ()
 
     @property
     def key_id(self) -> str:
@@ -116,7 +120,8 @@ def parse_trust(text: str, *, base_dir: Path | None = None, source: str = "<trus
     try:
         operators = tuple(
             TrustedOperator(name=str(item["name"]), public_key=decode_public_key(str(item["public_key"])),
-                            development=bool(item.get("development", False)))
+                            development=bool(item.get("development", False)),
+                            qualifications=parse_qualifications(item.get("qualifications")))
             for item in _table_list(document, "operators"))
         tsas = []
         for item in _table_list(document, "tsa"):
