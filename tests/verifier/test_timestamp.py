@@ -27,7 +27,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from verifier.errors import InvalidInput, TimestampError
-from verifier.timestamp import parse_timestamp_response, verify_timestamp
+from verifier.timestamp import UnreadableToken, parse_timestamp_response, verify_timestamp
 from verifier.tsa_chain import load_certificates
 
 OPENSSL = shutil.which("openssl")
@@ -359,8 +359,11 @@ def test_wrong_digest(pki: Pki) -> None:
         verify_timestamp(tsr, _digest("wrong"), [pki.rsa.ca])
     with pytest.raises(TimestampError, match="imprint algorithm"):
         verify_timestamp(tsr, _digest("right", 48), [pki.rsa.ca])
-    with pytest.raises(InvalidInput, match="digest of 20 bytes"):
-        verify_timestamp(tsr, hashlib.sha1(b"right").digest(), [pki.rsa.ca])
+    # A SHA-1 length is a valid digest now (legacy tokens); the imprint's algorithm still decides.
+    with pytest.raises(TimestampError, match=r"imprint algorithm is sha256 \(32 bytes\), but the digest given has 20"):
+        verify_timestamp(tsr, hashlib.sha1(b"right").digest(), [pki.rsa.ca], allow_sha1=True)
+    with pytest.raises(InvalidInput, match="digest of 16 bytes: expected 20 \\(SHA-1\\), 32, 48 or 64"):
+        verify_timestamp(tsr, hashlib.md5(b"right").digest(), [pki.rsa.ca])
 
 
 def test_nonce_mismatch(pki: Pki) -> None:
@@ -524,10 +527,11 @@ def test_single_byte_changes(pki: Pki, fallback_token: tuple[bytes, bytes], data
 
 def test_not_a_response() -> None:
     roots = [_ca("any", ec.generate_private_key(ec.SECP256R1()))]
-    for junk in (b"", b"\x30\x03\x02\x01\x00", b"not a response" * 10):
-        with pytest.raises(TimestampError, match="not an RFC 3161 TimeStampResp"):
+    for junk, why in ((b"", "not DER-encoded"), (b"not a response" * 10, "not DER-encoded"),
+                      (b"\x30\x03\x02\x01\x00", "DER, but neither a TimeStampResp nor a TimeStampToken")):
+        with pytest.raises(UnreadableToken, match=f"not an RFC 3161 time-stamp token or response: {why}"):
             verify_timestamp(junk, bytes(32), roots)
-    with pytest.raises(TimestampError, match=r"not an RFC 3161 TimeStampResp: \d+ bytes exceed"):
+    with pytest.raises(UnreadableToken, match=r"not an RFC 3161 time-stamp token or response: \d+ bytes exceed"):
         verify_timestamp(b"\x30" * (2 << 20), bytes(32), roots)
     # A refusal holds only PKIStatusInfo (asn1crypto cannot build one with its TimeStampResp).
     status = tsp.PKIStatusInfo({"status": "rejection", "status_string": ["bad request"]}).dump()
