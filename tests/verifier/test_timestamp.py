@@ -549,3 +549,21 @@ def test_load_certificates(pki: Pki, vectors: Path) -> None:
     for bad in (b"", b"junk", (pki.rsa.folder / "tsa.key").read_bytes(), ders[:-1], ders + b"\x30"):
         with pytest.raises(InvalidInput):
             load_certificates(bad)
+
+
+def test_sha1_signer_digest_is_a_named_policy(tmp_path: Path) -> None:
+    """A TSA that signs with SHA-1 (legacy, still common): refused by default, accepted with a named warning."""
+    if OPENSSL is None:
+        pytest.skip("the openssl CLI is not on PATH")
+    legacy = Tsa.create(tmp_path / "legacy", lambda: rsa.generate_private_key(65537, 2048), "sha1")
+    digest = _digest("legacy")
+    path = legacy.stamp(digest)
+    assert legacy.openssl_verify(path, digest)
+    with pytest.raises(TimestampError, match=r"legacy-sha1-signature refused: the TSA signed a SHA-1 digest"):
+        verify_timestamp(path.read_bytes(), digest, [legacy.ca])
+    info = verify_timestamp(path.read_bytes(), digest, [legacy.ca], allow_sha1=True)
+    assert info.hash_algorithm == "sha256"
+    assert [w.split(":")[0] for w in info.warnings] == ["legacy-sha1-signature"]
+    # The policy covers SHA-1 only: the CMS digest check itself still runs and still catches a change.
+    with pytest.raises(TimestampError, match="message imprint mismatch"):
+        verify_timestamp(path.read_bytes(), _digest("other"), [legacy.ca], allow_sha1=True)
