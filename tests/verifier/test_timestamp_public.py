@@ -153,7 +153,8 @@ def test_public_token_other_digest_fails(token: PublicToken) -> None:
 
 @pytest.mark.parametrize("token", [t for t in TOKENS if not t.der_ordered_set], ids=lambda t: t.folder)
 def test_sets_out_of_der_order_are_ours_to_judge(token: PublicToken) -> None:
-    """The class rfc3161-client cannot read (a certificate SET out of DER order): our path carries it."""
+    """Tokens rfc3161-client cannot read (a certificate SET out of DER order, or Microsoft's attribute
+    certificate): our own path carries them."""
     parsed = parse_timestamp_token(token.path.read_bytes())
     with pytest.raises(ValueError, match=r"InvalidSetOrdering|UnexpectedTag"):
         rfc3161_client.decode_timestamp_response(parsed.response)
@@ -322,3 +323,21 @@ def test_cli_bad_arguments_are_unusable(tmp_path: Path) -> None:
     (tmp_path / "junk.pem").write_bytes(b"-----BEGIN CERTIFICATE-----\nAA\n-----END CERTIFICATE-----\n")
     junk = run_cli(token.path, "--digest", token.digest.hex(), "--roots", tmp_path / "junk.pem")
     assert junk.returncode == 2 and "not a certificate" in junk.stderr
+
+
+def test_sha1_token_without_its_issuer_fails_for_both(system_bundle: Path) -> None:
+    """tractis.com (SHA-1 imprint, SHA-1 CMS digest): the policy names it first; under the policy the
+    chain fails, since the token carries no issuer certificate; OpenSSL fails it the same way."""
+    folder = Path(__file__).parents[1] / "vectors" / "rfc3161-public" / "tractis-sha1"
+    data = (folder / "response.tsr").read_bytes()
+    digest = hashlib.sha1((folder / "message.txt").read_bytes()).digest()
+    roots = load_roots(system_bundle.read_bytes())
+    with pytest.raises(TimestampError, match="legacy-sha1-imprint refused"):
+        verify_timestamp(data, digest, roots)
+    with pytest.raises(TimestampError, match="certificate chain does not lead to a trusted root"):
+        verify_timestamp(data, digest, roots, allow_sha1=True)
+    result = run_cli(folder / "response.tsr", "--digest", digest.hex(), "--roots", system_bundle)
+    assert result.returncode == 1 and "INVALID certificate chain does not lead to a trusted root" in result.stdout
+    if OPENSSL is not None:
+        token = PublicToken("tractis-sha1", "response.tsr", "", "2016-04-05T00:00:53+00:00", "sha1", "message.txt")
+        assert "unable to get local issuer certificate" in openssl_verify(token, digest, system_bundle)
