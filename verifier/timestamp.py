@@ -186,7 +186,8 @@ def _sha1_policy(tok: TimestampToken, allow_sha1: bool) -> list[str]:
     """Return the legacy-SHA-1 warnings the token earns; raise TimestampError if SHA-1 is not allowed."""
     found = []
     if tok.imprint_algorithm == "sha1":
-        found.append((LEGACY_SHA1_IMPRINT, "the message imprint is SHA-1: another document may share the digest"))
+        found.append((LEGACY_SHA1_IMPRINT, "the message imprint is SHA-1: whoever made the document could "
+                                           "have made a second one with this digest"))
     if tok.digest_algorithm == "sha1" or (tok.pss is not None and "sha1" in tok.pss[:2]):
         found.append((LEGACY_SHA1_SIGNATURE, "the TSA signed a SHA-1 digest of the token"))
     if found and not allow_sha1:
