@@ -157,6 +157,8 @@ def _verify(tok: TimestampToken, digest: bytes, roots: RootStore, extras: list[x
     if len(digest) != expected_len:
         raise TimestampError(f"message imprint algorithm is {tok.imprint_algorithm} ({expected_len} bytes), "
                              f"but the digest given has {len(digest)} bytes")
+    if len(tok.imprint) != expected_len:
+        raise TimestampError(f"message imprint malformed: {len(tok.imprint)} bytes for {tok.imprint_algorithm}")
     if tok.imprint != digest:
         raise TimestampError(f"message imprint mismatch: expected {digest.hex()}, "
                              f"token has {tok.imprint.hex()}")

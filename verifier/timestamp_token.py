@@ -143,8 +143,8 @@ def _parse_token(token: Any, *, response: bytes, bare: bool) -> TimestampToken:
         raise UnreadableToken(f"{NOT_A_TOKEN}: SignedData does not hold a TSTInfo")
     tst_bytes = bytes(econtent["content"].contents)
     tst = tsp.TSTInfo.load(tst_bytes, strict=True)
-    if int(tst["version"]) != 1:
-        raise TimestampError(f"TSTInfo version {int(tst['version'])} is not 1")
+    if (version := int(tst["version"])) != 1:
+        raise TimestampError(f"TSTInfo version {brief(version)} is not 1")
     gen_time = tst["gen_time"].native
     if not isinstance(gen_time, datetime):
         raise TimestampError(f"genTime {brief(gen_time)!r} is out of range")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import rfc3161_client
-from asn1crypto import cms, tsp
+from asn1crypto import cms, core, tsp
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from verifier.errors import TimestampError
@@ -341,3 +341,19 @@ def test_sha1_token_without_its_issuer_fails_for_both(system_bundle: Path) -> No
     if OPENSSL is not None:
         token = PublicToken("tractis-sha1", "response.tsr", "", "2016-04-05T00:00:53+00:00", "sha1", "message.txt")
         assert "unable to get local issuer certificate" in openssl_verify(token, digest, system_bundle)
+
+
+def test_hostile_numbers_are_clipped(tmp_path: Path) -> None:
+    """A well-formed token whose TSTInfo version is a 301-digit number: refused in one short line."""
+    token = BY_NAME["identrust/token.tst"]
+    info = cms.ContentInfo.load(token.path.read_bytes())
+    econtent = info["content"]["encap_content_info"]
+    tst = tsp.TSTInfo.load(econtent["content"].parsed.dump())
+    tst["version"] = 10**300
+    econtent["content"] = core.ParsableOctetString(tst.dump(force=True))
+    path = tmp_path / "hostile.tst"
+    path.write_bytes(info.dump(force=True))
+    result = run_cli(path, "--digest", token.digest.hex(), "--roots", token.root)
+    assert result.returncode == 1
+    assert "INVALID TSTInfo version <301-digit number> is not 1" in result.stdout
+    assert not _LONG_NUMBER.search(result.stdout)
