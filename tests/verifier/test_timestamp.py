@@ -10,6 +10,7 @@ import datetime as dt
 import hashlib
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -567,3 +568,27 @@ def test_sha1_signer_digest_is_a_named_policy(tmp_path: Path) -> None:
     # The policy covers SHA-1 only: the CMS digest check itself still runs and still catches a change.
     with pytest.raises(TimestampError, match="message imprint mismatch"):
         verify_timestamp(path.read_bytes(), _digest("other"), [legacy.ca], allow_sha1=True)
+
+
+def test_hostile_certificate_names_cannot_steer_the_terminal(pki: Pki, tmp_path: Path) -> None:
+    """A TSA certificate whose CN carries ESC/CSI sequences and a bidi override: the CLI shows escapes."""
+    tsa = pki.rsa
+    hostile = "evil\x1b[2K\x1b[1A\x1b[32mVALID\u202e"
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(_name(hostile)).issuer_name(tsa.ca.subject)
+            .public_key(tsa.key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(days=2)).not_valid_after(now - dt.timedelta(days=1))
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]), critical=True)
+            .sign(tsa.ca_key, _sign_alg(tsa.ca_key)))
+    digest = _digest("hostile name")
+    path = tmp_path / "hostile.tsr"
+    path.write_bytes(_forge(tsa.stamp(digest).read_bytes(), cert, tsa.key))
+    with pytest.raises(TimestampError, match=r"TSA certificate .*evil.* is not valid at"):
+        verify_timestamp(path.read_bytes(), digest, [tsa.ca])
+    cli = str(Path(sys.executable).parent / "tiezheng-verify")
+    for extra in ((), ("--json",)):
+        result = subprocess.run([cli, "timestamp", str(path), "--digest", digest.hex(), "--roots",
+                                 str(tsa.folder / "ca.pem"), *extra], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert "\x1b" not in result.stdout and "\u202e" not in result.stdout
+        assert "evil\\x1b[2K\\x1b[1A\\x1b[32mVALID\\u202e" in result.stdout.replace("\\\\", "\\")
