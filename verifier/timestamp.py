@@ -175,7 +175,6 @@ def _verify(tok: TimestampToken, digest: bytes, roots: RootStore, extras: list[x
     # 8. The second implementation, where it can judge the token. Its OpenSSL store accepts only
     # self-signed anchors, and OpenSSL's PKCS7 code verifies neither RSASSA-PSS nor Ed25519.
     checked = (chain[-1].subject == chain[-1].issuer and tok.signature_algorithm in _RFC3161_CLIENT_SIGNATURES
-               and tok.imprint_algorithm != "sha1"
                and _rfc3161_client_verify(digest, tok, signer, extras, chain[-1], nonce))
     return TimestampInfo(
         gen_time=tok.gen_time, tsa_name=signer.subject.rfc4514_string(), serial=tok.serial,

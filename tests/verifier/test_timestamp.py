@@ -234,7 +234,7 @@ signer_key = {self.folder / "tsa.key"}
 signer_digest = {self.signer_digest}
 default_policy = {POLICY}
 other_policies = 1.2.3.4.5
-digests = sha256, sha384, sha512
+digests = sha1, sha256, sha384, sha512
 accuracy = secs:1, millisecs:500, microsecs:100
 clock_precision_digits = 6
 ordering = yes
@@ -245,7 +245,7 @@ ess_cert_id_alg = sha256
 
     def stamp(self, digest: bytes, certs: str = "tsa") -> Path:
         """Return the path of a TimeStampResp over the raw ``digest``, embedding ``certs``."""
-        alg = {32: "-sha256", 48: "-sha384", 64: "-sha512"}[len(digest)]
+        alg = {20: "-sha1", 32: "-sha256", 48: "-sha384", 64: "-sha512"}[len(digest)]
         stem = digest.hex()[:16]
         query, reply = self.folder / f"{stem}.tsq", self.folder / f"{stem}-{certs}.tsr"
         _openssl("ts", "-query", "-digest", digest.hex(), alg, "-cert", "-out", query)
@@ -568,6 +568,15 @@ def test_sha1_signer_digest_is_a_named_policy(tmp_path: Path) -> None:
     # The policy covers SHA-1 only: the CMS digest check itself still runs and still catches a change.
     with pytest.raises(TimestampError, match="message imprint mismatch"):
         verify_timestamp(path.read_bytes(), _digest("other"), [legacy.ca], allow_sha1=True)
+    # A SHA-1 imprint too: both warnings, and rfc3161-client (which reads SHA-1 imprints) agrees.
+    sha1 = hashlib.sha1(b"legacy").digest()
+    both = legacy.stamp(sha1)
+    assert legacy.openssl_verify(both, sha1)
+    with pytest.raises(TimestampError, match="legacy-sha1-imprint refused"):
+        verify_timestamp(both.read_bytes(), sha1, [legacy.ca])
+    info = verify_timestamp(both.read_bytes(), sha1, [legacy.ca], allow_sha1=True)
+    assert (info.hash_algorithm, info.rfc3161_client_checked) == ("sha1", True)
+    assert [w.split(":")[0] for w in info.warnings] == ["legacy-sha1-imprint", "legacy-sha1-signature"]
 
 
 def test_hostile_certificate_names_cannot_steer_the_terminal(pki: Pki, tmp_path: Path) -> None:
