@@ -325,24 +325,6 @@ def test_cli_bad_arguments_are_unusable(tmp_path: Path) -> None:
     assert junk.returncode == 2 and "not a certificate" in junk.stderr
 
 
-def test_sha1_token_without_its_issuer_fails_for_both(system_bundle: Path) -> None:
-    """tractis.com (SHA-1 imprint, SHA-1 CMS digest): the policy names it first; under the policy the
-    chain fails, since the token carries no issuer certificate; OpenSSL fails it the same way."""
-    folder = Path(__file__).parents[1] / "vectors" / "rfc3161-public" / "tractis-sha1"
-    data = (folder / "response.tsr").read_bytes()
-    digest = hashlib.sha1((folder / "message.txt").read_bytes()).digest()
-    roots = load_roots(system_bundle.read_bytes())
-    with pytest.raises(TimestampError, match="legacy-sha1-imprint refused"):
-        verify_timestamp(data, digest, roots)
-    with pytest.raises(TimestampError, match="certificate chain does not lead to a trusted root"):
-        verify_timestamp(data, digest, roots, allow_sha1=True)
-    result = run_cli(folder / "response.tsr", "--digest", digest.hex(), "--roots", system_bundle)
-    assert result.returncode == 1 and "INVALID certificate chain does not lead to a trusted root" in result.stdout
-    if OPENSSL is not None:
-        token = PublicToken("tractis-sha1", "response.tsr", "", "2016-04-05T00:00:53+00:00", "sha1", "message.txt")
-        assert "unable to get local issuer certificate" in openssl_verify(token, digest, system_bundle)
-
-
 def test_hostile_numbers_are_clipped(tmp_path: Path) -> None:
     """A well-formed token whose TSTInfo version is a 301-digit number: refused in one short line."""
     token = BY_NAME["identrust/token.tst"]
