@@ -5,9 +5,9 @@ Boundary: every change here can turn an invalid token into a valid one. The chec
 (asn1crypto + cryptography), so they run the same on every token. Where rfc3161-client can parse
 a token, it verifies it as well and must agree: two implementations, one verdict. It cannot parse
 tokens whose certificate SET is not in DER order (OpenSSL embeds the CA certificate that way, and
-DigiCert, GlobalSign and Sectigo do too); those are judged by our checks alone, which is what
-``rfc3161_client_checked`` says. rfc3161-client also drops genTime's fractional seconds, so
-genTime is always read here.
+the DigiCert, GlobalSign and D-Trust tokens in tests/vectors come so too); those are judged by our
+checks alone, which is what ``rfc3161_client_checked`` says. rfc3161-client also drops genTime's
+fractional seconds, so genTime is always read here.
 
 SHA-1 is a named policy, not an accident: a SHA-1 message imprint or a SHA-1 CMS digest is refused
 unless the caller passes ``allow_sha1`` (the standalone ``timestamp`` command does, and reports the
