@@ -69,7 +69,7 @@ def _timestamp_parser() -> argparse.ArgumentParser:
     parser.add_argument("--roots", required=True, type=Path,
                         help="trusted TSA root certificate(s), PEM or DER; a system CA bundle works")
     parser.add_argument("--certs", type=Path, help="extra untrusted certificates (e.g. the TSA's), PEM or DER")
-    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--json", action="store_true", help="print the result (and any warnings) as JSON")
     return parser
 
 
