@@ -27,6 +27,7 @@ from cryptography import x509
 from verifier.errors import InvalidInput, TrustError
 from verifier.qualifications import Qualifications, parse_qualifications
 from verifier.signature import decode_public_key, key_id
+from verifier.tsa_chain import MAX_ROOT_FILE_BYTES, MAX_ROOTS, load_certificates
 
 MAX_TRUST_BYTES = 1 << 20
 DEFAULT_PRECHAIN_WINDOW = timedelta(hours=24)
@@ -97,10 +98,11 @@ class Trust:
 
 
 def _load_pem_certificates(data: bytes, where: str) -> tuple[x509.Certificate, ...]:
+    # A TSA's roots may be a whole system CA bundle; the same loader and limits as --roots.
     try:
-        certs = x509.load_pem_x509_certificates(data)
-    except ValueError as exc:
-        raise TrustError(f"{where}: no PEM certificate could be read") from exc
+        certs = load_certificates(data, max_bytes=MAX_ROOT_FILE_BYTES, max_certificates=MAX_ROOTS)
+    except InvalidInput as exc:
+        raise TrustError(f"{where}: no PEM certificate could be read ({exc})") from exc
     return tuple(certs)
 
 
