@@ -1,7 +1,9 @@
 """``tiezheng-verify``: the standalone verifier for courts and opposing counsel.
 
 Thin wiring only: parse arguments, call the verifier, print, exit with 0 (verified), 1 (a check
-failed) or 2 (unusable input). No traceback reaches the user.
+failed), 2 (unusable input) or 3 (cannot judge: the trust given lacks what the package needs). No
+traceback reaches the user. JSON is written with ``ensure_ascii``: every non-ASCII character from a
+package, bidi controls included, reaches the terminal as an inert backslash-u escape.
 """
 
 from __future__ import annotations
@@ -21,15 +23,16 @@ from verifier import merkle
 from verifier.chain_source import RpcChainSource
 from verifier.errors import InvalidInput, TiezhengError, TrustError, VerificationError
 from verifier.render import render_report
-from verifier.report import Report, Verdict
+from verifier.report import Report
 from verifier.report_html import render_html
-from verifier.report_pdf import write_pdf
+from verifier.report_pdf import PDF_EXTRA, pdf_available, write_pdf
+from verifier.sanitize import display_text
 from verifier.timestamp import verify_timestamp
 from verifier.trust import Trust, default_trust, load_trust
 from verifier.tsa_chain import load_certificates
 from verifier.verify import verify_package
 
-EXIT_VERIFIED, EXIT_FAILED, EXIT_UNUSABLE = 0, 1, 2
+EXIT_VERIFIED, EXIT_FAILED, EXIT_UNUSABLE, EXIT_CANNOT_JUDGE = 0, 1, 2, 3
 SUBCOMMANDS = ("timestamp", "inclusion")
 
 
@@ -40,9 +43,16 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _package_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="tiezheng-verify", description=(
+    parser = _Parser(prog="tiezheng-verify", formatter_class=argparse.RawDescriptionHelpFormatter, description=(
         "Verify a Tiezheng evidence package (.wacz) on your own machine. Also: "
-        "'tiezheng-verify timestamp …' and 'tiezheng-verify inclusion …' (see their --help)."))
+        "'tiezheng-verify timestamp …' and 'tiezheng-verify inclusion …' (see their --help)."),
+        epilog=("verdicts and exit codes:\n"
+                "  0  verified / verified (offline)  every check that could run holds\n"
+                "  1  failed        the evidence does not hold: a check failed\n"
+                "  2  unusable      not a readable package (or bad arguments)\n"
+                "  3  cannot judge  the trust given lacks the operator key or TSA root the package needs;\n"
+                "                   get the operator's trust file (/.well-known/tiezheng/trust.toml on its\n"
+                "                   service, or `tiezheng trust export FILE`) and pass it with --trust FILE"))
     parser.add_argument("package", type=Path, help="the evidence package (.wacz)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     mode = parser.add_mutually_exclusive_group()
@@ -52,7 +62,8 @@ def _package_parser() -> argparse.ArgumentParser:
                         help="a trust file (TOML) to add to the default trust; may repeat")
     parser.add_argument("--html", type=Path, metavar="FILE", help="also write the report as a self-contained HTML page")
     parser.add_argument("--pdf", type=Path, metavar="FILE",
-                        help="also write a bilingual PDF certificate (needs: pip install 'tiezheng[pdf]')")
+                        help="also write a bilingual PDF certificate (needs: pip install 'tiezheng[pdf]'; "
+                             "without it the verdict and exit code are unchanged)")
     return parser
 
 
@@ -98,19 +109,22 @@ def _verify_package(args: argparse.Namespace, console: Console) -> int:
     chain = RpcChainSource(args.rpc) if args.rpc else None
     report = verify_package(args.package, trust, chain=chain)
     if args.json:
-        print(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
+        print(json.dumps(report.to_json(), indent=2, ensure_ascii=True))
     else:
         console.print(render_report(report, source=str(args.package)))
-    for kind, path in _write_documents(report, args):
+    err = Console(stderr=True)
+    for kind, path in _write_documents(report, args, err):
         if not args.json:  # with --json, stdout carries the JSON and nothing else
-            console.print(f"{kind} written to {escape(str(path))}")
-    if report.verdict is Verdict.UNUSABLE:
-        return EXIT_UNUSABLE
-    return EXIT_VERIFIED if report.verified else EXIT_FAILED
+            console.print(f"{kind} written to {escape(display_text(str(path)))}")
+    return report.exit_code
 
 
-def _write_documents(report: Report, args: argparse.Namespace) -> list[tuple[str, Path]]:
-    """Write the --html and --pdf files. A file that cannot be written raises InvalidInput (exit 2)."""
+def _write_documents(report: Report, args: argparse.Namespace, err: Console) -> list[tuple[str, Path]]:
+    """Write the --html and --pdf files. A file that cannot be written raises InvalidInput (exit 2).
+
+    A PDF without the ``pdf`` extra is one line on stderr, not an error: the verdict and its exit code
+    must not depend on which extras are installed.
+    """
     source = str(args.package)
     writers: tuple[tuple[str, Path | None, Callable[[Path], object]], ...] = (
         ("HTML report", args.html, lambda path: path.write_text(render_html(report, source=source), encoding="utf-8")),
@@ -119,10 +133,16 @@ def _write_documents(report: Report, args: argparse.Namespace) -> list[tuple[str
     for kind, path, write in writers:
         if path is None:
             continue
+        if kind == "PDF certificate" and not pdf_available():
+            err.print(f"[yellow]no PDF written:[/] the PDF certificate needs the optional 'pdf' extra: {PDF_EXTRA}")
+            continue
         try:
             write(path)
+        except InvalidInput as exc:  # the renderer's own setup (e.g. its font), not the package
+            err.print(f"[yellow]no {kind} written:[/] {escape(display_text(exc.diagnostics()))}")
+            continue
         except OSError as exc:
-            raise InvalidInput(f"cannot write the {kind} to {path}: {exc.strerror or exc}") from exc
+            raise InvalidInput(f"cannot write the {kind} to {display_text(str(path))}: {exc.strerror or exc}") from exc
         written.append((kind, path))
     return written
 
@@ -184,10 +204,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else EXIT_UNUSABLE
     except TrustError as exc:
-        err.print(f"[red]trust configuration error:[/] {escape(exc.diagnostics())}")
+        err.print(f"[red]trust configuration error:[/] {escape(display_text(exc.diagnostics()))}")
         return EXIT_UNUSABLE
     except TiezhengError as exc:
-        err.print(f"[red]error:[/] {escape(exc.diagnostics())}")
+        err.print(f"[red]error:[/] {escape(display_text(exc.diagnostics()))}")
         return EXIT_UNUSABLE
     except KeyboardInterrupt:
         err.print("interrupted")

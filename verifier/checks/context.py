@@ -12,12 +12,14 @@ from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
 
+from cryptography import x509
+
 from verifier.chain_source import ChainSource
 from verifier.errors import InvalidPackage, TiezhengError, TimestampError, VerificationError
 from verifier.package import ANCHOR_PATH, PROOF_PATH, TSA_CERTS_NAME, Package
 from verifier.proof import InclusionProof, parse_proof
 from verifier.report import Status
-from verifier.timestamp import TimestampInfo, verify_timestamp
+from verifier.timestamp import TimestampInfo, parse_timestamp_response, verify_timestamp
 from verifier.trust import Trust, TrustedTSA
 from verifier.tsa_chain import load_certificates
 
@@ -57,10 +59,25 @@ class Context:
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
     development: list[str] = field(default_factory=list)
     facts: dict[str, Any] = field(default_factory=dict)
+    #: (check id, trust it lacked): see ``Report.missing_trust``.
+    missing_trust: list[tuple[str, str]] = field(default_factory=list)
+    #: (check id, what stayed a claim and how to check it): see ``Report.not_checked``.
+    not_checked: list[tuple[str, str]] = field(default_factory=list)
 
     def flag_development(self, what: str) -> None:
         if what not in self.development:
             self.development.append(what)
+
+    def lack_trust(self, check_id: str, what: str) -> Skip:
+        """Record that ``check_id`` cannot judge without trust in ``what``; return the Skip to raise."""
+        self.missing_trust.append((check_id, what))
+        return Skip(f"cannot judge: {what} is not in the trust given (get the operator's trust file, "
+                    "e.g. from /.well-known/tiezheng/trust.toml, and pass it with --trust FILE)")
+
+    def leave_unchecked(self, check_id: str, what: str) -> None:
+        """Record a claim ``check_id`` took on trust because it could not check it here."""
+        if (check_id, what) not in self.not_checked:
+            self.not_checked.append((check_id, what))
 
     @cached_property
     def proof(self) -> InclusionProof:
@@ -78,12 +95,9 @@ class Context:
         root = self.proof.root
         results: list[tuple[str, ValidTimestamp | TiezhengError]] = []
         for name in self.package.timestamp_names():
-            number = name.removeprefix("proof/timestamp-").removesuffix(".tsr")
             try:
                 token = self.package.read(name, 1 << 20)
-                certs_name = f"proof/tsa-{number}.pem"
-                extra = (load_certificates(self.package.read(certs_name, 1 << 20))
-                         if certs_name in self.package.entries and TSA_CERTS_NAME.match(certs_name) else [])
+                extra = self._bundled_certificates(name)
             except TiezhengError as exc:
                 results.append((name, exc))
                 continue
@@ -98,6 +112,39 @@ class Context:
                 break
             results.append((name, outcome))
         return results
+
+    @cached_property
+    def untrusted_timestamps(self) -> list[tuple[str, TimestampInfo, x509.Certificate]]:
+        """Tokens that no trusted TSA accepts but that verify up to a root the package itself carries.
+
+        Such a token may be perfectly good: only the trust to judge it is missing ("cannot judge").
+        A token that fails even against its own root is broken, whatever the trust.
+        """
+        found = []
+        for name, outcome in self.timestamp_results:
+            if isinstance(outcome, ValidTimestamp):
+                continue
+            try:
+                token = self.package.read(name, 1 << 20)
+                extra = self._bundled_certificates(name)
+                candidates = [*extra, *parse_timestamp_response(token).certificates]
+            except TiezhengError:
+                continue
+            for root in (c for c in candidates if c.issuer == c.subject):
+                try:
+                    info = verify_timestamp(token, self.proof.root, [root], certificates=extra)
+                except TiezhengError:
+                    continue
+                found.append((name, info, root))
+                break
+        return found
+
+    def _bundled_certificates(self, token_name: str) -> list[x509.Certificate]:
+        number = token_name.removeprefix("proof/timestamp-").removesuffix(".tsr")
+        certs_name = f"proof/tsa-{number}.pem"
+        if certs_name in self.package.entries and TSA_CERTS_NAME.match(certs_name):
+            return load_certificates(self.package.read(certs_name, 1 << 20))
+        return []
 
     @property
     def valid_timestamps(self) -> list[ValidTimestamp]:
@@ -134,3 +181,4 @@ class Context:
         if moment.tzinfo is None:
             raise VerificationError("manifest capture.ended_at has no time zone")
         return moment
+
