@@ -134,12 +134,13 @@ def _write_documents(report: Report, args: argparse.Namespace, err: Console) -> 
         if path is None:
             continue
         if kind == "PDF certificate" and not pdf_available():
-            err.print(f"[yellow]no PDF written:[/] the PDF certificate needs the optional 'pdf' extra: {PDF_EXTRA}")
+            err.print("[yellow]no PDF written:[/] the PDF certificate needs the optional 'pdf' extra: "
+                      f"{escape(PDF_EXTRA)}", soft_wrap=True)
             continue
         try:
             write(path)
         except InvalidInput as exc:  # the renderer's own setup (e.g. its font), not the package
-            err.print(f"[yellow]no {kind} written:[/] {escape(display_text(exc.diagnostics()))}")
+            err.print(f"[yellow]no {kind} written:[/] {escape(display_text(exc.diagnostics()))}", soft_wrap=True)
             continue
         except OSError as exc:
             raise InvalidInput(f"cannot write the {kind} to {display_text(str(path))}: {exc.strerror or exc}") from exc

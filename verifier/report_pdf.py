@@ -112,8 +112,8 @@ def render_pdf(report: Report, *, source: str, generated_at: datetime | None = N
         import qrcode  # noqa: F401
         import reportlab  # noqa: F401
     except ImportError as exc:
-        raise InvalidInput(f"writing a PDF needs the optional 'pdf' extra ({exc.name} is missing): "
-                           f"{PDF_EXTRA}") from exc
+        missing = f"{exc.name} is missing" if exc.name else str(exc)
+        raise InvalidInput(f"writing a PDF needs the optional 'pdf' extra ({missing}): {PDF_EXTRA}") from exc
     from reportlab.lib.pagesizes import A4
     from reportlab.lib.units import mm
     from reportlab.platypus import SimpleDocTemplate
