@@ -160,11 +160,13 @@ class Report:
             return Verdict.UNUSABLE
         if any(r.status is Status.FAIL for r in self.checks):
             return Verdict.FAILED
+        # A required check that did not pass for another reason than missing trust (say, an unsealed
+        # package) fails whatever the trust: more trust could not make this package verify.
+        if self.unmet_required:
+            return Verdict.FAILED
         # Nothing failed, but a check could not judge for lack of trust: the package may be fine.
         if self.missing_trust:
             return Verdict.CANNOT_JUDGE
-        if any(self.result(i).status is not Status.PASS for i in REQUIRED_PASS):
-            return Verdict.FAILED
         anchor = self.result("H5").status
         if anchor is Status.PASS:
             return Verdict.VERIFIED
@@ -172,6 +174,13 @@ class Report:
         if self.offline and anchor in (Status.WARN, Status.SKIP):
             return Verdict.VERIFIED_OFFLINE
         return Verdict.FAILED
+
+    @property
+    def unmet_required(self) -> list[str]:
+        """Required checks (H1-H4, and H5 online) that did not pass, except those lacking trust."""
+        lacking = {i for i, _ in self.missing_trust}
+        required = (*REQUIRED_PASS, *(() if self.offline else ("H5",)))
+        return [i for i in required if self.result(i).status is not Status.PASS and i not in lacking]
 
     @property
     def verified(self) -> bool:
@@ -201,10 +210,9 @@ class Report:
             return [f"The file could not be examined as an evidence package: {self.unusable_reason}. "
                     "Nothing about the evidence is shown either way."]
         if verdict is Verdict.FAILED:
-            required = (*REQUIRED_PASS, *(() if self.offline else ("H5",)))
             failed = [(i, "failed") for i in self.failed_ids] or [
-                (i, f"did not pass ({self.result(i).status.value})") for i in required
-                if self.result(i).status is not Status.PASS]
+                (i, f"did not pass ({self.result(i).status.value}: {self.result(i).reason})")
+                for i in self.unmet_required]
             return [f"{i} {CHECK_BY_ID[i].title} {how}: {FAILURE_MEANING[i]}." for i, how in failed] + [
                 "The evidence does not hold as sealed; do not rely on it without an explanation of these failures."]
         if verdict is Verdict.CANNOT_JUDGE:

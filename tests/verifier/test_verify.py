@@ -127,3 +127,7 @@ def test_unsealed_package_is_not_verified(workspace: Workspace) -> None:
     assert report.verdict is Verdict.FAILED
     assert report.result("H2").status is Status.SKIP
     assert report.result("H1").status is Status.PASS
+    # More trust could not make an unsealed package verify: failed, not "cannot judge".
+    untrusted = verify_package(built.path, load_trust(workspace.trust_file(operator=False)))
+    assert untrusted.missing_trust and untrusted.verdict is Verdict.FAILED
+    assert any(line.startswith("H2 evidence fingerprint did not pass") for line in untrusted.findings)
