@@ -44,9 +44,12 @@ VERDICT_LABELS: Mapping[Verdict, tuple[str, str]] = {
 VERDICT_EXPLAINED: Mapping[Verdict, tuple[str, str]] = {
     Verdict.VERIFIED: ("No check failed; the hash checks H1-H4 and the online anchor check H5 pass.",
                        "没有检查项未通过；哈希检查 H1–H4 及在线区块链锚定检查 H5 均通过。"),
-    Verdict.VERIFIED_OFFLINE: ("No check failed and H1-H4 pass. Offline, that the anchor block is on the "
-                               "canonical chain was not confirmed (see H5).",
-                               "没有检查项未通过，H1–H4 均通过。离线验证未确认锚定区块位于主链（见 H5）。"),
+    Verdict.VERIFIED_OFFLINE: ("No check failed and H1-H4 pass. Offline, the anchor block and its time are the "
+                               "package's claims: that the block is on the canonical chain was not confirmed (see "
+                               "H5), and the times rest on the trusted timestamp. Run online (--rpc URL) to settle "
+                               "them.",
+                               "没有检查项未通过，H1–H4 均通过。离线时，锚定区块及其时间仅为证据包的声明：未确认该区块"
+                               "位于主链（见 H5），时间以可信时间戳为准。可在线验证（--rpc URL）予以确认。"),
     Verdict.FAILED: ("A check failed, or a required hash check (H1-H4, or H5 online) did not pass.",
                      "有检查项未通过，或必需的哈希检查（H1–H4，在线时含 H5）未通过。"),
     Verdict.UNUSABLE: ("The input could not be examined at all.", "输入无法检验。"),

@@ -126,7 +126,7 @@ def render_pdf(report: Report, *, source: str, generated_at: datetime | None = N
         doc = SimpleDocTemplate(buffer, pagesize=A4, leftMargin=PAGE_MARGIN_MM * mm,
                                 rightMargin=PAGE_MARGIN_MM * mm, topMargin=PAGE_MARGIN_MM * mm,
                                 bottomMargin=(PAGE_MARGIN_MM + 4) * mm,
-                                title=f"Tiezheng verification certificate {report.evidence_id or ''}".strip(),
+                                title=f"Tiezheng verification certificate {text(report.evidence_id)}",
                                 author=f"tiezheng-verify {__version__}", subject=report.fingerprint or "")
         footer = _footer(report, cjk, pages)
         doc.build(_Builder(report, cjk, doc.width, source, when).story(), onFirstPage=footer, onLaterPages=footer)
