@@ -15,6 +15,7 @@ Format (TOML)::
 
 from __future__ import annotations
 
+import hashlib
 import tomllib
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
@@ -76,6 +77,8 @@ class Trust:
     chains: tuple[TrustedChain, ...] = ()
     policy: Policy = field(default_factory=Policy)
     sources: tuple[str, ...] = ()
+    #: (source, SHA-256 hex of the bytes it was parsed from), so a report can name the trust it used.
+    digests: tuple[tuple[str, str], ...] = ()
 
     def operator(self, key_id_hex: str) -> TrustedOperator | None:
         return next((op for op in self.operators if op.key_id == key_id_hex), None)
@@ -94,7 +97,7 @@ class Trust:
         """Return the union of two trust sets; ``other``'s policy wins."""
         return replace(self, operators=self.operators + other.operators, tsas=self.tsas + other.tsas,
                        chains=self.chains + other.chains, policy=other.policy,
-                       sources=self.sources + other.sources)
+                       sources=self.sources + other.sources, digests=self.digests + other.digests)
 
 
 def _load_pem_certificates(data: bytes, where: str) -> tuple[x509.Certificate, ...]:
@@ -113,8 +116,12 @@ def _table_list(document: dict[str, Any], key: str) -> list[dict[str, Any]]:
     return value
 
 
-def parse_trust(text: str, *, base_dir: Path | None = None, source: str = "<trust>") -> Trust:
-    """Parse trust TOML. Raises TrustError for anything malformed or empty."""
+def parse_trust(text: str, *, base_dir: Path | None = None, source: str = "<trust>",
+                sha256: str | None = None) -> Trust:
+    """Parse trust TOML. Raises TrustError for anything malformed or empty.
+
+    ``sha256`` is the digest of the file's bytes when they differ from ``text`` UTF-8 encoded.
+    """
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -152,7 +159,9 @@ def parse_trust(text: str, *, base_dir: Path | None = None, source: str = "<trus
         raise TrustError(f"{source}: malformed entry: {exc}") from exc
     if not (operators or tsas or chains):
         raise TrustError(f"{source}: trusts nothing (no operators, TSAs or chains); refusing to go on")
-    return Trust(operators=operators, tsas=tuple(tsas), chains=chains, policy=policy, sources=(source,))
+    digest = sha256 or hashlib.sha256(text.encode()).hexdigest()
+    return Trust(operators=operators, tsas=tuple(tsas), chains=chains, policy=policy, sources=(source,),
+                 digests=((source, digest),))
 
 
 def load_trust(path: Path | str) -> Trust:
@@ -161,10 +170,12 @@ def load_trust(path: Path | str) -> Trust:
     try:
         if path.stat().st_size > MAX_TRUST_BYTES:
             raise TrustError(f"{path}: over {MAX_TRUST_BYTES} bytes")
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
+        text = data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise TrustError(f"cannot read trust file {path}: {exc}") from exc
-    return parse_trust(text, base_dir=path.parent, source=str(path))
+    # The digest is of the bytes, as `sha256sum FILE` shows it, so counsel can compare the two.
+    return parse_trust(text, base_dir=path.parent, source=str(path), sha256=hashlib.sha256(data).hexdigest())
 
 
 def default_trust() -> Trust:

@@ -25,8 +25,8 @@ def check_signature(ctx: Context) -> Outcome:
     verify_signature(signature, package.manifest_bytes, public_key)
     trusted = ctx.trust.operator(signature.key_id)
     if trusted is None:
-        return Status.FAIL, (f"signature by '{operator.name}' is valid, but key {signature.key_id[:16]}… "
-                             "is not in the trust configuration")
+        # A valid signature by a key we were not told about: the package may be fine, we cannot say.
+        raise ctx.lack_trust("S1", f"the operator key {signature.key_id[:16]}… (signed as '{operator.name}')")
     if trusted.development:
         ctx.flag_development(f"operator key '{trusted.name}' is a development key")
     ctx.facts["operator"] = {"name": trusted.name, "key_id": signature.key_id}
