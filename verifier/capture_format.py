@@ -14,7 +14,9 @@ NETWORK_PATH = "evidence/network.json"
 CAPTURE_LOG_PATH = "evidence/capture-log.jsonl"
 WARC_PATH = "archive/data.warc.gz"
 PAGES_PATH = "pages/pages.jsonl"
+#: The replay index, ZipNum-compressed: gzip blocks of CDXJ lines, and the summary that locates them.
 INDEX_PATH = "indexes/index.cdx.gz"
+INDEX_SUMMARY_PATH = "indexes/index.idx"
 
 #: Artifact roles in the manifest, by path.
 ROLES = {
@@ -26,6 +28,7 @@ ROLES = {
     WARC_PATH: "warc",
     PAGES_PATH: "wacz-pages",
     INDEX_PATH: "wacz-index",
+    INDEX_SUMMARY_PATH: "wacz-index-summary",
 }
 
 NETWORK_FORMAT = "tiezheng-network/1"
