@@ -50,7 +50,7 @@ class Member:
         return self.path.stat().st_size if self.path is not None else len(self.data or b"")
 
 
-def _entry_info(name: str, size: int, stamp: tuple[int, int, int, int, int, int]) -> tuple[zipfile.ZipInfo, bool]:
+def zip_entry(name: str, size: int, stamp: tuple[int, int, int, int, int, int]) -> tuple[zipfile.ZipInfo, bool]:
     """The zip entry for a member of ``size`` bytes, and whether it needs ZIP64.
 
     ZIP64 only where a size needs it, and then in both headers: zipfile puts a ZIP64 extra in the
@@ -119,7 +119,7 @@ def write_package(dest: Path, members: Iterable[Member], metadata: Mapping[str, 
             resources = []
             for member in members:
                 expected = member.size()
-                info, zip64 = _entry_info(member.name, expected, stamp)
+                info, zip64 = zip_entry(member.name, expected, stamp)
                 hasher, size = hashlib.sha256(), 0
                 with member.open() as source, archive.open(info, "w", force_zip64=zip64) as target:
                     while chunk := source.read(COPY_CHUNK_BYTES):
