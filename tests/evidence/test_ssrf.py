@@ -1,13 +1,16 @@
-"""The address policy: what a capture may connect to, with and without allow_private."""
+"""The address policy: what a capture may connect to, with and without allow_private, table-driven."""
 
 from __future__ import annotations
 
 import ipaddress
+from pathlib import Path
 
 import pytest
 
 from evidence.capture_errors import BlockedAddress, CaptureError
+from evidence.operator_key import OperatorKey
 from evidence.ssrf import AddressPolicy, address_class, normalise_url, split_url
+from tests.capture_site import BrowserRunner, Site
 
 #: address -> why it is refused (None: public, allowed). One row per class of the IANA special-purpose
 #: registries, and for every IPv6 form that embeds an IPv4 address, one row per embedded verdict.
@@ -122,3 +125,17 @@ def test_split_url_refuses(url: str) -> None:
 ])
 def test_normalise_url_matches_what_the_browser_sends(url: str, expected: str) -> None:
     assert normalise_url(url) == expected
+
+
+@pytest.mark.parametrize(("host", "message"), [
+    ("2002:7f00:1::", r"2002:7f00:1:: is a loopback address \(127\.0\.0\.1 in a 6to4 address\)"),
+    ("64:ff9b::a9fe:a9fe", r"64:ff9b::a9fe:a9fe is a link-local address \(169\.254\.169\.254 in a NAT64 address\)"),
+    ("fec0::1", r"fec0::1 is a deprecated site-local address"),
+])
+def test_capture_refuses_embedded_private_ipv6(runner: BrowserRunner, http_site: Site, operator: OperatorKey,
+                                               packages: Path, host: str, message: str) -> None:
+    """Through the real capture path: the URL's IPv6 literal is refused before anything connects."""
+    with pytest.raises(BlockedAddress, match=message) as caught:
+        runner.capture(f"http://[{host}]:{http_site.port}/dynamic", packages, operator, allow_private=False)
+    assert "\n" not in str(caught.value)
+    assert not packages.exists() or not list(packages.iterdir())
