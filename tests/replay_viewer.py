@@ -75,6 +75,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
+        self.server.partial_reads.append((path, start, end))
         self._answer(206, data[start:end + 1], content_type, body=body,
                      extra={"Content-Range": f"bytes {start}-{end}/{len(data)}"})
 
@@ -95,6 +96,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 class _ViewerServer(http.server.ThreadingHTTPServer):
     daemon_threads = True
     files: dict[str, bytes]
+    #: ``(path, first byte, last byte)`` of every 206 answer, to show the viewer read in ranges.
+    partial_reads: list[tuple[str, int, int]]
 
 
 @dataclass
@@ -105,6 +108,9 @@ class ReplayViewer:
     @property
     def base(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}/"
+
+    def package_reads(self) -> list[tuple[int, int]]:
+        return [(start, end) for path, start, end in self.server.partial_reads if path == f"/{PACKAGE_NAME}"]
 
     def close(self) -> None:
         self.server.shutdown()
@@ -117,7 +123,8 @@ def serve_replay(package: Path, url: str) -> ReplayViewer:
     server = _ViewerServer(("127.0.0.1", 0), _Handler)
     sw = (VIEWER_DIR / "sw.js").read_bytes()
     server.files = {"/index.html": index_html(url), "/ui.js": (VIEWER_DIR / "ui.js").read_bytes(),
-                    "/replay/sw.js": sw, "/sw.js": sw, f"/{PACKAGE_NAME}": package.read_bytes()}
+                    "/replay/sw.js": sw, f"/{PACKAGE_NAME}": package.read_bytes()}
+    server.partial_reads = []
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     return ReplayViewer(server, thread)
