@@ -35,7 +35,9 @@ $(REPLAYWEB): package.json $(ANVIL)
 	spec=$$(node -p 'const u = require("./package.json").unpacked.replaywebpage; "replaywebpage@" + u.version'); \
 	want=$$(node -p 'require("./package.json").unpacked.replaywebpage.integrity'); \
 	npm pack --silent --pack-destination "$$tmp" "$$spec" >/dev/null; \
-	got="sha512-$$(openssl dgst -sha512 -binary "$$tmp"/replaywebpage-*.tgz | base64 -w0)"; \
+	got=$$(node -e 'const c = require("crypto"), fs = require("fs"); \
+	  process.stdout.write("sha512-" + c.createHash("sha512").update(fs.readFileSync(process.argv[1])).digest("base64"))' \
+	  "$$tmp"/replaywebpage-*.tgz); \
 	[ "$$got" = "$$want" ] || { echo "$$spec: integrity $$got, expected $$want" >&2; exit 1; }; \
 	files=$$(node -p 'require("./package.json").unpacked.replaywebpage.files.map(f => "package/" + f).join(" ")'); \
 	tar -xzf "$$tmp"/replaywebpage-*.tgz -C node_modules/replaywebpage --strip-components=1 $$files

@@ -33,7 +33,7 @@ def index_html(url: str) -> bytes:
     return (f'<!doctype html><html><head><meta charset="utf-8"><title>replay</title>'
             f'<script src="/ui.js"></script></head><body style="margin:0">'
             f'<replay-web-page style="display:block;width:100vw;height:100vh" source="/{PACKAGE_NAME}" '
-            f'url="{html.escape(url, quote=True)}" replayBase="/replay/" embed="replayonly"></replay-web-page>'
+            f'url="{html.escape(url, quote=True)}" replayBase="/replay/"></replay-web-page>'
             f'</body></html>').encode()
 
 

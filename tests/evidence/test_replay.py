@@ -1,4 +1,4 @@
-"""A fresh capture replays in ReplayWeb.page, the viewer archivists use, in a real headless Chromium.
+"""A fresh, sealed capture replays in ReplayWeb.page, the viewer archivists use, in a real headless Chromium.
 
 The viewer reads the package over HTTP range requests (central directory, then single entries) in a
 service worker, finds the page through the package's index, and renders the archived response inside
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import pytest
 
 from evidence.operator_key import OperatorKey
 from tests.capture_site import BrowserRunner, Site, wacz_validate, warcio_check
+from tests.factory import Workspace, seal_batch
 from tests.replay_viewer import serve_replay, viewer_available
 
 CHROMIUM = Path(os.environ.get("TIEZHENG_CHROMIUM", "/usr/bin/chromium"))
@@ -42,8 +44,8 @@ def viewer_browser() -> Iterator[Any]:
             browser.close()
 
 
-def _replayed_text(page: Any, needle: str) -> str:
-    """The body text of the frame that shows ``needle``, polling until the viewer has rendered it."""
+def _replayed_frame(page: Any, needle: str) -> tuple[str, str]:
+    """``(url, body text)`` of the frame that shows ``needle``, polling until the viewer has rendered it."""
     deadline = time.monotonic() + REPLAY_TIMEOUT_SECONDS
     seen: list[str] = []
     while time.monotonic() < deadline:
@@ -57,15 +59,19 @@ def _replayed_text(page: Any, needle: str) -> str:
                 continue
             seen.append(f"{frame.url}: {text[:200]!r}")
             if needle in text:
-                return str(text)
+                return str(frame.url), str(text)
         page.wait_for_timeout(500)
     raise AssertionError(f"no replayed frame shows {needle!r}; frames: {seen}")
 
 
-def test_fresh_capture_replays_in_replaywebpage(runner: BrowserRunner, http_site: Site, operator: OperatorKey,
-                                                packages: Path, viewer_browser: Any, tmp_path: Path) -> None:
+def test_sealed_capture_replays_in_replaywebpage(runner: BrowserRunner, http_site: Site, operator: OperatorKey,
+                                                 packages: Path, viewer_browser: Any, workspace: Workspace,
+                                                 rpc_url: str, tmp_path: Path) -> None:
     url = http_site.url("/dynamic")
     built = runner.capture(url, packages, operator)
+    # The package counsel receives is the sealed one: sealing rewrote the zip with proof/ added.
+    seal_batch(workspace, [built], rpc_url)
+    assert "proof/proof.json" in zipfile.ZipFile(built.path).namelist()
     assert wacz_validate(built.path).returncode == 0
     assert warcio_check(built.path).returncode == 0
     viewer = serve_replay(built.path, url)
@@ -74,8 +80,11 @@ def test_fresh_capture_replays_in_replaywebpage(runner: BrowserRunner, http_site
         page = context.new_page()
         page.goto(viewer.base, wait_until="load")
         # The archived script runs again in replay, from the archived bytes only, and changes the text.
-        text = _replayed_text(page, "Rendered by script after load")
+        frame_url, text = _replayed_frame(page, "Rendered by script after load")
         assert text.startswith("Listing")
+        # Served by the viewer's service worker from the package (replay/w/<collection>/<ts>mp_/<url>),
+        # not fetched from the still-running site.
+        assert frame_url.startswith(f"{viewer.base}replay/w/") and frame_url.endswith(f"mp_/{url}"), frame_url
         # The viewer read the package in ranges (central directory, then entries), as it does online.
         assert viewer.package_reads()
         shots = Path(os.environ.get("TIEZHENG_SCREENSHOTS", tmp_path))
