@@ -27,8 +27,9 @@ WACZ_VERSION = "1.1.1"
 #: WACZ wants WARCs and compressed indexes stored, so replay tools can seek into them.
 STORED_SUFFIXES = (".warc.gz", ".warc", ".cdx.gz", ".png", ".jpg", ".gz", ".zip", ".tsr")
 COPY_CHUNK_BYTES = 1 << 20
-#: The 32-bit size limit of a plain zip entry, and the margin zipfile keeps below it for deflate growth.
-ZIP64_LIMIT = (1 << 32) - 1
+#: Over this size (2 GiB - 1) zipfile describes an entry with ZIP64; below it by less than this factor,
+#: it reserves ZIP64 room in the local header in case deflate makes the data grow.
+ZIP64_LIMIT = zipfile.ZIP64_LIMIT
 DEFLATE_HEADROOM = 1.05
 METADATA_KEYS = ("title", "description", "created", "mainPageURL", "mainPageDate")
 
@@ -54,9 +55,9 @@ def zip_entry(name: str, size: int, stamp: tuple[int, int, int, int, int, int]) 
     """The zip entry for a member of ``size`` bytes, and whether it needs ZIP64.
 
     ZIP64 only where a size needs it, and then in both headers: zipfile puts a ZIP64 extra in the
-    local header whenever told to (or when the size is within 5 % of 4 GiB, to leave room for deflate
-    growth), but in the central directory only when a size really is over 4 GiB, and replay tools
-    (ReplayWeb.page) read the entry's data where the central directory says its header ends. So an
+    local header whenever told to (or when the size is within 5 % of ``ZIP64_LIMIT``, to leave room
+    for deflate growth), but in the central directory only when a size really is over the limit, and
+    replay tools (ReplayWeb.page) find an entry's data from what the central directory says. So an
     entry that close to the limit is stored, not deflated: then its compressed size is its size, and
     the ZIP64 decision below is exactly the one zipfile makes for the central directory.
     """
