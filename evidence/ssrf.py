@@ -115,7 +115,8 @@ def _registry_class(ip: IPAddress) -> str | None:
             return name
     if isinstance(ip, ipaddress.IPv6Address) and ip not in _IPV6_GLOBAL_UNICAST:
         return "an unassigned address"
-    return None
+    # Defence in depth: whatever a later Python's own table adds is refused too.
+    return None if ip.is_global else "a non-global address"
 
 
 def address_class(ip: IPAddress) -> str | None:
@@ -157,9 +158,14 @@ class AddressPolicy:
                 raise BlockedAddress(f"{shown} is {kind}{hint}")
 
     def record(self) -> dict[str, object]:
-        return {"allow_private": self.allow_private,
-                "refused": "unspecified, multicast" + ("" if self.allow_private else
-                                                       ", loopback, private, link-local, reserved, non-global"),
+        refused = "unspecified, multicast, broadcast"
+        if not self.allow_private:
+            refused += (", every other class of the IANA special-purpose registries (loopback, private, "
+                        "link-local, shared, documentation, reserved, deprecated), unassigned IPv6")
+        return {"allow_private": self.allow_private, "refused": refused,
+                "embedded_ipv4": "IPv4-mapped, 6to4, Teredo and NAT64 addresses are judged by the IPv4 address "
+                                 "they carry; deprecated IPv4-compatible and IPv4-translated ones like reserved "
+                                 "addresses",
                 "checked": "after DNS resolution, for every connection: raw fetch, each redirect, "
                            "every browser sub-request"}
 
