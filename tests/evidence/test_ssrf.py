@@ -12,8 +12,11 @@ from evidence.operator_key import OperatorKey
 from evidence.ssrf import AddressPolicy, address_class, normalise_url, split_url
 from tests.capture_site import BrowserRunner, Site
 
-#: address -> why it is refused (None: public, allowed). One row per class of the IANA special-purpose
-#: registries, and for every IPv6 form that embeds an IPv4 address, one row per embedded verdict.
+#: address -> why it is refused (None: public, allowed). One row per class of the IANA IPv4 and IPv6
+#: Special-Purpose Address Registries, and for every IPv6 form that embeds an IPv4 address, one row per
+#: embedded verdict. Where a standard gives worked examples they are used as they stand: RFC 6052 §2.4
+#: (192.0.2.33 under a /96 and a /48 NAT64 prefix) and the example of Wikipedia's "Teredo tunneling"
+#: article (2001:0:4136:e378:8000:63bf:3fff:fdd2: server 65.54.227.120, client 192.0.2.45).
 ADDRESS_TABLE = [
     # IPv4
     ("8.8.8.8", None), ("1.1.1.1", None), ("93.184.216.34", None),
@@ -60,10 +63,13 @@ ADDRESS_TABLE = [
     ("64:ff9b::808:808", None), ("64:ff9b::7f00:1", "a loopback address (127.0.0.1 in a NAT64 address)"),
     ("64:ff9b::a9fe:a9fe", "a link-local address (169.254.169.254 in a NAT64 address)"),
     ("64:ff9b::c0a8:101", "a private address (192.168.1.1 in a NAT64 address)"),
+    ("64:ff9b::c000:221", "a documentation address (192.0.2.33 in a NAT64 address)"),
     # Local-use NAT64 64:ff9b:1::/48 (RFC 8215): never public; its embedded address is named when private
     ("64:ff9b:1::808:808", "a local-use NAT64 address"), ("64:ff9b:1:808:8:800::", "a local-use NAT64 address"),
     ("64:ff9b:1::a00:1", "a private address (10.0.0.1 in a local-use NAT64 address)"),
     ("64:ff9b:1:7f00:0:100::", "a loopback address (127.0.0.1 in a local-use NAT64 address)"),
+    ("64:ff9b:1:c000:2:2100::", "a documentation address (192.0.2.33 in a local-use NAT64 address)"),  # /48
+    ("64:ff9b:1::c000:221", "a documentation address (192.0.2.33 in a local-use NAT64 address)"),  # /96
     # Teredo 2001::/32: server in bits 32-63, client bit-inverted in the last 32 bits; both must be public
     ("2001:0:4136:e378:8000:63bf:f7f7:f7f7", None),  # server 65.54.227.120, client 8.8.8.8
     ("2001:0:4136:e378:8000:63bf:3fff:fdd2", "a documentation address (192.0.2.45 in a Teredo address)"),
