@@ -2,8 +2,9 @@
 
 The viewer reads the package over HTTP range requests (central directory, then single entries) in a
 service worker, finds the page through the package's index, and renders the archived response inside
-its own frames: ``<replay-web-page>`` → shadow DOM → iframe → the replayed page. The test reads the
-text of the replayed frame and keeps a screenshot ($TIEZHENG_SCREENSHOTS when set, to look at it).
+its own frames: ``<replay-web-page>`` → shadow DOM → the viewer's iframe → the replayed page's
+iframe. The test reads the text of the replayed frame and keeps a screenshot ($TIEZHENG_SCREENSHOTS
+when set, to look at it).
 """
 
 from __future__ import annotations
@@ -71,7 +72,8 @@ def test_sealed_capture_replays_in_replaywebpage(runner: BrowserRunner, http_sit
     built = runner.capture(url, packages, operator)
     # The package counsel receives is the sealed one: sealing rewrote the zip with proof/ added.
     seal_batch(workspace, [built], rpc_url)
-    assert "proof/proof.json" in zipfile.ZipFile(built.path).namelist()
+    with zipfile.ZipFile(built.path) as archive:
+        assert "proof/proof.json" in archive.namelist()
     assert wacz_validate(built.path).returncode == 0
     assert warcio_check(built.path).returncode == 0
     viewer = serve_replay(built.path, url)
