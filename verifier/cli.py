@@ -24,9 +24,9 @@ from verifier.render import render_report
 from verifier.report import Report, Verdict
 from verifier.report_html import render_html
 from verifier.report_pdf import write_pdf
-from verifier.timestamp import verify_timestamp
+from verifier.timestamp import UnreadableToken, verify_timestamp
 from verifier.trust import Trust, default_trust, load_trust
-from verifier.tsa_chain import load_certificates
+from verifier.tsa_chain import load_certificates, load_roots
 from verifier.verify import verify_package
 
 EXIT_VERIFIED, EXIT_FAILED, EXIT_UNUSABLE = 0, 1, 2
@@ -57,12 +57,19 @@ def _package_parser() -> argparse.ArgumentParser:
 
 
 def _timestamp_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="tiezheng-verify timestamp", description="Check a bare RFC 3161 response over a digest.")
-    parser.add_argument("tsr", type=Path, help="the TimeStampResp file (DER)")
-    parser.add_argument("--digest", required=True, help="the digest the token must cover, hex (32/48/64 bytes)")
-    parser.add_argument("--roots", required=True, type=Path, help="trusted TSA root certificate(s), PEM")
-    parser.add_argument("--certs", type=Path, help="extra untrusted certificates (e.g. the TSA's), PEM")
-    parser.add_argument("--json", action="store_true")
+    parser = _Parser(prog="tiezheng-verify timestamp", description=(
+        "Check an RFC 3161 time-stamp over a digest: a TimeStampResp (.tsr) or a bare TimeStampToken, "
+        "as PDF, CAdES and Authenticode signatures embed it. Legacy SHA-1 tokens are accepted with a "
+        "named warning (legacy-sha1-imprint, legacy-sha1-signature). Exit 0 valid, 1 invalid, "
+        "2 unusable input."))
+    parser.add_argument("tsr", type=Path, help="the TimeStampResp or TimeStampToken file (DER)")
+    parser.add_argument("--digest", required=True, help=(
+        "the digest the token must cover, hex: 20 (SHA-1), 32, 48 or 64 bytes, as the token's imprint "
+        "algorithm says"))
+    parser.add_argument("--roots", required=True, type=Path,
+                        help="trusted TSA root certificate(s), PEM or DER; a system CA bundle works")
+    parser.add_argument("--certs", type=Path, help="extra untrusted certificates (e.g. the TSA's), PEM or DER")
+    parser.add_argument("--json", action="store_true", help="print the result (and any warnings) as JSON")
     return parser
 
 
@@ -130,21 +137,40 @@ def _write_documents(report: Report, args: argparse.Namespace) -> list[tuple[str
 def _verify_timestamp(args: argparse.Namespace, console: Console) -> int:
     try:
         token = args.tsr.read_bytes()
-        roots = load_certificates(args.roots.read_bytes())
+        roots = load_roots(args.roots.read_bytes())
         extra = load_certificates(args.certs.read_bytes()) if args.certs else []
     except OSError as exc:
         raise InvalidInput(f"cannot read {exc.filename}: {exc.strerror}") from exc
     digest = _hex(args.digest, "--digest")
     try:
-        info = verify_timestamp(token, digest, roots, certificates=extra)
+        info = verify_timestamp(token, digest, roots, certificates=extra, allow_sha1=True)
+    except UnreadableToken as exc:
+        reason = _printable(exc.diagnostics())
+        _emit(args.json, console, {"valid": False, "verdict": "unusable", "error": reason},
+              f"[red]UNUSABLE[/] {escape(reason)}")
+        return EXIT_UNUSABLE
     except VerificationError as exc:
-        _emit(args.json, console, {"valid": False, "error": exc.diagnostics()}, f"[red]INVALID[/] {escape(str(exc))}")
+        reason = _printable(exc.diagnostics())
+        _emit(args.json, console, {"valid": False, "verdict": "failed", "error": reason},
+              f"[red]INVALID[/] {escape(reason)}")
         return EXIT_FAILED
+    tsa = _printable(info.tsa_name)
     _emit(args.json, console,
-          {"valid": True, "gen_time": info.gen_time.isoformat(), "tsa": info.tsa_name,
-           "serial": str(info.serial), "policy": info.policy, "hash_algorithm": info.hash_algorithm},
-          f"[green]VALID[/] {escape(info.tsa_name)} at {info.gen_time.isoformat()} (serial {info.serial})")
+          {"valid": True, "verdict": "verified", "gen_time": info.gen_time.isoformat(), "tsa": tsa,
+           "serial": str(info.serial), "policy": info.policy, "hash_algorithm": info.hash_algorithm,
+           "bare_token": info.bare_token, "rfc3161_client_checked": info.rfc3161_client_checked,
+           "warnings": list(info.warnings)},
+          f"[green]VALID[/] {escape(tsa)} at {info.gen_time.isoformat()} (serial {info.serial})"
+          + "".join(f"\n[yellow]warning:[/] {escape(w)}" for w in info.warnings))
     return EXIT_VERIFIED
+
+
+def _printable(text: str) -> str:
+    """``text`` with control characters and bidi overrides shown as escapes: certificate names are
+    the TSA's words, and must not steer the terminal that shows them."""
+    return "".join(f"\\x{ord(c):02x}" if ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 else
+                   f"\\u{ord(c):04x}" if 0x202A <= ord(c) <= 0x202E or 0x2066 <= ord(c) <= 0x2069 else c
+                   for c in text)
 
 
 def _verify_inclusion(args: argparse.Namespace, console: Console) -> int:

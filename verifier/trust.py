@@ -7,6 +7,7 @@ only when a file names it, and every report flags it.
 Format (TOML)::
 
     [[operators]]           name, public_key (base64 raw Ed25519), development = false
+    [operators.qualifications]  the operator's declared filings and certifications (key = "text")
     [[tsa]]                 name, roots (PEM text) or roots_file (relative to this file), development
     [[chains]]              chain_id, name, rpc_urls = [...], confirmations, development
     [policy]                prechain_window_hours = 24, time_tolerance_seconds = 300
@@ -24,7 +25,9 @@ from typing import Any
 from cryptography import x509
 
 from verifier.errors import InvalidInput, TrustError
+from verifier.qualifications import Qualifications, parse_qualifications
 from verifier.signature import decode_public_key, key_id
+from verifier.tsa_chain import MAX_ROOT_FILE_BYTES, MAX_ROOTS, load_certificates
 
 MAX_TRUST_BYTES = 1 << 20
 DEFAULT_PRECHAIN_WINDOW = timedelta(hours=24)
@@ -36,6 +39,8 @@ class TrustedOperator:
     name: str
     public_key: bytes
     development: bool = False
+    #: What the operator declares about itself in this trust file (not verifiable by software).
+    qualifications: Qualifications = ()
 
     @property
     def key_id(self) -> str:
@@ -93,10 +98,11 @@ class Trust:
 
 
 def _load_pem_certificates(data: bytes, where: str) -> tuple[x509.Certificate, ...]:
+    # A TSA's roots may be a whole system CA bundle; the same loader and limits as --roots.
     try:
-        certs = x509.load_pem_x509_certificates(data)
-    except ValueError as exc:
-        raise TrustError(f"{where}: no PEM certificate could be read") from exc
+        certs = load_certificates(data, max_bytes=MAX_ROOT_FILE_BYTES, max_certificates=MAX_ROOTS)
+    except InvalidInput as exc:
+        raise TrustError(f"{where}: no PEM certificate could be read ({exc})") from exc
     return tuple(certs)
 
 
@@ -116,7 +122,8 @@ def parse_trust(text: str, *, base_dir: Path | None = None, source: str = "<trus
     try:
         operators = tuple(
             TrustedOperator(name=str(item["name"]), public_key=decode_public_key(str(item["public_key"])),
-                            development=bool(item.get("development", False)))
+                            development=bool(item.get("development", False)),
+                            qualifications=parse_qualifications(item.get("qualifications")))
             for item in _table_list(document, "operators"))
         tsas = []
         for item in _table_list(document, "tsa"):

@@ -17,7 +17,7 @@ from verifier.errors import InvalidPackage, TiezhengError, TimestampError, Verif
 from verifier.package import ANCHOR_PATH, PROOF_PATH, TSA_CERTS_NAME, Package
 from verifier.proof import InclusionProof, parse_proof
 from verifier.report import Status
-from verifier.timestamp import TimestampInfo, verify_timestamp
+from verifier.timestamp import TimestampInfo, parse_timestamp_token, verify_timestamp
 from verifier.trust import Trust, TrustedTSA
 from verifier.tsa_chain import load_certificates
 
@@ -80,7 +80,9 @@ class Context:
         for name in self.package.timestamp_names():
             number = name.removeprefix("proof/timestamp-").removesuffix(".tsr")
             try:
-                token = self.package.read(name, 1 << 20)
+                # Parsed once, then judged against each trusted TSA. A package's imprint is SHA-256
+                # by definition, so the legacy SHA-1 policy stays off here.
+                token = parse_timestamp_token(self.package.read(name, 1 << 20))
                 certs_name = f"proof/tsa-{number}.pem"
                 extra = (load_certificates(self.package.read(certs_name, 1 << 20))
                          if certs_name in self.package.entries and TSA_CERTS_NAME.match(certs_name) else [])
