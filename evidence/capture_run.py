@@ -12,7 +12,7 @@
 8. dom        evidence/dom.html, the DOM after load
 9. warc       the recorder stops; archive/data.warc.gz holds every exchange byte-exact
 10. network   evidence/network.json: DNS, hops, TLS, browser view, traffic summary
-11. index     pages/pages.jsonl and indexes/index.cdx.gz for replay
+11. index     pages/pages.jsonl, indexes/index.cdx.gz and indexes/index.idx for replay
 
 ``capture_package`` then logs ``package`` and signs and writes the package. Each step has its own
 timeout; any failure raises CaptureError with a one-line reason and leaves no package.
@@ -51,6 +51,7 @@ from verifier.capture_format import (
     ENVIRONMENT_PATH,
     ENVIRONMENT_STEP,
     INDEX_PATH,
+    INDEX_SUMMARY_PATH,
     NETWORK_FORMAT,
     NETWORK_PATH,
     PAGES_PATH,
@@ -226,7 +227,8 @@ class CaptureRun:
         pages = pages_jsonl([{"url": url, "ts": utc_iso(self.started), "title": title or url}])
         index = await asyncio.to_thread(cdxj_index, self.warc.path)
         self.log.record("index", inputs={"pages": 1}, outputs=[self._file(PAGES_PATH, pages),
-                                                               self._file(INDEX_PATH, index)])
+                                                               self._file(INDEX_PATH, index.blocks),
+                                                               self._file(INDEX_SUMMARY_PATH, index.summary)])
         return CaptureOutcome(evidence_id=self.evidence_id, requested_url=self.url, started=self.started,
                               work=self.work, log=self.log, raw=raw, browser_final_url=url,
                               browser_status=response.status if response else None, title=title, proxy=proxy,

@@ -14,7 +14,9 @@ NETWORK_PATH = "evidence/network.json"
 CAPTURE_LOG_PATH = "evidence/capture-log.jsonl"
 WARC_PATH = "archive/data.warc.gz"
 PAGES_PATH = "pages/pages.jsonl"
+#: The replay index, ZipNum-compressed: gzip blocks of CDXJ lines, and the summary that locates them.
 INDEX_PATH = "indexes/index.cdx.gz"
+INDEX_SUMMARY_PATH = "indexes/index.idx"
 #: The clean-environment record, made before the capture touches the target (S4 reads it).
 ENVIRONMENT_PATH = "evidence/environment-check.json"
 
@@ -28,6 +30,7 @@ ROLES = {
     WARC_PATH: "warc",
     PAGES_PATH: "wacz-pages",
     INDEX_PATH: "wacz-index",
+    INDEX_SUMMARY_PATH: "wacz-index-summary",
     ENVIRONMENT_PATH: "environment-check",
 }
 
