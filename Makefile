@@ -26,7 +26,7 @@ $(ANVIL): package.json
 
 # Debian packages: the browser for capture, a CJK font for the bilingual PDF certificate, and
 # poppler to look at that PDF as a person would.
-DEBS := chromium fonts-wqy-microhei poppler-utils
+DEBS := chromium fonts-wqy-microhei poppler-utils unzip
 debs:
 	@missing=$$(for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
