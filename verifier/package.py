@@ -36,6 +36,11 @@ MAX_TOTAL_BYTES = 8 << 30
 MAX_COMPRESSION_RATIO = 200
 #: Entries smaller than this may have any ratio: tiny files compress oddly and cannot bomb.
 RATIO_EXEMPT_BYTES = 1 << 20
+#: What decompression may add to the file's own bytes, over the whole package. This bounds what a
+#: package costs to read by its file size plus this, however its ratio is tuned to pass the ratio
+#: check (three 2 GiB entries of zeros in a 37 MB file do). Honest large files (WARCs, images,
+#: media) are stored or barely compress; what compresses well (HTML, JSON, logs) is small.
+MAX_INFLATION_BYTES = 1 << 30
 MAX_MANIFEST_BYTES = 4 << 20
 MAX_JSON_BYTES = 16 << 20
 MAX_JSON_DEPTH = 32
@@ -149,7 +154,8 @@ class Package:
         entry = self.entries[name]
         with _open_file(self.path, self.identity) as f:
             data = _read_entry(f, entry, limit)
-        self._digests.setdefault(name, (hashlib.sha256(data).digest(), len(data)))
+        if name not in self._digests:
+            self._digests[name] = (hashlib.sha256(data).digest(), len(data))
         return data
 
     def hash_entry(self, name: str) -> tuple[bytes, int]:
@@ -222,7 +228,7 @@ def _entries(layout: tuple[Entry, ...]) -> dict[str, Entry]:
     """
     entries: dict[str, Entry] = {}
     folded: set[str] = set()
-    total = 0
+    total = inflation = 0
     for entry in layout:
         name = _check_name(entry)
         if name in entries:
@@ -238,6 +244,10 @@ def _entries(layout: tuple[Entry, ...]) -> dict[str, Entry]:
         total += entry.size
         if total > MAX_TOTAL_BYTES:
             raise InvalidPackage(f"package expands to more than {MAX_TOTAL_BYTES} bytes")
+        inflation += max(entry.size - entry.compressed_size, 0)
+        if inflation > MAX_INFLATION_BYTES:
+            raise InvalidPackage(f"entries declare more than {MAX_INFLATION_BYTES} bytes beyond their compressed "
+                                 "size (decompression bomb); refused before decompressing")
         entries[name] = entry
     return entries
 

@@ -16,6 +16,7 @@ import subprocess
 import zipfile
 import zlib
 from dataclasses import dataclass
+from pathlib import Path
 
 EOCD_SIZE = 22
 #: Field offsets inside a local header (LH) and a central-directory entry (CD), from APPNOTE 4.3.7/4.3.12.
@@ -163,3 +164,45 @@ def stream_view(data: bytes) -> list[tuple[str, str]] | str:
 def unzip_test(path: str) -> int:
     """Info-ZIP ``unzip -t``: 0 clean, 1 warnings (e.g. extra bytes), 2+ errors."""
     return subprocess.run(["unzip", "-tqq", path], capture_output=True, timeout=60, check=False).returncode
+
+
+def sparse_bomb(path: Path, *, entries: int = 3, size: int = 2 << 30, manifest: bytes = b"{}") -> Path:
+    """Write a valid zip of ``entries`` deflated entries of ``size`` zero bytes each, at a ratio near 160:1.
+
+    Fixed-Huffman deflate of zeros with a full flush per MiB makes every MiB the same independent
+    block, so the stream is one block repeated, and the ratio stays under a 200:1 bomb check. The
+    CRC is computed for real: any zip reader inflates these to ``size`` zeros.
+    """
+    chunk_size = 1 << 20
+    assert size % chunk_size == 0
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS, 9, zlib.Z_FIXED)
+    block = compressor.compress(bytes(chunk_size)) + compressor.flush(zlib.Z_FULL_FLUSH)
+    final = compressor.flush(zlib.Z_FINISH)
+    compressed = len(block) * (size // chunk_size) + len(final)
+    crc, zeros = 0, bytes(chunk_size)
+    for _ in range(size // chunk_size):
+        crc = zlib.crc32(zeros, crc)
+    members = [("evidence/manifest.json", 8, zlib.crc32(manifest), deflate(manifest), len(manifest))]
+    central, offset = bytearray(), 0
+    with path.open("wb") as out:
+        for index in range(entries + 1):
+            if index == 0:
+                name, method, entry_crc, data, entry_size = members[0]
+                payloads: list[tuple[bytes, int]] = [(data, 1)]
+                entry_compressed = len(data)
+            else:
+                name, method, entry_crc, entry_size = f"evidence/zeros-{index}.bin", 8, crc, size
+                payloads = [(block, size // chunk_size), (final, 1)]
+                entry_compressed = compressed
+            raw = name.encode()
+            fields = (20, 0, method, 0, 0x21, entry_crc, entry_compressed, entry_size, len(raw), 0)
+            out.write(struct.pack("<4sHHHHHIIIHH", b"PK\x03\x04", *fields) + raw)
+            for payload, times in payloads:
+                for _ in range(times):
+                    out.write(payload)
+            central += struct.pack("<4sHHHHHHIIIHHHHHII", b"PK\x01\x02", 20, *fields, 0, 0, 0, 0o644 << 16,
+                                   offset) + raw
+            offset += 30 + len(raw) + entry_compressed
+        out.write(central)
+        out.write(struct.pack("<4sHHHHIIH", b"PK\x05\x06", 0, 0, entries + 1, entries + 1, len(central), offset, 0))
+    return path
