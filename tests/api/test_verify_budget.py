@@ -63,6 +63,16 @@ def test_a_full_house_answers_busy_then_recovers(budget_server: Server) -> None:
     assert len(_workers(budget_server)) == 1  # one warm worker, reused: a slot costs no process start
 
 
+def test_the_certificate_route_runs_under_the_same_budget(budget_server: Server, tmp_path: Path) -> None:
+    reply = httpx.post(f"{budget_server.url}/v1/verify/certificate.pdf", timeout=120,
+                       files={"file": ("package.wacz", SAMPLE.read_bytes(), "application/zip")})
+    assert reply.status_code == 200 and reply.content.startswith(b"%PDF"), reply.text[:200]
+    assert reply.headers["content-type"] == "application/pdf"
+    bomb = httpx.post(f"{budget_server.url}/v1/verify/certificate.pdf", timeout=120,
+                      files={"file": ("bomb.wacz", sparse_bomb(tmp_path / "sparse.wacz").read_bytes())})
+    assert bomb.status_code == 200 and bomb.content.startswith(b"%PDF")
+
+
 def _workers(server: Server) -> list[int]:
     """Live verification worker processes the server has started (children running spawn_main)."""
     assert server.process is not None
