@@ -18,6 +18,8 @@ from verifier.zip_layout import DEFLATED, ZipEntry
 
 #: How much compressed input is read, and how much output produced, per step.
 CHUNK_BYTES = 1 << 20
+#: The line buffer for readers that need readline (WARC). A 1 MiB one costs ~1 ms per open, measured.
+BUFFER_BYTES = 64 << 10
 
 
 def _raw_chunks(f: BinaryIO, entry: ZipEntry) -> Iterator[bytes]:
@@ -94,4 +96,4 @@ class EntryStream(io.RawIOBase):
 
 def open_entry(f: BinaryIO, entry: ZipEntry) -> io.BufferedReader:
     """Return a buffered stream of ``entry``'s bytes from the open zip file ``f``."""
-    return io.BufferedReader(EntryStream(f, entry), CHUNK_BYTES)
+    return io.BufferedReader(EntryStream(f, entry), BUFFER_BYTES)
