@@ -146,6 +146,14 @@ def _unicode_path(data: bytes) -> bytes:
     return _appended(data, info, b"x")
 
 
+def _zip64_end_disagrees(data: bytes) -> bytes:
+    # The classic EOCD says one entry fewer than the ZIP64 record: which count a reader takes decides what it lists.
+    out = bytearray(forge.with_zip64_end(data, sentinels=False))
+    count = struct.unpack_from("<H", out, len(out) - forge.EOCD_SIZE + 10)[0]
+    struct.pack_into("<HH", out, len(out) - forge.EOCD_SIZE + 8, count - 1, count - 1)
+    return bytes(out)
+
+
 def _zip64_locals(data: bytes) -> bytes:
     """The same entries written with a ZIP64 extra in every local header (the writer's old layout)."""
     out = io.BytesIO()
@@ -194,6 +202,9 @@ CASES: dict[str, Case] = {
     "absolute directory": Case(lambda d: _appended(d, _dir("/etc/cron.d/"), b""), "absolute", False),
     "backslash directory": Case(lambda d: _appended(d, _dir("evidence\\x/"), b""), "absolute", False),
     "drive-letter directory": Case(lambda d: _appended(d, _dir("C:/x/"), b""), "absolute", False),
+    "ZIP64 end record disagrees": Case(_zip64_end_disagrees, "ZIP64 record disagree", True),
+    "ZIP64 extra replacing nothing": Case(lambda d: forge.with_central_zip64_offset(d, MANIFEST, sentinel=False),
+                                          "does not match the fields it replaces", False),
     "Info-ZIP Unicode path": Case(_unicode_path, "Info-ZIP Unicode name", False),
     "names differing in case": Case(lambda d: _appended(d, zipfile.ZipInfo("EVIDENCE/Manifest.json"), b"{}"),
                                     "differ only in case", False),
@@ -207,7 +218,9 @@ def _readers(data: bytes, path: Path) -> tuple[object, object, int]:
 
 VARIANTS: dict[str, Callable[[bytes], bytes]] = {
     "as sealed": lambda d: d, "ZIP64 local headers": _zip64_locals, "plain local headers": _plain,
-    "data descriptors": forge.with_data_descriptors}
+    "data descriptors": forge.with_data_descriptors, "ZIP64 end records": forge.with_zip64_end,
+    "ZIP64 end records, values repeated": lambda d: forge.with_zip64_end(d, sentinels=False),
+    "ZIP64 central offset": lambda d: forge.with_central_zip64_offset(d, MANIFEST)}
 
 
 @pytest.mark.parametrize("variant", VARIANTS)

@@ -206,3 +206,39 @@ def sparse_bomb(path: Path, *, entries: int = 3, size: int = 2 << 30, manifest: 
         out.write(central)
         out.write(struct.pack("<4sHHHHIIH", b"PK\x05\x06", 0, 0, entries + 1, entries + 1, len(central), offset, 0))
     return path
+
+
+def with_zip64_end(data: bytes, *, sentinels: bool = True) -> bytes:
+    """The same archive ended by a ZIP64 EOCD and locator before the EOCD (what large-archive writers emit).
+
+    With ``sentinels`` the classic EOCD carries 0xFFFF/0xFFFFFFFF and readers must take the ZIP64
+    values; without, it repeats them.
+    """
+    eocd = len(data) - EOCD_SIZE
+    _, _, _, on_disk, total, cd_size, cd_offset, _ = struct.unpack_from("<4sHHHHIIH", data, eocd)
+    z64 = struct.pack("<4sQHHIIQQQQ", b"PK\x06\x06", 44, 45, 45, 0, 0, on_disk, total, cd_size, cd_offset)
+    locator = struct.pack("<4sIQI", b"PK\x06\x07", 0, eocd, 1)
+    if sentinels:
+        on_disk = total = 0xFFFF
+        cd_size = cd_offset = 0xFFFFFFFF
+    end = struct.pack("<4sHHHHIIH", b"PK\x05\x06", 0, 0, on_disk, total, cd_size, cd_offset, 0)
+    return data[:eocd] + z64 + locator + end
+
+
+def with_central_zip64_offset(data: bytes, name: str, *, sentinel: bool = True) -> bytes:
+    """Move ``name``'s local-header offset into a ZIP64 extra of its central entry (0xFFFFFFFF in the field).
+
+    Without ``sentinel`` the field keeps its value while the extra is added anyway: the extra then
+    replaces nothing, and readers differ on whether to use it.
+    """
+    record = find(data, name)
+    n, m = struct.unpack_from("<HH", data, record.central + 28)
+    extra = struct.pack("<HHQ", 1, 8, record.local)
+    at = record.central + 46 + n + m
+    out = bytearray(data[:at] + extra + data[at:])
+    struct.pack_into("<H", out, record.central + 30, m + len(extra))
+    if sentinel:
+        struct.pack_into("<I", out, record.central + 42, 0xFFFFFFFF)
+    cd_size = struct.unpack_from("<I", out, len(out) - EOCD_SIZE + 12)[0]
+    struct.pack_into("<I", out, len(out) - EOCD_SIZE + 12, cd_size + len(extra))
+    return bytes(out)
