@@ -46,6 +46,8 @@ MAX_JSON_BYTES = 16 << 20
 MAX_JSON_DEPTH = 32
 MAX_SIGNATURE_BYTES = 64 << 10
 MAX_NAME_LENGTH = 255
+#: The MS-DOS directory bit of a zip entry's external attributes.
+DOS_DIRECTORY = 0x10
 MAX_ARTIFACTS = MAX_FILES
 
 MANIFEST_PATH = "evidence/manifest.json"
@@ -214,8 +216,14 @@ def _check_name(entry: Entry) -> str:
         raise InvalidPackage(f"unsafe entry name {name!r} (path traversal)")
     if not all(_SAFE_SEGMENT.match(s) for s in segments):
         raise InvalidPackage(f"entry name {name!r} has characters outside [A-Za-z0-9._-]")
-    if stat.S_ISLNK(entry.external_attr >> 16):
+    mode = entry.external_attr >> 16
+    if stat.S_ISLNK(mode):
         raise InvalidPackage(f"entry {name!r} is a symbolic link")
+    if stat.S_IFMT(mode) not in (0, stat.S_IFREG, stat.S_IFDIR):
+        raise InvalidPackage(f"entry {name!r} is a device, pipe or socket, not a file")
+    if not entry.is_dir and (stat.S_ISDIR(mode) or entry.external_attr & DOS_DIRECTORY):
+        # An extractor that trusts the attributes would make a directory where others make a file.
+        raise InvalidPackage(f"entry {name!r} is marked as a directory but its name does not end in /")
     if entry.is_dir and (entry.size or entry.compressed_size):
         raise InvalidPackage(f"directory entry {name!r} carries data")
     return name

@@ -76,6 +76,12 @@ def _dir(name: str) -> zipfile.ZipInfo:
     return info
 
 
+def _attributes(name: str, external: int) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(name)
+    info.external_attr = external
+    return info
+
+
 def _with_comment(data: bytes) -> bytes:
     comment = b"see also the other archive"
     return data[:-2] + struct.pack("<H", len(comment)) + comment
@@ -205,6 +211,12 @@ CASES: dict[str, Case] = {
     "ZIP64 end record disagrees": Case(_zip64_end_disagrees, "ZIP64 record disagree", True),
     "ZIP64 extra replacing nothing": Case(lambda d: forge.with_central_zip64_offset(d, MANIFEST, sentinel=False),
                                           "does not match the fields it replaces", False),
+    "file marked as a directory": Case(lambda d: _appended(d, _attributes("evidence/notes.txt", 0o40755 << 16),
+                                                           b""), "marked as a directory", False),
+    "file marked as a DOS directory": Case(lambda d: _appended(d, _attributes("evidence/notes.txt", 0x10), b""),
+                                           "marked as a directory", False),
+    "device entry": Case(lambda d: _appended(d, _attributes("evidence/tty", 0o20644 << 16), b""),
+                         "device, pipe or socket", False),
     "Info-ZIP Unicode path": Case(_unicode_path, "Info-ZIP Unicode name", False),
     "names differing in case": Case(lambda d: _appended(d, zipfile.ZipInfo("EVIDENCE/Manifest.json"), b"{}"),
                                     "differ only in case", False),
