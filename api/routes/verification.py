@@ -72,7 +72,8 @@ async def _verify_received(request: Request, state: ServiceState) -> tuple[Recei
         raise _busy()
     form = await _received(request, state)
     try:
-        report = await run_in_threadpool(pool.verify, form.files[0].path, trust_toml(state.trust()))
+        path = form.files[0].path
+        report = await run_in_threadpool(lambda: pool.verify(path, trust_toml(state.trust())))
     except BaseException as exc:
         form.discard()
         if isinstance(exc, VerifyBusy):
