@@ -45,7 +45,7 @@ $(REPLAYWEB): package.json $(ANVIL)
 
 # Debian packages: the browser for capture, a CJK font for the bilingual PDF certificate, and
 # poppler to look at that PDF as a person would.
-DEBS := chromium fonts-wqy-microhei poppler-utils chrony
+DEBS := chromium fonts-wqy-microhei poppler-utils chrony unzip
 debs:
 	@missing=$$(for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \

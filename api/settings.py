@@ -17,6 +17,10 @@ DEFAULT_DATA_DIR = Path("~/.tiezheng")
 DEFAULT_UPLOAD_MAX_BYTES = 64 << 20
 #: Largest package accepted by POST /v1/verify; verify_package applies its own limits inside.
 DEFAULT_VERIFY_MAX_BYTES = 256 << 20
+#: POST /v1/verify needs no key: how many verifications run at once (more get 503 with Retry-After)...
+DEFAULT_VERIFY_CONCURRENCY = 2
+#: ...and how long one may run before its worker process is stopped (503 verification_timeout).
+DEFAULT_VERIFY_TIMEOUT_SECONDS = 60.0
 #: Per-key token bucket: sustained rate and burst. In memory, per process (the embedded default).
 DEFAULT_RATE_PER_SECOND = 20.0
 DEFAULT_RATE_BURST = 100
@@ -79,6 +83,8 @@ class Settings(BaseSettings):
     port: int = 8000
     upload_max_bytes: int = DEFAULT_UPLOAD_MAX_BYTES
     verify_max_bytes: int = DEFAULT_VERIFY_MAX_BYTES
+    verify_concurrency: int = DEFAULT_VERIFY_CONCURRENCY
+    verify_timeout_seconds: float = DEFAULT_VERIFY_TIMEOUT_SECONDS
     rate_per_second: float = DEFAULT_RATE_PER_SECOND
     rate_burst: int = DEFAULT_RATE_BURST
     #: Threads running capture jobs in the service process.
