@@ -24,9 +24,9 @@ $(ANVIL): package.json
 	@test -x $(ANVIL) || { echo "anvil binary missing after npm ci: $(ANVIL)" >&2; exit 1; }
 	@touch $@
 
-# Debian packages: the browser for capture, a CJK font for the bilingual PDF certificate, and
-# poppler to look at that PDF as a person would.
-DEBS := chromium fonts-wqy-microhei poppler-utils chrony
+# Debian packages: the browser for capture, a CJK font for the bilingual PDF certificate,
+# poppler to look at that PDF as a person would, and SoftHSM2, the PKCS#11 token the signer is tested on.
+DEBS := chromium fonts-wqy-microhei poppler-utils chrony softhsm2
 debs:
 	@missing=$$(for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
