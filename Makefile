@@ -25,8 +25,9 @@ $(ANVIL): package.json
 	@touch $@
 
 # Debian packages: the browser for capture, a CJK font for the bilingual PDF certificate,
-# poppler to look at that PDF as a person would, and SoftHSM2, the PKCS#11 token the signer is tested on.
-DEBS := chromium fonts-wqy-microhei poppler-utils chrony softhsm2
+# poppler to look at that PDF as a person would, and SoftHSM2 (a PKCS#11 token) with OpenSC's pkcs11-tool
+# for the signer's tests.
+DEBS := chromium fonts-wqy-microhei poppler-utils chrony softhsm2 opensc
 debs:
 	@missing=$$(for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \

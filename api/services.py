@@ -55,7 +55,9 @@ def signer_for(settings: Settings) -> ManifestSigner:
         return FileSigner.load_or_create(settings.operator_key_path)
     config = pkcs11_config(settings)
     with _token_signer_lock:
-        return _token_signers.setdefault(config, Pkcs11Signer(config))
+        signer = _token_signers.setdefault(config, Pkcs11Signer(config))
+    signer.public_key()  # log in now: a wrong PIN or label stops a server at start, not at its first upload
+    return signer
 
 
 def pkcs11_config(settings: Settings) -> Pkcs11Config:

@@ -196,3 +196,21 @@ def test_doctor_names_the_backend_and_key_never_the_pin(token: Pkcs11Config, tmp
                            env={**env, "TIEZHENG_PKCS11_KEY_LABEL": ""}, timeout=120)
     check = next(c for c in json.loads(unset.stdout)["checks"] if c["name"] == "operator_key")
     assert check["status"] == "fail" and "needs TIEZHENG_PKCS11_KEY_LABEL" in check["reason"]
+
+
+def test_a_key_made_with_opensc_pkcs11_tool_signs_too(token: Pkcs11Config) -> None:
+    """The README's way to make the key on a token: OpenSC's pkcs11-tool (EC_PARAMS as the name
+    "edwards25519", where python-pkcs11 gives the OID)."""
+    if shutil.which("pkcs11-tool") is None:
+        pytest.skip("OpenSC's pkcs11-tool is not installed (Debian package opensc)")
+    label = "made-by-pkcs11-tool"
+    made = subprocess.run(["pkcs11-tool", "--module", str(token.module), "--token-label", TOKEN, "--login",
+                           "--pin", token.pin, "--keypairgen", "--key-type", "EC:edwards25519", "--label", label,
+                           "--usage-sign"], capture_output=True, text=True, timeout=60, check=False)
+    assert made.returncode == 0, made.stderr
+    assert "never extractable" in made.stdout
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    signer = Pkcs11Signer(Pkcs11Config(module=token.module, token_label=TOKEN, key_label=label, pin=token.pin))
+    Ed25519PublicKey.from_public_bytes(signer.public_key()).verify(signer.sign(b"manifest"), b"manifest")
+    assert signer.public_key() != Pkcs11Signer(token).public_key()
