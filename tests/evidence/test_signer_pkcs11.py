@@ -214,3 +214,52 @@ def test_a_key_made_with_opensc_pkcs11_tool_signs_too(token: Pkcs11Config) -> No
     signer = Pkcs11Signer(Pkcs11Config(module=token.module, token_label=TOKEN, key_label=label, pin=token.pin))
     Ed25519PublicKey.from_public_bytes(signer.public_key()).verify(signer.sign(b"manifest"), b"manifest")
     assert signer.public_key() != Pkcs11Signer(token).public_key()
+
+
+def test_service_signs_uploads_with_the_token(token: Pkcs11Config, tmp_path: Path, anvil: Path) -> None:
+    """`tiezheng serve` with the token: an upload over HTTP is sealed, downloaded, and verified by counsel
+    with the trust exported from the same token; a wrong PIN stops the server at start with one line."""
+    from tests.api.conftest import start_server
+    from tests.api.server import Server, wait_for_status
+
+    wrong = Server(data_dir=tmp_path / "refused", extra_env={**_env(token), "TIEZHENG_PKCS11_PIN": "wrong-pin-9876"})
+    with pytest.raises(RuntimeError, match="refused the PIN") as refused:
+        wrong.start()
+    assert "wrong-pin-9876" not in str(refused.value) and "Traceback" not in str(refused.value)
+
+    servers = start_server(tmp_path, "sqlite", **_env(token))
+    server = next(servers)
+    try:
+        tenant = server.new_tenant()
+        with server.client(tenant["api_key"]) as client:
+            reply = client.post("/v1/uploads", files={"file": ("listing.txt", b"infringing listing\n")})
+            assert reply.status_code == 202, reply.text
+            sealed = wait_for_status(client, reply.json()["evidence_ids"][0], {"sealed", "failed"})
+            assert sealed["status"] == "sealed", sealed
+            package = tmp_path / "downloaded.wacz"
+            package.write_bytes(client.get(f"/v1/evidence/{sealed['id']}/package").content)
+        assert not (server.data_dir / "keys" / "operator.key").exists()
+        trust = tmp_path / "trust.toml"
+        server.cli("trust", "export", str(trust))
+        counsel = subprocess.run([str(BIN / "tiezheng-verify"), str(package), "--trust", str(trust), "--json"],
+                                 capture_output=True, text=True, timeout=120)
+        assert counsel.returncode == 0, counsel.stdout + counsel.stderr
+        s1 = next(c for c in json.loads(counsel.stdout)["checks"] if c["id"] == "S1")
+        assert s1["status"] == "pass" and Pkcs11Signer(token).key_id[:16] in s1["reason"]
+        assert token.pin not in server.log()
+    finally:
+        servers.close()
+
+
+@pytest.mark.parametrize("command", [("worker", "capture"), ("upload", "--json")])
+def test_a_wrong_pin_stops_other_processes_with_one_line(token: Pkcs11Config, tmp_path: Path,
+                                                         command: tuple[str, ...]) -> None:
+    exhibit = tmp_path / "exhibit.txt"
+    exhibit.write_bytes(b"x")
+    args = [*command, str(exhibit)] if command[0] == "upload" else list(command)
+    env = {**os.environ, **_env(token), "TIEZHENG_PKCS11_PIN": "wrong-pin-5555",
+           "TIEZHENG_DATA_DIR": str(tmp_path / "data"), "TIEZHENG_REDIS_URL": "redis://127.0.0.1:9/0"}
+    done = subprocess.run([str(BIN / "tiezheng"), *args], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.strip().count("\n") == 0 and "refused the PIN" in done.stderr
+    assert "wrong-pin-5555" not in done.stdout + done.stderr and "Traceback" not in done.stderr
