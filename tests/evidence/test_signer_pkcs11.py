@@ -263,3 +263,41 @@ def test_a_wrong_pin_stops_other_processes_with_one_line(token: Pkcs11Config, tm
     assert done.returncode == 2, done.stdout + done.stderr
     assert done.stderr.strip().count("\n") == 0 and "refused the PIN" in done.stderr
     assert "wrong-pin-5555" not in done.stdout + done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_web_capture_is_signed_by_the_token(token: Pkcs11Config, runner, http_site, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from tests.capture_site import statuses, trust_file, verify
+
+    operator = OperatorKey("token operator", Pkcs11Signer(token))
+    built = runner.capture(http_site.url("/dynamic"), tmp_path / "packages", operator)
+    assert statuses(verify(built.path, trust_file(tmp_path, operator)))["S1"] == "pass"
+
+
+def test_threads_share_the_token_session(token: Pkcs11Config) -> None:
+    """Request threads and capture threads sign at once; one session must not interleave their operations."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    signers = [Pkcs11Signer(token) for _ in range(2)]
+    messages = [os.urandom(64) for _ in range(200)]
+    with ThreadPoolExecutor(8) as pool:
+        signatures = list(pool.map(lambda pair: signers[pair[0] % 2].sign(pair[1]), enumerate(messages)))
+    public = Ed25519PublicKey.from_public_bytes(signers[0].public_key())
+    for message, signature in zip(messages, signatures, strict=True):
+        public.verify(signature, message)
+
+
+def test_a_dropped_session_is_logged_in_again(token: Pkcs11Config) -> None:
+    """A token that restarts invalidates the process's session: the next signature logs in afresh."""
+    signer = Pkcs11Signer(token)
+    signer.sign(b"before")
+    # Close the process's session under the signer, as a token restart does (its handles go stale).
+    from evidence import signer as signer_module
+
+    for login in list(signer_module._logins.values()):
+        login.session.close()
+    signature = signer.sign(b"after")
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    Ed25519PublicKey.from_public_bytes(signer.public_key()).verify(signature, b"after")
