@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -18,51 +17,29 @@ from evidence.operator_key import OperatorKey
 from evidence.signer import Pkcs11Config, Pkcs11Signer, SignerError, generate_token_key
 from evidence.upload import build_upload
 from tests.api.test_cli import BIN, tiezheng
+from tests.softhsm import make_token, softhsm_conf, softhsm_module, token_env
 from verifier.signature import key_id
 
 pkcs11 = pytest.importorskip("pkcs11", reason="python-pkcs11 is not installed (the hsm extra)")
 
-#: Where Debian's softhsm2 puts its module (multiarch path first, then the compatibility link).
-SOFTHSM_MODULES = (Path("/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so"), Path("/usr/lib/softhsm/libsofthsm2.so"))
 TOKEN = "tiezheng-test"
 KEY = "operator-ed25519"
-
-
-def _softhsm_module() -> Path | None:
-    if shutil.which("softhsm2-util") is None:
-        return None
-    return next((path for path in SOFTHSM_MODULES if path.exists()), None)
 
 
 @pytest.fixture(scope="module")
 def token(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pkcs11Config]:
     """A fresh SoftHSM2 token in a private folder (SOFTHSM2_CONF), holding an Ed25519 key made inside it."""
-    module = _softhsm_module()
+    module = softhsm_module()
     if module is None:
         pytest.skip("SoftHSM2 is not installed (Debian package softhsm2)")
-    folder = tmp_path_factory.mktemp("softhsm")
-    (folder / "tokens").mkdir()
-    conf = folder / "softhsm2.conf"
-    conf.write_text(f"directories.tokendir = {folder / 'tokens'}\nobjectstore.backend = file\nlog.level = ERROR\n")
     before = os.environ.get("SOFTHSM2_CONF")
-    # The module reads it when loaded; child processes (the CLI) inherit it.
-    os.environ["SOFTHSM2_CONF"] = str(conf)
-    pin = secrets.token_hex(8)
-    subprocess.run(["softhsm2-util", "--init-token", "--free", "--label", TOKEN, "--so-pin", secrets.token_hex(8),
-                    "--pin", pin], check=True, capture_output=True, timeout=60)
-    config = Pkcs11Config(module=module, token_label=TOKEN, key_label=KEY, pin=pin)
-    generate_token_key(config)
-    yield config
+    # The module reads it when loaded; child processes (the CLI, the server) inherit it.
+    os.environ["SOFTHSM2_CONF"] = str(softhsm_conf(tmp_path_factory.mktemp("softhsm")))
+    yield make_token(module, TOKEN, KEY)
     if before is None:
         os.environ.pop("SOFTHSM2_CONF", None)
     else:
         os.environ["SOFTHSM2_CONF"] = before
-
-
-def _env(config: Pkcs11Config) -> dict[str, str]:
-    return {"TIEZHENG_SIGNER": "pkcs11", "TIEZHENG_PKCS11_MODULE": str(config.module),
-            "TIEZHENG_PKCS11_TOKEN": config.token_label, "TIEZHENG_PKCS11_KEY_LABEL": config.key_label,
-            "TIEZHENG_PKCS11_PIN": config.pin}
 
 
 def test_private_key_was_made_in_the_token_and_cannot_leave(token: Pkcs11Config) -> None:
@@ -146,7 +123,7 @@ def test_upload_built_in_process_is_signed_by_the_token(token: Pkcs11Config, wor
 
 def test_cli_upload_seal_and_verify_with_exported_trust(token: Pkcs11Config, tmp_path: Path, anvil: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in _env(token).items():
+    for name, value in token_env(token).items():
         monkeypatch.setenv(name, value)
     data_dir = tmp_path / "data"
     try:
@@ -177,7 +154,7 @@ def test_cli_upload_seal_and_verify_with_exported_trust(token: Pkcs11Config, tmp
 
 
 def test_doctor_names_the_backend_and_key_never_the_pin(token: Pkcs11Config, tmp_path: Path) -> None:
-    env = {**os.environ, **_env(token), "TIEZHENG_DATA_DIR": str(tmp_path / "data")}
+    env = {**os.environ, **token_env(token), "TIEZHENG_DATA_DIR": str(tmp_path / "data")}
     done = subprocess.run([str(BIN / "tiezheng"), "doctor", "--json", "--no-seal"], capture_output=True, text=True,
                           env=env, timeout=120)
     assert token.pin not in done.stdout + done.stderr
@@ -222,12 +199,13 @@ def test_service_signs_uploads_with_the_token(token: Pkcs11Config, tmp_path: Pat
     from tests.api.conftest import start_server
     from tests.api.server import Server, wait_for_status
 
-    wrong = Server(data_dir=tmp_path / "refused", extra_env={**_env(token), "TIEZHENG_PKCS11_PIN": "wrong-pin-9876"})
+    wrong = Server(data_dir=tmp_path / "refused",
+                   extra_env={**token_env(token), "TIEZHENG_PKCS11_PIN": "wrong-pin-9876"})
     with pytest.raises(RuntimeError, match="refused the PIN") as refused:
         wrong.start()
     assert "wrong-pin-9876" not in str(refused.value) and "Traceback" not in str(refused.value)
 
-    servers = start_server(tmp_path, "sqlite", **_env(token))
+    servers = start_server(tmp_path, "sqlite", **token_env(token))
     server = next(servers)
     try:
         tenant = server.new_tenant()
@@ -257,7 +235,7 @@ def test_a_wrong_pin_stops_other_processes_with_one_line(token: Pkcs11Config, tm
     exhibit = tmp_path / "exhibit.txt"
     exhibit.write_bytes(b"x")
     args = [*command, str(exhibit)] if command[0] == "upload" else list(command)
-    env = {**os.environ, **_env(token), "TIEZHENG_PKCS11_PIN": "wrong-pin-5555",
+    env = {**os.environ, **token_env(token), "TIEZHENG_PKCS11_PIN": "wrong-pin-5555",
            "TIEZHENG_DATA_DIR": str(tmp_path / "data"), "TIEZHENG_REDIS_URL": "redis://127.0.0.1:9/0"}
     done = subprocess.run([str(BIN / "tiezheng"), *args], capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 2, done.stdout + done.stderr
