@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -73,6 +74,16 @@ class Settings(BaseSettings):
     batch_max_items: int = 100_000
     batch_max_age_seconds: float = 60.0
     operator_name: str = "Tiezheng local operator"
+    #: Who signs manifests: ``file`` (keys/operator.key in the data dir, the embedded default) or ``pkcs11``
+    #: (an Ed25519 key inside a token or HSM, named by the four settings below).
+    signer: Literal["file", "pkcs11"] = "file"
+    #: The token vendor's PKCS#11 module (a .so), e.g. /usr/lib/softhsm/libsofthsm2.so.
+    pkcs11_module: Path | None = None
+    #: The token's label, and the label of the Ed25519 key pair in it.
+    pkcs11_token: str | None = None
+    pkcs11_key_label: str | None = None
+    #: The token's user PIN. From the environment only; never logged.
+    pkcs11_pin: SecretStr | None = None
     #: The operator's filings and certifications (JSON; see Qualifications).
     qualifications: Qualifications = Qualifications()
     #: ``host`` or ``host:port`` of an NTP server the pre-capture clean check compares the clock with.
@@ -137,7 +148,7 @@ class Settings(BaseSettings):
 
     def redacted(self) -> str:
         """The settings as JSON with secrets masked, for logs and `doctor`."""
-        secrets = ("chain_key", "api_key_secret")
+        secrets = ("chain_key", "api_key_secret", "pkcs11_pin")
         return json.dumps(self.model_dump(mode="json", exclude=set(secrets)) | {
             name: "***" if getattr(self, name) else None for name in secrets}, indent=2)
 
