@@ -9,6 +9,7 @@ captures it, once. (c) A retry with the same ``Idempotency-Key`` answers the sam
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -185,13 +186,17 @@ class Worker:
                                             stderr=subprocess.STDOUT, start_new_session=True)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        """SIGTERM the group (even when its leader is gone: a browser may outlive it), SIGKILL if it lingers."""
+        self._signal(signal.SIGTERM)
+        try:
+            self.process.wait(20)
+        except subprocess.TimeoutExpired:
+            self._signal(signal.SIGKILL)
+            self.process.wait()
+
+    def _signal(self, signum: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signum)
 
 
 @pytest.mark.timeout(300)
