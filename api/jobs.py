@@ -60,7 +60,11 @@ def forget_database(settings: Settings) -> None:
 
 
 def failpoint(point: str) -> None:
-    """SIGKILL this process when ``TIEZHENG_FAILPOINT`` names ``point``, so a crash test lands between two steps."""
+    """SIGKILL this process when ``TIEZHENG_FAILPOINT`` names ``point``, so a crash test lands between two steps.
+
+    Points: ``api:accepted`` (capture rows and outbox committed, not published), ``capture:leased``,
+    ``capture:built`` (package built, not recorded) and ``seal:<state>`` (api.workers.run_sealer).
+    """
     if os.environ.get(FAILPOINT_ENV) == point:
         os.kill(os.getpid(), signal.SIGKILL)
 

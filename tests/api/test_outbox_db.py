@@ -15,7 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
@@ -169,3 +169,35 @@ def test_sweepers_at_once_requeue_a_lapsed_capture_once(engine: Engine) -> None:
         connection.execute(update(Evidence).where(col(Evidence.id) == fresh)
                            .values(published_at=utcnow() - timedelta(seconds=outbox.STALE_SECONDS + 1)))
     assert outbox.sweep(engine) == [fresh]
+
+
+def test_embedded_restart_requeues_what_its_threads_lost(engine: Engine) -> None:
+    """The in-process queue dies with the process: at start, every unfinished capture nobody holds goes again."""
+    queued, leased, done = _accept(engine, 3)
+    assert outbox.relay_once(engine, lambda topic, target: None) == 3
+    assert outbox.sweep(engine) == []  # published just now: on its way, as far as a periodic sweep knows
+    assert leases.take(engine, row_id=leased, owner=leases.new_owner(), seconds=30)
+    with engine.begin() as connection:
+        connection.execute(update(Evidence).where(col(Evidence.id) == done).values(error="capture failed: gone"))
+    assert outbox.sweep(engine, everything=True) == [queued]
+
+
+def test_captures_accepted_before_the_upgrade_are_queued(engine: Engine) -> None:
+    """A capture row from before the outbox existed (revision 0001) was never published: the sweeper sends it."""
+    from alembic import command
+
+    from api.db import alembic_config
+
+    config = alembic_config()
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0001")
+    with engine.begin() as connection:
+        connection.execute(text("insert into tenant (name, created_at) values ('old', :t)"), {"t": utcnow()})
+        connection.execute(text("insert into evidence (id, tenant_id, kind, title, note, created_at) values "
+                                "('old-capture', 1, 'web-capture', 'http://example.test/', '', :t)"), {"t": utcnow()})
+    migrate(engine)
+    assert outbox.sweep(engine) == ["old-capture"]
+    sent: list[str] = []
+    assert outbox.relay_once(engine, lambda topic, target: sent.append(target)) == 1
+    assert sent == ["old-capture"]
