@@ -36,12 +36,12 @@ async def upload(request: Request, response: Response, who: CurrentUser, state: 
     comes after the package, its row and its sealing entry are committed. With ``Idempotency-Key``,
     a retry of the same upload (same note, file names and bytes) answers the first evidence id.
     """
+    key = parse_key(idempotency_key)  # a malformed key is refused before the body is read
     form = await receive_form(request, workdir=state.settings.tmp_dir, limit=state.settings.upload_max_bytes)
     try:
         note = form.fields.get("note", "")
         if len(note) > MAX_NOTE_CHARS:
             raise ApiError(422, "invalid_request", f"note: at most {MAX_NOTE_CHARS} characters")
-        key = parse_key(idempotency_key)
         idem = None if key is None else IdempotentRequest(key, await run_in_threadpool(upload_digest, form.files, note))
         accepted = await run_in_threadpool(accept_upload, state, who, form.files, note=note,
                                            client=client_address(request), request=idem)
