@@ -120,6 +120,9 @@ def test_idempotent_upload_retry_and_race(server: Server, keys: tuple[str, str])
     assert other_bytes.status_code == 422 and other_bytes.json()["error"]["code"] == "idempotency_key_reused"
     with server.client(keys[0]) as client:
         assert client.get("/v1/evidence", params={"q": "race"}).json()["count"] == 1
+        malformed = client.post("/v1/uploads", files=[("file", ("a.bin", content, "application/octet-stream"))],
+                                headers={"Idempotency-Key": "two words"})
+        assert malformed.status_code == 422 and malformed.json()["error"]["code"] == "invalid_request"
 
 
 # -- (a) the API dies between commit and publish ---------------------------------------------------------
