@@ -1,0 +1,269 @@
+// The fourteen checks of DESIGN §5. Each takes the Context and returns [status, reason], or throws:
+// CheckFailure becomes a fail, Skip a skip. Every check runs whatever the others found.
+
+import { fromBase64, sha256, toHex } from "./bytes.js";
+import { CheckFailure, Skip } from "./errors.js";
+import { isObject } from "./json.js";
+import { leafHash, verifyInclusion } from "./merkle.js";
+import {
+  ANCHOR_PATH, DATAPACKAGE_DIGEST_PATH, DATAPACKAGE_PATH, MANIFEST_PATH, PROOF_PATH, SIGNATURE_PATH, TIMESTAMP_NAME,
+  TSA_CERTS_NAME, readJson,
+} from "./package.js";
+import { checkEnvironment } from "./environment.js";
+import { checkOnline } from "./rpc.js";
+
+const STRUCTURAL = new Set([DATAPACKAGE_PATH, DATAPACKAGE_DIGEST_PATH, MANIFEST_PATH, SIGNATURE_PATH]);
+const SEALING = new Set([PROOF_PATH, ANCHOR_PATH]);
+const MAX_LISTED = 3;
+const isSealingFile = (name) => SEALING.has(name) || TIMESTAMP_NAME.test(name) || TSA_CERTS_NAME.test(name);
+const listing = (problems, max = MAX_LISTED) =>
+  problems.slice(0, max).join("; ") + (problems.length > max ? `; and ${problems.length - max} more` : "");
+const seconds = (ms) => `${ms / 1000}`;
+const iso = (d) => d.toISOString();
+
+// -- source -----------------------------------------------------------------------------------------
+
+async function checkSignature(ctx) {
+  const { manifest, signature } = ctx.pkg;
+  if (signature === null) return ["fail", "the package has no evidence/manifest.sig"];
+  let body, sig;
+  try {
+    body = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(signature));
+    sig = fromBase64(body.signature);
+  } catch (e) {
+    throw new CheckFailure(`manifest.sig is malformed: ${e.message}`);
+  }
+  if (body.alg !== "Ed25519" || typeof body.key_id !== "string" || sig.length !== 64) {
+    throw new CheckFailure("manifest.sig is not an Ed25519 signature");
+  }
+  let publicKey;
+  try {
+    publicKey = fromBase64(manifest.operator.publicKey);
+  } catch {
+    return ["fail", "manifest operator.public_key: public key is not base64"];
+  }
+  if (publicKey.length !== 32) return ["fail", `manifest operator.public_key: public key is ${publicKey.length} bytes, expected 32`];
+  if (body.key_id !== toHex(await sha256(publicKey))) throw new CheckFailure("manifest.sig names another key than the operator's");
+  const key = await crypto.subtle.importKey("raw", publicKey, { name: "Ed25519" }, false, ["verify"]);
+  if (!(await crypto.subtle.verify({ name: "Ed25519" }, key, sig, ctx.pkg.manifestBytes))) {
+    throw new CheckFailure("manifest signature does not verify with the operator key");
+  }
+  const trusted = ctx.trust.operators.find((op) => op.keyId === body.key_id);
+  if (!trusted) {
+    throw new Skip(`signature by '${manifest.operator.name}' is valid, but key ${body.key_id.slice(0, 16)}… is not in the trust given: cannot judge who signed`, { missingTrust: true });
+  }
+  if (trusted.development) ctx.flagDevelopment(`operator key '${trusted.name}' is a development key`);
+  ctx.facts.operator = { name: trusted.name, key_id: body.key_id };
+  return ["pass", `manifest signed by trusted operator '${trusted.name}' (key ${body.key_id.slice(0, 16)}…)`];
+}
+
+function checkNeutral(ctx) {
+  const { operator, requester } = ctx.pkg.manifest;
+  const fold = (s) => s.trim().toLowerCase();
+  if (!operator.name.trim() || !requester.tenant.trim()) return ["fail", "operator or requester is not recorded"];
+  if ([fold(requester.tenant), fold(requester.identity)].includes(fold(operator.name))) {
+    return ["fail", `the requester '${requester.tenant}' is the operator itself: not a neutral third party`];
+  }
+  ctx.facts.requester = { tenant: requester.tenant, identity: requester.identity };
+  return ["pass", `operator '${operator.name}' acted for requester '${requester.tenant}' (${requester.identity})`];
+}
+
+// S3, P1 and P2 read a web capture's network facts, call log and WARC. The browser verifier checks
+// that those files are there; reading them is left to tiezheng-verify, and the skip says so.
+function captureFileCheck(uploadReason, required, failPrefix = "") {
+  return (ctx) => {
+    if (ctx.pkg.manifest.kind !== "web-capture") throw new Skip(`upload: ${uploadReason}`);
+    if (!ctx.pkg.zip.has(required)) throw new CheckFailure(`${failPrefix}the capture has no ${required}`);
+    throw new Skip(`not checked in the browser: reading ${required} is done by tiezheng-verify (run it for this check)`);
+  };
+}
+
+// -- path -------------------------------------------------------------------------------------------
+
+async function datapackageProblems(ctx, names) {
+  let datapackage, digest;
+  try {
+    datapackage = readJson(ctx.pkg, DATAPACKAGE_PATH);
+    digest = readJson(ctx.pkg, DATAPACKAGE_DIGEST_PATH);
+  } catch (e) {
+    return [e.message];
+  }
+  const resources = isObject(datapackage) ? datapackage.resources : undefined;
+  if (!Array.isArray(resources)) return ["datapackage.json has no resources list"];
+  const problems = [];
+  const listed = new Map();
+  for (const item of resources) {
+    if (!isObject(item) || typeof item.path !== "string") { problems.push("datapackage.json has a malformed resource"); continue; }
+    listed.set(item.path, item);
+  }
+  for (const name of [...names].filter((n) => !STRUCTURAL.has(n)).sort()) {
+    const item = listed.get(name);
+    if (!item) { problems.push(`${name} is not listed in datapackage.json`); continue; }
+    const data = ctx.pkg.zip.read(name);
+    if (item.hash !== `sha256:${toHex(await sha256(data))}` || item.bytes !== data.length) {
+      problems.push(`datapackage.json has a wrong hash or size for ${name}`);
+    }
+  }
+  for (const name of [...listed.keys()].filter((n) => !names.has(n)).sort()) problems.push(`datapackage.json lists ${name}, which the package lacks`);
+  const own = toHex(await sha256(ctx.pkg.zip.read(DATAPACKAGE_PATH)));
+  if (!isObject(digest) || digest.hash !== `sha256:${own}`) problems.push("datapackage-digest.json does not match datapackage.json");
+  return problems;
+}
+
+async function checkComplete(ctx) {
+  const names = new Set(ctx.pkg.zip.names);
+  const artifacts = new Set(ctx.pkg.manifest.artifacts.map((a) => a.path));
+  const missing = [...new Set([...artifacts, ...STRUCTURAL])].filter((n) => !names.has(n)).sort();
+  const extra = [...names].filter((n) => !artifacts.has(n) && !STRUCTURAL.has(n) && !isSealingFile(n)).sort();
+  let problems = [...missing.map((n) => `missing ${n}`), ...extra.map((n) => `unexpected ${n}`)];
+  if (!missing.length) problems = problems.concat(await datapackageProblems(ctx, names));
+  if (problems.length) return ["fail", listing(problems, 5)];
+  const sealing = [...names].filter(isSealingFile).length;
+  return ["pass", `${names.size} files: ${artifacts.size} artifacts, the WACZ and Tiezheng files, ${sealing} proof files; datapackage.json hashes valid`];
+}
+
+// -- hash -------------------------------------------------------------------------------------------
+
+async function checkArtifacts(ctx) {
+  const problems = [];
+  const { artifacts } = ctx.pkg.manifest;
+  for (const a of artifacts) {
+    const entry = ctx.pkg.zip.entries.get(a.path);
+    if (!entry) { problems.push(`${a.path} is missing`); continue; }
+    if (entry.size !== a.size) { problems.push(`${a.path} is ${entry.size} bytes, manifest says ${a.size}`); continue; }
+    let data;
+    try { data = ctx.pkg.zip.read(a.path); } catch (e) { problems.push(`${a.path}: ${e.message}`); continue; }
+    const hex = toHex(await sha256(data));
+    if (hex !== a.sha256) problems.push(`${a.path} has sha256 ${hex.slice(0, 16)}…, manifest says ${a.sha256.slice(0, 16)}…`);
+  }
+  if (problems.length) return ["fail", listing(problems)];
+  if (!artifacts.length) return ["fail", "the manifest lists no artifacts"];
+  return ["pass", `all ${artifacts.length} artifacts match their sha256 and size`];
+}
+
+async function checkFingerprint(ctx) {
+  const fingerprint = toHex(ctx.pkg.fingerprint);
+  if (!ctx.pkg.manifestIsCanonical) return ["fail", "manifest.json is not in RFC 8785 canonical form, so its bytes were altered"];
+  const leaf = toHex((await ctx.proof()).leaf);
+  if (leaf !== fingerprint) return ["fail", `fingerprint ${fingerprint} differs from the sealed leaf ${leaf}`];
+  return ["pass", `fingerprint ${fingerprint} equals the sealed leaf`];
+}
+
+async function checkInclusion(ctx) {
+  const p = await ctx.proof();
+  await verifyInclusion(await leafHash(p.leaf), p.leafIndex, p.treeSize, p.path, p.root);
+  ctx.facts.batch = { batch_id: p.batchId, root: toHex(p.root), tree_size: p.treeSize, leaf_index: p.leafIndex };
+  return ["pass", `leaf ${p.leafIndex} of ${p.treeSize} leads to batch root ${toHex(p.root)} (${p.path.length} hashes)`];
+}
+
+async function checkTimestamp(ctx) {
+  const results = await ctx.timestampResults();
+  if (!results.length) throw new CheckFailure("the package carries no RFC 3161 timestamp (proof/timestamp-<n>.tsr)");
+  const valid = await ctx.validTimestamps();
+  const errors = results.filter((r) => r.error).map((r) => `${r.name.replace("proof/", "")}: ${r.error.message}`);
+  if (!valid.length) {
+    if (results.some((r) => r.error?.untrustedRoot)) {
+      throw new Skip(`no token chains to a TSA root in the trust given: cannot judge (${listing(errors)})`, { missingTrust: true });
+    }
+    return ["fail", listing(errors)];
+  }
+  ctx.facts.timestamps = valid.map((v) => ({ file: v.name, tsa: v.info.tsaName, trusted_as: v.tsa.name,
+    gen_time: iso(v.info.genTime), serial: v.info.serial, policy: v.info.policy, development: v.tsa.development }));
+  for (const v of valid) if (v.tsa.development) ctx.flagDevelopment(`TSA '${v.tsa.name}' is a development TSA`);
+  const first = valid[0];
+  let reason = `${valid.length} of ${results.length} token(s) valid; ${first.tsa.name} signed root ${toHex((await ctx.proof()).root).slice(0, 16)}… at ${iso(first.info.genTime)}`;
+  if (errors.length) reason += ` (invalid: ${listing(errors)})`;
+  return ["pass", reason];
+}
+
+async function checkAnchor(ctx) {
+  const proof = await ctx.proof();
+  const anchor = await ctx.anchor();
+  if (toHex(anchor.root) !== toHex(proof.root) || anchor.treeSize !== BigInt(proof.treeSize)) {
+    return ["fail", `the transaction anchors root ${toHex(anchor.root).slice(0, 16)}… of ${anchor.treeSize} items, not this batch's ${toHex(proof.root).slice(0, 16)}… of ${proof.treeSize}`];
+  }
+  const chain = ctx.trust.chains.find((c) => c.chainId === anchor.chainId);
+  const where = `tx ${anchor.txHash} in block ${anchor.blockNumber} (${anchor.blockHash}) of chain ${anchor.chainId}`;
+  ctx.facts.anchor = { chain_id: anchor.chainId, chain: chain ? chain.name : null, tx_hash: anchor.txHash,
+    block_number: anchor.blockNumber, block_hash: anchor.blockHash, block_time: iso(anchor.blockTime) };
+  if (!chain) throw new Skip(`${where}: chain ${anchor.chainId} is not in the trust given: cannot judge`, { missingTrust: true });
+  if (chain.development) ctx.flagDevelopment(`chain '${chain.name}' (${chain.chainId}) is a development chain`);
+  if (ctx.offline) {
+    return ["warn", `${where} carries the root (proven offline). Not checked offline: that this block is canonical; ask any explorer or RPC for block ${anchor.blockNumber} and compare its hash, or enter an RPC URL`];
+  }
+  return checkOnline(ctx, anchor, chain, where);
+}
+
+// -- time -------------------------------------------------------------------------------------------
+
+async function verifiedBlockTime(ctx) {
+  // Offline, the anchor's block time is the operator's claim: no check passes on it.
+  try {
+    const anchor = await ctx.anchor();
+    return { anchor, confirmed: !ctx.offline && ctx.facts.anchor?.canonical === true };
+  } catch {
+    return { anchor: null, confirmed: false };
+  }
+}
+
+async function checkTimesAgree(ctx) {
+  const ended = ctx.captureEnded();
+  const valid = await ctx.validTimestamps();
+  if (!valid.length) throw new Skip("no valid timestamp to compare (see H4)");
+  const stamp = valid.reduce((a, b) => (b.info.genTime < a.info.genTime ? b : a)).info;
+  const slack = (stamp.accuracyMs || 0) + ctx.trust.policy.toleranceMs;
+  if (ended.getTime() > stamp.genTime.getTime() + slack) {
+    return ["fail", `capture ended ${iso(ended)}, after the TSA time ${iso(stamp.genTime)} (${seconds(ended - stamp.genTime)} s, allowed ${seconds(slack)} s)`];
+  }
+  const reason = `capture ended ${iso(ended)} ≤ TSA ${iso(stamp.genTime)}`;
+  const { anchor, confirmed } = await verifiedBlockTime(ctx);
+  if (!anchor) return ["warn", `${reason}; no verified block time to compare (see H5)`];
+  if (!confirmed) return ["pass", `${reason}; the block time ${iso(anchor.blockTime)} is the anchor's claim, not checked offline`];
+  if (stamp.genTime.getTime() - slack > anchor.blockTime.getTime()) {
+    return ["fail", `TSA time ${iso(stamp.genTime)} is after the block time ${iso(anchor.blockTime)} (allowed ${seconds(slack)} s)`];
+  }
+  return ["pass", `${reason} ≤ block ${iso(anchor.blockTime)} (within ${seconds(slack)} s tolerance)`];
+}
+
+async function checkPrechainGap(ctx) {
+  const ended = ctx.captureEnded();
+  const { anchor, confirmed } = await verifiedBlockTime(ctx);
+  if (!anchor) throw new Skip("no verified anchor time (see H5)");
+  const window = ctx.trust.policy.prechainWindowMs;
+  let covered, by;
+  if (confirmed) {
+    covered = anchor.blockTime;
+    by = "anchored";
+  } else {
+    // Offline the trusted timestamp, not the claimed block time, closes the gap.
+    const valid = await ctx.validTimestamps();
+    if (!valid.length) throw new Skip("offline, only a valid timestamp can close the gap, and there is none (see H4)");
+    covered = valid.reduce((a, b) => (b.info.genTime < a.info.genTime ? b : a)).info.genTime;
+    by = "timestamped";
+  }
+  const gap = covered - ended;
+  ctx.facts.prechain_gap_seconds = Math.round(gap) / 1000;
+  if (gap > window) {
+    return ["fail", `${seconds(gap)} s passed between capture and being ${by}, more than the ${window / 3600000} h policy window: that time is not covered`];
+  }
+  return ["pass", `${by} ${(Math.max(gap, 0) / 1000).toFixed(1)} s after the capture ended (policy window ${window / 3600000} h)` +
+    (confirmed ? "" : "; the block time is not checked offline")];
+}
+
+export const REGISTRY = {
+  S1: checkSignature,
+  S2: checkNeutral,
+  S3: captureFileCheck("no network facts; the platform received the files, it did not fetch them", "evidence/network.json"),
+  S4: checkEnvironment,
+  P1: captureFileCheck("no capture log; the files were received, not captured", "evidence/capture-log.jsonl"),
+  P2: captureFileCheck("no capture log or recorded traffic to corroborate", "evidence/capture-log.jsonl",
+    "the capture log is unreadable, so no logged hash can be compared: "),
+  P3: checkComplete,
+  H1: checkArtifacts,
+  H2: checkFingerprint,
+  H3: checkInclusion,
+  H4: checkTimestamp,
+  H5: checkAnchor,
+  T1: checkTimesAgree,
+  T2: checkPrechainGap,
+};
