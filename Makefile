@@ -5,9 +5,9 @@ PY     := $(VENV)/bin/python
 ANVIL  := node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup demo test lint unit bench clean debs
+.PHONY: setup demo test lint unit bench clean debs browser-verifier
 
-setup: $(VENV)/.installed $(ANVIL) debs
+setup: $(VENV)/.installed $(ANVIL) debs browser-verifier
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,12 @@ $(ANVIL): package.json
 	npm install --no-package-lock --no-audit --no-fund --loglevel=error
 	@test -x $(ANVIL) || { echo "anvil binary missing after npm ci: $(ANVIL)" >&2; exit 1; }
 	@touch $@
+
+# The in-browser verifier (verifier/browser): built from source with esbuild, never committed.
+BROWSER_DIST := verifier/browser/dist/verify.html
+browser-verifier: $(BROWSER_DIST)
+$(BROWSER_DIST): $(ANVIL) verifier/browser/build.mjs verifier/browser/page.html $(wildcard verifier/browser/src/*) verifier/default_trust.toml
+	node verifier/browser/build.mjs
 
 # Debian packages: the browser for capture, a CJK font for the bilingual PDF certificate, and
 # poppler to look at that PDF as a person would.

@@ -149,11 +149,11 @@ function accuracyMs(tst) {
 }
 
 /**
- * Verify a TimeStampResp over `root` (32/48/64 bytes) against `roots` (Cert[]), with `extras`
- * untrusted helper certificates. Returns { genTime: Date, accuracyMs, tsaName, serial, policy }.
- * Throws TimestampError; its `untrustedRoot` is true when only the chain to a trusted root is missing.
+ * Check everything in a TimeStampResp over `root` (32/48/64 bytes) that does not depend on trust.
+ * `extras` are untrusted helper certificates; `roots` are only searched for the signer. Returns a
+ * checked token for `chainToRoots`. Throws TimestampError.
  */
-export async function verifyTimestamp(data, root, roots, extras = []) {
+export async function checkToken(data, root, extras = [], roots = []) {
   const { tst, tstBytes, certs, si } = parse(data);
   const attrs = signedAttributes(si);
   const genTime = tst.genTime;
@@ -180,9 +180,18 @@ export async function verifyTimestamp(data, root, roots, extras = []) {
   const imprint = bytesOf(tst.messageImprint.hashedMessage);
   if (!equal(imprint, root)) throw new TimestampError(`message imprint mismatch: expected ${toHex(root)}, token has ${toHex(imprint)}`);
   if (tst.tsa && !tsaNameMatches(tst.tsa, signer)) throw new TimestampError("TSTInfo tsa name does not match the signing certificate");
-  // 6. Last, the only step that depends on trust: a chain to a trusted root, valid at genTime.
+  return { signer, pool: [...certs, ...extras], info: { genTime, accuracyMs: accuracyMs(tst), tsaName: signer.subjectText,
+    serial: BigInt(`0x${toHex(bytesOf(tst.serialNumber)) || "0"}`).toString(), policy: tst.policy } };
+}
+
+/** 6. The only step that depends on trust: a chain to one of `roots`, valid at genTime. Throws TimestampError. */
+export async function chainToRoots(token, roots) {
   if (!roots.length) throw new TimestampError("no trusted roots: refusing to verify a timestamp without trust", { untrustedRoot: true });
-  await buildChain(signer, [...certs, ...extras], roots, genTime);
-  return { genTime, accuracyMs: accuracyMs(tst), tsaName: signer.subjectText,
-    serial: BigInt(`0x${toHex(bytesOf(tst.serialNumber)) || "0"}`).toString(), policy: tst.policy };
+  await buildChain(token.signer, token.pool, roots, token.info.genTime);
+  return token.info;
+}
+
+/** Verify a TimeStampResp over `root` against trusted `roots`; returns what it says. Throws TimestampError. */
+export async function verifyTimestamp(data, root, roots, extras = []) {
+  return chainToRoots(await checkToken(data, root, extras, roots), roots);
 }
