@@ -51,7 +51,12 @@ export function mount(root) {
     const progress = el("p", { id: "tz-progress", class: "tz-muted", hidden: "" });
     const result = el("section", { id: "tz-result", "aria-live": "polite" });
     root.append(header, controls, progress, result);
-    packageInput.addEventListener("change", () => { if (packageInput.files.length) run(packageInput.files[0]); });
+    packageInput.addEventListener("change", () => {
+      if (!packageInput.files.length) return;
+      const file = packageInput.files[0];
+      packageInput.value = ""; // choosing the same file again must verify again
+      run(file);
+    });
     trustInput.addEventListener("change", async () => {
       if (!trustInput.files.length) return;
       const file = trustInput.files[0];
@@ -92,6 +97,17 @@ export function mount(root) {
   }
 
   async function run(file) {
+    try {
+      await runUnguarded(file);
+    } catch (e) {
+      // Never a silent page: an unexpected error is shown as one line.
+      const progress = root.querySelector("#tz-progress");
+      progress.hidden = false;
+      progress.textContent = `${t("internal_error")}: ${e && e.message ? e.message : e}`;
+    }
+  }
+
+  async function runUnguarded(file) {
     lastFile = file;
     const progress = root.querySelector("#tz-progress");
     progress.hidden = false;
