@@ -105,3 +105,23 @@ def test_tamper_matrix_agrees(page: Any, rpc_url: str, tmp_path: Path) -> None:
         problems += mismatches(f"tamper {name}", cli_report(path, trust), page.verify(path, trust))
     assert len(cases) > 60
     assert problems == [], "\n".join(problems)
+
+
+def test_export_page_writes_the_built_page(tmp_path: Path) -> None:
+    built = built_page()
+    target = tmp_path / "court-copy.html"
+    result = subprocess.run([CLI, "--export-page", str(target)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert target.read_bytes() == built.read_bytes()
+    assert b"<script src=" not in target.read_bytes()  # self-contained: nothing to fetch from file://
+
+
+def test_export_page_not_built_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    from verifier import cli
+
+    monkeypatch.setattr(cli, "BROWSER_PAGE", tmp_path / "missing.html")
+    assert cli.main(["--export-page", str(tmp_path / "out.html")]) == 2
+    err = capsys.readouterr().err
+    assert "not built" in err and "Traceback" not in err
+    assert not (tmp_path / "out.html").exists()

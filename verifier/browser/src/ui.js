@@ -22,7 +22,9 @@ export function mount(root) {
   let lang = root.dataset.lang === "zh" || (!root.dataset.lang && navigator.language.startsWith("zh")) ? "zh" : "en";
   const t = (key) => STRINGS[lang][key] ?? key;
   let trust = null, trustHash = null, trustSource = null, lastFile = null;
-  const state = {};
+  // On the service, the page's CSP lets it reach only its own origin; an RPC the reader opts into is
+  // added by reloading with ?rpc=URL, so the server's policy names that one node and nothing else.
+  const state = { rpcOptIn: Boolean(root.dataset.rpc), rpc: root.dataset.rpc || "" };
 
   function render() {
     root.replaceChildren();
@@ -37,7 +39,14 @@ export function mount(root) {
     rpcInput.disabled = !state.rpcOptIn;
     rpcInput.value = state.rpc || "";
     rpcOptIn.addEventListener("change", () => { state.rpcOptIn = rpcOptIn.checked; rpcInput.disabled = !rpcOptIn.checked; });
-    rpcInput.addEventListener("change", () => { state.rpc = rpcInput.value.trim(); });
+    rpcInput.addEventListener("change", () => {
+      state.rpc = rpcInput.value.trim();
+      if (root.dataset.rpcReload === "yes" && state.rpcOptIn && state.rpc && state.rpc !== root.dataset.rpc) {
+        const url = new URL(window.location.href);
+        url.searchParams.set("rpc", state.rpc);
+        window.location.assign(url.toString());
+      }
+    });
     const trustLine = el("p", { id: "tz-trust-status", class: "tz-muted" });
     trustLine.textContent = trustHash ? `${t("trust_used")}: ${trustSource} · SHA-256 ${trustHash}` : t("no_trust");
     const header = el("header", { class: "tz-head" }, el("h1", { text: t("title") }), langButton);
