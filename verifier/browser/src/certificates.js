@@ -118,19 +118,37 @@ export function loadCertificates(data) {
   return ders.map((der) => Cert.fromDer(der));
 }
 
-/** ECDSA signatures are DER SEQUENCE { r, s } in X.509 and CMS; WebCrypto wants r || s. */
+/**
+ * ECDSA signatures are DER SEQUENCE { INTEGER r, INTEGER s } in X.509 and CMS; WebCrypto wants r || s.
+ * The DER is read strictly: another tag (a SET, say), a long or non-minimal length, a non-minimal or
+ * negative integer or trailing bytes is a different byte string that must not verify.
+ */
 function ecdsaRaw(signature, curve) {
   const size = { "P-256": 32, "P-384": 48, "P-521": 66 }[curve];
-  const asn1 = asn1js.fromBER(signature);
-  const parts = asn1.result?.valueBlock?.value;
-  if (asn1.offset === -1 || !Array.isArray(parts) || parts.length !== 2) throw new TimestampError("malformed ECDSA signature");
+  const bad = () => new TimestampError("malformed ECDSA signature (not strict DER)");
+  const length = (at) => {
+    const first = signature[at];
+    if (first === undefined) throw bad();
+    if (first < 0x80) return [first, at + 1];
+    if (first !== 0x81 || signature[at + 1] === undefined || signature[at + 1] < 0x80) throw bad();
+    return [signature[at + 1], at + 2];
+  };
+  if (signature[0] !== 0x30) throw bad();
+  const [total, body] = length(1);
+  if (body + total !== signature.length) throw bad();
   const out = new Uint8Array(size * 2);
-  parts.forEach((p, i) => {
-    let v = new Uint8Array(p.valueBlock.valueHexView);
+  let at = body;
+  for (let i = 0; i < 2; i++) {
+    if (signature[at] !== 0x02) throw bad();
+    const [n, start] = length(at + 1);
+    let v = signature.subarray(start, start + n);
+    if (n === 0 || start + n > signature.length || v[0] & 0x80 || (n > 1 && v[0] === 0 && !(v[1] & 0x80))) throw bad();
+    at = start + n;
     while (v.length > size && v[0] === 0) v = v.subarray(1);
-    if (v.length > size) throw new TimestampError("malformed ECDSA signature");
+    if (v.length > size) throw bad();
     out.set(v, size * (i + 1) - v.length);
-  });
+  }
+  if (at !== signature.length) throw bad();
   return out;
 }
 
