@@ -69,6 +69,13 @@ class VerifierPage:
             self.trust = trust
         return str(self.page.get_attribute("#tz-trust-status", "data-sha256"))
 
+    def set_rpc(self, url: str | None) -> None:
+        """Opt into (or out of) confirming the anchor online through ``url``."""
+        self.page.set_checked("#tz-rpc-optin", url is not None)
+        if url is not None:
+            self.page.fill("#tz-rpc", url)
+            self.page.dispatch_event("#tz-rpc", "change")
+
     def verify(self, package: Path, trust: Path | None = None) -> PageReport:
         if trust is not None:
             self.set_trust(trust)

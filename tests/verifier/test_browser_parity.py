@@ -10,6 +10,7 @@ from the Python code, so agreement here is two witnesses, not one.
 from __future__ import annotations
 
 import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -33,9 +34,10 @@ CLI = str(Path(sys.executable).parent / "tiezheng-verify")
 PAGE_P50_MS = 500
 
 
-def cli_report(package: Path, trust: Path) -> tuple[str, dict[str, str]]:
-    result = subprocess.run([CLI, str(package), "--json", "--trust", str(trust)], capture_output=True, text=True,
-                            timeout=120)
+def cli_report(package: Path, trust: Path, rpc: str | None = None) -> tuple[str, dict[str, str]]:
+    online = ["--rpc", rpc] if rpc else []
+    result = subprocess.run([CLI, str(package), "--json", "--trust", str(trust), *online], capture_output=True,
+                            text=True, timeout=120)
     assert result.returncode in (0, 1, 2, 3), result.stderr
     body = json.loads(result.stdout)
     return body["verdict"], {c["id"]: c["status"] for c in body["checks"]}
@@ -107,6 +109,23 @@ def test_tamper_matrix_agrees(page: Any, rpc_url: str, tmp_path: Path) -> None:
     assert problems == [], "\n".join(problems)
 
 
+def test_online_anchor_agrees(page: Any, rpc_url: str, tmp_path: Path) -> None:
+    """With an RPC the reader entered, H5 is settled online in both, and T1/T2 use the confirmed block time."""
+    workspace = make_workspace(tmp_path / "ws")
+    package = workspace.upload([("exhibit.txt", b"online exhibit\n")])
+    seal_batch(workspace, [package], rpc_url)
+    trust = workspace.trust_file()
+    page.set_rpc(rpc_url)
+    try:
+        report = page.verify(package.path, trust)
+    finally:
+        page.set_rpc(None)
+    assert report.verdict == "verified", report
+    assert report.statuses["H5"] == "pass", report.reasons["H5"]
+    problems = mismatches("online", cli_report(package.path, trust, rpc_url), report)
+    assert problems == [], "\n".join(problems)
+
+
 def test_export_page_writes_the_built_page(tmp_path: Path) -> None:
     built = built_page()
     target = tmp_path / "court-copy.html"
@@ -125,3 +144,14 @@ def test_export_page_not_built_is_one_line(tmp_path: Path, monkeypatch: pytest.M
     err = capsys.readouterr().err
     assert "not built" in err and "Traceback" not in err
     assert not (tmp_path / "out.html").exists()
+
+
+def test_page_merkle_code_passes_public_vectors() -> None:
+    """The page's own RFC 9162 code against transparency-dev/merkle's inclusion vectors (tests/vectors)."""
+    if shutil.which("node") is None:
+        pytest.skip("node is not installed")
+    result = subprocess.run(["node", str(ROOT / "verifier" / "browser" / "test" / "merkle_vectors.mjs"),
+                             str(ROOT / "tests" / "vectors" / "merkle" / "inclusion")],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert " 0 failures" in result.stdout

@@ -35,6 +35,9 @@ export async function rootFromInclusion(leaf, index, size, path) {
 
 /** Throw CheckFailure unless `path` takes `leaf` (an RFC 9162 leaf hash) to `root`. */
 export async function verifyInclusion(leaf, index, size, path, root) {
+  for (const [what, hash] of [["leaf hash", leaf], ["root", root], ...path.map((h, i) => [`proof[${i}]`, h])]) {
+    if (hash.length !== 32) throw new CheckFailure(`${what} is ${hash.length} bytes, not 32`);
+  }
   const calculated = await rootFromInclusion(leaf, index, size, path);
   if (!equal(calculated, root)) {
     throw new CheckFailure(`root mismatch: expected ${toHex(root)}, calculated ${toHex(calculated)}`);
