@@ -9,6 +9,7 @@ from the Python code, so agreement here is two witnesses, not one.
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import statistics
@@ -155,3 +156,34 @@ def test_page_merkle_code_passes_public_vectors() -> None:
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     assert " 0 failures" in result.stdout
+
+
+def _differentials() -> dict[str, bytes]:
+    """Zips two readers could read differently (DESIGN §5 "A zip has one reading"), from the good sample."""
+    good = (SAMPLES / "packages" / "good-upload.wacz").read_bytes()
+    first_name = good[30:30 + int.from_bytes(good[26:28], "little")]
+    renamed_local = good[:30] + first_name[:-1] + bytes([first_name[-1] ^ 0x01]) + good[30 + len(first_name):]
+    with_dir = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(good)) as src, zipfile.ZipFile(with_dir, "w") as dst:
+        for info in src.infolist():
+            dst.writestr(info, src.read(info))
+        dst.writestr(zipfile.ZipInfo("evidence/hidden/"), b"data in a directory entry")
+    return {
+        "bytes before the first local header": b"MZ" * 64 + good,
+        "bytes after the end record": good + b"\x00trailing",
+        "two archives concatenated": good + good,
+        "local and central names disagree": renamed_local,
+        "directory entry carrying data": with_dir.getvalue(),
+    }
+
+
+def test_zip_differentials_are_unusable_in_page(page: Any, tmp_path: Path) -> None:
+    trust = SAMPLES / "trust.toml"
+    wrong = []
+    for name, data in _differentials().items():
+        path = tmp_path / "differential.wacz"
+        path.write_bytes(data)
+        report = page.verify(path, trust)
+        if report.verdict != "unusable":
+            wrong.append(f"{name}: page says {report.verdict}")
+    assert wrong == [], "\n".join(wrong)
