@@ -187,3 +187,21 @@ def test_zip_differentials_are_unusable_in_page(page: Any, tmp_path: Path) -> No
         if report.verdict != "unusable":
             wrong.append(f"{name}: page says {report.verdict}")
     assert wrong == [], "\n".join(wrong)
+
+
+def test_without_the_trust_it_needs_the_page_cannot_judge(chromium: Any, tmp_path: Path) -> None:
+    fresh = open_page(chromium, built_page().as_uri())
+    good, tampered = SAMPLES / "packages" / "good-upload.wacz", SAMPLES / "packages" / "bad-H1-artifact-changed.wacz"
+    report = fresh.verify(good)
+    assert report.verdict == "cannot judge", report
+    assert report.statuses["S1"] == "skip" and report.statuses["H4"] == "skip"
+    assert fresh.page.query_selector("#tz-proves") is None
+    assert fresh.verify(tampered).verdict == "failed"  # what fails without trust still fails
+    # A trust file naming the TSA and chain but not the operator: the signature cannot be attributed.
+    text = (SAMPLES / "trust.toml").read_text()
+    no_operator = tmp_path / "no-operator.toml"
+    no_operator.write_text(text[:text.index("[[operators]]")] + text[text.index("[[tsa]]"):])
+    report = fresh.verify(good, no_operator)
+    assert report.verdict == "cannot judge", report
+    assert report.statuses["S1"] == "skip" and report.statuses["H4"] == "pass"
+    assert "not in the trust given" in report.reasons["S1"]
