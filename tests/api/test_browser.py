@@ -123,6 +123,7 @@ def test_owner_seals_and_court_verifies(web_server: Server, browser: Any, sample
     page.wait_for_selector("#tz-verdict[data-verdict=failed]")
     assert page.query_selector("tr[data-check=H1][data-status=fail]")
     assert not page.query_selector("#tz-proves")  # "what this proves" only when verified
+    assert "H1" in page.inner_text("#tz-failed")  # a failed report says what failed and what it means
     page.screenshot(path=str(shots / "verify-tampered-phone.png"), full_page=True)
 
     # -- the same in Chinese, on a desktop-sized window -------------------------------------------

@@ -143,6 +143,13 @@ export function mount(root) {
       el("dt", { text: t("fingerprint") }), el("dd", { class: "tz-mono", text: report.fingerprint ?? "—" }),
       el("dt", { text: t("trust_used") }), el("dd", { class: "tz-mono", text: report.trust_sha256 ? `SHA-256 ${report.trust_sha256}` : t("no_trust") }));
     result.replaceChildren(verdict, explain, facts);
+    const failing = report.checks.filter((c) => c.status === "fail");
+    if (failing.length) {
+      const groups = [...new Set(failing.map((c) => c.group))];
+      result.append(el("div", { id: "tz-failed", class: "tz-error" },
+        el("strong", { text: `${t("failed_checks")}: ${failing.map((c) => `${c.id} ${t(`check_${c.id}`)}`).join(", ")}` }),
+        el("ul", {}, ...groups.map((g) => el("li", { text: t(`means_${g}`) })))));
+    }
     if (report.error) result.append(el("p", { class: "tz-error", id: "tz-error", text: `${t("unusable_reason")}: ${report.error}` }));
     if (report.development_trust.length) {
       result.append(el("div", { class: "tz-notice" }, el("strong", { text: t("development_trust") }),
