@@ -1,7 +1,7 @@
 // What several checks share, parsed once on first use: the proof, the judged timestamps, the anchor
 // and the capture end time. Each getter keeps its result or its error, like the checks expect.
 
-import { fromHex, toHex } from "./bytes.js";
+import { fromHex } from "./bytes.js";
 import { CheckFailure, Skip } from "./errors.js";
 import { verifyOfflineAnchor } from "./anchor.js";
 import { loadCertificates } from "./certificates.js";
@@ -130,4 +130,3 @@ export class Context {
   }
 }
 
-export { toHex };

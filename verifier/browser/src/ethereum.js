@@ -3,7 +3,7 @@
 // trailing bytes or a node missing from the proof is an error, never a guess.
 
 import { keccak_256 } from "@noble/hashes/sha3.js";
-import { equal, toHex } from "./bytes.js";
+import { toHex } from "./bytes.js";
 import { CheckFailure } from "./errors.js";
 
 export const MAX_RLP_BYTES = 1 << 20;
@@ -125,4 +125,3 @@ export function trieGet(root, key, proof) {
   throw new CheckFailure(`trie deeper than ${MAX_TRIE_DEPTH} levels`);
 }
 
-export { equal };
