@@ -16,9 +16,11 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.conftest import start_server
-from tests.api.server import Server
+from tests.api.conftest import capture_available, start_server
+from tests.api.server import Server, wait_for_status
+from tests.tamper import replace_entry
 from tests.verifier.browser_page import built_page, chromium, open_page
+from tests.verifier.test_browser_parity import cli_report, mismatches
 
 __all__ = ["chromium"]
 
@@ -84,3 +86,36 @@ def test_verify_page_screenshots(web_server: Server, chromium: Any, lang: str, w
     page.page.screenshot(path=str(folder / f"verify-inbrowser-{lang}-{width}.png"), full_page=True)
     overflow = page.page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 0, f"{overflow} px of horizontal scrolling at {width} px"
+
+
+def test_web_capture_agrees_with_cli(web_server: Server, chromium: Any, sample_site: str, tmp_path: Path) -> None:
+    """A real capture of the sample site, sealed by the service: page and CLI agree check by check.
+
+    The page reads the call log (P1) itself; the network facts and the WARC (S3, P2) are left to
+    tiezheng-verify, and the page must say so as a skip rather than pass them.
+    """
+    reason = capture_available()
+    if reason is not None:
+        pytest.skip(f"web capture: {reason}")
+    key = web_server.new_tenant("Parity Rights")["api_key"]
+    with web_server.client(key) as client:
+        accepted = client.post("/v1/captures", json={"urls": [f"{sample_site}/index.html"], "note": "parity"})
+        assert accepted.status_code == 202, accepted.text
+        done = wait_for_status(client, accepted.json()["evidence_ids"][0], {"sealed", "failed"}, timeout=180)
+        assert done["status"] == "sealed", done.get("error")
+        package = tmp_path / "capture.wacz"
+        package.write_bytes(client.get(f"/v1/evidence/{done['id']}/package").content)
+    trust = tmp_path / "trust.toml"
+    web_server.cli("trust", "export", str(trust))
+    broken_log = replace_entry(package, tmp_path / "broken-log.wacz", "evidence/capture-log.jsonl",
+                               lambda data: data.replace(b'"actor":"system"', b'"actor":"someone"', 1))
+    page = open_page(chromium, built_page().as_uri())
+    left_to_cli = {"S3", "P2"}
+    problems: list[str] = []
+    for name, path in (("capture", package), ("edited call log", broken_log)):
+        cli = cli_report(path, trust)
+        report = page.verify(path, trust)
+        problems += [p for p in mismatches(name, cli, report) if not any(f": {c} CLI" in p for c in left_to_cli)]
+        assert all(report.statuses[c] == "skip" for c in left_to_cli), report.reasons
+    assert problems == [], "\n".join(problems)
+    assert page.verify(broken_log, trust).statuses["P1"] == "fail"

@@ -11,6 +11,7 @@ import {
 } from "./package.js";
 import { checkEnvironment } from "./environment.js";
 import { checkOnline } from "./rpc.js";
+import { checkCallLog } from "./calllog.js";
 
 const STRUCTURAL = new Set([DATAPACKAGE_PATH, DATAPACKAGE_DIGEST_PATH, MANIFEST_PATH, SIGNATURE_PATH]);
 const SEALING = new Set([PROOF_PATH, ANCHOR_PATH]);
@@ -68,8 +69,8 @@ function checkNeutral(ctx) {
   return ["pass", `operator '${operator.name}' acted for requester '${requester.tenant}' (${requester.identity})`];
 }
 
-// S3, P1 and P2 read a web capture's network facts, call log and WARC. The browser verifier checks
-// that those files are there; reading them is left to tiezheng-verify, and the skip says so.
+// S3 and P2 read a web capture's network facts and WARC. The browser verifier checks that those
+// files are there; reading them is left to tiezheng-verify, and the skip says so.
 function captureFileCheck(uploadReason, required, failPrefix = "") {
   return (ctx) => {
     if (ctx.pkg.manifest.kind !== "web-capture") throw new Skip(`upload: ${uploadReason}`);
@@ -255,7 +256,7 @@ export const REGISTRY = {
   S2: checkNeutral,
   S3: captureFileCheck("no network facts; the platform received the files, it did not fetch them", "evidence/network.json"),
   S4: checkEnvironment,
-  P1: captureFileCheck("no capture log; the files were received, not captured", "evidence/capture-log.jsonl"),
+  P1: checkCallLog,
   P2: captureFileCheck("no capture log or recorded traffic to corroborate", "evidence/capture-log.jsonl",
     "the capture log is unreadable, so no logged hash can be compared: "),
   P3: checkComplete,
