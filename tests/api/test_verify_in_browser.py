@@ -91,8 +91,9 @@ def test_verify_page_screenshots(web_server: Server, chromium: Any, lang: str, w
 def test_web_capture_agrees_with_cli(web_server: Server, chromium: Any, sample_site: str, tmp_path: Path) -> None:
     """A real capture of the sample site, sealed by the service: page and CLI agree check by check.
 
-    The page reads the call log (P1) itself; the network facts and the WARC (S3, P2) are left to
-    tiezheng-verify, and the page must say so as a skip rather than pass them.
+    The page reads the network facts, the WARC's records (S3) and the call log (P1) itself; comparing
+    HTTP bodies with the artifacts (P2) is left to tiezheng-verify, and the page must say so as a
+    skip rather than pass it.
     """
     reason = capture_available()
     if reason is not None:
@@ -110,7 +111,7 @@ def test_web_capture_agrees_with_cli(web_server: Server, chromium: Any, sample_s
     broken_log = replace_entry(package, tmp_path / "broken-log.wacz", "evidence/capture-log.jsonl",
                                lambda data: data.replace(b'"actor":"system"', b'"actor":"someone"', 1))
     page = open_page(chromium, built_page().as_uri())
-    left_to_cli = {"S3", "P2"}
+    left_to_cli = {"P2"}
     problems: list[str] = []
     for name, path in (("capture", package), ("edited call log", broken_log)):
         cli = cli_report(path, trust)

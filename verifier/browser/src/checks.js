@@ -12,6 +12,7 @@ import {
 import { checkEnvironment } from "./environment.js";
 import { checkOnline } from "./rpc.js";
 import { checkCallLog } from "./calllog.js";
+import { checkNetwork } from "./network.js";
 
 const STRUCTURAL = new Set([DATAPACKAGE_PATH, DATAPACKAGE_DIGEST_PATH, MANIFEST_PATH, SIGNATURE_PATH]);
 const SEALING = new Set([PROOF_PATH, ANCHOR_PATH]);
@@ -69,8 +70,8 @@ function checkNeutral(ctx) {
   return ["pass", `operator '${operator.name}' acted for requester '${requester.tenant}' (${requester.identity})`];
 }
 
-// S3 and P2 read a web capture's network facts and WARC. The browser verifier checks that those
-// files are there; reading them is left to tiezheng-verify, and the skip says so.
+// P2 compares the WARC's HTTP bodies with the artifacts. The browser verifier checks that the call
+// log is there; the comparison is left to tiezheng-verify, and the skip says so.
 function captureFileCheck(uploadReason, required, failPrefix = "") {
   return (ctx) => {
     if (ctx.pkg.manifest.kind !== "web-capture") throw new Skip(`upload: ${uploadReason}`);
@@ -254,7 +255,7 @@ async function checkPrechainGap(ctx) {
 export const REGISTRY = {
   S1: checkSignature,
   S2: checkNeutral,
-  S3: captureFileCheck("no network facts; the platform received the files, it did not fetch them", "evidence/network.json"),
+  S3: checkNetwork,
   S4: checkEnvironment,
   P1: checkCallLog,
   P2: captureFileCheck("no capture log or recorded traffic to corroborate", "evidence/capture-log.jsonl",
