@@ -13,6 +13,7 @@ import { checkEnvironment } from "./environment.js";
 import { checkOnline } from "./rpc.js";
 import { checkCallLog } from "./calllog.js";
 import { checkNetwork } from "./network.js";
+import { checkCorroboration } from "./corroboration.js";
 
 const STRUCTURAL = new Set([DATAPACKAGE_PATH, DATAPACKAGE_DIGEST_PATH, MANIFEST_PATH, SIGNATURE_PATH]);
 const SEALING = new Set([PROOF_PATH, ANCHOR_PATH]);
@@ -68,16 +69,6 @@ function checkNeutral(ctx) {
   }
   ctx.facts.requester = { tenant: requester.tenant, identity: requester.identity };
   return ["pass", `operator '${operator.name}' acted for requester '${requester.tenant}' (${requester.identity})`];
-}
-
-// P2 compares the WARC's HTTP bodies with the artifacts. The browser verifier checks that the call
-// log is there; the comparison is left to tiezheng-verify, and the skip says so.
-function captureFileCheck(uploadReason, required, failPrefix = "") {
-  return (ctx) => {
-    if (ctx.pkg.manifest.kind !== "web-capture") throw new Skip(`upload: ${uploadReason}`);
-    if (!ctx.pkg.zip.has(required)) throw new CheckFailure(`${failPrefix}the capture has no ${required}`);
-    throw new Skip(`not checked in the browser: reading ${required} is done by tiezheng-verify (run it for this check)`);
-  };
 }
 
 // -- path -------------------------------------------------------------------------------------------
@@ -258,8 +249,7 @@ export const REGISTRY = {
   S3: checkNetwork,
   S4: checkEnvironment,
   P1: checkCallLog,
-  P2: captureFileCheck("no capture log or recorded traffic to corroborate", "evidence/capture-log.jsonl",
-    "the capture log is unreadable, so no logged hash can be compared: "),
+  P2: checkCorroboration,
   P3: checkComplete,
   H1: checkArtifacts,
   H2: checkFingerprint,

@@ -8,7 +8,7 @@ import { Cert } from "./certificates.js";
 import { CheckFailure, Skip } from "./errors.js";
 import { isObject } from "./json.js";
 import { readJson } from "./package.js";
-import { WARC_PATH, warcHeaders } from "./warc.js";
+import { WARC_PATH, warcRecords } from "./warc.js";
 
 export const NETWORK_PATH = "evidence/network.json";
 const NETWORK_FORMAT = "tiezheng-network/1";
@@ -118,7 +118,7 @@ export async function checkNetwork(ctx) {
     if (problem) problems.push(problem);
   }
   if (!zip.has(WARC_PATH)) throw new CheckFailure(`the capture has no ${WARC_PATH}`);
-  for (const record of await warcHeaders(zip.read(WARC_PATH))) {
+  for (const record of await warcRecords(zip.read(WARC_PATH))) {
     if ((record.type === "request" || record.type === "response") && /^https?:\/\//.test(record.targetUri)) {
       checked++;
       const problem = mismatch(answers, record.targetUri, record.ipAddress || "(none)");

@@ -1,4 +1,4 @@
-// WARC records of archive/data.warc.gz, headers only: a record is a version line, `Name: value`
+// WARC records of archive/data.warc.gz: a record is a version line, `Name: value`
 // lines, a blank line, Content-Length bytes of block and CRLF CRLF. Gzip members (usually one per
 // record) are read one after the other.
 
@@ -10,6 +10,7 @@ export const WARC_PATH = "archive/data.warc.gz";
 const MAX_HEADER_BYTES = 64 << 10;
 const MAX_HEADER_LINES = 200;
 const MAX_RECORDS = 200_000;
+const MAX_MEMBER_BYTES = 256 << 20;
 // Candidate member ends tried before giving up: hostile data full of gzip magic must stay cheap.
 const MAX_BOUNDARY_TRIES = 64;
 const latin1 = new TextDecoder("latin1");
@@ -18,7 +19,7 @@ const utf8 = new TextDecoder("utf-8");
 // Browsers' DecompressionStream refuses a second gzip member ("junk after the end"), and fflate's
 // gunzip reads only the first, so members are delimited here: a member ends where the next gzip
 // header starts and its own trailer (CRC-32 and size) matches what it inflated to.
-function gunzip(data) {
+export function gunzip(data) {
   const parts = [];
   let at = 0;
   while (at < data.length) {
@@ -30,6 +31,8 @@ function gunzip(data) {
       if (++tries > MAX_BOUNDARY_TRIES) break;
       const view = new DataView(data.buffer, data.byteOffset + end - 8, 8);
       const crc = view.getUint32(0, true), size = view.getUint32(4, true);
+      // fflate allocates what the trailer claims and never grows it, so this bounds the memory too.
+      if (size > MAX_MEMBER_BYTES) continue;
       try {
         const out = gunzipSync(data.subarray(at, end));
         if (out.length === size && crc32(out) === crc) member = [out, end];
@@ -53,8 +56,8 @@ function lineEnd(data, at) {
   return limit;
 }
 
-/** Return [{ type, targetUri, ipAddress }] for every record; throws CheckFailure when malformed. */
-export async function warcHeaders(compressed) {
+/** Return [{ type, targetUri, ipAddress, recordId, block }] for every record; throws CheckFailure when malformed. */
+export async function warcRecords(compressed) {
   const data = gunzip(compressed);
   const records = [];
   let at = 0;
@@ -83,12 +86,15 @@ export async function warcHeaders(compressed) {
     }
     const length = headers["content-length"];
     if (!/^\+?\d+$/.test(length ?? "")) throw new CheckFailure(`record ${number} has no valid Content-Length`);
+    const blockStart = at;
     at += Number(length);
     if (at > data.length) throw new CheckFailure(`record ${number}: file ends inside a block`);
     if (!(data[at] === 0x0d && data[at + 1] === 0x0a && data[at + 2] === 0x0d && data[at + 3] === 0x0a)) {
       throw new CheckFailure(`record ${number} is not followed by CRLF CRLF`);
     }
     at += 4;
-    records.push({ type: headers["warc-type"] ?? "", targetUri: headers["warc-target-uri"] ?? "", ipAddress: headers["warc-ip-address"] ?? "" });
+    records.push({ type: headers["warc-type"] ?? "", targetUri: headers["warc-target-uri"] ?? "",
+      ipAddress: headers["warc-ip-address"] ?? "", recordId: headers["warc-record-id"] ?? "",
+      block: data.subarray(blockStart, blockStart + Number(length)) });
   }
 }
