@@ -8,6 +8,11 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const here = dirname(fileURLToPath(import.meta.url));
+// Both languages carry the same words: a key missing in one would show as a raw key on the page.
+const { STRINGS } = await import("./src/strings.js");
+const missing = [...Object.keys(STRINGS.en).filter((k) => !(k in STRINGS.zh)).map((k) => `zh lacks ${k}`),
+  ...Object.keys(STRINGS.zh).filter((k) => !(k in STRINGS.en)).map((k) => `en lacks ${k}`)];
+if (missing.length) throw new Error(`page strings differ between languages: ${missing.join(", ")}`);
 const dist = join(here, "dist");
 mkdirSync(dist, { recursive: true });
 const result = await build({
