@@ -104,7 +104,7 @@ export const isoUtc = (seconds) => new Date(seconds * 1000).toISOString().replac
 
 /**
  * Check an anchor record's offline proof; returns { root, treeSize (bigint), chainId, blockNumber,
- * blockHash, blockTime (Date), txHash }. Throws CheckFailure naming the first check that fails.
+ * blockHash, blockTime (Date), txHash, header (the decoded RLP fields) }. Throws CheckFailure naming the first check that fails.
  */
 export function verifyOfflineAnchor(anchor) {
   const unknown = Object.keys(anchor).filter((k) => !ANCHOR_FIELDS.has(k)).sort();
@@ -163,5 +163,5 @@ export function verifyOfflineAnchor(anchor) {
   }
   const { root, treeSize } = parseCalldata(tx.data);
   return { root, treeSize, chainId, blockNumber: anchor.block_number, blockHash: `0x${toHex(blockHash)}`,
-    blockTime: new Date(anchor.block_time * 1000), txHash: anchor.tx_hash };
+    blockTime: new Date(anchor.block_time * 1000), txHash: anchor.tx_hash, header: fields };
 }

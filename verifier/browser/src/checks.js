@@ -14,6 +14,7 @@ import { checkOnline } from "./rpc.js";
 import { checkCallLog } from "./calllog.js";
 import { checkNetwork } from "./network.js";
 import { checkCorroboration } from "./corroboration.js";
+import { implausibleClaims } from "./claims.js";
 
 const STRUCTURAL = new Set([DATAPACKAGE_PATH, DATAPACKAGE_DIGEST_PATH, MANIFEST_PATH, SIGNATURE_PATH]);
 const SEALING = new Set([PROOF_PATH, ANCHOR_PATH]);
@@ -189,58 +190,72 @@ async function checkAnchor(ctx) {
 
 // -- time -------------------------------------------------------------------------------------------
 
-async function verifiedBlockTime(ctx) {
-  // Offline, the anchor's block time is the operator's claim: no check passes on it.
+const RPC_HINT = "enter an RPC URL to check it online";
+
+async function verifiedAnchor(ctx) {
   try {
-    const anchor = await ctx.anchor();
-    return { anchor, confirmed: !ctx.offline && ctx.facts.anchor?.canonical === true };
+    return await ctx.anchor();
   } catch {
-    return { anchor: null, confirmed: false };
+    return null; // H5 reports why
   }
 }
 
+async function earliestStamp(ctx) {
+  const valid = await ctx.validTimestamps();
+  return valid.length ? valid.reduce((a, b) => (b.info.genTime < a.info.genTime ? b : a)).info : null;
+}
+
+const claimedBlock = (a) => `block ${a.blockNumber} of chain ${a.chainId} at ${iso(a.blockTime)}`;
+
 async function checkTimesAgree(ctx) {
   const ended = ctx.captureEnded();
-  const valid = await ctx.validTimestamps();
-  if (!valid.length) throw new Skip("no valid timestamp to compare (see H4)");
-  const stamp = valid.reduce((a, b) => (b.info.genTime < a.info.genTime ? b : a)).info;
+  const stamp = await earliestStamp(ctx);
+  if (!stamp) throw new Skip("no valid timestamp to compare (see H4)");
   const slack = (stamp.accuracyMs || 0) + ctx.trust.policy.toleranceMs;
   if (ended.getTime() > stamp.genTime.getTime() + slack) {
     return ["fail", `capture ended ${iso(ended)}, after the TSA time ${iso(stamp.genTime)} (${seconds(ended - stamp.genTime)} s, allowed ${seconds(slack)} s)`];
   }
   const reason = `capture ended ${iso(ended)} ≤ TSA ${iso(stamp.genTime)}`;
-  const { anchor, confirmed } = await verifiedBlockTime(ctx);
+  const anchor = await verifiedAnchor(ctx);
   if (!anchor) return ["warn", `${reason}; no verified block time to compare (see H5)`];
-  if (!confirmed) return ["pass", `${reason}; the block time ${iso(anchor.blockTime)} is the anchor's claim, not checked offline`];
+  // Offline too: a package whose own anchor claims a block before its timestamp contradicts itself.
   if (stamp.genTime.getTime() - slack > anchor.blockTime.getTime()) {
     return ["fail", `TSA time ${iso(stamp.genTime)} is after the block time ${iso(anchor.blockTime)} (allowed ${seconds(slack)} s)`];
   }
-  return ["pass", `${reason} ≤ block ${iso(anchor.blockTime)} (within ${seconds(slack)} s tolerance)`];
+  if (!ctx.offline) return ["pass", `${reason} ≤ block ${iso(anchor.blockTime)} (within ${seconds(slack)} s tolerance)`];
+  const problems = implausibleClaims(anchor, { stamped: stamp.genTime, slackMs: slack, windowMs: ctx.trust.policy.prechainWindowMs });
+  if (problems.length) return ["fail", `the anchor's claimed ${claimedBlock(anchor)} is implausible: ${problems.join("; ")}`];
+  return ["pass", `${reason} (trusted time). Not checked offline: the block time ${iso(anchor.blockTime)} is the anchor's claim (plausible: after the TSA time, within the policy window, header well formed); ${RPC_HINT}`];
 }
 
 async function checkPrechainGap(ctx) {
   const ended = ctx.captureEnded();
-  const { anchor, confirmed } = await verifiedBlockTime(ctx);
-  if (!anchor) throw new Skip("no verified anchor time (see H5)");
   const window = ctx.trust.policy.prechainWindowMs;
-  let covered, by;
-  if (confirmed) {
-    covered = anchor.blockTime;
-    by = "anchored";
-  } else {
-    // Offline the trusted timestamp, not the claimed block time, closes the gap.
-    const valid = await ctx.validTimestamps().catch(() => []);
-    if (!valid.length) throw new Skip("offline, only a valid timestamp can close the gap, and there is none (see H4)");
-    covered = valid.reduce((a, b) => (b.info.genTime < a.info.genTime ? b : a)).info.genTime;
-    by = "timestamped";
+  const hours = `${window / 3600e3} h`;
+  const tooLong = (gap, until) => (gap > window
+    ? ["fail", `${seconds(gap)} s passed between capture and ${until}, more than the ${hours} policy window: that time is not covered`]
+    : null);
+  if (!ctx.offline) {
+    let anchor;
+    try { anchor = await ctx.anchor(); } catch (e) { throw new Skip(`no verified anchor time (${e.message})`); }
+    const gap = anchor.blockTime - ended;
+    ctx.facts.prechain_gap_seconds = Math.round(gap) / 1000;
+    return tooLong(gap, "anchoring") ?? ["pass", `anchored ${(Math.max(gap, 0) / 1000).toFixed(1)} s after the capture ended (policy window ${hours})`];
   }
-  const gap = covered - ended;
+  // Offline the trusted timestamp fixes the content; the anchor's block time is only a claim.
+  const stamp = await earliestStamp(ctx);
+  if (!stamp) throw new Skip(`no trusted time to measure the gap: no valid timestamp (see H4); the anchor's block time is a claim offline; ${RPC_HINT}`);
+  const gap = stamp.genTime - ended;
   ctx.facts.prechain_gap_seconds = Math.round(gap) / 1000;
-  if (gap > window) {
-    return ["fail", `${seconds(gap)} s passed between capture and being ${by}, more than the ${window / 3600000} h policy window: that time is not covered`];
+  const failed = tooLong(gap, "the trusted timestamp");
+  if (failed) return failed;
+  const anchor = await verifiedAnchor(ctx);
+  if (anchor) {
+    // The package's own claim of a later anchoring counts against it, never for it.
+    const claimed = tooLong(anchor.blockTime - ended, `the anchor's claimed ${claimedBlock(anchor)}`);
+    if (claimed) return claimed;
   }
-  return ["pass", `${by} ${(Math.max(gap, 0) / 1000).toFixed(1)} s after the capture ended (policy window ${window / 3600000} h)` +
-    (confirmed ? "" : "; the block time is not checked offline")];
+  return ["pass", `fixed by the trusted timestamp ${(Math.max(gap, 0) / 1000).toFixed(1)} s after the capture ended (policy window ${hours}). Not checked offline: when the batch went on chain (the anchor's block time is a claim); ${RPC_HINT}`];
 }
 
 export const REGISTRY = {

@@ -54,9 +54,12 @@ export function verdictOf(results, { offline, unusable }) {
   if (unusable) return VERDICTS.UNUSABLE;
   const byId = Object.fromEntries(results.map((r) => [r.id, r]));
   if (results.some((r) => r.status === "fail")) return VERDICTS.FAILED;
-  // The package may be fine, but the trust given lacks what judging it needs.
+  // A required check that did not pass for another reason than missing trust (an unsealed package,
+  // say) fails whatever the trust: more trust could not make this package verify.
+  const required = offline ? REQUIRED_PASS : [...REQUIRED_PASS, "H5"];
+  if (required.some((id) => byId[id].status !== "pass" && !byId[id].missingTrust)) return VERDICTS.FAILED;
+  // Nothing failed, but a check could not judge for lack of trust: the package may be fine.
   if (results.some((r) => r.status === "skip" && r.missingTrust)) return VERDICTS.CANNOT_JUDGE;
-  if (REQUIRED_PASS.some((id) => byId[id].status !== "pass")) return VERDICTS.FAILED;
   const anchor = byId.H5.status;
   if (anchor === "pass") return VERDICTS.VERIFIED;
   if (offline && (anchor === "warn" || anchor === "skip")) return VERDICTS.VERIFIED_OFFLINE;
