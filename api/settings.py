@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pydantic import BaseModel, SecretStr
+from pydantic import BaseModel, ConfigDict, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATA_DIR = Path("~/.tiezheng")
@@ -17,6 +17,10 @@ DEFAULT_DATA_DIR = Path("~/.tiezheng")
 DEFAULT_UPLOAD_MAX_BYTES = 64 << 20
 #: Largest package accepted by POST /v1/verify; verify_package applies its own limits inside.
 DEFAULT_VERIFY_MAX_BYTES = 256 << 20
+#: POST /v1/verify needs no key: how many verifications run at once (more get 503 with Retry-After)...
+DEFAULT_VERIFY_CONCURRENCY = 2
+#: ...and how long one may run before its worker process is stopped (503 verification_timeout).
+DEFAULT_VERIFY_TIMEOUT_SECONDS = 60.0
 #: Per-key token bucket: sustained rate and burst. In memory, per process (the embedded default).
 DEFAULT_RATE_PER_SECOND = 20.0
 DEFAULT_RATE_BURST = 100
@@ -27,6 +31,23 @@ class TSAConfig(BaseModel):
     url: str
     #: PEM file with the TSA's trusted root(s) (and, optionally, its chain to embed beside tokens).
     roots_file: Path
+
+
+class Qualifications(BaseModel):
+    """Filings and certifications the operator declares. Every manifest and the trust file carry them;
+    the verifier shows them as declarations it cannot check. ``TIEZHENG_QUALIFICATIONS`` is JSON, e.g.
+    ``{"icp_filing": "京ICP备…号", "cac_blockchain_filing": "京网信备…号",
+    "security_certification": "…", "data_centre": "…"}``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    icp_filing: str | None = None
+    cac_blockchain_filing: str | None = None
+    security_certification: str | None = None
+    data_centre: str | None = None
+
+    def declared(self) -> dict[str, str]:
+        return {key: value for key, value in self.model_dump().items() if value}
 
 
 class Settings(BaseSettings):
@@ -52,12 +73,18 @@ class Settings(BaseSettings):
     batch_max_items: int = 100_000
     batch_max_age_seconds: float = 60.0
     operator_name: str = "Tiezheng local operator"
+    #: The operator's filings and certifications (JSON; see Qualifications).
+    qualifications: Qualifications = Qualifications()
+    #: ``host`` or ``host:port`` of an NTP server the pre-capture clean check compares the clock with.
+    ntp_server: str | None = None
 
     # -- the service (api/) --
     host: str = "127.0.0.1"
     port: int = 8000
     upload_max_bytes: int = DEFAULT_UPLOAD_MAX_BYTES
     verify_max_bytes: int = DEFAULT_VERIFY_MAX_BYTES
+    verify_concurrency: int = DEFAULT_VERIFY_CONCURRENCY
+    verify_timeout_seconds: float = DEFAULT_VERIFY_TIMEOUT_SECONDS
     rate_per_second: float = DEFAULT_RATE_PER_SECOND
     rate_burst: int = DEFAULT_RATE_BURST
     #: Threads running capture jobs in the service process.

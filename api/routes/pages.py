@@ -9,8 +9,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from api.deps import StateDep
 from api.i18n import COOKIE, language, strings
 from api.reports import renderers_available
+from api.state import TRUST_PATH
 from verifier import __version__
 
 router = APIRouter(include_in_schema=False)
@@ -25,8 +27,6 @@ CSP = ("default-src 'self'; img-src 'self' blob: data:; script-src 'self'; style
 
 #: The in-browser verifier, built from verifier/browser by `make setup` (never committed).
 BROWSER_DIST = Path(__file__).resolve().parents[2] / "verifier" / "browser" / "dist"
-#: Where the page loads the operator's published trust from (same origin).
-TRUST_URL = "/.well-known/tiezheng/trust.toml"
 NOT_BUILT = "the in-browser verifier is not built: run `make setup` (it needs node and npm)"
 
 
@@ -75,12 +75,13 @@ def home() -> RedirectResponse:
 
 
 @router.get("/verify", response_class=HTMLResponse)
-def verify_page(request: Request, rpc: str | None = None) -> HTMLResponse:
-    """The in-browser verifier: the package is checked in the reader's browser and never uploaded."""
+def verify_page(request: Request, state: StateDep, rpc: str | None = None) -> HTMLResponse:
+    """The in-browser verifier: the package is checked in the reader's browser and never uploaded.
+    The published trust's digest is shown so counsel can compare it with the file they load."""
     origin = rpc_origin(rpc)
     return _page(request, "verify.html", "verify", csp=verify_csp(origin),
-                 built=(BROWSER_DIST / "verifier.js").is_file(), trust_url=TRUST_URL,
-                 rpc=rpc if origin else "")
+                 built=(BROWSER_DIST / "verifier.js").is_file(), trust_path=TRUST_PATH,
+                 trust_sha256=state.published_trust().sha256, rpc=rpc if origin else "")
 
 
 def _built(name: str, media_type: str, **headers: str) -> Response:

@@ -69,11 +69,14 @@ def check_timestamp(ctx: Context) -> Outcome:
     results = ctx.timestamp_results
     if not results:
         raise VerificationError("the package carries no RFC 3161 timestamp (proof/timestamp-<n>.tsr)")
-    if not ctx.trust.tsas:
-        return Status.FAIL, "no TSA is trusted by the trust configuration (give one with --trust)"
     valid = ctx.valid_timestamps
     errors = [f"{name.removeprefix('proof/')}: {r}" for name, r in results if isinstance(r, TiezhengError)]
     if not valid:
+        untrusted = ctx.untrusted_timestamps
+        if untrusted:
+            # Valid up to a root the package carries: only trust in that root is missing.
+            _, info, root = untrusted[0]
+            raise ctx.lack_trust("H4", f"the root of TSA '{info.tsa_name}' ({root.subject.rfc4514_string()})")
         return Status.FAIL, _listing(errors)
     ctx.facts["timestamps"] = [
         {"file": v.name, "tsa": v.info.tsa_name, "trusted_as": v.tsa.name,
@@ -109,7 +112,7 @@ def check_anchor(ctx: Context) -> Outcome:
                            "tx_hash": anchor.record["tx_hash"], "block_number": anchor.block_number,
                            "block_hash": anchor.block_hash, "block_time": anchor.block_time.isoformat()}
     if chain is None:
-        return Status.FAIL, f"{where}: chain {anchor.chain_id} is not in the trust configuration"
+        raise ctx.lack_trust("H5", f"chain {anchor.chain_id} (where {where} anchors the root)")
     if chain.development:
         ctx.flag_development(f"chain '{chain.name}' ({chain.chain_id}) is a development chain")
     if ctx.chain is None:

@@ -6,13 +6,26 @@ import { verifyPackage } from "./verify.js";
 import { loadDefaultTrust, userTrust } from "./trust.js";
 import { STRINGS } from "./strings.js";
 
+// Every character that controls a terminal or a layout instead of showing as a glyph (controls,
+// ESC/CSI/OSC, bidi embeddings, overrides and isolates, zero-width and line separators, lone
+// surrogates) is shown as a visible code: that a package carried one is itself a finding.
+const HIDDEN = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Cs}]/gu;
+export function displayText(value) {
+  return String(value).replace(HIDDEN, (c) => {
+    const point = c.codePointAt(0);
+    if (point < 0x100) return `\\x${point.toString(16).padStart(2, "0")}`;
+    if (point < 0x10000) return `\\u${point.toString(16).padStart(4, "0")}`;
+    return `\\U${point.toString(16).padStart(8, "0")}`;
+  });
+}
+
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) {
-    if (k === "text") node.textContent = v;
+    if (k === "text") node.textContent = displayText(v);
     else node.setAttribute(k, v);
   }
-  for (const c of children) if (c !== null && c !== undefined) node.append(c);
+  for (const c of children) if (c !== null && c !== undefined) node.append(typeof c === "string" ? displayText(c) : c);
   return node;
 }
 
@@ -48,7 +61,7 @@ export function mount(root) {
       }
     });
     const trustLine = el("p", { id: "tz-trust-status", class: "tz-muted" });
-    trustLine.textContent = trustHash ? `${t("trust_used")}: ${trustSource} · SHA-256 ${trustHash}` : t("no_trust");
+    trustLine.textContent = displayText(trustHash ? `${t("trust_used")}: ${trustSource} · SHA-256 ${trustHash}` : t("no_trust"));
     const header = el("header", { class: "tz-head" }, el("h1", { text: t("title") }), langButton);
     const controls = el("section", { class: "tz-controls" },
       el("p", { class: "tz-intro", text: t("intro") }),
@@ -85,12 +98,12 @@ export function mount(root) {
     try {
       const loaded = await userTrust(bytes, source);
       trust = loaded.trust; trustHash = loaded.sha256; trustSource = source;
-      line.textContent = `${t("trust_used")}: ${source} · SHA-256 ${trustHash}`;
+      line.textContent = displayText(`${t("trust_used")}: ${source} · SHA-256 ${trustHash}`);
       line.dataset.sha256 = trustHash;
       if (lastFile) await run(lastFile);
     } catch (e) {
       trust = null; trustHash = null;
-      line.textContent = `${t("trust_error")}: ${e.message}`;
+      line.textContent = displayText(`${t("trust_error")}: ${e.message}`);
     }
   }
 
@@ -101,7 +114,7 @@ export function mount(root) {
       if (!response.ok) throw new Error(`HTTP ${response.status}`);
       await setTrust(new Uint8Array(await response.arrayBuffer()), root.dataset.trustUrl);
     } catch (e) {
-      root.querySelector("#tz-trust-status").textContent = `${t("trust_error")}: ${e.message}`;
+      root.querySelector("#tz-trust-status").textContent = displayText(`${t("trust_error")}: ${e.message}`);
     }
   }
 
@@ -112,7 +125,7 @@ export function mount(root) {
       // Never a silent page: an unexpected error is shown as one line.
       const progress = root.querySelector("#tz-progress");
       progress.hidden = false;
-      progress.textContent = `${t("internal_error")}: ${e && e.message ? e.message : e}`;
+      progress.textContent = displayText(`${t("internal_error")}: ${e && e.message ? e.message : e}`);
     }
   }
 
