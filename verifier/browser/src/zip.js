@@ -11,12 +11,16 @@ import { Unusable, CheckFailure } from "./errors.js";
 export const MAX_PACKAGE_BYTES = 1 << 30; // what a browser tab can hold; the CLI allows more
 export const MAX_FILES = 10_000;
 export const MAX_ENTRY_BYTES = 2 ** 31;
-export const MAX_TOTAL_BYTES = 2 ** 33;
+export const MAX_TOTAL_BYTES = 2 ** 30; // inflation per package: also what one browser tab can hold
 export const MAX_COMPRESSION_RATIO = 200;
 export const RATIO_EXEMPT_BYTES = 1 << 20;
 export const MAX_NAME_LENGTH = 255;
 const EOCD = 0x06054b50, CENTRAL = 0x02014b50, LOCAL = 0x04034b50, DESCRIPTOR = 0x08074b50;
 const SAFE_SEGMENT = /^[A-Za-z0-9._-]+$/;
+// Flags a package may use: deflate options, data descriptor, UTF-8 names. Anything else is unread meaning.
+const ALLOWED_FLAGS = 0x0002 | 0x0004 | 0x0008 | 0x0800;
+// Info-ZIP Unicode path and comment extras: some readers apply them, others do not (two readings).
+const UNICODE_EXTRAS = new Set([0x7075, 0x6375]);
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
 const CRC_TABLE = (() => {
@@ -78,6 +82,7 @@ export function openZip(bytes) {
   if (bytes.length < 22) throw new Unusable("not a zip file: too short");
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const end = findEnd(bytes, view);
+  if (view.getUint16(end + 20, true) !== 0) throw new Unusable("the zip comment is not empty; a package carries none");
   const disk = view.getUint16(end + 4, true), cdDisk = view.getUint16(end + 6, true);
   const onDisk = view.getUint16(end + 8, true), count = view.getUint16(end + 10, true);
   const cdSize = view.getUint32(end + 12, true), cdOffset = view.getUint32(end + 16, true);
@@ -101,6 +106,12 @@ export function openZip(bytes) {
     const next = at + 46 + nameLength + extraLength + commentLength;
     if (next > end) throw new Unusable("damaged zip file: central directory runs past its end");
     const rawName = bytes.subarray(at + 46, at + 46 + nameLength);
+    const where = `entry ${JSON.stringify(entryNameForMessage(rawName))}`;
+    if (commentLength) throw new Unusable(`${where} has a comment; a package carries none`);
+    checkExtras(view, at + 46 + nameLength, extraLength, where);
+    if (flags & ~ALLOWED_FLAGS) throw new Unusable(`${where} uses zip flags 0x${flags.toString(16).padStart(4, "0")}, which this verifier does not read`);
+    if (method === 0 && flags & 0x8) throw new Unusable(`${where} is stored with a data descriptor, which streaming readers cannot delimit`);
+    const time = view.getUint32(at + 12, true);
     const big = [size, csize, offset].filter((v) => v === 0xffffffff).length;
     if (big) {
       const values = zip64Values(view, at + 46 + nameLength, extraLength, big);
@@ -110,7 +121,11 @@ export function openZip(bytes) {
     }
     const name = entryName(rawName, flags);
     at = next;
-    const record = { name, rawName, flags, method, crc, csize, size, offset, isDir: name.endsWith("/") };
+    const record = { name, rawName, flags, method, crc, csize, size, offset, time, isDir: name.endsWith("/") };
+    const unixMode = (externalAttr >>> 16) & 0o170000;
+    if (!record.isDir && (externalAttr & 0x10 || unixMode === 0o040000)) {
+      throw new Unusable(`${where} is marked as a directory but named as a file`);
+    }
     records.push(record);
     if (record.isDir) {
       if (size !== 0 || csize > 2) throw new Unusable(`directory entry ${JSON.stringify(name)} carries data`);
@@ -147,7 +162,8 @@ function tileLocalHeaders(bytes, view, records, cdOffset) {
     const flags = view.getUint16(at + 6, true), method = view.getUint16(at + 8, true);
     const nameLength = view.getUint16(at + 26, true), extraLength = view.getUint16(at + 28, true);
     const localName = bytes.subarray(at + 30, at + 30 + nameLength);
-    if (method !== r.method || (flags & ~0x8) !== (r.flags & ~0x8) || !sameBytes(localName, r.rawName)) {
+    checkExtras(view, at + 30 + nameLength, extraLength, `entry ${JSON.stringify(r.name)} (local header)`);
+    if (method !== r.method || flags !== r.flags || view.getUint32(at + 10, true) !== r.time || !sameBytes(localName, r.rawName)) {
       throw new Unusable(`local and central headers of ${JSON.stringify(r.name)} disagree`);
     }
     if (!(flags & 0x8)) {
@@ -177,6 +193,26 @@ function skipDescriptor(view, at, r, limit) {
     throw new Unusable(`data descriptor of ${JSON.stringify(r.name)} disagrees with the central directory`);
   }
   return base + 12;
+}
+
+function entryNameForMessage(raw) {
+  return String.fromCharCode(...raw.subarray(0, 80)).replace(/[^\x20-\x7e]/g, "?");
+}
+
+// Extra fields must parse exactly, appear once each, and not rename the entry.
+function checkExtras(view, start, length, where) {
+  const seen = new Set();
+  let at = start;
+  const end = start + length;
+  while (at < end) {
+    if (at + 4 > end) throw new Unusable(`${where}: malformed extra field`);
+    const id = view.getUint16(at, true), size = view.getUint16(at + 2, true);
+    if (at + 4 + size > end) throw new Unusable(`${where}: malformed extra field`);
+    if (seen.has(id)) throw new Unusable(`${where}: extra field 0x${id.toString(16).padStart(4, "0")} appears twice`);
+    if (UNICODE_EXTRAS.has(id)) throw new Unusable(`${where}: carries an Info-ZIP Unicode name or comment, which readers apply differently`);
+    seen.add(id);
+    at += 4 + size;
+  }
 }
 
 // ZIP64 extra field (0x0001): the 64-bit values of whichever header fields hold 0xFFFFFFFF, in order.
