@@ -8,6 +8,7 @@ English and Chinese) go to $TIEZHENG_SCREENSHOTS when set, else to the test's tm
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -112,3 +113,17 @@ def test_web_capture_agrees_with_cli(web_server: Server, chromium: Any, sample_s
         problems += mismatches(name, cli_report(path, trust), page.verify(path, trust))
     assert problems == [], "\n".join(problems)
     assert page.verify(broken_log, trust).statuses["P1"] == "fail"
+
+
+def test_page_loads_the_operators_published_trust(web_server: Server, chromium: Any) -> None:
+    """One click loads /.well-known/tiezheng/trust.toml; the page shows the SHA-256 the service publishes."""
+    published = httpx.get(f"{web_server.url}/.well-known/tiezheng/trust.toml", timeout=30)
+    assert published.status_code == 200
+    page = open_page(chromium, f"{web_server.url}/verify")
+    page.page.click("#tz-operator-trust")
+    page.page.wait_for_selector("#tz-trust-status[data-sha256]")
+    shown = page.page.get_attribute("#tz-trust-status", "data-sha256")
+    assert shown == hashlib.sha256(published.content).hexdigest() == page.page.inner_text("#trust-sha256")
+    # The samples were sealed by another operator: with this trust the page cannot judge them.
+    page.page.set_input_files("#tz-package", str(GOOD))
+    assert page.page.wait_for_selector("#tz-verdict").get_attribute("data-verdict") == "cannot judge"
