@@ -5,10 +5,11 @@ A new API key is printed once, when it is made, and never again: only its HMAC i
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -154,10 +155,24 @@ def serve(host: Annotated[str | None, typer.Option(help="Address to listen on [d
     import uvicorn
 
     from api.main import create_app
+    from api.security import SecretsFilter
 
     settings = _settings(data_dir)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(SecretsFilter())
     app = create_app(settings, seal=seal)
     # One process: the rate limiter and worker pool are in-process (see api/main.py).
     uvicorn.run(app, host=host or settings.host, port=port or settings.port, log_level="info",
-                timeout_graceful_shutdown=10)
+                timeout_graceful_shutdown=10, log_config=_uvicorn_logging())
+
+
+def _uvicorn_logging() -> dict[str, Any]:
+    """uvicorn's own logging, with keys masked on every handler (access lines carry query strings)."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["filters"] = {"secrets": {"()": "api.security.SecretsFilter"}}
+    for handler in config["handlers"].values():
+        handler["filters"] = ["secrets"]
+    return config

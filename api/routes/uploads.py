@@ -33,7 +33,7 @@ async def upload(request: Request, who: CurrentUser, state: StateDep) -> Any:
     The body streams to disk; over ``TIEZHENG_UPLOAD_MAX_BYTES`` it is refused with 413. The answer
     comes after the package, its row and its sealing entry are committed.
     """
-    form = await receive_form(request, workdir=state.settings.tmp_dir, limit=state.settings.upload_max_bytes)
+    form = await receive_form(request, workdir=state.scratch, limit=state.settings.upload_max_bytes)
     try:
         note = form.fields.get("note", "")
         if len(note) > MAX_NOTE_CHARS:

@@ -34,7 +34,7 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 async def _received(request: Request, state: ServiceState) -> ReceivedForm:
-    return await receive_form(request, workdir=state.settings.tmp_dir, limit=state.settings.verify_max_bytes)
+    return await receive_form(request, workdir=state.scratch, limit=state.settings.verify_max_bytes)
 
 
 @router.post("", name="verify", summary="Verify a package (no key needed)", openapi_extra=VERIFY_BODY, responses={
