@@ -15,6 +15,7 @@ versions (or library use of evidence/) left in the system temp dir under our own
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import fcntl
 import logging
@@ -71,7 +72,8 @@ def claim(settings: Settings) -> Path:
         folder.mkdir(mode=0o700)
         _claims[root] = (fd, folder)
         tempfile.tempdir = str(folder)
-        return folder
+    atexit.register(release, settings)  # a clean exit tidies up at once; a crash leaves it to the sweeper
+    return folder
 
 
 def release(settings: Settings) -> None:
@@ -96,7 +98,9 @@ def sweep(settings: Settings, *, now: float | None = None) -> list[Path]:
     root = settings.tmp_dir
     if root.is_dir():
         removed += _sweep_process_folders(root, now)
-        removed += [p for p in root.iterdir() if not p.name.startswith((PROCESS_PREFIX, "."))
+        # Process folders go by their lock; anything else here (a download's copy, a lock file whose
+        # process died before it was named) goes when stale.
+        removed += [p for p in root.iterdir() if not p.name.startswith(PROCESS_PREFIX)
                     and _stale(p, now) and _remove(p)]
     for folder in (settings.packages_dir, settings.blobs_dir, settings.reports_dir, settings.root):
         if folder.is_dir():

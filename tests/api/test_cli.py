@@ -44,7 +44,10 @@ def test_upload_seal_verify_export(data_dir: Path, tmp_path: Path) -> None:
 
     sealed = [json.loads(line) for line in tiezheng(data_dir, "seal", "--json").stdout.splitlines()]
     assert sealed == [{**uploaded, "status": "sealed"}]
+    stopped = json.loads(tiezheng(data_dir, "chain", "status", "--json").stdout)
+    assert stopped["rpc_url"] is None  # seal stopped the devnet it had started; its state is kept
 
+    tiezheng(data_dir, "chain", "up")
     chain = json.loads(tiezheng(data_dir, "chain", "status", "--json").stdout)
     assert chain["chain_id"] == 31337 and chain["block"] >= 1 and chain["rpc_url"].startswith("http://127.0.0.1:")
 
