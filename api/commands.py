@@ -207,7 +207,7 @@ def chain_up(data_dir: DataDir = None) -> None:
     from anchor.devnet import Devnet
 
     url = Devnet(_settings(data_dir).root).start()
-    console.print(f"devnet running at {url}")
+    console.print(f"devnet running at {url}; it keeps running until `tiezheng chain down`")
 
 
 @chain_app.command("down")
