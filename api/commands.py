@@ -59,19 +59,20 @@ def _item_json(evidence_id: str, fingerprint: str, package: Path, status: str) -
 
 
 @app.command()
-def upload(files: Annotated[list[Path], typer.Argument(help="Files to seal as one evidence item.")],
+def upload(files: Annotated[list[Path], typer.Argument(metavar="FILES...", help="Files to seal as one evidence item.")],
            note: Annotated[str, typer.Option(help="A note stored in the manifest.")] = "",
            data_dir: DataDir = None, as_json: JsonFlag = False) -> None:
     """Make an upload evidence package of existing files and queue it for sealing."""
-    from api.services import operator_for, queue_for_sealing
-    from evidence.manifest import Requester
-    from evidence.upload import build_upload
-
     files = [input_file(file) for file in files]
-    settings = _settings(data_dir)
-    built = build_upload(files, packages_dir=settings.packages_dir, operator=operator_for(settings),
-                         requester=Requester.local(), note=note)
-    queue_for_sealing(settings, built.evidence_id, built.fingerprint, built.path)
+    with errors.status(f"packaging {len(files)} file(s)…", spinner="dots"):
+        from api.services import operator_for, queue_for_sealing
+        from evidence.manifest import Requester
+        from evidence.upload import build_upload
+
+        settings = _settings(data_dir)
+        built = build_upload(files, packages_dir=settings.packages_dir, operator=operator_for(settings),
+                             requester=Requester.local(), note=note)
+        queue_for_sealing(settings, built.evidence_id, built.fingerprint, built.path)
     if as_json:
         print(_item_json(built.evidence_id, built.fingerprint.hex(), built.path, "pending"))
     else:
@@ -82,11 +83,13 @@ def upload(files: Annotated[list[Path], typer.Argument(help="Files to seal as on
 @app.command()
 def seal(data_dir: DataDir = None, as_json: JsonFlag = False) -> None:
     """Seal everything pending now: batch, timestamp, anchor, attach proofs."""
-    from anchor.sealer import items_in
-    from anchor.store import ItemState
-    from api.services import engine_for, make_sealer, sealing_services
+    # The spinner shows before the chain libraries load (seconds on a cold start), naming each step.
+    with errors.status("loading the sealing tools…", spinner="dots") as step:
+        from anchor.sealer import items_in
+        from anchor.store import ItemState
+        from api.services import engine_for, make_sealer, sealing_services
 
-    with errors.status("opening the data dir…", spinner="dots") as step:
+        step.update("opening the data dir…")
         settings = _settings(data_dir)
         engine = engine_for(settings)
         pending_before = items_in(engine, [ItemState.PENDING, ItemState.BATCHED])
@@ -96,7 +99,7 @@ def seal(data_dir: DataDir = None, as_json: JsonFlag = False) -> None:
             step.update(f"sealing {pending_before} item(s): Merkle batch, RFC 3161 timestamp, anchor…")
             sealer = make_sealer(settings, engine, running)
             batches = sealer.run_once(force=True)
-            step.update("stopping the devnet…")
+            step.update("finishing: stopping what this command started…")
     _report_sealed(engine, batches, as_json)
     left = items_in(engine, [ItemState.PENDING, ItemState.BATCHED])
     if left:
@@ -256,9 +259,11 @@ def tsa_serve(port: Annotated[int, typer.Option(help="Loopback port (0: any free
 @app.command()
 def demo(data_dir: DataDir = None) -> None:
     """The main job on embedded defaults: make evidence from the samples, seal it, verify it."""
-    from api.demo import run_demo
+    with errors.status("loading the capture and sealing tools…", spinner="dots"):
+        from api.demo import run_demo
 
-    raise typer.Exit(run_demo(_settings(data_dir), console))
+        settings = _settings(data_dir)
+    raise typer.Exit(run_demo(settings, console))
 
 
 app.command()(serve)
