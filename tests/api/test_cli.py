@@ -93,8 +93,11 @@ def test_capture_seal_verify(data_dir: Path) -> None:
     ok = [r for r in records if r["status"] == "pending"]
     failed = [r for r in records if r["status"] == "failed"]
     assert len(ok) == 1 and len(failed) == 1 and "404" in failed[0]["error"]
+    assert "--accept-error-status" in failed[0]["error"] and "accept_error_status" not in failed[0]["error"]
     blocked = tiezheng(data_dir, "capture", "http://127.0.0.1:9/", check=False)
-    assert blocked.returncode == 1 and "private" in (blocked.stdout + blocked.stderr).lower()
+    said = blocked.stdout + blocked.stderr
+    assert blocked.returncode == 1 and "private" in said.lower()
+    assert "--allow-private" in said and "allow_private" not in said  # messages name flags, not settings
 
     tiezheng(data_dir, "seal")
     verified = json.loads(tiezheng(data_dir, "verify", ok[0]["package"], "--json").stdout)
