@@ -24,6 +24,7 @@ from api import crud
 from api.blobs import BlobBackend, blob_store
 from api.db import open_database
 from api.models import ApiKey, Evidence, EvidenceKind, Tenant
+from api.security import hide_server_paths
 from api.services import operator_for
 from api.settings import Settings, load_settings
 from evidence.manifest import Requester
@@ -152,6 +153,7 @@ def capture_job(row_id: str, settings: Settings | None = None) -> str:
 
 
 def _fail(engine: Engine, row_id: str, tenant_id: int, reason: str) -> str:
+    reason = hide_server_paths(reason)  # the tenant reads it: a browser or disk error may name host paths
     with Session(engine) as session:
         crud.fail_evidence(session, row_id=row_id, error=reason)
         crud.record_audit(session, action="evidence.failed", actor="worker", tenant_id=tenant_id, target=row_id,

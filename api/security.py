@@ -97,6 +97,15 @@ def secret_file(settings: Settings) -> Path:
     return settings.root / "keys" / "api-key-secret"
 
 
+#: An absolute file path of two or more parts (not a URL's path, not an API route): never shown to clients.
+_SERVER_PATH = re.compile(r"(?<![\w:/.~=?&#-])/(?!v1/)(?:[\w.@+%=-]+/)+[\w.@+%=-]*")
+
+
+def hide_server_paths(text: str) -> str:
+    """``text`` with file paths on this server replaced: errors shown to API clients must not map the host."""
+    return _SERVER_PATH.sub("[path on the server]", text)
+
+
 def redact_secrets(text: str) -> str:
     """``text`` with every key-like token and every key query parameter's value masked."""
     return _KEY_QUERY_VALUE.sub(r"\1***", _KEY_ANYWHERE.sub(f"{KEY_PREFIX}_***", text))

@@ -47,3 +47,14 @@ def test_keys_are_masked_in_any_text() -> None:
     assert redact_secrets("/v1/evidence?TOKEN=abc") == "/v1/evidence?TOKEN=***"
     assert key_in_query(f"q={token}".encode()) and key_in_query(b"Api_Key=") and key_in_query(b"x=1&token=z")
     assert not key_in_query(b"q=catalogue&page=2&status=sealed") and not key_in_query(b"")
+
+
+def test_server_paths_are_hidden_but_urls_and_routes_stay() -> None:
+    from api.security import hide_server_paths
+
+    assert hide_server_paths("[Errno 28] No space left on device: '/srv/data/packages/x.wacz'") == (
+        "[Errno 28] No space left on device: '[path on the server]'")
+    assert hide_server_paths("cannot start /root/.cache/ms-playwright/chrome (exit 1)") == (
+        "cannot start [path on the server] (exit 1)")
+    for kept in ("see https://example.com/a/b?c=/d/e&x=/y/z", "POST /v1/verify", "a 4xx/5xx page", "20/s"):
+        assert hide_server_paths(kept) == kept
