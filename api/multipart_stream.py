@@ -15,7 +15,6 @@ import logging
 import re
 import shutil
 import tempfile
-import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -34,7 +33,7 @@ FRAMING_ALLOWANCE = 64 << 10
 DRAIN_MAX_BYTES = 16 << 20
 MAX_FIELD_BYTES = 8 << 10
 MAX_PARTS = 200
-#: Characters of a sender's file name kept (for the manifest); the name on disk is always short.
+#: Characters of a sender's file name kept, as sent (for the manifest); the name on disk is always ours.
 MAX_FILENAME_CHARS = 1000
 #: RFC 2046 section 5.1.1: a boundary is 1 to 70 characters from this set, not ending in a space.
 MAX_BOUNDARY_CHARS = 70
@@ -57,14 +56,6 @@ class ReceivedForm:
 
     def discard(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
-
-
-def safe_filename(raw: str) -> str:
-    """The last path component, without control characters, trimmed; ``file`` when nothing is left."""
-    name = raw.replace("\\", "/").rsplit("/", 1)[-1]
-    name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C").strip().strip(".")
-    name = re.sub(r"\s+", " ", name)[:MAX_FILENAME_CHARS]
-    return name or "file"
 
 
 def bad_multipart(reason: str) -> ApiError:
@@ -126,8 +117,8 @@ class _Parts:
             index = len(self.form.files)
             folder = self.form.folder / str(index)
             folder.mkdir()
-            # The name on disk is ours; the sender's (cleaned) is kept for the manifest only.
-            self.current = ReceivedFile(field=name, filename=safe_filename(original), path=folder / "content")
+            # The name on disk is ours; the sender's, as sent, is kept for the manifest only.
+            self.current = ReceivedFile(field=name, filename=original[:MAX_FILENAME_CHARS], path=folder / "content")
             self.sink = self.current.path.open("wb")
             self.form.files.append(self.current)
         else:
