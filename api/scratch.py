@@ -41,9 +41,10 @@ ORPHAN_SECONDS = 60
 SWEEP_INTERVAL_SECONDS = 10 * 60
 #: Where Python's temp dir pointed before any claim: work dirs of older runs may sit there.
 SYSTEM_TEMP = Path(tempfile.gettempdir())
-#: Prefixes of the work dirs evidence/ and verifier/ make with tempfile.
-SYSTEM_PREFIXES = ("tiezheng-upload-", "tiezheng-capture-", "tiezheng-cdx-", "tiezheng-recorder-",
-                   "tiezheng-rewrite-")
+#: Prefixes of the work dirs evidence/ and verifier/ make with tempfile for one operation each. Not
+#: ``tiezheng-recorder-``: a warm browser's key folder is written once and then lives, idle, as long
+#: as the browser (hours, in a capture worker that keeps its temp files in the system temp dir).
+SYSTEM_PREFIXES = ("tiezheng-upload-", "tiezheng-capture-", "tiezheng-cdx-", "tiezheng-rewrite-")
 #: Temp names written beside their final file: packages, blobs, PDF certificates, devnet state.
 SIBLING_PATTERNS = (".*.tmp", ".blob.*", ".cert.*", ".package.*")
 
