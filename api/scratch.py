@@ -38,7 +38,6 @@ LOCK_SUFFIX = ".lock"
 STALE_SECONDS = 30 * 60
 #: A process folder whose lock file is gone is an orphan once this old (its lock comes first).
 ORPHAN_SECONDS = 60
-SWEEP_INTERVAL_SECONDS = 10 * 60
 #: Where Python's temp dir pointed before any claim: work dirs of older runs may sit there.
 SYSTEM_TEMP = Path(tempfile.gettempdir())
 #: Prefixes of the work dirs evidence/ and verifier/ make with tempfile for one operation each. Not
@@ -198,10 +197,10 @@ def _remove(path: Path) -> bool:
 
 
 class Sweeper:
-    """Sweeps at start and then every ``interval`` seconds in a daemon thread, until stopped."""
+    """Sweeps at start and then every ``sweep_interval_seconds`` in a daemon thread, until stopped."""
 
-    def __init__(self, settings: Settings, interval: float = SWEEP_INTERVAL_SECONDS) -> None:
-        self.settings, self.interval = settings, interval
+    def __init__(self, settings: Settings) -> None:
+        self.settings, self.interval = settings, settings.sweep_interval_seconds
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="tiezheng-sweeper", daemon=True)
 

@@ -71,6 +71,8 @@ class Settings(BaseSettings):
     capture_allow_private: bool = False
     #: Redis for the capture queue (Dramatiq). Unset: captures run in the service's own threads.
     redis_url: str | None = None
+    #: How often the service removes temp files that no live process owns (api/scratch.py).
+    sweep_interval_seconds: float = 600.0
 
     @property
     def root(self) -> Path:

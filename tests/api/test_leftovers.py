@@ -116,6 +116,19 @@ def test_a_server_killed_mid_upload_leaves_nothing_after_the_next_start(service:
         subprocess.run(["rm", "-rf", str(fresh_work), str(stale_work)], check=False)
 
 
+@pytest.fixture()
+def quick_sweeper(anvil: Path, tmp_path: Path) -> Iterator[Server]:
+    yield from start_server(tmp_path, "sqlite", TIEZHENG_SWEEP_INTERVAL_SECONDS="0.5")
+
+
+def test_the_service_sweeps_periodically(quick_sweeper: Server) -> None:
+    stale = _plant(quick_sweeper.data_dir / "packages" / ".20260101T000000Z-z.wacz.0a1b2c.tmp", age=STALE)
+    orphan = quick_sweeper.data_dir / "tmp" / "proc-999999999-deadbeef"  # a folder whose lock file is gone
+    _plant(orphan, age=STALE, folder=True)
+    _wait(lambda: not stale.exists() and not orphan.exists(), "swept while the service runs")
+    assert quick_sweeper.process is not None and quick_sweeper.process.poll() is None
+
+
 def test_serve_stops_the_devnet_it_started_even_after_a_crash(service: Server) -> None:
     def devnet() -> dict[str, Any]:
         return dict(json.loads(service.cli("chain", "status", "--json").stdout))
