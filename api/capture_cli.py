@@ -118,6 +118,8 @@ def _capture_all(targets: list[str], settings: Settings, progress: Progress, tas
         raise UserError(in_flags(message), "see `tiezheng capture --help`") from None
 
     def done(result: CaptureResult) -> None:
+        if result.error is not None:  # messages name this CLI's flags (the evidence code names its options)
+            result = dataclasses.replace(result, error=in_flags(result.error))
         # Queue each package the moment it exists: a crash later loses nothing already captured.
         if result.package is not None:
             queue_for_sealing(settings, result.package.evidence_id, result.package.fingerprint, result.package.path)
@@ -144,9 +146,7 @@ def _capture_all(targets: list[str], settings: Settings, progress: Progress, tas
         finally:
             await browser.close()
 
-    results = asyncio.run(run())
-    # Messages of failed captures name this CLI's flags (the evidence code names its options).
-    return [r if r.error is None else dataclasses.replace(r, error=in_flags(r.error)) for r in results]
+    return asyncio.run(run())
 
 
 def _is_number(text: str) -> bool:
