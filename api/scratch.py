@@ -116,7 +116,8 @@ def sweep(settings: Settings, *, now: float | None = None) -> list[Path]:
 
 def _sweep_process_folders(root: Path, now: float) -> list[Path]:
     removed: list[Path] = []
-    own = {folder for _, folder in _claims.values()}
+    with _claims_lock:
+        own = {folder for _, folder in _claims.values()}
     for lock in root.glob(f"{PROCESS_PREFIX}*{LOCK_SUFFIX}"):
         folder = lock.with_name(lock.name.removesuffix(LOCK_SUFFIX))
         if folder in own or not _owner_gone(lock):
