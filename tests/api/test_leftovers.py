@@ -144,3 +144,30 @@ def test_serve_stops_the_devnet_it_started_even_after_a_crash(service: Server) -
     service.start()
     service.stop()
     assert devnet()["rpc_url"] is not None
+
+
+def test_a_killed_cli_upload_leaves_nothing_after_the_next_command(tmp_path: Path) -> None:
+    """`tiezheng upload` SIGKILLed while packaging: its copies go at the next writing command's start."""
+    big = tmp_path / "big.bin"
+    with big.open("wb") as out:
+        for _ in range(64):
+            out.write(os.urandom(1 << 20))
+    data = tmp_path / "data"
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("TIEZHENG_")}, "TIEZHENG_DATA_DIR": str(data)}
+    tiezheng = str(Path(sys.executable).parent / "tiezheng")
+    upload = subprocess.Popen([tiezheng, "upload", str(big)], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    work = data / "tmp"
+    try:
+        _wait(lambda: any(p.stat().st_size > 0 for p in work.glob("proc-*/tiezheng-upload-*/*")), "packaging")
+    finally:
+        upload.send_signal(signal.SIGKILL)
+        upload.wait()
+    assert list(work.glob("proc-*/tiezheng-upload-*")), "the kill left nothing to clean: no test"
+    small = tmp_path / "small.txt"
+    small.write_text("next")
+    done = subprocess.run([tiezheng, "upload", str(small), "--json"], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert list(work.iterdir()) == []  # the dead upload's folder swept, the new one's released on exit
+    assert [p.name for p in (data / "packages").iterdir()] == [Path(json.loads(done.stdout)["package"]).name]
