@@ -89,7 +89,8 @@ def main() -> None:
     from verifier.errors import TiezhengError
 
     try:
-        app()
+        # Not click's standalone mode: its usage errors are a framed box of several lines, made one here.
+        code = app(standalone_mode=False)
     except UserError as exc:
         _fail(exc.line())
     except TiezhengError as exc:
@@ -103,6 +104,13 @@ def main() -> None:
     except KeyboardInterrupt:
         _fail("interrupted", 130)
     except Exception as exc:
+        usage = usage_error(exc)
+        if usage is not None:
+            if usage:
+                _fail(usage)
+            sys.exit(2)  # `tiezheng chain` alone: the help is shown already
+        if _is_named(exc, "Abort"):
+            _fail("interrupted", 130)
         database = describe_database_error(exc) if type(exc).__module__.startswith(("sqlalchemy", "sqlite3")) else None
         if database is not None:
             _fail(database)
@@ -110,3 +118,22 @@ def main() -> None:
         if os.environ.get("TIEZHENG_DEBUG"):
             raise
         _fail(f"internal error: {type(exc).__name__}: {exc} (please report it; TIEZHENG_DEBUG=1 shows the traceback)")
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _is_named(exc: BaseException, name: str) -> bool:
+    # By name: typer vendors click in some releases and uses click itself in others.
+    return any(cls.__name__ == name for cls in type(exc).__mro__)
+
+
+def usage_error(exc: BaseException) -> str | None:
+    """A command-line mistake (unknown option, missing argument, bad value) as one line with a hint;
+    "" when the help was printed already (a group run without a command); None for other errors."""
+    if not _is_named(exc, "UsageError"):
+        return None
+    if _is_named(exc, "NoArgsIsHelpError"):
+        return ""
+    ctx = getattr(exc, "ctx", None)
+    command = getattr(ctx, "command_path", None) or "tiezheng"
+    message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+    return f"{message} (see `{command} --help`)"

@@ -27,7 +27,8 @@ from api.worker_cli import worker_app
 
 plain_help_types()
 app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="Tiezheng (铁证): capture, seal and verify web evidence.")
+                  help="Tiezheng (铁证): capture, seal and verify web evidence.\n\n"
+                       "--data-dir and --json may come before the command or after it.")
 chain_app = typer.Typer(no_args_is_help=True, help="The embedded anvil devnet.")
 tsa_app = typer.Typer(no_args_is_help=True, help="The embedded development TSA.")
 trust_app = typer.Typer(no_args_is_help=True, help="Trust settings for tiezheng-verify.")
@@ -46,10 +47,7 @@ errors = Console(stderr=True)
 
 @app.callback()
 def global_options(data_dir: DataDir = None, as_json: JsonFlag = False) -> None:
-    """Tiezheng (铁证): capture, seal and verify web evidence.
-
-    --data-dir and --json may come before the command (tiezheng --data-dir X status) or after it.
-    """
+    """The options every command shares, given before the command's name."""
     apply_global_options(data_dir, as_json)
 
 

@@ -92,6 +92,10 @@ def test_user_errors_are_one_line_with_a_hint(tmp_path: Path, data_dir: Path) ->
         (["keys", "list", "acme", "--data-dir", typo], ["no data dir at"]),
         (["keys", "create", "acme", "--data-dir", typo], ["no data dir at"]),
         (["status", "--data-dir", folder], ["holds no Tiezheng database"]),
+        (["status", "--bogus"], ["No such option: --bogus", "see `tiezheng status --help`"]),
+        (["capture", "https://example.com", "--concurrency", "many"], ["'--concurrency'", "tiezheng capture --help"]),
+        (["upload"], ["Missing argument 'FILES...'"]),
+        (["bogus"], ["No such command 'bogus'", "see `tiezheng --help`"]),
     ]
     for argv, expected in cases:
         one_line_error(run(*argv, "--data-dir", data_dir) if "--data-dir" not in argv else run(*argv), *expected)
