@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -127,9 +128,9 @@ def sealing_services(settings: Settings, *, keep_devnet: bool = True) -> Iterato
                                 chain_pem=dev_tsa.chain_pem()),)
         if settings.uses_devnet:
             devnet = Devnet(settings.root)
-            was_running = devnet.status().running
-            rpc_url = devnet.start()
-            if not keep_devnet and not was_running:
+            rpc_url = devnet.start(owner_pid=None if keep_devnet else os.getpid())
+            # Stopped on exit when this process started it, or took it over from a killed starter.
+            if not keep_devnet and devnet.owner_pid() == os.getpid():
                 stack.callback(devnet.stop)
             chain = ChainEndpoint(rpc_url=rpc_url, chain_id=DEVNET_CHAIN_ID, private_key=DEV_OPERATOR_KEY,
                                   confirmations=settings.confirmations or 1)
