@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from pathlib import PurePath
 from typing import Any
 
 from rich.cells import cell_len
@@ -33,6 +32,7 @@ from verifier.wording import (
     VERDICT_ZH,
     development_zh,
     pick,
+    shown_name,
 )
 
 WIDTH = 80
@@ -55,11 +55,6 @@ _TOKEN = re.compile(r"[\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef]|[^\s\u2e80-\u9ff
 def safe(value: object) -> Text:
     """Package-derived text for the terminal: hidden characters shown as codes, no markup."""
     return Text(display_text(str(value)))
-
-
-def shown_name(source: str) -> str:
-    """A file the verifier's user named, by its name only: no path of the verifier's machine."""
-    return PurePath(source).name if ("/" in source or "\\" in source) else source
 
 
 def _tokens(text: str, limit: int) -> Iterator[str]:

@@ -23,6 +23,7 @@ from verifier.wording import (
     TRUST_HELP_ZH,
     VERDICT_ZH,
     compose_zh,
+    shown_name,
 )
 
 
@@ -275,7 +276,7 @@ class Report:
             "findings_zh": self.findings_zh,
             "missing_trust": [{"check": i, "missing": what} for i, what in self.missing_trust],
             "not_checked": [{"check": i, "what": what} for i, what in self.not_checked],
-            "trust_used": [{"source": source, "sha256": digest} for source, digest in self.trust_used],
+            "trust_used": [{"source": shown_name(source), "sha256": digest} for source, digest in self.trust_used],
             "proves": list(self.proves),
             "does_not_prove": list(DOES_NOT_PROVE),
             "proves_zh": list(self.proves_zh),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, Protocol
 
 from verifier.court_time import format_duration, format_time
@@ -216,6 +217,17 @@ def development_zh(item: str) -> str:
         if match:
             return text.format(*match.groups())
     return item
+
+
+def shown_name(source: str) -> str:
+    """A file of the verifier's machine by its name only; any other label (``default trust``, a
+    relative name as typed, the service's ``/.well-known/…`` address) as it is."""
+    path = Path(source)
+    try:
+        local = path.is_absolute() and path.exists()
+    except OSError:  # a name too long or otherwise unusable as a path is a label
+        local = False
+    return path.name if local else source
 
 
 def pick(en: str, zh: str, lang: str) -> str:
