@@ -49,7 +49,9 @@ FINDINGS_TITLE = {Verdict.VERIFIED_OFFLINE: ("not checked offline", "离线未�
 #: A time as ``format_time`` writes it; a cut never falls inside one.
 TIME_SPAN = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} \(北京时间 UTC\+8\) / "
                        r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} UTC")
-_TOKEN = re.compile(r"[\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef]|[^\s\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef]+\s*|\s+")
+#: What a line may break between: a whole time (kept on one line), one CJK character, a word, spaces.
+_TOKEN = re.compile(TIME_SPAN.pattern + r"\s*|[\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef]"
+                    r"|[^\s\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef]+\s*|\s+")
 
 
 def safe(value: object) -> Text:
@@ -60,10 +62,18 @@ def safe(value: object) -> Text:
 def _tokens(text: str, limit: int) -> Iterator[str]:
     """Words, single CJK characters and spaces; a word wider than ``limit`` (a hash) is split."""
     for token in _TOKEN.findall(text):
-        while cell_len(token) > limit:
-            yield token[:limit]
-            token = token[limit:]
-        yield token
+        if cell_len(token) <= limit:
+            yield token
+            continue
+        # Too wide for a line: a time breaks between its words, a long word (a hash) anywhere.
+        for word in re.findall(r"\S+\s*|\s+", token):
+            piece = ""
+            for char in word:
+                if cell_len(piece + char) > limit:
+                    yield piece
+                    piece = ""
+                piece += char
+            yield piece
 
 
 def wrap(text: str, width: int, indent: int = 0) -> list[str]:

@@ -170,7 +170,10 @@ def compose_zh(check_id: str, status: str, facts: Mapping[str, Any], *, kind: st
     if status == "warn":
         if check_id == "S4" and kind == "upload":
             return "文件由申请人上传，并非平台抓取，因此没有取证环境记录"
-        return WARN_ZH.get(check_id, "有需要注意的情况，详见英文原因")
+        unclean = _get(facts, "environment", "clean_check", "unclean_or_unknown")
+        if check_id == "S4" and isinstance(unclean, list) and unclean:
+            return f"取证环境记录中有 {len(unclean)} 项未显示为清洁或无法确认，需逐项审查（见英文原因）"
+        return WARN_ZH.get(check_id, "有需要注意的情况，见英文原因")
     if lacking is not None:
         return f"无法判断：所给信任配置中缺少 {lacking}"
     if kind == "upload" and check_id in ("S3", "P1", "P2"):
