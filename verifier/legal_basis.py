@@ -26,7 +26,7 @@ RULES: Mapping[str, Rule] = {
     "internet_courts": Rule(
         "《最高人民法院关于互联网法院审理案件若干问题的规定》（法释〔2018〕16号）",
         "SPC Provisions on Several Issues Concerning the Trial of Cases by Internet Courts (2018)",
-        "https://www.163.com/dy/article/K48SIB2A0530W1MT.html"),  # Art. 11 para. 2: timestamps, hashes, chain
+        "http://www.uianet.net/dictionary/b6515293.html"),  # Art. 11 in full: para. 1 items (1)-(6), para. 2
     "online_litigation": Rule(
         "《人民法院在线诉讼规则》（法释〔2021〕12号）",
         "SPC Online Litigation Rules of the People’s Courts (2021)",
@@ -51,7 +51,7 @@ RULES: Mapping[str, Rule] = {
     "eidas": Rule(
         "欧盟第910/2014号条例（eIDAS）",
         "Regulation (EU) No 910/2014 (eIDAS)",
-        "https://eur-lex.europa.eu/eli/reg/2014/910/oj"),
+        "https://www.trustpro.eu/electronic-time-stamp/"),  # Art. 41 quoted in full
 }
 
 
@@ -105,7 +105,8 @@ BASES: Mapping[str, tuple[Citation, ...]] = {
               "902(14): data authenticated by digital identification (hash)")),
     "H2": (ART11_2,),
     "H3": (OLR16,),
-    "H4": (ART11_2, _c("eidas", "第41条：电子时间戳的法律效力", "Art. 41: legal effect of electronic time stamps")),
+    "H4": (ART11_2, _c("eidas", "第41条第1款：电子时间戳不因其为电子形式而被否认证据效力",
+                       "Art. 41(1): an electronic time stamp is not denied effect as evidence for being electronic")),
     "H5": (OLR16, _c("online_litigation_art17", "第十七条第四项：存证技术和过程符合相关标准",
                      "Art. 17(4): the storage technology and process meet the relevant standards"),
            _c("huatai", "：哈希值上链", ": hash recorded on chain")),
