@@ -237,7 +237,7 @@ class Report:
                 "该证据与封存时不一致；在上述问题得到解释之前，不应依赖该证据。"]
         if verdict is Verdict.CANNOT_JUDGE:
             return [f"{i} {TITLES_ZH[i]}无法判断：所给信任配置中缺少 {what}。" for i, what in self.missing_trust] + [
-                f"没有检查未通过，但缺少上述信任配置，验证程序无法作出判断：{TRUST_HELP_ZH}。"]
+                f"已完成的检查均成立，但因缺少上述信任配置，验证程序无法作出判断：{TRUST_HELP_ZH}。"]
         return [f"离线未核对（{i}）：{NOT_CHECKED_ZH.get(i, what)}" for i, what in self.not_checked]
 
     @property

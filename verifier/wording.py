@@ -137,8 +137,8 @@ def _pass_zh(check_id: str, facts: Mapping[str, Any], offline: bool) -> str:
                 if confirmations is not None else f"锚定交易位于链“{chain}”第 {block} 号区块，载有批次根哈希")
     if check_id == "T1":
         if offline:
-            return "取证结束早于可信时间戳时间（在容差之内）；区块时间为锚定记录的声明，离线未核对"
-        return "取证结束、可信时间戳与区块时间先后一致（在容差之内）"
+            return "取证结束时间与可信时间戳时间先后相符（在容差之内）；区块时间为锚定记录的声明，离线未核对"
+        return "取证结束时间、可信时间戳时间与区块时间先后相符（在容差之内）"
     if check_id == "T2":
         gap = facts.get("prechain_gap_seconds")
         until = "可信时间戳" if offline else "上链"
@@ -153,7 +153,7 @@ WARN_ZH: Mapping[str, str] = {
     "S4": "取证环境记录中有未显示为清洁或无法确认的项目",
     "P2": "截图、网页源码与网页存档相互印证，但浏览器与原始请求最终到达的网址不同",
     "H5": "锚定交易载有批次根哈希（已离线证明）；该区块是否位于规范链上尚未核对，可用 --rpc URL 核对",
-    "T1": "取证结束早于可信时间戳时间；没有已核验的区块时间可供比较",
+    "T1": "取证结束时间与可信时间戳时间先后相符（在容差之内）；没有已核验的区块时间可供比较",
 }
 
 

@@ -69,10 +69,10 @@ def check_times_agree(ctx: Context) -> Outcome:
     if ended > stamp.gen_time + slack:
         return Status.FAIL, (f"capture ended {format_time(ended)}, after the TSA time {format_time(stamp.gen_time)} "
                              f"({_seconds(ended - stamp.gen_time)}; allowed: {allowed})")
-    reason = f"capture ended {format_time(ended)}, not after the TSA time {format_time(stamp.gen_time)}"
+    reason = f"capture ended {format_time(ended)}, TSA time {format_time(stamp.gen_time)}"
     anchor = _verified_anchor(ctx)
     if anchor is None:
-        return Status.WARN, reason + "; no verified block time to compare (see H5)"
+        return Status.WARN, f"{reason}: in order (within {allowed}); no verified block time to compare (see H5)"
     block_time = anchor.block_time
     # Block timestamps have whole seconds and come from another clock: the tolerance covers both.
     # Offline too: a package whose own anchor claims a block before its timestamp contradicts itself.
@@ -80,7 +80,7 @@ def check_times_agree(ctx: Context) -> Outcome:
         return Status.FAIL, (f"TSA time {format_time(stamp.gen_time)} is after the block time "
                              f"{format_time(block_time)} ({_seconds(stamp.gen_time - block_time)}; allowed: {allowed})")
     if ctx.chain is not None:
-        return Status.PASS, f"{reason}, not after the block time {format_time(block_time)} (within {allowed})"
+        return Status.PASS, f"{reason}, block time {format_time(block_time)}: in order (within {allowed})"
     from verifier.checks.anchor_claims import implausible_claims  # keccak and RLP load only when needed
 
     problems = implausible_claims(anchor, stamped=stamp.gen_time, slack=slack,
@@ -88,7 +88,7 @@ def check_times_agree(ctx: Context) -> Outcome:
     if problems:
         return Status.FAIL, f"the anchor's claimed {_claimed_block(anchor)} is implausible: " + "; ".join(problems)
     ctx.leave_unchecked("T1", f"that {_claimed_block(anchor)} is real and its time true; {RPC_HINT}")
-    return Status.PASS, (f"{reason} (trusted time; within {allowed}). Not checked offline: the block time "
+    return Status.PASS, (f"{reason}: in order (within {allowed}). Not checked offline: the block time "
                          f"{format_time(block_time)} is the anchor's claim (plausible: after the TSA time, within "
                          f"the policy window, header well formed); {RPC_HINT}")
 
