@@ -49,9 +49,13 @@ FINDINGS_TITLE = {Verdict.VERIFIED_OFFLINE: ("not checked offline", "离线未�
 #: A time as ``format_time`` writes it; a cut never falls inside one.
 TIME_SPAN = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} \(北京时间 UTC\+8\) / "
                        r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} UTC")
-#: What a line may break between: a whole time (kept on one line), one CJK character, a word, spaces.
-_TOKEN = re.compile(TIME_SPAN.pattern + r"\s*|[\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef]"
-                    r"|[^\s\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef]+\s*|\s+")
+_CJK = "\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef"
+#: Chinese line-breaking rules: no line starts with closing punctuation or ends with opening punctuation.
+_OPENING, _CLOSING = "《（「『〔【“‘", "，。；：、）》」』！？〕】”’…"
+#: What a line may break between: a whole time (kept on one line), one CJK character with the
+#: punctuation that must stay beside it, a word, spaces.
+_TOKEN = re.compile(TIME_SPAN.pattern + rf"\s*|[{_OPENING}]*[{_CJK}][{_CLOSING}]*"
+                    rf"|[^\s{_CJK}]+[{_CLOSING}]*\s*|\s+")
 
 
 def safe(value: object) -> Text:
@@ -177,7 +181,8 @@ def _check_lines(result: CheckResult, lang: str, width: int, details: bool) -> l
     for finding in ((zh,) if lang == "zh" else (en,) if lang == "en" else (zh, en)):
         out += _text_lines(wrap("    " + finding, width, 4))
     basis = pick(legal_basis(result.id, "en"), legal_basis(result.id, "zh"), lang)
-    out += _text_lines(wrap(f"    {pick('basis', '依据', lang)}: {basis}", width, 6), "dim")
+    label = pick("basis: ", "依据：", lang)
+    out += _text_lines(wrap(f"    {label}{basis}", width, 6), "dim")
     return out
 
 

@@ -234,7 +234,7 @@ class Report:
             failed = [(i, "未通过") for i in self.failed_ids] or [
                 (r.id, f"未获通过（{STATUS_ZH[r.status.value]}：{r.reason_zh or r.reason}）") for r in unmet]
             return [f"{i} {TITLES_ZH[i]}{how}：{FAILURE_MEANING_ZH[i]}。" for i, how in failed] + [
-                "该证据与封存时不一致；在上述问题得到解释之前，不应依赖该证据。"]
+                "该证据不能按封存时的状态成立；在上述问题得到解释之前，不应依赖该证据。"]
         if verdict is Verdict.CANNOT_JUDGE:
             return [f"{i} {TITLES_ZH[i]}无法判断：所给信任配置中缺少 {what}。" for i, what in self.missing_trust] + [
                 f"已完成的检查均成立，但因缺少上述信任配置，验证程序无法作出判断：{TRUST_HELP_ZH}。"]
