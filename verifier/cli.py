@@ -21,6 +21,7 @@ from rich.markup import escape
 
 from verifier import merkle
 from verifier.chain_source import RpcChainSource
+from verifier.court_time import format_time, ordinal_of
 from verifier.errors import InvalidInput, TiezhengError, TrustError, VerificationError
 from verifier.render import WIDTH, render_report
 from verifier.report import Report
@@ -188,7 +189,7 @@ def _verify_timestamp(args: argparse.Namespace, console: Console) -> int:
            "serial": str(info.serial), "policy": info.policy, "hash_algorithm": info.hash_algorithm,
            "bare_token": info.bare_token, "rfc3161_client_checked": info.rfc3161_client_checked,
            "warnings": list(info.warnings)},
-          f"[green]VALID[/] {escape(tsa)} at {info.gen_time.isoformat()} (serial {info.serial})"
+          f"[green]VALID[/] {escape(tsa)} at {format_time(info.gen_time)} (serial {info.serial})"
           + "".join(f"\n[yellow]warning:[/] {escape(w)}" for w in info.warnings))
     return EXIT_VERIFIED
 
@@ -204,7 +205,7 @@ def _verify_inclusion(args: argparse.Namespace, console: Console) -> int:
         _emit(args.json, console, {"valid": False, "error": exc.diagnostics()}, f"[red]INVALID[/] {escape(str(exc))}")
         return EXIT_FAILED
     _emit(args.json, console, {"valid": True},
-          f"[green]VALID[/] leaf {args.index} of {args.size} is under {root.hex()}")
+          f"[green]VALID[/] leaf index {args.index} ({ordinal_of(args.index, args.size)}) is under {root.hex()}")
     return EXIT_VERIFIED
 
 
