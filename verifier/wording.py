@@ -102,13 +102,17 @@ def _pass_zh(check_id: str, facts: Mapping[str, Any], offline: bool) -> str:
         return f"清单由受信任的运营方“{operator}”签署，签名有效" if operator else "清单由受信任的运营方签署，签名有效"
     if check_id == "S2":
         who = f"运营方受申请人“{requester}”委托取证，" if requester else ""
-        return f"{who}运营方与申请人不同，为中立第三方；运营方声明的资质为其自述，软件无法核验"
+        declared = _get(facts, "operator_qualifications", "declared")
+        qualifications = ("运营方声明的资质（备案、认证）为其自述，软件无法核验" if declared
+                          else "运营方未声明资质（备案、认证）")
+        return f"{who}运营方与申请人不同，为中立第三方；{qualifications}"
     if check_id == "S3":
         return "服务器地址在该域名的 DNS 解析结果之中，TLS 证书链覆盖该域名且取证时有效"
     if check_id == "S4":
         browser = _get(facts, "environment", "browser")
         tools = f"{browser}，" if browser else ""
-        return f"取证环境已记录且显示清洁：{tools}工具版本与哈希值、全新浏览器配置、无代理、无扩展"
+        return (f"取证环境已记录且显示清洁：{tools}各工具的版本与哈希值、全新浏览器配置，"
+                "除取证工具自身的记录代理外无其他代理")
     if check_id == "P1":
         return "调用日志以哈希链相连，时间先后有序，每一步均自动执行"
     if check_id == "P2":
