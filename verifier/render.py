@@ -180,9 +180,9 @@ def _check_lines(result: CheckResult, lang: str, width: int, details: bool) -> l
     out = [head + Text(display_text(title))]
     for finding in ((zh,) if lang == "zh" else (en,) if lang == "en" else (zh, en)):
         out += _text_lines(wrap("    " + finding, width, 4))
-    basis = pick(legal_basis(result.id, "en"), legal_basis(result.id, "zh"), lang)
-    label = pick("basis: ", "依据：", lang)
-    out += _text_lines(wrap(f"    {label}{basis}", width, 6), "dim")
+    bases = {"zh": (("依据：", "zh"),), "en": (("basis: ", "en"),), "both": (("依据：", "zh"), ("basis: ", "en"))}
+    for label, basis_lang in bases[lang]:
+        out += _text_lines(wrap(f"    {label}{legal_basis(result.id, basis_lang)}", width, 6), "dim")
     return out
 
 
