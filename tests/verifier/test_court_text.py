@@ -226,3 +226,17 @@ def test_terminal_report_of_a_failed_package_says_what_failed_in_80_columns(samp
         if lang == "zh":
             finding = f"{failed} {TITLES_ZH[failed]}未通过：{FAILURE_MEANING_ZH[failed]}"
             assert finding in result.stdout.replace("\n  ", "")
+
+
+def test_failed_sample_json_says_in_chinese_what_failed() -> None:
+    package = SAMPLES / "packages" / "bad-H1-artifact-changed.wacz"
+    body = json.loads(run(package, "--json", "--trust", SAMPLES / "trust.toml").stdout)
+    h1 = next(c for c in body["checks"] if c["id"] == "H1")
+    assert h1["status"] == "fail" and h1["reason_zh"] == f"未通过：{FAILURE_MEANING_ZH['H1']}"
+    assert body["verdict_zh"] == "验证未通过" and body["proves_zh"] == []
+    assert body["findings_zh"][0].startswith("H1 文件哈希值未通过：")
+
+
+def test_an_unknown_language_is_a_one_line_usage_error() -> None:
+    result = run(SAMPLES / "packages" / "good-upload.wacz", "--lang", "fr")
+    assert result.returncode == 2 and "--lang" in result.stderr and result.stdout == ""
