@@ -68,6 +68,12 @@ def format_duration(seconds: float | timedelta, lang: str = "en") -> str:
     return sign + " ".join(parts)
 
 
+def format_seconds(seconds: float | timedelta, lang: str = "en") -> str:
+    """A policy number as the trust file sets it, in seconds and exact: ``300 s`` / ``300 秒``."""
+    total = seconds.total_seconds() if isinstance(seconds, timedelta) else float(seconds)
+    return f"{_number(total)} 秒" if lang == "zh" else f"{_number(total)} s"
+
+
 def plural(count: int, one: str, many: str | None = None) -> str:
     """``1 hash``, ``2 hashes``, ``0 hashes``: the count with the noun it takes."""
     return f"{count} {one if count == 1 else (many or one + 's')}"

@@ -54,7 +54,7 @@ _CJK = "\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef"
 _OPENING, _CLOSING = "《（「『〔【“‘", "，。；：、）》」』！？〕】”’…"
 #: What a line may break between: a whole time (kept on one line), one CJK character with the
 #: punctuation that must stay beside it, a word, spaces.
-_TOKEN = re.compile(TIME_SPAN.pattern + rf"\s*|[{_OPENING}]*[{_CJK}][{_CLOSING}]*"
+_TOKEN = re.compile(TIME_SPAN.pattern + rf"[{_CLOSING},.:;)]*\s*|[{_OPENING}]*[{_CJK}][{_CLOSING}]*"
                     rf"|[^\s{_CJK}]+[{_CLOSING}]*\s*|\s+")
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from verifier.checks.context import Anchor, Context, Outcome, Skip
-from verifier.court_time import format_duration, format_time
+from verifier.court_time import format_duration, format_seconds, format_time
 from verifier.errors import TiezhengError
 from verifier.report import Status
 from verifier.timestamp import TimestampInfo
@@ -36,9 +36,9 @@ def _window(delta: timedelta) -> str:
 def _tolerance(slack: timedelta, accuracy: timedelta | None, policy: timedelta) -> str:
     """The allowance of a time comparison, and what it is made of: the policy number stays exact."""
     if not accuracy:
-        return f"a tolerance of {format_duration(slack)} (policy)"
-    return (f"a tolerance of {format_duration(slack)} (TSA accuracy {format_duration(accuracy)} "
-            f"+ policy {format_duration(policy)})")
+        return f"a tolerance of {format_seconds(slack)} (policy)"
+    return (f"a tolerance of {format_seconds(slack)} = TSA accuracy {format_seconds(accuracy)} "
+            f"+ policy {format_seconds(policy)}")
 
 
 def _earliest_stamp(ctx: Context) -> TimestampInfo | None:
