@@ -162,6 +162,10 @@ def test_report_model_and_json_carry_chinese_for_every_check(sealed_capture: tup
         assert {"reason", "basis", "reason_zh", "basis_zh", "title_zh"} <= set(check)
         assert CJK.search(check["reason_zh"]) and ("《" in check["basis_zh"] or "杭州" in check["basis_zh"])
     assert body["verdict_zh"] == "验证通过（离线）" and body["proves_zh"] and body["does_not_prove_zh"]
+    # Policy numbers exactly as the trust file sets them (300 s tolerance, 24-hour window by default).
+    policy = load_trust(trust).policy
+    assert f"policy {policy.time_tolerance.total_seconds():g} s" in report.result("T1").reason
+    assert f"policy window {policy.prechain_window.total_seconds() / 3600:g} hours" in report.result("T2").reason
     batch = report.facts["batch"]
     position = f"{batch['tree_size']} 个叶子中的第 {batch['leaf_index'] + 1} 个"
     assert position in report.result("H3").reason_zh
