@@ -237,7 +237,8 @@ def _closing(report: Report, lang: str, width: int) -> list[Text]:
     if report.trust_used:
         parts.append(Text(pick("trust used (SHA-256)", "所用信任配置（SHA-256）", lang), style="dim"))
     for source_name, digest in report.trust_used:
-        parts += _labelled(shown_name(source_name), digest, width, "dim")
+        name = pick(source_name, "内置信任配置", lang) if source_name == "default trust" else shown_name(source_name)
+        parts += _labelled(name, digest, width, "dim")
     if report.proves:
         proves = {"en": report.proves, "zh": report.proves_zh, "both": (*report.proves_zh, *report.proves)}[lang]
         not_proved = {"en": DOES_NOT_PROVE, "zh": DOES_NOT_PROVE_ZH, "both": (*DOES_NOT_PROVE_ZH, *DOES_NOT_PROVE)}

@@ -47,11 +47,11 @@ FAILURE_MEANING_ZH: Mapping[str, str] = {
     "P1": "调用日志断裂或顺序错乱，取证过程无法逐步显示",
     "P2": "截图、网页源码与网页存档不能相互印证",
     "P3": "证据包生成后有文件被增加或删除",
-    "H1": "有证据文件并非封存时的文件：已被改动或替换",
-    "H2": "清单并非封存时的清单：已被改动",
+    "H1": "有证据文件并非封存时的文件，已被改动或替换",
+    "H2": "清单并非封存时的清单，已被改动",
     "H3": "本证据不属于其声称的封存批次",
     "H4": "没有有效的可信时间戳覆盖该批次，存在时间未获证明",
-    "H5": "区块链锚定不成立：批次根哈希未出现在预期的链上",
+    "H5": "区块链锚定不成立，批次根哈希未出现在预期的链上",
     "T1": "取证时间、可信时间戳时间与区块时间相互矛盾",
     "T2": "取证与封存之间间隔过长，不能认为内容在取证时即已固定",
 }
@@ -167,8 +167,8 @@ def compose_zh(check_id: str, status: str, facts: Mapping[str, Any], *, kind: st
     """The Chinese finding of one check, from its outcome and the facts; the English reason stays as is."""
     if unusable:
         return "输入无法检验，未进行此项检查"
-    if status == "fail":
-        return f"未通过：{FAILURE_MEANING_ZH[check_id]}"
+    if status == "fail":  # the status says 未通过; the finding says what that means
+        return FAILURE_MEANING_ZH[check_id]
     if status == "pass":
         return _pass_zh(check_id, facts, offline)
     if status == "warn":

@@ -236,7 +236,7 @@ def test_failed_sample_json_says_in_chinese_what_failed() -> None:
     package = SAMPLES / "packages" / "bad-H1-artifact-changed.wacz"
     body = json.loads(run(package, "--json", "--trust", SAMPLES / "trust.toml").stdout)
     h1 = next(c for c in body["checks"] if c["id"] == "H1")
-    assert h1["status"] == "fail" and h1["reason_zh"] == f"未通过：{FAILURE_MEANING_ZH['H1']}"
+    assert h1["status"] == "fail" and h1["reason_zh"] == FAILURE_MEANING_ZH["H1"]
     assert body["verdict_zh"] == "验证未通过" and body["proves_zh"] == []
     assert body["findings_zh"][0].startswith("H1 文件哈希值未通过：")
 
