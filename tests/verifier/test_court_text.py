@@ -244,3 +244,15 @@ def test_failed_sample_json_says_in_chinese_what_failed() -> None:
 def test_an_unknown_language_is_a_one_line_usage_error() -> None:
     result = run(SAMPLES / "packages" / "good-upload.wacz", "--lang", "fr")
     assert result.returncode == 2 and "--lang" in result.stderr and result.stdout == ""
+
+
+def test_the_text_layer_gives_findings_titles_and_bases_in_each_language() -> None:
+    from verifier.report import CheckResult
+    from verifier.wording import finding, title
+
+    result = CheckResult("H1", Status.FAIL, "evidence/a.txt is missing", FAILURE_MEANING_ZH["H1"])
+    assert finding(result, "en") == "evidence/a.txt is missing"
+    assert finding(result, "zh") == FAILURE_MEANING_ZH["H1"]
+    assert finding(result, "both") == f"{FAILURE_MEANING_ZH['H1']}\nevidence/a.txt is missing"
+    assert title("H1", "artifact hashes", "both") == "artifact hashes 文件哈希值"
+    assert legal_basis("H1", "both") == f"{legal_basis('H1', 'zh')}\n{legal_basis('H1', 'en')}"
