@@ -21,8 +21,9 @@ from rich.markup import escape
 
 from verifier import merkle
 from verifier.chain_source import RpcChainSource
+from verifier.court_time import format_time, ordinal_of
 from verifier.errors import InvalidInput, TiezhengError, TrustError, VerificationError
-from verifier.render import render_report
+from verifier.render import WIDTH, render_report
 from verifier.report import Report
 from verifier.report_html import render_html
 from verifier.report_pdf import PDF_EXTRA, pdf_available, write_pdf
@@ -31,6 +32,7 @@ from verifier.timestamp import UnreadableToken, verify_timestamp
 from verifier.trust import Trust, default_trust, load_trust
 from verifier.tsa_chain import load_certificates, load_roots
 from verifier.verify import verify_package
+from verifier.wording import LANGS
 
 EXIT_VERIFIED, EXIT_FAILED, EXIT_UNUSABLE, EXIT_CANNOT_JUDGE = 0, 1, 2, 3
 SUBCOMMANDS = ("timestamp", "inclusion")
@@ -54,7 +56,12 @@ def _package_parser() -> argparse.ArgumentParser:
                 "                   get the operator's trust file (/.well-known/tiezheng/trust.toml on its\n"
                 "                   service, or `tiezheng trust export FILE`) and pass it with --trust FILE"))
     parser.add_argument("package", type=Path, nargs="?", help="the evidence package (.wacz)")
-    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument("--json", action="store_true",
+                        help="print the report as JSON (every text in English and Chinese: reason, reason_zh, …)")
+    parser.add_argument("--lang", choices=LANGS, default="en",
+                        help="language of the terminal report: en (default), zh (中文) or both")
+    parser.add_argument("--details", action="store_true",
+                        help="print each check's full finding and its legal basis")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--rpc", metavar="URL", help="check the anchor online against this JSON-RPC node")
     mode.add_argument("--offline", action="store_true", help="use no network (the default)")
@@ -142,7 +149,8 @@ def _verify_package(args: argparse.Namespace, console: Console) -> int:
     if args.json:
         print(json.dumps(report.to_json(), indent=2, ensure_ascii=True))
     else:
-        console.print(render_report(report, source=str(args.package)))
+        console.print(render_report(report, source=str(args.package), lang=args.lang, details=args.details,
+                                    width=min(console.width, WIDTH)))
     err = Console(stderr=True)
     for kind, path in _write_documents(report, args, err):
         if not args.json:  # with --json, stdout carries the JSON and nothing else
@@ -205,7 +213,7 @@ def _verify_timestamp(args: argparse.Namespace, console: Console) -> int:
            "serial": str(info.serial), "policy": info.policy, "hash_algorithm": info.hash_algorithm,
            "bare_token": info.bare_token, "rfc3161_client_checked": info.rfc3161_client_checked,
            "warnings": list(info.warnings)},
-          f"[green]VALID[/] {escape(tsa)} at {info.gen_time.isoformat()} (serial {info.serial})"
+          f"[green]VALID[/] {escape(tsa)} at {format_time(info.gen_time)} (serial {info.serial})"
           + "".join(f"\n[yellow]warning:[/] {escape(w)}" for w in info.warnings))
     return EXIT_VERIFIED
 
@@ -221,7 +229,7 @@ def _verify_inclusion(args: argparse.Namespace, console: Console) -> int:
         _emit(args.json, console, {"valid": False, "error": exc.diagnostics()}, f"[red]INVALID[/] {escape(str(exc))}")
         return EXIT_FAILED
     _emit(args.json, console, {"valid": True},
-          f"[green]VALID[/] leaf {args.index} of {args.size} is under {root.hex()}")
+          f"[green]VALID[/] leaf index {args.index} ({ordinal_of(args.index, args.size)}) is under {root.hex()}")
     return EXIT_VERIFIED
 
 

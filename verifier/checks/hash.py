@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from verifier.checks.context import Anchor, Context, Outcome
+from verifier.court_time import format_time, ordinal_of, plural
 from verifier.errors import TiezhengError, VerificationError
 from verifier.merkle import leaf_hash, verify_inclusion
 from verifier.report import Status
@@ -15,6 +16,11 @@ def _listing(problems: list[str]) -> str:
     shown = "; ".join(problems[:MAX_LISTED])
     more = len(problems) - MAX_LISTED
     return shown + (f"; and {more} more" if more > 0 else "")
+
+
+def _all(count: int, noun: str) -> str:
+    """``the 1 artifact`` / ``all 3 artifacts``."""
+    return f"the {plural(count, noun)}" if count == 1 else f"all {plural(count, noun)}"
 
 
 def check_artifacts(ctx: Context) -> Outcome:
@@ -40,7 +46,7 @@ def check_artifacts(ctx: Context) -> Outcome:
         return Status.FAIL, _listing(problems)
     if not artifacts:
         return Status.FAIL, "the manifest lists no artifacts"
-    return Status.PASS, f"all {len(artifacts)} artifacts match their sha256 and size"
+    return Status.PASS, f"{_all(len(artifacts), 'artifact')} match their sha256 and size"
 
 
 def check_fingerprint(ctx: Context) -> Outcome:
@@ -60,8 +66,8 @@ def check_inclusion(ctx: Context) -> Outcome:
     verify_inclusion(leaf_hash(proof.leaf), proof.leaf_index, proof.tree_size, proof.inclusion_path, proof.root)
     ctx.facts["batch"] = {"batch_id": proof.batch_id, "root": proof.root.hex(), "tree_size": proof.tree_size,
                           "leaf_index": proof.leaf_index}
-    return Status.PASS, (f"leaf {proof.leaf_index} of {proof.tree_size} leads to batch root "
-                         f"{proof.root.hex()} ({len(proof.inclusion_path)} hashes)")
+    return Status.PASS, (f"{ordinal_of(proof.leaf_index, proof.tree_size)} leads to batch root "
+                         f"{proof.root.hex()} ({plural(len(proof.inclusion_path), 'hash', 'hashes')})")
 
 
 def check_timestamp(ctx: Context) -> Outcome:
@@ -87,8 +93,8 @@ def check_timestamp(ctx: Context) -> Outcome:
         if v.tsa.development:
             ctx.flag_development(f"TSA '{v.tsa.name}' is a development TSA")
     first = valid[0]
-    reason = (f"{len(valid)} of {len(results)} token(s) valid; {first.tsa.name} signed root "
-              f"{ctx.proof.root.hex()[:16]}… at {first.info.gen_time.isoformat()}")
+    reason = (f"{len(valid)} of {plural(len(results), 'token')} valid; {first.tsa.name} signed root "
+              f"{ctx.proof.root.hex()[:16]}… at {format_time(first.info.gen_time)}")
     if errors:
         reason += f" (invalid: {_listing(errors)})"
     return Status.PASS, reason
@@ -137,5 +143,6 @@ def _check_online(ctx: Context, anchor: Anchor, required: int, chain_name: str, 
     confirmations = head - anchor.block_number + 1
     ctx.facts["anchor"]["confirmations"] = confirmations
     if confirmations < required:
-        return Status.FAIL, f"{where}: {confirmations} confirmation(s), {required} required on {chain_name}"
-    return Status.PASS, f"{where} carries the root; canonical on {chain_name} with {confirmations} confirmations"
+        return Status.FAIL, f"{where}: {plural(confirmations, 'confirmation')}, {required} required on {chain_name}"
+    return Status.PASS, (f"{where} carries the root; canonical on {chain_name} with "
+                         f"{plural(confirmations, 'confirmation')}")
