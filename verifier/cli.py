@@ -64,6 +64,9 @@ def _package_parser() -> argparse.ArgumentParser:
     parser.add_argument("--pdf", type=Path, metavar="FILE",
                         help="also write a bilingual PDF certificate (needs: pip install 'tiezheng[pdf]'; "
                              "without it the verdict and exit code are unchanged)")
+    parser.add_argument("--verify-url", metavar="URL",
+                        help="the operator's service (https://host): the certificate's QR code links to its "
+                             "/verify?fingerprint=... page (default: verify_url of the operator in the trust file)")
     return parser
 
 
@@ -115,6 +118,7 @@ def _verify_package(args: argparse.Namespace, console: Console) -> int:
     trust = _load_trust(args.trust)
     chain = RpcChainSource(args.rpc) if args.rpc else None
     report = verify_package(args.package, trust, chain=chain)
+    args.verify_url = args.verify_url or _operator_verify_url(report, trust)
     if args.json:
         print(json.dumps(report.to_json(), indent=2, ensure_ascii=True))
     else:
@@ -126,6 +130,13 @@ def _verify_package(args: argparse.Namespace, console: Console) -> int:
     return report.exit_code
 
 
+def _operator_verify_url(report: Report, trust: Trust) -> str | None:
+    """The verify_url the trust file gives for the operator that signed this package, if any."""
+    key = report.facts.get("operator", {}).get("key_id") if isinstance(report.facts.get("operator"), dict) else None
+    operator = trust.operator(key) if isinstance(key, str) else None
+    return operator.verify_url if operator else None
+
+
 def _write_documents(report: Report, args: argparse.Namespace, err: Console) -> list[tuple[str, Path]]:
     """Write the --html and --pdf files. A file that cannot be written raises InvalidInput (exit 2).
 
@@ -134,8 +145,10 @@ def _write_documents(report: Report, args: argparse.Namespace, err: Console) -> 
     """
     source = str(args.package)
     writers: tuple[tuple[str, Path | None, Callable[[Path], object]], ...] = (
-        ("HTML report", args.html, lambda path: path.write_text(render_html(report, source=source), encoding="utf-8")),
-        ("PDF certificate", args.pdf, lambda path: write_pdf(report, path, source=source)))
+        ("HTML report", args.html, lambda path: path.write_text(
+            render_html(report, source=source, package=args.package), encoding="utf-8")),
+        ("PDF certificate", args.pdf, lambda path: write_pdf(report, path, source=source, package=args.package,
+                                                           verify_url=args.verify_url)))
     written = []
     for kind, path, write in writers:
         if path is None:

@@ -8,15 +8,21 @@ are reused by the PDF certificate, so both documents say the same thing in the s
 
 from __future__ import annotations
 
+import base64
 import html
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from verifier import __version__
 from verifier.report import DOES_NOT_PROVE, GROUPS, PROVES, PROVES_OFFLINE, Report, Status, Verdict
 from verifier.sanitize import display_text
+
+if TYPE_CHECKING:
+    from verifier.certification import Certification
+    from verifier.exhibit import Exhibit
 
 GROUP_LABELS: Mapping[str, tuple[str, str]] = {
     "source": ("Source", "电子数据来源"),
@@ -228,6 +234,11 @@ line-height:1.35;text-align:center}
 .s-skip{background:#818b98}
 ul.scope{margin:0 0 8px;padding-left:1.2em} ul.scope li{margin:0 0 6px}
 footer{color:var(--muted);font-size:.85rem;overflow-wrap:anywhere}
+.shot{margin:12px 0 8px} .fold{overflow:hidden;border:1px solid var(--line);max-width:100%}
+.fold img,img.full{display:block;width:100%;height:auto} img.full{border:1px solid var(--line);margin-top:8px}
+figcaption,summary{color:var(--muted);font-size:.9rem} details{margin-top:8px}
+.cert h3{font-size:1rem;margin:14px 0 4px} .cert p{margin:0 0 6px;overflow-wrap:anywhere}
+dl.sign dd{border-bottom:1px solid var(--muted);min-height:2.2em}
 @media (max-width:700px){
  main{padding:12px 10px 32px} h1{font-size:1.25rem} .banner strong{font-size:1.2rem}
  dl{grid-template-columns:1fr;gap:0} dd{margin-bottom:8px}
@@ -245,6 +256,7 @@ def _facts(report: Report, source: str) -> str:
         ("Evidence ID", "证据编号", text(report.evidence_id), True),
         ("Evidence fingerprint (SHA-256)", "证据指纹", text(report.fingerprint), True),
         ("Package file", "证据包文件", source, True),
+        ("Package file SHA-256", "证据包文件 SHA-256", text(report.package_sha256), True),
         ("Kind", "类型", text(fact(report, "kind")), False),
         ("Target URL", "目标网址", target_url(report) or "none: uploaded files / 无：上传文件", True),
         ("Operator", "运营方", text(fact(report, "operator", "name")), False),
@@ -319,10 +331,52 @@ _FOOTER = ("<footer><p>"
            + ' <span class="mono">--json</span>.</p></footer>')
 
 
-def render_html(report: Report, *, source: str, generated_at: datetime | None = None) -> str:
-    """The report as a complete HTML document (a ``str``); raises nothing for any report."""
+def _captured(report: Report, exhibit: Exhibit) -> str:
+    """What was captured: the target as a small table and the screenshot (first screen, then all of it)."""
+    from verifier.exhibit import target_rows
+
+    rows = "".join(f"<dt>{_bi(en, zh)}</dt><dd>{_e(value)}</dd>" for en, zh, value in target_rows(report))
+    shot = exhibit.screenshot
+    if not rows and shot is None and not exhibit.screenshot_note:
+        return ""
+    body = f"<dl>{rows}</dl>" if rows else ""
+    if shot is not None:
+        # The PNG's header passed the exhibit's size checks; a data: URI keeps the page self-contained.
+        uri = "data:image/png;base64," + base64.b64encode(shot.png).decode("ascii")
+        ratio = f"{shot.width} / {shot.first_screen}"
+        body += (f'<figure class="shot"><div class="fold" style="aspect-ratio:{ratio}">'
+                 f'<img src="{uri}" alt="first screen of the screenshot / 截图首屏"></div>'
+                 f"<figcaption>{_bi('First screen of the screenshot', '截图首屏')} "
+                 f"({shot.width} × {shot.first_screen} px)</figcaption></figure>"
+                 f"<details><summary>{_bi('Full page screenshot', '整页截图')} ({shot.width} × {shot.height} px)"
+                 f'</summary><img class="full" src="{uri}" alt="full page screenshot / 整页截图"></details>')
+    elif exhibit.screenshot_note:
+        body += f'<p class="detail">{_e(exhibit.screenshot_note)}</p>'
+    return f"<section><h2>{_bi('What was captured', '采集对象')}</h2>{body}</section>"
+
+
+def _certification(cert: Certification) -> str:
+    lang = ' lang="zh-CN"' if any("\u4e00" <= c <= "\u9fff" for c in cert.title) else ""
+    parts = [f"<h2>{_e(cert.title)}</h2><p class=\"detail\">{_e(cert.subtitle)}</p>"]
+    for section in cert.sections:
+        parts.append(f"<h3>{_e(section.heading)}</h3>" + "".join(f"<p>{_e(p)}</p>" for p in section.paragraphs))
+    parts.append("<dl class=\"sign\">" + "".join(f"<dt>{_e(label)}</dt><dd></dd>" for label in cert.signature_fields)
+                 + "</dl>")
+    return f'<section class="cert"{lang}>{"".join(parts)}</section>'
+
+
+def render_html(report: Report, *, source: str, generated_at: datetime | None = None,
+                package: Path | str | None = None) -> str:
+    """The report as a complete HTML document (a ``str``); raises nothing for any report.
+
+    ``package`` is the package file the report is of: its screenshot and file list go into the page."""
+    from verifier.certification import certifications
+    from verifier.exhibit import Exhibit, both_times, load_exhibit
+
     verdict = report.verdict
-    when = (generated_at or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M:%S UTC")
+    when = both_times((generated_at or datetime.now(UTC)).isoformat())
+    source = Path(source).name or source  # never the folders of the verifier's machine
+    exhibit = load_exhibit(package, report) if package is not None else Exhibit()
     css_class = {Verdict.VERIFIED: "verified", Verdict.VERIFIED_OFFLINE: "offline",
                  Verdict.FAILED: "failed", Verdict.UNUSABLE: "unusable", Verdict.CANNOT_JUDGE: "cannot-judge"}[verdict]
     explained_en, explained_zh = VERDICT_EXPLAINED[verdict]
@@ -348,14 +402,18 @@ def render_html(report: Report, *, source: str, generated_at: datetime | None = 
     if report.findings:
         items = "".join(f"<li>{_e(item)}</li>" for item in report.findings)
         parts.append(f'<section class="findings"><h2>{_bi(*FINDINGS_TITLES[verdict])}</h2><ul>{items}</ul></section>')
-    parts += [_facts(report, source), _timeline(report), _checks(report), _trust_used(report)]
+    parts += [_captured(report, exhibit), _facts(report, source), _timeline(report), _checks(report),
+              _trust_used(report)]
     if report.proves:  # only a verified package proves anything
         parts.append(f"<section><h2>{_bi('What this proves', '本报告证明')}</h2>{_scope_list(report.proves)}"
                      f"<h2>{_bi('What it does not prove', '本报告不证明')}</h2>{_scope_list(DOES_NOT_PROVE)}</section>")
-    parts.append(_FOOTER)
+    english, chinese = certifications(report, exhibit, when=when, translations=TRANSLATIONS)
+    parts += [_certification(english), _certification(chinese), _FOOTER]
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
             # No script, style or image may load from anywhere: the page is data, not an application.
-            "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">"
+            # Images only as data: URIs (the screenshot, embedded).
+            "<meta http-equiv=\"Content-Security-Policy\" "
+            "content=\"default-src 'none'; style-src 'unsafe-inline'; img-src data:\">"
             f"<title>{_e(label_en)} · {_e(report.evidence_id)} · Tiezheng</title><style>{STYLE}</style></head>"
             f"<body><main>{''.join(parts)}</main></body></html>\n")

@@ -20,7 +20,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from verifier import __version__
+from verifier.certification import Certification, certifications
 from verifier.errors import InvalidInput
+from verifier.exhibit import Exhibit, Screenshot, both_times, load_exhibit, target_rows, verification_link
 from verifier.report import DOES_NOT_PROVE, GROUPS, Report, Status, Verdict
 from verifier.report_html import (
     CHECK_TITLES_ZH,
@@ -51,6 +53,17 @@ DEBIAN_CJK_FONT = "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"
 CID_FONTS = ("STSong-Light", "MSung-Light")
 #: Where the CJK font comes from, in order (after CJK_FONT_ENV, when set).
 CJK_FONT_ORDER = (DEBIAN_CJK_FONT, "STSong-Light")
+#: Latin text is set in Bitstream Vera, which ships inside reportlab: always at hand, always embedded
+#: (the standard-14 fonts such as Helvetica are never embedded, so a viewer substitutes its own).
+SANS, SANS_BOLD, MONO = "TZ-Sans", "TZ-Sans-Bold", "TZ-Mono"
+VERA_FILES = {SANS: "Vera.ttf", SANS_BOLD: "VeraBd.ttf", "TZ-Sans-Italic": "VeraIt.ttf",
+              "TZ-Sans-BoldItalic": "VeraBI.ttf"}
+#: Monospace for hashes: WenQuanYi Micro Hei Mono, face 1 of the Debian CJK collection; Vera otherwise.
+MONO_FACE = (DEBIAN_CJK_FONT, 1)
+#: Screenshot pages: the full page is cut into page-high slices; a longer page stops here with a note.
+MAX_SCREENSHOT_PAGES = 20
+#: Height of the first screen on page 1, at most (it is scaled down to fit, never cropped further).
+FIRST_SCREEN_MAX_MM = 92
 #: Longest text put in one table cell: reportlab cannot split a cell across pages, and a hostile
 #: package must not make the certificate fail. The JSON report has the full text.
 MAX_CELL_CHARS = 1500
@@ -96,17 +109,21 @@ def pdf_available() -> bool:
     return all(importlib.util.find_spec(name) is not None for name in PDF_MODULES)
 
 
-def write_pdf(report: Report, path: Path, *, source: str, generated_at: datetime | None = None) -> None:
+def write_pdf(report: Report, path: Path, *, source: str, generated_at: datetime | None = None,
+              package: Path | str | None = None, verify_url: str | None = None) -> None:
     """Write the certificate for ``report`` to ``path``.
 
-    Raises InvalidInput when the ``pdf`` extra is missing or CJK_FONT_ENV names no usable font, and
-    OSError when ``path`` cannot be written.
+    ``package`` is the package file the report is of: its screenshot and file list go into the
+    certificate. ``verify_url`` is the operator's service (``https://host``): the QR code then links
+    to its ``/verify?fingerprint=…`` page. Raises InvalidInput when the ``pdf`` extra is missing or
+    CJK_FONT_ENV names no usable font, and OSError when ``path`` cannot be written.
     """
-    data = render_pdf(report, source=source, generated_at=generated_at)
+    data = render_pdf(report, source=source, generated_at=generated_at, package=package, verify_url=verify_url)
     path.write_bytes(data)
 
 
-def render_pdf(report: Report, *, source: str, generated_at: datetime | None = None) -> bytes:
+def render_pdf(report: Report, *, source: str, generated_at: datetime | None = None,
+               package: Path | str | None = None, verify_url: str | None = None) -> bytes:
     """The certificate as PDF bytes. Raises InvalidInput as ``write_pdf`` does."""
     try:
         import qrcode  # noqa: F401
@@ -119,19 +136,31 @@ def render_pdf(report: Report, *, source: str, generated_at: datetime | None = N
     from reportlab.platypus import SimpleDocTemplate
 
     cjk = register_cjk_font()
-    when = (generated_at or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M:%S UTC")
+    register_latin_fonts()
+    when = both_times((generated_at or datetime.now(UTC)).isoformat())
+    source = display_name(source)
+    exhibit = load_exhibit(package, report) if package is not None else Exhibit()
+    link = verification_link(verify_url, report.fingerprint) if report.fingerprint else None
     pages = 0
     for _ in range(2):  # the first pass only counts the pages, for "page N of M" in the footer
         buffer = io.BytesIO()
         doc = SimpleDocTemplate(buffer, pagesize=A4, leftMargin=PAGE_MARGIN_MM * mm,
                                 rightMargin=PAGE_MARGIN_MM * mm, topMargin=PAGE_MARGIN_MM * mm,
                                 bottomMargin=(PAGE_MARGIN_MM + 4) * mm,
+                                initialFontName=SANS, initialFontSize=8,
                                 title=f"Tiezheng verification certificate {text(report.evidence_id)}",
                                 author=f"tiezheng-verify {__version__}", subject=report.fingerprint or "")
         footer = _footer(report, cjk, pages)
-        doc.build(_Builder(report, cjk, doc.width, source, when).story(), onFirstPage=footer, onLaterPages=footer)
+        builder = _Builder(report, cjk, doc.width, source, when, exhibit=exhibit, link=link,
+                           page_height=doc.height)
+        doc.build(builder.story(), onFirstPage=footer, onLaterPages=footer)
         pages = doc.page
     return buffer.getvalue()
+
+
+def display_name(source: str) -> str:
+    """The package file's name without the folders of the verifier's machine."""
+    return Path(source).name or source
 
 
 def register_cjk_font() -> str:
@@ -168,9 +197,28 @@ def register_cjk_font() -> str:
     raise InvalidInput("no CJK font available")  # unreachable: CJK_FONT_ORDER ends with a CID font
 
 
+def register_latin_fonts() -> None:
+    """Register the embedded Latin faces (SANS, SANS_BOLD, MONO) once."""
+    import reportlab
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.ttfonts import TTFont
+
+    if MONO in pdfmetrics.getRegisteredFontNames():
+        return
+    folder = Path(reportlab.__file__).parent / "fonts"
+    for name, file in VERA_FILES.items():
+        pdfmetrics.registerFont(TTFont(name, str(folder / file)))
+    pdfmetrics.registerFontFamily(SANS, normal=SANS, bold=SANS_BOLD, italic="TZ-Sans-Italic",
+                                  boldItalic="TZ-Sans-BoldItalic")
+    try:
+        pdfmetrics.registerFont(TTFont(MONO, MONO_FACE[0], subfontIndex=MONO_FACE[1]))
+    except Exception:  # no Debian font (or another collection there): Vera is a fine fallback for hex
+        pdfmetrics.registerFont(TTFont(MONO, str(folder / VERA_FILES[SANS])))
+
+
 def _latin(char: str) -> bool:
     try:
-        char.encode("cp1252")  # what reportlab's standard Helvetica/Courier can show
+        char.encode("cp1252")  # what the Latin face (Vera) can show
     except UnicodeEncodeError:
         return False
     return True
@@ -178,7 +226,7 @@ def _latin(char: str) -> bool:
 
 def markup(value: object, cjk: str, *, limit: int = MAX_CELL_CHARS) -> str:
     """Paragraph markup for (untrusted) text: escaped, control characters blanked, and every run that
-    Helvetica cannot show set in the CJK font, so nothing renders as a missing-glyph box."""
+    the Latin face cannot show set in the CJK font, so nothing renders as a missing-glyph box."""
     raw = text(value)
     if len(raw) > limit:
         raw = raw[:limit] + " … [truncated here; the JSON report has the full text]"
@@ -193,21 +241,23 @@ def markup(value: object, cjk: str, *, limit: int = MAX_CELL_CHARS) -> str:
 class _Builder:
     """Builds the story (the list of flowables) for one certificate."""
 
-    def __init__(self, report: Report, cjk: str, width: float, source: str, when: str) -> None:
+    def __init__(self, report: Report, cjk: str, width: float, source: str, when: str, *, exhibit: Exhibit,
+                 link: str | None, page_height: float) -> None:
         from reportlab.lib.styles import ParagraphStyle
 
         # Tables get the full text width: centred in the frame, their borders sit on the page margins
         # while cell text lines up with paragraph text (both inset 6 pt, the frame's padding).
         self.report, self.cjk, self.width, self.source, self.when = report, cjk, width, source, when
+        self.exhibit, self.link, self.page_height = exhibit, link, page_height
         # CJK wrapping breaks Chinese between any two characters and still keeps Latin words whole.
-        base = ParagraphStyle("tz", fontName="Helvetica", fontSize=8.2, leading=10.8, textColor=INK, wordWrap="CJK")
+        base = ParagraphStyle("tz", fontName=SANS, fontSize=8.2, leading=10.8, textColor=INK, wordWrap="CJK")
         self.body = base
         self.small = ParagraphStyle("tz-small", base, fontSize=7.4, leading=9.6, textColor=MUTED)
-        self.mono = ParagraphStyle("tz-mono", base, fontName="Courier", fontSize=7.5)
-        self.title = ParagraphStyle("tz-title", base, fontName="Helvetica-Bold", fontSize=16, leading=21)
-        self.h2 = ParagraphStyle("tz-h2", base, fontName="Helvetica-Bold", fontSize=10.5, leading=14,
+        self.mono = ParagraphStyle("tz-mono", base, fontName=MONO, fontSize=7.5)
+        self.title = ParagraphStyle("tz-title", base, fontName=SANS_BOLD, fontSize=16, leading=21)
+        self.h2 = ParagraphStyle("tz-h2", base, fontName=SANS_BOLD, fontSize=10.5, leading=14,
                                  spaceBefore=9, spaceAfter=4)
-        self.banner = ParagraphStyle("tz-banner", base, fontName="Helvetica-Bold", fontSize=14, leading=18)
+        self.banner = ParagraphStyle("tz-banner", base, fontName=SANS_BOLD, fontSize=14, leading=18)
 
     def p(self, content: str, style: Any = None) -> Flowable:
         from reportlab.platypus import Paragraph
@@ -226,7 +276,7 @@ class _Builder:
             self.p(markup("电子证据验证证书", self.cjk), self.title),
             self.p(markup(f"Tiezheng 铁证 · tiezheng-verify {__version__} · issued 签发于 {self.when}", self.cjk),
                    self.small),
-            self._spacer(4), self._banner()]
+            self._spacer(4), self._banner(), *self._captured()]
         if report.findings:
             parts += [self.p(self.bi(*FINDINGS_TITLES[report.verdict], sep="  "), self.h2),
                       *self._scope(report.findings)]
@@ -246,7 +296,80 @@ class _Builder:
                       self.p(markup(LIMITS[0], self.cjk)), self._spacer(3), self.p(markup(LIMITS[1], self.cjk)),
                       self._spacer(12), *self._signature()]
         # The statement and the signature lines belong on one page: a signature must not stand alone.
-        return [*parts, KeepTogether(statement)]
+        english, chinese = certifications(self.report, self.exhibit, when=self.when, translations=TRANSLATIONS)
+        return [*parts, KeepTogether(statement), *self._screenshot_pages(),
+                *self._certification(english), *self._certification(chinese)]
+
+    def _captured(self) -> list[Flowable]:
+        """Page 1: what was captured, as a small table, and the first screen of the screenshot."""
+        rows = target_rows(self.report)
+        shot = self.exhibit.screenshot
+        if not rows and shot is None and not self.exhibit.screenshot_note:
+            return []
+        parts = [self.p(self.bi("What was captured", "采集对象", sep="  "), self.h2)]
+        if rows:
+            parts.append(self._table(
+                [[self.p(self.bi(en, zh, sep="  "), self.small), self.p(markup(value, self.cjk))]
+                 for en, zh, value in rows], [38 * _mm(), self.width - 38 * _mm()],
+                [("LINEBELOW", (0, 0), (-1, -2), 0.4, LINE), ("BOX", (0, 0), (-1, -1), 0.6, LINE),
+                 ("BACKGROUND", (0, 0), (0, -1), SHADE), ("TOPPADDING", (0, 0), (-1, -1), 2),
+                 ("BOTTOMPADDING", (0, 0), (-1, -1), 3)]))
+        if shot is not None:
+            scale = min(self.width / shot.width, FIRST_SCREEN_MAX_MM * _mm() / shot.first_screen)
+            parts += [self._spacer(4), _slice(shot, 0, shot.first_screen, scale, self.width),
+                      self.p(self.bi(f"First screen of the screenshot ({shot.width} × {shot.first_screen} px of "
+                                     f"{shot.width} × {shot.height} px); the full page follows the certification.",
+                                     "截图首屏；整页截图见证明之后各页。"), self.small)]
+        elif self.exhibit.screenshot_note:
+            parts.append(self.p(markup(self.exhibit.screenshot_note, self.cjk), self.small))
+        return parts
+
+    def _screenshot_pages(self) -> list[Flowable]:
+        """The full-page screenshot, cut into page-high slices, each headed by the URL and capture time."""
+        from reportlab.platypus import PageBreak
+
+        shot = self.exhibit.screenshot
+        if shot is None:
+            return []
+        scale = self.width / shot.width
+        header_pt = 40
+        per_page = max(1, int((self.page_height - header_pt) / scale))
+        total = -(-shot.height // per_page)
+        shown = min(total, MAX_SCREENSHOT_PAGES)
+        url = (fact(self.report, "target", "final_url") or fact(self.report, "target", "requested_url")
+               or fact(self.report, "target", "url"))
+        when = both_times(fact(self.report, "capture", "ended_at"))
+        parts: list[Flowable] = []
+        for number in range(shown):
+            top = number * per_page
+            head = (f"Screenshot, full page: part {number + 1} of {total}  "
+                    f"截图（整页）：第 {number + 1} 部分，共 {total} 部分")
+            where = f"{text(url)} · captured 采集于 {when}"
+            parts += [PageBreak(), self.p(markup(head, self.cjk) + "<br/>" + markup(where, self.cjk), self.small),
+                      self._spacer(3), _slice(shot, top, min(shot.height, top + per_page), scale, self.width)]
+        if total > shown:
+            parts.append(self.p(markup(f"The page continues for {total - shown} more parts; the full screenshot "
+                                       f"is in the package as evidence/screenshot.png. 其余 {total - shown} 部分"
+                                       "未列出，完整截图见证据包中的 evidence/screenshot.png。", self.cjk), self.small))
+        return parts
+
+    def _certification(self, cert: Certification) -> list[Flowable]:
+        from reportlab.lib.styles import ParagraphStyle
+        from reportlab.platypus import KeepTogether, PageBreak
+
+        title = ParagraphStyle("tz-cert-title", self.title, fontSize=14, leading=19)
+        parts: list[Flowable] = [PageBreak(), self.p(markup(cert.title, self.cjk), title),
+                                 self.p(markup(cert.subtitle, self.cjk), self.small), self._spacer(4)]
+        for section in cert.sections:
+            mono = section.heading.startswith(("5.", "五"))
+            body = [self.p(markup(para, self.cjk), self.mono if mono and i else self.body)
+                    for i, para in enumerate(section.paragraphs)]
+            parts.append(KeepTogether([self.p(markup(section.heading, self.cjk), self.h2), *body]))
+        rows = [[self.p(markup(label, self.cjk), self.small), ""] for label in cert.signature_fields]
+        parts += [self._spacer(8), KeepTogether(self._table(
+            rows, [45 * _mm(), self.width - 45 * _mm()],
+            [("LINEBELOW", (1, 0), (1, -1), 0.6, MUTED), ("TOPPADDING", (0, 0), (-1, -1), 12)]))]
+        return parts
 
     def _spacer(self, height_pt: float) -> Flowable:
         from reportlab.platypus import Spacer
@@ -296,23 +419,28 @@ class _Builder:
         def after(offset: float | None) -> str:
             return f" ({offset_text(offset)} after capture ended)" if offset is not None else ""
 
-        capture = f"{text(fact(report, 'capture', 'started_at'))} → {text(fact(report, 'capture', 'ended_at'))}"
-        stamps = [f"{e.when}{after(e.offset)} · {e.detail}" for e in events if e.kind == "timestamp"]
+        capture = (f"{both_times(fact(report, 'capture', 'started_at'))} →\n"
+                   f"{both_times(fact(report, 'capture', 'ended_at'))}")
+        stamps = [f"{both_times(e.when)}{after(e.offset)} · {e.detail}" for e in events if e.kind == "timestamp"]
         chain = "—"
         if isinstance(anchor := fact(report, "anchor"), Mapping):
             chain = (f"{text(anchor.get('chain'))} (chain id {text(anchor.get('chain_id'))}), block "
                      f"{text(anchor.get('block_number'))}"
-                     + "".join(f" at {e.when}{after(e.offset)}" for e in events if e.kind == "block"))
+                     + "".join(f" at {both_times(e.when)}{after(e.offset)}" for e in events if e.kind == "block"))
         batch = fact(report, "batch")
-        root = (f"{text(batch.get('root'))} (leaf {text(batch.get('leaf_index'))} of {text(batch.get('tree_size'))})"
-                if isinstance(batch, Mapping) else "—")
+        index = batch.get("leaf_index") if isinstance(batch, Mapping) else None
+        position = index + 1 if isinstance(index, int) else "—"  # counted from 1, as a court counts
+        root = (f"{text(batch.get('root'))} (evidence {position} of {text(batch.get('tree_size'))} in the batch  "
+                f"批次中第 {position} 份)" if isinstance(batch, Mapping) else "—")
         parties = (f"{text(fact(report, 'operator', 'name'))} for {text(fact(report, 'requester', 'tenant'))} "
                    f"({text(fact(report, 'requester', 'identity'))})")
         return [
             ("Evidence ID", "证据编号", text(report.evidence_id), True),
+            ("Package file SHA-256", "证据包文件 SHA-256", text(report.package_sha256), True),
             ("Evidence fingerprint (SHA-256)", "证据指纹", text(report.fingerprint), True),
-            ("Target URL", "目标网址", target_url(report) or "none: uploaded files  无（上传文件）", False),
-            ("Capture time (UTC)", "采集时间", capture, False),
+            *([] if target_rows(report) else
+              [("Target URL", "目标网址", target_url(report) or "none: uploaded files  无（上传文件）", False)]),
+            ("Capture time", "采集时间", capture, False),
             ("Trusted timestamp", "可信时间戳", "\n".join(stamps) or "—", False),
             ("Blockchain anchor", "区块链锚定", chain, False),
             ("Transaction", "交易哈希", text(fact(report, "anchor", "tx_hash")), True),
@@ -338,7 +466,9 @@ class _Builder:
                             [("LINEBELOW", (0, 0), (-1, -2), 0.4, LINE), ("LEFTPADDING", (0, 0), (-1, -1), 3),
                              ("TOPPADDING", (0, 0), (-1, -1), 3), ("BOTTOMPADDING", (0, 0), (-1, -1), 3)])
         qr: list[Any] = [self._qr(qr_width - 4 * mm)] if self.report.fingerprint else []
-        qr.append(self.p(self.bi("Scan: evidence fingerprint", "扫描：证据指纹"), self.small))
+        qr.append(self.p(self.bi("Scan: the operator's verification page for this fingerprint",
+                                 "扫描：运营方对该证据指纹的验证页面") if self.link else
+                         self.bi("Scan: evidence fingerprint", "扫描：证据指纹"), self.small))
         return self._table([[facts, qr]], [self.width - qr_width, qr_width],
                            [("BOX", (0, 0), (-1, -1), 0.6, LINE), ("ALIGN", (1, 0), (1, 0), "CENTER")])
 
@@ -347,7 +477,8 @@ class _Builder:
         from reportlab.platypus import Image
 
         code = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, box_size=8, border=2)
-        code.add_data(self.report.fingerprint)
+        # The link carries the fingerprint; without an operator URL the code holds the fingerprint alone.
+        code.add_data(self.link or self.report.fingerprint)
         png = io.BytesIO()
         code.make_image().save(png)
         png.seek(0)
@@ -357,7 +488,7 @@ class _Builder:
         from reportlab.lib.styles import ParagraphStyle
         from reportlab.lib.units import mm
 
-        white = ParagraphStyle("tz-status", self.body, textColor="#ffffff", fontName="Helvetica-Bold",
+        white = ParagraphStyle("tz-status", self.body, textColor="#ffffff", fontName=SANS_BOLD,
                                alignment=1, fontSize=7.6, leading=9.6)
         head = [self.p("<b>" + self.bi(en, zh) + "</b>", self.small) for en, zh in
                 (("Check", "检查项"), ("Status", "结果"), ("Finding", "检查发现"), ("Legal basis", "法律依据"))]
@@ -403,6 +534,59 @@ class _Builder:
         return [intro, table]
 
 
+def _mm() -> float:
+    from reportlab.lib.units import mm
+
+    return float(mm)
+
+
+def _slice(shot: Screenshot, top: int, bottom: int, scale: float, width: float) -> Flowable:
+    """Rows ``top``..``bottom`` of the screenshot at ``scale`` points per pixel, centred in ``width``.
+
+    The whole image is drawn under a clip, so the PDF holds it once however many slices show it."""
+    from reportlab.lib.utils import ImageReader
+    from reportlab.platypus import Flowable as Base
+
+    class Slice(Base):  # type: ignore[misc]
+        def wrap(self, available_width: float, available_height: float) -> tuple[float, float]:
+            return width, (bottom - top) * scale + 1
+
+        def draw(self) -> None:
+            canvas = self.canv
+            shown_width, shown_height = shot.width * scale, (bottom - top) * scale
+            left = (width - shown_width) / 2
+            canvas.saveState()
+            path = canvas.beginPath()
+            path.rect(left, 0, shown_width, shown_height)
+            canvas.clipPath(path, stroke=0, fill=0)
+            canvas.drawImage(_reader(shot, ImageReader), left, shown_height - (shot.height - top) * scale,
+                             width=shown_width, height=shot.height * scale)
+            canvas.restoreState()
+            canvas.setStrokeColor(LINE)
+            canvas.rect(left, 0, shown_width, shown_height, stroke=1, fill=0)
+
+    return Slice()
+
+
+_READERS: dict[int, Any] = {}
+
+
+def _reader(shot: Screenshot, reader_class: Any) -> Any:
+    """One decoded image per screenshot, so every slice draws (and the PDF embeds) the same image.
+
+    Pillow decodes only a PNG whose header size was checked against MAX_SCREENSHOT_PIXELS already."""
+    from PIL import Image
+
+    key = id(shot)
+    if key not in _READERS:
+        _READERS.clear()
+        image = Image.open(io.BytesIO(shot.png), formats=["PNG"])
+        if image.size != (shot.width, shot.height):
+            raise InvalidInput("the screenshot changed size while it was read")
+        _READERS[key] = reader_class(image.convert("RGB"))
+    return _READERS[key]
+
+
 def _footer(report: Report, cjk: str, pages: int) -> Any:
     from reportlab.lib.units import mm
 
@@ -416,11 +600,11 @@ def _footer(report: Report, cjk: str, pages: int) -> Any:
         canvas.setStrokeColor(LINE)
         canvas.line(doc.leftMargin, 13 * mm, right, 13 * mm)
         canvas.setFillColor(MUTED)
-        canvas.setFont("Helvetica", 7)
+        canvas.setFont(SANS, 7)
         canvas.drawString(doc.leftMargin, 9 * mm, left)
         canvas.setFont(cjk, 7)
         canvas.drawRightString(right, 9 * mm, chinese)
-        canvas.setFont("Helvetica", 7)
+        canvas.setFont(SANS, 7)
         canvas.drawRightString(right - canvas.stringWidth(chinese, cjk, 7) - 6, 9 * mm, english)
         canvas.restoreState()
 

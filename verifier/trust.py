@@ -7,6 +7,7 @@ only when a file names it, and every report flags it.
 Format (TOML)::
 
     [[operators]]           name, public_key (base64 raw Ed25519), development = false
+    (operators) verify_url   optional: the operator's service, linked from certificates' QR codes
     [operators.qualifications]  the operator's declared filings and certifications (key = "text")
     [[tsa]]                 name, roots (PEM text) or roots_file (relative to this file), development
     [[chains]]              chain_id, name, rpc_urls = [...], confirmations, development
@@ -42,6 +43,8 @@ class TrustedOperator:
     development: bool = False
     #: What the operator declares about itself in this trust file (not verifiable by software).
     qualifications: Qualifications = ()
+    #: The operator's service, e.g. ``https://evidence.example``: certificates link to its /verify page.
+    verify_url: str | None = None
 
     @property
     def key_id(self) -> str:
@@ -130,7 +133,8 @@ def parse_trust(text: str, *, base_dir: Path | None = None, source: str = "<trus
         operators = tuple(
             TrustedOperator(name=str(item["name"]), public_key=decode_public_key(str(item["public_key"])),
                             development=bool(item.get("development", False)),
-                            qualifications=parse_qualifications(item.get("qualifications")))
+                            qualifications=parse_qualifications(item.get("qualifications")),
+                            verify_url=str(item["verify_url"]) if item.get("verify_url") else None)
             for item in _table_list(document, "operators"))
         tsas = []
         for item in _table_list(document, "tsa"):
