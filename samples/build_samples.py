@@ -25,8 +25,8 @@ from anchor.devnet import Devnet
 from api.sample_site import serve_site
 from evidence.operator_key import OperatorKey
 from evidence.upload import BuiltPackage
-from tests.factory import Workspace, make_workspace, seal_batch
 from tests.capture_site import BrowserRunner
+from tests.factory import Workspace, make_workspace, seal_batch
 from tests.tamper import flip_byte
 from verifier.canonical import canonical_json, sha256
 from verifier.package import DATAPACKAGE_DIGEST_PATH, DATAPACKAGE_PATH, MANIFEST_PATH, SIGNATURE_PATH

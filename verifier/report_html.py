@@ -319,7 +319,9 @@ def _scope_list(sentences: Iterable[str]) -> str:
 
 
 def _trust_used(report: Report) -> str:
-    rows = "".join(f"<dt>{_e(source)}</dt><dd class=mono>{_e(digest)}</dd>" for source, digest in report.trust_used)
+    # The file's name only: the folders are of the verifier's machine, not of the evidence.
+    rows = "".join(f"<dt>{_e(Path(source).name or source)}</dt><dd class=mono>{_e(digest)}</dd>"
+                   for source, digest in report.trust_used)
     return f"<section><h2>{_bi(*TRUST_USED_TITLE)}</h2><dl>{rows or '<dd>—</dd>'}</dl></section>"
 
 

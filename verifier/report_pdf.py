@@ -250,7 +250,8 @@ class _Builder:
         self.report, self.cjk, self.width, self.source, self.when = report, cjk, width, source, when
         self.exhibit, self.link, self.page_height = exhibit, link, page_height
         # CJK wrapping breaks Chinese between any two characters and still keeps Latin words whole.
-        base = ParagraphStyle("tz", fontName=SANS, fontSize=8.2, leading=10.8, textColor=INK, wordWrap="CJK")
+        base = ParagraphStyle("tz", fontName=SANS, fontSize=8.2, leading=10.8, textColor=INK, wordWrap="CJK",
+                              bulletFontName=SANS)
         self.body = base
         self.small = ParagraphStyle("tz-small", base, fontSize=7.4, leading=9.6, textColor=MUTED)
         self.mono = ParagraphStyle("tz-mono", base, fontName=MONO, fontSize=7.5)
@@ -271,18 +272,13 @@ class _Builder:
         from reportlab.platypus import KeepTogether
 
         report = self.report
-        parts: list[Flowable] = [
-            self.p(markup("Certificate of Verification of Electronic Evidence", self.cjk), self.title),
-            self.p(markup("电子证据验证证书", self.cjk), self.title),
-            self.p(markup(f"Tiezheng 铁证 · tiezheng-verify {__version__} · issued 签发于 {self.when}", self.cjk),
-                   self.small),
-            self._spacer(4), self._banner(), *self._captured()]
+        parts: list[Flowable] = [self._heading(), self._spacer(4), self._banner(), *self._captured()]
         if report.findings:
             parts += [self.p(self.bi(*FINDINGS_TITLES[report.verdict], sep="  "), self.h2),
                       *self._scope(report.findings)]
         if report.development:
             parts += [self._spacer(6), self._development()]
-        parts += [self._spacer(6), self._facts_with_qr(),
+        parts += [self.p(self.bi("Evidence", "证据信息", sep="  "), self.h2), self._facts(),
                   self.p(self.bi("Checks", "检查项", sep="  "), self.h2), self._checks()]
         if report.proves:  # only a verified package proves anything
             parts += [self.p(self.bi("What this proves", "本证书证明", sep="  "), self.h2), *self._scope(report.proves),
@@ -381,7 +377,9 @@ class _Builder:
         from reportlab.platypus import Table, TableStyle
 
         table = Table([list(r) for r in rows], colWidths=list(widths), repeatRows=repeat)
-        table.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"), *style]))
+        # A cell's default font is Helvetica even when the cell is empty: it would appear, unembedded.
+        table.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"), ("FONTNAME", (0, 0), (-1, -1), SANS),
+                                   *style]))
         return table
 
     def _banner(self) -> Flowable:
@@ -449,28 +447,39 @@ class _Builder:
             ("Verification mode", "验证方式", "offline  离线" if report.offline else "online  在线", False),
             ("Package file", "证据包文件", self.source, False),
             (TRUST_USED_TITLE[0], TRUST_USED_TITLE[1],
-             "\n".join(f"{text(source)}: {digest}" for source, digest in report.trust_used) or "—", True),
+             "\n".join(f"{text(display_name(source))}: {digest}" for source, digest in report.trust_used) or "—", True),
         ]
 
-    def _facts_with_qr(self) -> Flowable:
+    def _heading(self) -> Flowable:
+        """Title and issue line, with the QR code beside them: always on page 1, top right."""
         from reportlab.lib.units import mm
 
-        qr_width = 37 * mm
-        label_width = 31 * mm
-        value_width = self.width - qr_width - label_width
+        qr_width = 34 * mm
+        title = [self.p(markup("Certificate of Verification of Electronic Evidence", self.cjk), self.title),
+                 self.p(markup("电子证据验证证书", self.cjk), self.title),
+                 self.p(markup(f"Tiezheng 铁证 · tiezheng-verify {__version__} · issued 签发于 {self.when}",
+                               self.cjk), self.small)]
+        qr: list[Any] = [self._qr(qr_width - 6 * mm)] if self.report.fingerprint else []
+        qr.append(self.p(self.bi("Scan: the operator's verification page for this fingerprint",
+                                 "扫描：运营方对该证据指纹的验证页面") if self.link else
+                         self.bi("Scan: evidence fingerprint", "扫描：证据指纹"), self.small))
+        return self._table([[title, qr]], [self.width - qr_width, qr_width],
+                           [("ALIGN", (1, 0), (1, 0), "CENTER"), ("LEFTPADDING", (0, 0), (0, 0), 0),
+                            ("TOPPADDING", (0, 0), (-1, -1), 0)])
+
+    def _facts(self) -> Flowable:
+        from reportlab.lib.units import mm
+
+        label_width = 36 * mm
+        value_width = self.width - label_width
         rows = [[self.p(self.bi(en, zh), self.small),
                  self.p("<br/>".join(markup(line, self.cjk) for line in value.split("\n")),
                         self.mono if mono else self.body)]
                 for en, zh, value, mono in self._facts_rows()]
-        facts = self._table(rows, [label_width, value_width],
-                            [("LINEBELOW", (0, 0), (-1, -2), 0.4, LINE), ("LEFTPADDING", (0, 0), (-1, -1), 3),
-                             ("TOPPADDING", (0, 0), (-1, -1), 3), ("BOTTOMPADDING", (0, 0), (-1, -1), 3)])
-        qr: list[Any] = [self._qr(qr_width - 4 * mm)] if self.report.fingerprint else []
-        qr.append(self.p(self.bi("Scan: the operator's verification page for this fingerprint",
-                                 "扫描：运营方对该证据指纹的验证页面") if self.link else
-                         self.bi("Scan: evidence fingerprint", "扫描：证据指纹"), self.small))
-        return self._table([[facts, qr]], [self.width - qr_width, qr_width],
-                           [("BOX", (0, 0), (-1, -1), 0.6, LINE), ("ALIGN", (1, 0), (1, 0), "CENTER")])
+        return self._table(rows, [label_width, value_width],
+                           [("LINEBELOW", (0, 0), (-1, -2), 0.4, LINE), ("BOX", (0, 0), (-1, -1), 0.6, LINE),
+                            ("BACKGROUND", (0, 0), (0, -1), SHADE), ("LEFTPADDING", (0, 0), (-1, -1), 4),
+                            ("TOPPADDING", (0, 0), (-1, -1), 3), ("BOTTOMPADDING", (0, 0), (-1, -1), 3)])
 
     def _qr(self, size: float) -> Flowable:
         import qrcode
