@@ -178,6 +178,13 @@ def offset_text(seconds: float | None) -> str:
     return f"{sign}{size / 3600:.1f} h"
 
 
+def display_name(source: str) -> str:
+    """A file's name without the folders of the verifier's machine: an absolute path of a file here
+    becomes its name; anything else (a relative path, the service's /.well-known/… URL path) stays."""
+    path = Path(source)
+    return path.name if path.is_absolute() and path.exists() else source
+
+
 def _e(value: object) -> str:
     return html.escape(text(value), quote=True)
 
@@ -320,7 +327,7 @@ def _scope_list(sentences: Iterable[str]) -> str:
 
 def _trust_used(report: Report) -> str:
     # The file's name only: the folders are of the verifier's machine, not of the evidence.
-    rows = "".join(f"<dt>{_e(Path(source).name or source)}</dt><dd class=mono>{_e(digest)}</dd>"
+    rows = "".join(f"<dt>{_e(display_name(source))}</dt><dd class=mono>{_e(digest)}</dd>"
                    for source, digest in report.trust_used)
     return f"<section><h2>{_bi(*TRUST_USED_TITLE)}</h2><dl>{rows or '<dd>—</dd>'}</dl></section>"
 
@@ -377,7 +384,7 @@ def render_html(report: Report, *, source: str, generated_at: datetime | None = 
 
     verdict = report.verdict
     when = both_times((generated_at or datetime.now(UTC)).isoformat())
-    source = Path(source).name or source  # never the folders of the verifier's machine
+    source = display_name(source)  # never the folders of the verifier's machine
     exhibit = load_exhibit(package, report) if package is not None else Exhibit()
     css_class = {Verdict.VERIFIED: "verified", Verdict.VERIFIED_OFFLINE: "offline",
                  Verdict.FAILED: "failed", Verdict.UNUSABLE: "unusable", Verdict.CANNOT_JUDGE: "cannot-judge"}[verdict]

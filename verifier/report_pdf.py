@@ -34,6 +34,7 @@ from verifier.report_html import (
     TRUST_USED_TITLE,
     VERDICT_EXPLAINED,
     VERDICT_LABELS,
+    display_name,
     fact,
     offset_text,
     target_url,
@@ -156,11 +157,6 @@ def render_pdf(report: Report, *, source: str, generated_at: datetime | None = N
         doc.build(builder.story(), onFirstPage=footer, onLaterPages=footer)
         pages = doc.page
     return buffer.getvalue()
-
-
-def display_name(source: str) -> str:
-    """The package file's name without the folders of the verifier's machine."""
-    return Path(source).name or source
 
 
 def register_cjk_font() -> str:

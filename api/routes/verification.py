@@ -62,7 +62,8 @@ async def verify_certificate(request: Request, state: StateDep) -> FileResponse:
         upload = form.files[0]
         report = await run_in_threadpool(verify, upload.path, state.trust())
         pdf = form.folder / "certificate.pdf"
-        await run_in_threadpool(lambda: write_pdf(report, pdf, source=upload.filename))
+        await run_in_threadpool(lambda: write_pdf(report, pdf, source=upload.filename,
+                                                               package=upload.path))
     except BaseException:
         form.discard()
         raise
