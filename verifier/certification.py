@@ -17,7 +17,7 @@ from typing import Any
 
 from verifier import __version__
 from verifier.exhibit import Exhibit, both_times
-from verifier.report import DOES_NOT_PROVE, Report
+from verifier.report import DOES_NOT_PROVE, Report, Status
 
 BLANK = "________________________"
 #: Chinese renderings of DOES_NOT_PROVE.
@@ -56,6 +56,7 @@ def _tools(report: Report) -> list[str]:
     listed = [str(t) for t in tools] if isinstance(tools, list) else []
     browser = _fact(report, "environment", "browser")
     if browser:
+        listed = [t for t in listed if t != browser]  # named once, with its hash
         listed.insert(0, f"{browser} (SHA-256 {_fact(report, 'environment', 'browser_sha256') or '—'})")
     return listed
 
@@ -94,6 +95,19 @@ def _custody(report: Report, zh: bool) -> list[str]:
     return steps
 
 
+def _hash_basis(report: Report, zh: bool) -> str:
+    """How the hashes below were checked: only H1 and H2 passing lets the text say they matched."""
+    matched = all(report.result(i).status is Status.PASS for i in ("H1", "H2"))
+    if zh:
+        return ("算法：SHA-256（FIPS 180-4）。下列文件哈希值为已签名清单记载的封存值；验证程序由文件重新计算，"
+                + ("结果与封存值一致（检查项 H1、H2 通过）。" if matched else
+                   "结果并非全部一致（检查项 H1 或 H2 未通过），不一致的文件见验证证书。"))
+    return ("Algorithm: SHA-256 (FIPS 180-4). The file hashes below are the sealed values the signed manifest "
+            "records; the verifier recomputed each from the file " +
+            ("and they matched (checks H1 and H2 pass)." if matched else
+             "and they did not all match (H1 or H2 did not pass): the certificate names the files that differ."))
+
+
 def _hashes(report: Report, exhibit: Exhibit, zh: bool) -> list[str]:
     package = report.package_sha256 or "—"
     lines = ([f"证据包文件 {package}", f"证据指纹（规范化清单的 SHA-256）{report.fingerprint or '—'}"] if zh else
@@ -107,7 +121,7 @@ def _hashes(report: Report, exhibit: Exhibit, zh: bool) -> list[str]:
 def _scope(report: Report, zh: bool, translations: Mapping[str, str]) -> tuple[str, str]:
     proves = report.proves
     if zh:
-        shown = "；".join(translations.get(s, s) for s in proves) if proves else \
+        shown = "".join(translations.get(s, s) for s in proves) if proves else \
             "本次验证结论不是“验证通过”，故本证明不据此证明任何事项。"
         return (f"上述检查能够证明：{shown}", f"上述检查不能证明：{''.join(DOES_NOT_PROVE_ZH)}"
                 "哈希值比对只能证明文件自封存以来未被更改，不能证明封存之前的情况。")
@@ -144,9 +158,8 @@ def certifications(report: Report, exhibit: Exhibit, *, when: str,
                 f"I verified the package on {when} with {verifier_tool}: verdict {verdict}; {checks}.")),
             Section("4. Tools and versions",
                     (*(tools or ["— (an upload records no capture tools)"]), f"Verifier: {verifier_tool}")),
-            Section("5. Hashes and algorithm (FRE 902(14))", (
-                "Algorithm: SHA-256 (FIPS 180-4). Each value below was recomputed from the file and matched the "
-                "sealed value (checks H1, H2).", *_hashes(report, exhibit, zh=False))),
+            Section("5. Hashes and algorithm (FRE 902(14))",
+                    (_hash_basis(report, zh=False), *_hashes(report, exhibit, zh=False))),
             Section("6. Chain of custody", tuple(_custody(report, zh=False))),
             Section("7. Scope", _scope(report, False, translations)),
             Section("Declaration", (
@@ -171,8 +184,7 @@ def certifications(report: Report, exhibit: Exhibit, *, when: str,
                 f"本人于 {when} 使用 {verifier_tool} 验证该证据包，结论为 {verdict}；各项检查结果：{checks}。")),
             Section("四、使用的工具及版本",
                     (*(tools or ["—（上传文件，无采集工具记录）"]), f"验证程序：{verifier_tool}")),
-            Section("五、哈希值及算法", ("算法：SHA-256（FIPS 180-4）。下列各值均由文件重新计算，并与封存值一致"
-                                      "（检查项 H1、H2）。", *_hashes(report, exhibit, zh=True))),
+            Section("五、哈希值及算法", (_hash_basis(report, zh=True), *_hashes(report, exhibit, zh=True))),
             Section("六、保管链", tuple(_custody(report, zh=True))),
             Section("七、证明范围", _scope(report, True, translations)),
             Section("声明", ("本人确认以上内容真实、准确；如有虚假，愿承担相应法律责任。",)),

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from verifier import __version__
+from verifier.exhibit import target_rows
 from verifier.report import DOES_NOT_PROVE, GROUPS, PROVES, PROVES_OFFLINE, Report, Status, Verdict
 from verifier.sanitize import display_text
 
@@ -265,7 +266,8 @@ def _facts(report: Report, source: str) -> str:
         ("Package file", "证据包文件", source, True),
         ("Package file SHA-256", "证据包文件 SHA-256", text(report.package_sha256), True),
         ("Kind", "类型", text(fact(report, "kind")), False),
-        ("Target URL", "目标网址", target_url(report) or "none: uploaded files / 无：上传文件", True),
+        *([] if target_rows(report) else  # a capture's target has its own table
+          [("Target URL", "目标网址", target_url(report) or "none: uploaded files / 无：上传文件", True)]),
         ("Operator", "运营方", text(fact(report, "operator", "name")), False),
         ("Requester", "申请人", " · ".join(text(fact(report, "requester", k)) for k in ("tenant", "identity")),
          False),
@@ -342,8 +344,6 @@ _FOOTER = ("<footer><p>"
 
 def _captured(report: Report, exhibit: Exhibit) -> str:
     """What was captured: the target as a small table and the screenshot (first screen, then all of it)."""
-    from verifier.exhibit import target_rows
-
     rows = "".join(f"<dt>{_bi(en, zh)}</dt><dd>{_e(value)}</dd>" for en, zh, value in target_rows(report))
     shot = exhibit.screenshot
     if not rows and shot is None and not exhibit.screenshot_note:
@@ -416,8 +416,10 @@ def render_html(report: Report, *, source: str, generated_at: datetime | None = 
     if report.proves:  # only a verified package proves anything
         parts.append(f"<section><h2>{_bi('What this proves', '本报告证明')}</h2>{_scope_list(report.proves)}"
                      f"<h2>{_bi('What it does not prove', '本报告不证明')}</h2>{_scope_list(DOES_NOT_PROVE)}</section>")
-    english, chinese = certifications(report, exhibit, when=when, translations=TRANSLATIONS)
-    parts += [_certification(english), _certification(chinese), _FOOTER]
+    if report.verified:  # a qualified person can only certify evidence that verified
+        english, chinese = certifications(report, exhibit, when=when, translations=TRANSLATIONS)
+        parts += [_certification(english), _certification(chinese)]
+    parts.append(_FOOTER)
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
             # No script, style or image may load from anywhere: the page is data, not an application.

@@ -217,3 +217,16 @@ def test_target_table_lists_redirects_counted_from_one(report: Report) -> None:
     assert labels == ["Requested URL", "Redirect 1", "Redirect 2", "Final URL", "HTTP status", "Page title"]
     assert rows[1][2] == "301 http://a.example/ → https://b.example/"
     assert "\u202e" not in rows[-1][2]  # a bidi override from the page is shown as its code
+
+
+def test_only_a_verified_package_gets_certification_pages(tmp_path: Path) -> None:
+    bad = SAMPLES / "packages" / "bad-H1-artifact-changed.wacz"
+    report = verify_package(bad, load_trust(TRUST))
+    assert not report.verified
+    out = tmp_path / "failed.pdf"
+    write_pdf(report, out, source=bad.name, package=bad)
+    words = poppler("pdftotext", out, "-")
+    assert "NOT VERIFIED" in words and "Certification of Electronic Evidence" not in words
+    assert "电子数据存证证明" not in words and "penalty of perjury" not in words
+    page = render_html(report, source=bad.name, package=bad)
+    assert "电子数据存证证明" not in page and "Certification of Electronic Evidence" not in page
