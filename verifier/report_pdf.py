@@ -3,26 +3,26 @@
 reportlab and qrcode are the optional ``pdf`` extra: the base verifier that opposing counsel installs
 must import without them, so every reportlab import below sits inside a function. The layout uses
 Paragraphs inside Tables, so every cell wraps; every value is XML-escaped before it reaches
-reportlab's markup parser, because reasons and facts carry text from the package.
+reportlab's markup parser, because reasons and facts carry text from the package. The fonts (all
+embedded) are in verifier/pdf_fonts.py, the screenshot bands in verifier/pdf_screenshot.py, the words
+of the fill-in certifications in verifier/certification.py.
 """
 
 from __future__ import annotations
 
-import html
 import importlib.util
 import io
-import os
-import unicodedata
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from itertools import groupby
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from verifier import __version__
 from verifier.certification import Certification, certifications
 from verifier.errors import InvalidInput
-from verifier.exhibit import Exhibit, Screenshot, both_times, load_exhibit, target_rows, verification_link
+from verifier.exhibit import Exhibit, both_times, load_exhibit, target_rows, verification_link
+from verifier.pdf_fonts import MONO, SANS, SANS_BOLD, markup, register_cjk_font, register_latin_fonts
+from verifier.pdf_screenshot import mm_points, screenshot_band
 from verifier.report import DOES_NOT_PROVE, GROUPS, Report, Status, Verdict
 from verifier.report_html import (
     CHECK_TITLES_ZH,
@@ -45,29 +45,10 @@ from verifier.report_html import (
 if TYPE_CHECKING:
     from reportlab.platypus import Flowable
 
-#: Names a TrueType/OpenType font file (.ttf/.ttc/.otf) or a CID font name; tried first.
-CJK_FONT_ENV = "TIEZHENG_CJK_FONT"
-#: Debian's fonts-wqy-microhei. Embedded (subset) into the PDF, so the PDF shows the same everywhere.
-DEBIAN_CJK_FONT = "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"
-#: reportlab's built-in Adobe CID fonts need no file: the PDF viewer supplies the glyphs, so this
-#: works on any machine (counsel's), though the font is not embedded.
-CID_FONTS = ("STSong-Light", "MSung-Light")
-#: Where the CJK font comes from, in order (after CJK_FONT_ENV, when set).
-CJK_FONT_ORDER = (DEBIAN_CJK_FONT, "STSong-Light")
-#: Latin text is set in Bitstream Vera, which ships inside reportlab: always at hand, always embedded
-#: (the standard-14 fonts such as Helvetica are never embedded, so a viewer substitutes its own).
-SANS, SANS_BOLD, MONO = "TZ-Sans", "TZ-Sans-Bold", "TZ-Mono"
-VERA_FILES = {SANS: "Vera.ttf", SANS_BOLD: "VeraBd.ttf", "TZ-Sans-Italic": "VeraIt.ttf",
-              "TZ-Sans-BoldItalic": "VeraBI.ttf"}
-#: Monospace for hashes: WenQuanYi Micro Hei Mono, face 1 of the Debian CJK collection; Vera otherwise.
-MONO_FACE = (DEBIAN_CJK_FONT, 1)
 #: Screenshot pages: the full page is cut into page-high slices; a longer page stops here with a note.
 MAX_SCREENSHOT_PAGES = 20
 #: Height of the first screen on page 1, at most (it is scaled down to fit, never cropped further).
 FIRST_SCREEN_MAX_MM = 92
-#: Longest text put in one table cell: reportlab cannot split a cell across pages, and a hostile
-#: package must not make the certificate fail. The JSON report has the full text.
-MAX_CELL_CHARS = 1500
 PDF_EXTRA = "pip install 'tiezheng[pdf]'"
 PDF_MODULES = ("reportlab", "qrcode")
 
@@ -160,81 +141,6 @@ def render_pdf(report: Report, *, source: str, generated_at: datetime | None = N
     return buffer.getvalue()
 
 
-def register_cjk_font() -> str:
-    """Register the first usable CJK font of CJK_FONT_ENV, then CJK_FONT_ORDER; return its name.
-
-    Raises InvalidInput when CJK_FONT_ENV is set but names neither a readable font file nor a CID font.
-    """
-    from reportlab.pdfbase import pdfmetrics
-    from reportlab.pdfbase.cidfonts import UnicodeCIDFont
-    from reportlab.pdfbase.ttfonts import TTFont
-
-    override = os.environ.get(CJK_FONT_ENV, "").strip()
-    for candidate in ((override,) if override else ()) + CJK_FONT_ORDER:
-        if candidate in CID_FONTS:
-            name = candidate
-            if name not in pdfmetrics.getRegisteredFontNames():
-                pdfmetrics.registerFont(UnicodeCIDFont(name))
-        elif Path(candidate).is_file():
-            name = f"TZ-CJK-{Path(candidate).stem}"
-            if name not in pdfmetrics.getRegisteredFontNames():
-                try:
-                    pdfmetrics.registerFont(TTFont(name, candidate, subfontIndex=0))
-                except Exception as exc:  # reportlab raises its own TTFError and plain ones for bad files
-                    if candidate == override:
-                        raise InvalidInput(f"{CJK_FONT_ENV}={override!r} is not a usable TrueType font: {exc}") from exc
-                    continue
-        elif candidate == override:
-            raise InvalidInput(f"{CJK_FONT_ENV}={override!r} is neither a font file nor one of {', '.join(CID_FONTS)}")
-        else:
-            continue
-        # One face serves regular and bold, so <b> around Chinese text cannot fail on a missing face.
-        pdfmetrics.registerFontFamily(name, normal=name, bold=name, italic=name, boldItalic=name)
-        return name
-    raise InvalidInput("no CJK font available")  # unreachable: CJK_FONT_ORDER ends with a CID font
-
-
-def register_latin_fonts() -> None:
-    """Register the embedded Latin faces (SANS, SANS_BOLD, MONO) once."""
-    import reportlab
-    from reportlab.pdfbase import pdfmetrics
-    from reportlab.pdfbase.ttfonts import TTFont
-
-    if MONO in pdfmetrics.getRegisteredFontNames():
-        return
-    folder = Path(reportlab.__file__).parent / "fonts"
-    for name, file in VERA_FILES.items():
-        pdfmetrics.registerFont(TTFont(name, str(folder / file)))
-    pdfmetrics.registerFontFamily(SANS, normal=SANS, bold=SANS_BOLD, italic="TZ-Sans-Italic",
-                                  boldItalic="TZ-Sans-BoldItalic")
-    try:
-        pdfmetrics.registerFont(TTFont(MONO, MONO_FACE[0], subfontIndex=MONO_FACE[1]))
-    except Exception:  # no Debian font (or another collection there): Vera is a fine fallback for hex
-        pdfmetrics.registerFont(TTFont(MONO, str(folder / VERA_FILES[SANS])))
-
-
-def _latin(char: str) -> bool:
-    try:
-        char.encode("cp1252")  # what the Latin face (Vera) can show
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def markup(value: object, cjk: str, *, limit: int = MAX_CELL_CHARS) -> str:
-    """Paragraph markup for (untrusted) text: escaped, control characters blanked, and every run that
-    the Latin face cannot show set in the CJK font, so nothing renders as a missing-glyph box."""
-    raw = text(value)
-    if len(raw) > limit:
-        raw = raw[:limit] + " … [truncated here; the JSON report has the full text]"
-    clean = "".join(" " if unicodedata.category(c) in ("Cc", "Cs") else c for c in raw)
-    runs = []
-    for latin, chars in groupby(clean, key=_latin):
-        run = html.escape("".join(chars), quote=False)
-        runs.append(run if latin else f'<font name="{cjk}">{run}</font>')
-    return "".join(runs)
-
-
 class _Builder:
     """Builds the story (the list of flowables) for one certificate."""
 
@@ -304,13 +210,13 @@ class _Builder:
         if rows:
             parts.append(self._table(
                 [[self.p(self.bi(en, zh, sep="  "), self.small), self.p(markup(value, self.cjk))]
-                 for en, zh, value in rows], [38 * _mm(), self.width - 38 * _mm()],
+                 for en, zh, value in rows], [38 * mm_points(), self.width - 38 * mm_points()],
                 [("LINEBELOW", (0, 0), (-1, -2), 0.4, LINE), ("BOX", (0, 0), (-1, -1), 0.6, LINE),
                  ("BACKGROUND", (0, 0), (0, -1), SHADE), ("TOPPADDING", (0, 0), (-1, -1), 2),
                  ("BOTTOMPADDING", (0, 0), (-1, -1), 3)]))
         if shot is not None:
-            scale = min(self.width / shot.width, FIRST_SCREEN_MAX_MM * _mm() / shot.first_screen)
-            parts += [self._spacer(4), _slice(shot, 0, shot.first_screen, scale, self.width),
+            scale = min(self.width / shot.width, FIRST_SCREEN_MAX_MM * mm_points() / shot.first_screen)
+            parts += [self._spacer(4), screenshot_band(shot, 0, shot.first_screen, scale, self.width),
                       self.p(self.bi(f"First screen of the screenshot ({shot.width} × {shot.first_screen} px of "
                                      f"{shot.width} × {shot.height} px); the full page follows the certification.",
                                      "截图首屏；整页截图见证明之后各页。"), self.small)]
@@ -340,7 +246,7 @@ class _Builder:
                     f"截图（整页）：第 {number + 1} 部分，共 {total} 部分")
             where = f"{text(url)} · captured 采集于 {when}"
             parts += [PageBreak(), self.p(markup(head, self.cjk) + "<br/>" + markup(where, self.cjk), self.small),
-                      self._spacer(3), _slice(shot, top, min(shot.height, top + per_page), scale, self.width)]
+                      self._spacer(3), screenshot_band(shot, top, min(shot.height, top + per_page), scale, self.width)]
         if total > shown:
             parts.append(self.p(markup(f"The page continues for {total - shown} more parts; the full screenshot "
                                        f"is in the package as evidence/screenshot.png. 其余 {total - shown} 部分"
@@ -361,7 +267,7 @@ class _Builder:
             parts.append(KeepTogether([self.p(markup(section.heading, self.cjk), self.h2), *body]))
         rows = [[self.p(markup(label, self.cjk), self.small), ""] for label in cert.signature_fields]
         parts += [self._spacer(8), KeepTogether(self._table(
-            rows, [45 * _mm(), self.width - 45 * _mm()],
+            rows, [45 * mm_points(), self.width - 45 * mm_points()],
             [("LINEBELOW", (1, 0), (1, -1), 0.6, MUTED), ("TOPPADDING", (0, 0), (-1, -1), 12)]))]
         return parts
 
@@ -528,59 +434,6 @@ class _Builder:
         return [self.p(markup(s, self.cjk) + (f'<br/><font color="{MUTED}">{markup(TRANSLATIONS[s], self.cjk)}</font>'
                                               if s in TRANSLATIONS else "") + "<bullet>•</bullet>", item)
                 for s in sentences]
-
-
-def _mm() -> float:
-    from reportlab.lib.units import mm
-
-    return float(mm)
-
-
-def _slice(shot: Screenshot, top: int, bottom: int, scale: float, width: float) -> Flowable:
-    """Rows ``top``..``bottom`` of the screenshot at ``scale`` points per pixel, centred in ``width``.
-
-    The whole image is drawn under a clip, so the PDF holds it once however many slices show it."""
-    from reportlab.lib.utils import ImageReader
-    from reportlab.platypus import Flowable as Base
-
-    class Slice(Base):  # type: ignore[misc]
-        def wrap(self, available_width: float, available_height: float) -> tuple[float, float]:
-            return width, (bottom - top) * scale + 1
-
-        def draw(self) -> None:
-            canvas = self.canv
-            shown_width, shown_height = shot.width * scale, (bottom - top) * scale
-            left = (width - shown_width) / 2
-            canvas.saveState()
-            path = canvas.beginPath()
-            path.rect(left, 0, shown_width, shown_height)
-            canvas.clipPath(path, stroke=0, fill=0)
-            canvas.drawImage(_reader(shot, ImageReader), left, shown_height - (shot.height - top) * scale,
-                             width=shown_width, height=shot.height * scale)
-            canvas.restoreState()
-            canvas.setStrokeColor(LINE)
-            canvas.rect(left, 0, shown_width, shown_height, stroke=1, fill=0)
-
-    return Slice()
-
-
-_READERS: dict[int, Any] = {}
-
-
-def _reader(shot: Screenshot, reader_class: Any) -> Any:
-    """One decoded image per screenshot, so every slice draws (and the PDF embeds) the same image.
-
-    Pillow decodes only a PNG whose header size was checked against MAX_SCREENSHOT_PIXELS already."""
-    from PIL import Image
-
-    key = id(shot)
-    if key not in _READERS:
-        _READERS.clear()
-        image = Image.open(io.BytesIO(shot.png), formats=["PNG"])
-        if image.size != (shot.width, shot.height):
-            raise InvalidInput("the screenshot changed size while it was read")
-        _READERS[key] = reader_class(image.convert("RGB"))
-    return _READERS[key]
 
 
 def _footer(report: Report, cjk: str, pages: int) -> Any:
