@@ -50,7 +50,7 @@ MAX_SCREENSHOT_PAGES = 20
 #: Height of the first screen on page 1, at most (it is scaled down to fit, never cropped further).
 FIRST_SCREEN_MAX_MM = 92
 PDF_EXTRA = "pip install 'tiezheng[pdf]'"
-PDF_MODULES = ("reportlab", "qrcode")
+PDF_MODULES = ("reportlab", "qrcode", "PIL")
 
 PAGE_MARGIN_MM = 16
 INK, MUTED, LINE, SHADE = "#1f2328", "#59636e", "#c8d1da", "#f2f4f7"
@@ -109,6 +109,7 @@ def render_pdf(report: Report, *, source: str, generated_at: datetime | None = N
                package: Path | str | None = None, verify_url: str | None = None) -> bytes:
     """The certificate as PDF bytes. Raises InvalidInput as ``write_pdf`` does."""
     try:
+        import PIL  # noqa: F401
         import qrcode  # noqa: F401
         import reportlab  # noqa: F401
     except ImportError as exc:
