@@ -8,7 +8,6 @@ are reused by the PDF certificate, so both documents say the same thing in the s
 
 from __future__ import annotations
 
-import base64
 import html
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -22,8 +21,7 @@ from verifier.report import DOES_NOT_PROVE, GROUPS, PROVES, PROVES_OFFLINE, Repo
 from verifier.sanitize import display_text
 
 if TYPE_CHECKING:
-    from verifier.certification import Certification
-    from verifier.exhibit import Exhibit
+    pass
 
 GROUP_LABELS: Mapping[str, tuple[str, str]] = {
     "source": ("Source", "电子数据来源"),
@@ -342,45 +340,15 @@ _FOOTER = ("<footer><p>"
            + ' <span class="mono">--json</span>.</p></footer>')
 
 
-def _captured(report: Report, exhibit: Exhibit) -> str:
-    """What was captured: the target as a small table and the screenshot (first screen, then all of it)."""
-    rows = "".join(f"<dt>{_bi(en, zh)}</dt><dd>{_e(value)}</dd>" for en, zh, value in target_rows(report))
-    shot = exhibit.screenshot
-    if not rows and shot is None and not exhibit.screenshot_note:
-        return ""
-    body = f"<dl>{rows}</dl>" if rows else ""
-    if shot is not None:
-        # The PNG's header passed the exhibit's size checks; a data: URI keeps the page self-contained.
-        uri = "data:image/png;base64," + base64.b64encode(shot.png).decode("ascii")
-        ratio = f"{shot.width} / {shot.first_screen}"
-        body += (f'<figure class="shot"><div class="fold" style="aspect-ratio:{ratio}">'
-                 f'<img src="{uri}" alt="first screen of the screenshot / 截图首屏"></div>'
-                 f"<figcaption>{_bi('First screen of the screenshot', '截图首屏')} "
-                 f"({shot.width} × {shot.first_screen} px)</figcaption></figure>"
-                 f"<details><summary>{_bi('Full page screenshot', '整页截图')} ({shot.width} × {shot.height} px)"
-                 f'</summary><img class="full" src="{uri}" alt="full page screenshot / 整页截图"></details>')
-    elif exhibit.screenshot_note:
-        body += f'<p class="detail">{_e(exhibit.screenshot_note)}</p>'
-    return f"<section><h2>{_bi('What was captured', '采集对象')}</h2>{body}</section>"
-
-
-def _certification(cert: Certification) -> str:
-    lang = ' lang="zh-CN"' if any("\u4e00" <= c <= "\u9fff" for c in cert.title) else ""
-    parts = [f"<h2>{_e(cert.title)}</h2><p class=\"detail\">{_e(cert.subtitle)}</p>"]
-    for section in cert.sections:
-        parts.append(f"<h3>{_e(section.heading)}</h3>" + "".join(f"<p>{_e(p)}</p>" for p in section.paragraphs))
-    parts.append("<dl class=\"sign\">" + "".join(f"<dt>{_e(label)}</dt><dd></dd>" for label in cert.signature_fields)
-                 + "</dl>")
-    return f'<section class="cert"{lang}>{"".join(parts)}</section>'
-
-
 def render_html(report: Report, *, source: str, generated_at: datetime | None = None,
                 package: Path | str | None = None) -> str:
     """The report as a complete HTML document (a ``str``); raises nothing for any report.
 
     ``package`` is the package file the report is of: its screenshot and file list go into the page."""
+    # Imported here: these modules build on the labels above.
     from verifier.certification import certifications
     from verifier.exhibit import Exhibit, both_times, load_exhibit
+    from verifier.report_html_exhibit import captured_section, certification_section
 
     verdict = report.verdict
     when = both_times((generated_at or datetime.now(UTC)).isoformat())
@@ -411,14 +379,14 @@ def render_html(report: Report, *, source: str, generated_at: datetime | None = 
     if report.findings:
         items = "".join(f"<li>{_e(item)}</li>" for item in report.findings)
         parts.append(f'<section class="findings"><h2>{_bi(*FINDINGS_TITLES[verdict])}</h2><ul>{items}</ul></section>')
-    parts += [_captured(report, exhibit), _facts(report, source), _timeline(report), _checks(report),
+    parts += [captured_section(report, exhibit), _facts(report, source), _timeline(report), _checks(report),
               _trust_used(report)]
     if report.proves:  # only a verified package proves anything
         parts.append(f"<section><h2>{_bi('What this proves', '本报告证明')}</h2>{_scope_list(report.proves)}"
                      f"<h2>{_bi('What it does not prove', '本报告不证明')}</h2>{_scope_list(DOES_NOT_PROVE)}</section>")
     if report.verified:  # a qualified person can only certify evidence that verified
         english, chinese = certifications(report, exhibit, when=when, translations=TRANSLATIONS)
-        parts += [_certification(english), _certification(chinese)]
+        parts += [certification_section(english), certification_section(chinese)]
     parts.append(_FOOTER)
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
