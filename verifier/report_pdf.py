@@ -350,6 +350,7 @@ class _Builder:
             ("Batch root", "批次根哈希", root, True),
             ("Operator and requester", "运营方及申请人", parties, False),
             ("Verification mode", "验证方式", "offline  离线" if report.offline else "online  在线", False),
+            *([("Verification page (QR code)", "验证页面（二维码）", self.link, True)] if self.link else []),
             ("Package file", "证据包文件", self.source, False),
             (TRUST_USED_TITLE[0], TRUST_USED_TITLE[1],
              "\n".join(f"{text(display_name(source))}: {digest}" for source, digest in report.trust_used) or "—", True),

@@ -109,7 +109,10 @@ def test_qr_code_links_to_the_operator_verify_page(report: Report, certificate: 
     subprocess.run(["pdftoppm", "-png", "-r", "150", "-f", "1", "-l", "1", str(certificate), str(tmp_path / "p")],
                    check=True)
     decoded = zxingcpp.read_barcodes(image.open(next(tmp_path.glob("p*.png"))))
-    assert [code.text for code in decoded] == [f"{OPERATOR_URL}/verify?fingerprint={report.fingerprint}"]
+    link = f"{OPERATOR_URL}/verify?fingerprint={report.fingerprint}"
+    assert [code.text for code in decoded] == [link]
+    # The link is printed too, for a reader without a scanner.
+    assert link in re.sub(r"\s+", "", poppler("pdftotext", "-raw", certificate, "-"))
 
 
 def test_cli_takes_the_verify_url_from_the_trust_file(report: Report, tmp_path: Path) -> None:
