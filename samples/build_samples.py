@@ -76,12 +76,14 @@ def _alter_first_path_hash(data: bytes) -> bytes:
 
 
 def capture_site(workspace: Workspace) -> BuiltPackage:
-    """A real capture of samples/site: served on loopback over HTTP, captured by Chromium with the
+    """A real capture of samples/site: served on loopback over HTTPS, captured by Chromium with the
     pre-capture clean check measured against a development TSA."""
     runner = BrowserRunner()
     try:
         with serve_site(SITE, workspace.root / "site-tls") as site:
-            return runner.capture(site.http_url + "index.html", workspace.packages, workspace.operator)
+            # Over HTTPS with the site's own CA trusted for this capture only, so S3 shows a verified TLS chain.
+            return runner.capture(site.https_url + "index.html", workspace.packages, workspace.operator,
+                                  extra_ca_pem=site.ca_pem, note="Tiezheng sample: the sample shop page")
     finally:
         runner.close()
 
@@ -109,7 +111,7 @@ def build(workspace: Workspace, rpc_url: str) -> list[dict[str, Any]]:
 
     add("good-upload", good.path, "verified (offline)", None, "the sample site's files, uploaded and sealed")
     add("good-capture", captured.path, "verified (offline)", None,
-        "the sample site served on loopback, captured by Chromium and sealed")
+        "the sample site served on loopback over HTTPS, captured by Chromium and sealed")
     add("bad-S2-requester-is-operator", own.path, "failed", "S2",
         "manifest names the operator as its own requester (signed and sealed as such)")
     add("bad-T1-capture-after-timestamp", late.path, "failed", "T1",
