@@ -22,6 +22,7 @@ from rich.markup import escape
 from verifier import merkle
 from verifier.chain_source import RpcChainSource
 from verifier.errors import InvalidInput, TiezhengError, TrustError, VerificationError
+from verifier.exhibit import verification_link
 from verifier.render import render_report
 from verifier.report import Report
 from verifier.report_html import render_html
@@ -115,6 +116,9 @@ def _load_trust(files: Sequence[Path]) -> Trust:
 
 
 def _verify_package(args: argparse.Namespace, console: Console) -> int:
+    if args.verify_url is not None and verification_link(args.verify_url, "0") is None:
+        raise InvalidInput("--verify-url must be an http(s) URL without user name or password, "
+                           "such as https://evidence.example")
     trust = _load_trust(args.trust)
     chain = RpcChainSource(args.rpc) if args.rpc else None
     report = verify_package(args.package, trust, chain=chain)

@@ -23,6 +23,7 @@ from datetime import timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from cryptography import x509
 
@@ -134,7 +135,7 @@ def parse_trust(text: str, *, base_dir: Path | None = None, source: str = "<trus
             TrustedOperator(name=str(item["name"]), public_key=decode_public_key(str(item["public_key"])),
                             development=bool(item.get("development", False)),
                             qualifications=parse_qualifications(item.get("qualifications")),
-                            verify_url=str(item["verify_url"]) if item.get("verify_url") else None)
+                            verify_url=_web_url(item.get("verify_url")))
             for item in _table_list(document, "operators"))
         tsas = []
         for item in _table_list(document, "tsa"):
@@ -166,6 +167,16 @@ def parse_trust(text: str, *, base_dir: Path | None = None, source: str = "<trus
     digest = sha256 or hashlib.sha256(text.encode()).hexdigest()
     return Trust(operators=operators, tsas=tuple(tsas), chains=chains, policy=policy, sources=(source,),
                  digests=((source, digest),))
+
+
+def _web_url(value: object) -> str | None:
+    """An operator's verify_url: a plain http(s) URL (no credentials), or ValueError."""
+    if value is None or value == "":
+        return None
+    parts = urlsplit(str(value))
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.username or parts.password:
+        raise ValueError(f"verify_url {str(value)!r} is not an http(s) URL without user name or password")
+    return str(value)
 
 
 def load_trust(path: Path | str) -> Trust:

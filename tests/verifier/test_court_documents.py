@@ -18,6 +18,7 @@ from tests.capture_site import png
 from tests.tamper import replace_entry
 from verifier import exhibit as exhibit_module
 from verifier import report_pdf
+from verifier.errors import TrustError
 from verifier.exhibit import Exhibit, Screenshot, load_exhibit, png_size, target_rows, verification_link
 from verifier.report import Report
 from verifier.report_html import render_html
@@ -233,3 +234,18 @@ def test_only_a_verified_package_gets_certification_pages(tmp_path: Path) -> Non
     assert "电子数据存证证明" not in words and "penalty of perjury" not in words
     page = render_html(report, source=bad.name, package=bad)
     assert "电子数据存证证明" not in page and "Certification of Electronic Evidence" not in page
+
+
+@pytest.mark.parametrize("url", ["javascript:alert(1)", "https://user:pw@evidence.example", "evidence.example"])
+def test_cli_refuses_a_verify_url_that_is_not_a_plain_web_url(url: str, tmp_path: Path) -> None:
+    result = subprocess.run([CLI, str(CAPTURE), "--trust", str(TRUST), "--pdf", str(tmp_path / "c.pdf"),
+                             "--verify-url", url], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "--verify-url must be an http(s) URL" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "c.pdf").exists()
+
+
+def test_trust_file_refuses_a_verify_url_that_is_not_a_plain_web_url(tmp_path: Path) -> None:
+    trust = tmp_path / "trust.toml"
+    trust.write_text(TRUST.read_text().replace("[[operators]]\n", '[[operators]]\nverify_url = "javascript:x"\n'))
+    with pytest.raises(TrustError, match="verify_url 'javascript:x' is not an http"):
+        load_trust(trust)
