@@ -42,6 +42,8 @@ class Certification:
     sections: tuple[Section, ...]
     #: Labels of the lines the certifier fills in and signs.
     signature_fields: tuple[str, ...]
+    #: BCP 47 language tag of the text.
+    lang: str
 
 
 def _fact(report: Report, *keys: str) -> Any:
@@ -166,7 +168,7 @@ def certifications(report: Report, exhibit: Exhibit, *, when: str,
                 "I declare under penalty of perjury under the laws of the United States of America that the "
                 "foregoing is true and correct.",)),
         ),
-        signature_fields=("Executed on (date)", "At (place)", "Signature", "Printed name"),
+        signature_fields=("Executed on (date)", "At (place)", "Signature", "Printed name"), lang="en",
     )
     chinese = Certification(
         title="电子数据存证证明",
@@ -189,7 +191,7 @@ def certifications(report: Report, exhibit: Exhibit, *, when: str,
             Section("七、证明范围", _scope(report, True, translations)),
             Section("声明", ("本人确认以上内容真实、准确；如有虚假，愿承担相应法律责任。",)),
         ),
-        signature_fields=("出具日期", "出具地点", "出具人签名", "单位（盖章）"),
+        signature_fields=("出具日期", "出具地点", "出具人签名", "单位（盖章）"), lang="zh-CN",
     )
     return english, chinese
 

@@ -38,10 +38,9 @@ def captured_section(report: Report, exhibit: Exhibit) -> str:
 
 
 def certification_section(cert: Certification) -> str:
-    lang = ' lang="zh-CN"' if any("\u4e00" <= c <= "\u9fff" for c in cert.title) else ""
     parts = [f"<h2>{_e(cert.title)}</h2><p class=\"detail\">{_e(cert.subtitle)}</p>"]
     for section in cert.sections:
         parts.append(f"<h3>{_e(section.heading)}</h3>" + "".join(f"<p>{_e(p)}</p>" for p in section.paragraphs))
     parts.append("<dl class=\"sign\">" + "".join(f"<dt>{_e(label)}</dt><dd></dd>" for label in cert.signature_fields)
                  + "</dl>")
-    return f'<section class="cert"{lang}>{"".join(parts)}</section>'
+    return f'<section class="cert" lang="{_e(cert.lang)}">{"".join(parts)}</section>'
