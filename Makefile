@@ -6,9 +6,9 @@ ANVIL  := node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil
 REPLAYWEB := node_modules/replaywebpage/.unpacked
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup demo test lint unit bench clean debs
+.PHONY: setup demo test lint unit bench clean debs browser-verifier
 
-setup: $(VENV)/.installed $(ANVIL) $(REPLAYWEB) debs
+setup: $(VENV)/.installed $(ANVIL) $(REPLAYWEB) debs browser-verifier
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,12 @@ $(ANVIL): package.json
 	npm install --no-package-lock --no-audit --no-fund --loglevel=error
 	@test -x $(ANVIL) || { echo "anvil binary missing after npm ci: $(ANVIL)" >&2; exit 1; }
 	@touch $@
+
+# The in-browser verifier (verifier/browser): built from source with esbuild, never committed.
+BROWSER_DIST := verifier/browser/dist/verify.html
+browser-verifier: $(BROWSER_DIST)
+$(BROWSER_DIST): $(ANVIL) verifier/browser/build.mjs verifier/browser/page.html $(wildcard verifier/browser/src/*) verifier/default_trust.toml
+	node verifier/browser/build.mjs
 
 # ReplayWeb.page (the replay test's viewer) cannot be `npm install`ed: 2.5.x asks for a warcio
 # version that is not on the registry. Its ui.js and sw.js are self-contained bundles, so the
@@ -43,9 +49,11 @@ $(REPLAYWEB): package.json $(ANVIL)
 	tar -xzf "$$tmp"/replaywebpage-*.tgz -C node_modules/replaywebpage --strip-components=1 $$files
 	@touch $@
 
-# Debian packages: the browser for capture, a CJK font for the bilingual PDF certificate, and
-# poppler to look at that PDF as a person would.
-DEBS := chromium fonts-wqy-microhei poppler-utils chrony
+# Debian packages: the browser for capture, a CJK font for the bilingual PDF certificate, poppler to
+# look at that PDF as a person would, chrony (an NTP server for the clean-environment record's
+# tests), unzip (an independent zip reader for the one-reading tests), and SoftHSM2 (a PKCS#11
+# token) with OpenSC's pkcs11-tool for the signer's tests.
+DEBS := chromium fonts-wqy-microhei poppler-utils chrony unzip softhsm2 opensc
 debs:
 	@missing=$$(for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \

@@ -11,19 +11,17 @@ import os
 import signal
 import sys
 import threading
-from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
+from api.cli_support import DataDir
 from api.settings import load_settings
 
 worker_app = typer.Typer(no_args_is_help=True, help="Scale-out workers: captures from Redis, and the sealer.")
 errors = Console(stderr=True)
 
-DataDir = Annotated[Path | None, typer.Option("--data-dir", envvar="TIEZHENG_DATA_DIR",
-                                              help="Data folder [default: ~/.tiezheng]")]
 
 
 @worker_app.command("capture")
@@ -37,6 +35,9 @@ def capture_worker(
     if not settings.redis_url:
         errors.print("[red]error:[/] set TIEZHENG_REDIS_URL (e.g. redis://127.0.0.1:6379/0) to use capture workers")
         raise typer.Exit(2)
+    from api.services import operator_for
+
+    operator_for(settings)  # a key that does not load is one line here, not a traceback in every worker
     # The dramatiq CLI runs and supervises the worker processes; the settings reach them by environment.
     os.environ["TIEZHENG_DATA_DIR"] = str(settings.root)
     from api.taskqueue import CAPTURE_QUEUE
