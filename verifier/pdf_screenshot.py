@@ -25,14 +25,31 @@ def mm_points() -> float:
     return float(mm)
 
 
-def screenshot_band(shot: Screenshot, top: int, bottom: int, scale: float, width: float) -> Flowable:
+def decode(shot: Screenshot) -> Any:
+    """The screenshot as one reportlab ImageReader, drawn by every band, so the PDF embeds it once.
+
+    Raises InvalidInput when Pillow cannot decode it. Pillow sees only a PNG whose header size
+    verifier.exhibit checked against MAX_SCREENSHOT_PIXELS, and reads it only as PNG."""
+    from PIL import Image
+    from reportlab.lib.utils import ImageReader
+
+    try:
+        with Image.open(io.BytesIO(shot.png), formats=["PNG"]) as image:
+            if image.size != (shot.width, shot.height):
+                raise InvalidInput("its size differs from its header")
+            return ImageReader(image.convert("RGB"))
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise InvalidInput(f"the screenshot cannot be decoded: {exc}") from exc
+
+
+def screenshot_band(shot: Screenshot, image: Any, top: int, bottom: int, scale: float, width: float) -> Flowable:
     """Rows ``top``..``bottom`` of the screenshot at ``scale`` points per pixel, centred in ``width``.
 
-    The whole image is drawn under a clip, so the PDF holds it once however many slices show it."""
-    from reportlab.lib.utils import ImageReader
+    The whole image (``decode(shot)``) is drawn under a clip, so the PDF holds it once however many
+    bands show it."""
     from reportlab.platypus import Flowable as Base
 
-    class Slice(Base):  # type: ignore[misc]
+    class Band(Base):  # type: ignore[misc]
         def wrap(self, available_width: float, available_height: float) -> tuple[float, float]:
             return width, (bottom - top) * scale + 1
 
@@ -44,29 +61,10 @@ def screenshot_band(shot: Screenshot, top: int, bottom: int, scale: float, width
             path = canvas.beginPath()
             path.rect(left, 0, shown_width, shown_height)
             canvas.clipPath(path, stroke=0, fill=0)
-            canvas.drawImage(decoded(shot, ImageReader), left, shown_height - (shot.height - top) * scale,
+            canvas.drawImage(image, left, shown_height - (shot.height - top) * scale,
                              width=shown_width, height=shot.height * scale)
             canvas.restoreState()
             canvas.setStrokeColor(LINE)
             canvas.rect(left, 0, shown_width, shown_height, stroke=1, fill=0)
 
-    return Slice()
-
-
-_DECODED: dict[int, Any] = {}
-
-
-def decoded(shot: Screenshot, reader_class: Any) -> Any:
-    """One decoded image per screenshot, so every slice draws (and the PDF embeds) the same image.
-
-    Pillow decodes only a PNG whose header size was checked against MAX_SCREENSHOT_PIXELS already."""
-    from PIL import Image
-
-    key = id(shot)
-    if key not in _DECODED:
-        _DECODED.clear()
-        image = Image.open(io.BytesIO(shot.png), formats=["PNG"])
-        if image.size != (shot.width, shot.height):
-            raise InvalidInput("the screenshot changed size while it was read")
-        _DECODED[key] = reader_class(image.convert("RGB"))
-    return _DECODED[key]
+    return Band()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.util
 import io
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,7 +23,7 @@ from verifier.certification import Certification, certifications
 from verifier.errors import InvalidInput
 from verifier.exhibit import Exhibit, both_times, load_exhibit, target_rows, verification_link
 from verifier.pdf_fonts import MONO, SANS, SANS_BOLD, markup, register_cjk_font, register_latin_fonts
-from verifier.pdf_screenshot import mm_points, screenshot_band
+from verifier.pdf_screenshot import decode, mm_points, screenshot_band
 from verifier.report import DOES_NOT_PROVE, GROUPS, Report, Status, Verdict
 from verifier.report_html import (
     CHECK_TITLES_ZH,
@@ -124,6 +125,12 @@ def render_pdf(report: Report, *, source: str, generated_at: datetime | None = N
     when = both_times((generated_at or datetime.now(UTC)).isoformat())
     source = display_name(source)
     exhibit = load_exhibit(package, report) if package is not None else Exhibit()
+    image = None
+    if exhibit.screenshot is not None:
+        try:
+            image = decode(exhibit.screenshot)
+        except InvalidInput as exc:  # a sealed but undecodable image: say so, still certify the rest
+            exhibit = replace(exhibit, screenshot=None, screenshot_note=f"the screenshot is not shown: {exc}")
     link = verification_link(verify_url, report.fingerprint) if report.fingerprint else None
     pages = 0
     for _ in range(2):  # the first pass only counts the pages, for "page N of M" in the footer
@@ -135,7 +142,7 @@ def render_pdf(report: Report, *, source: str, generated_at: datetime | None = N
                                 title=f"Tiezheng verification certificate {text(report.evidence_id)}",
                                 author=f"tiezheng-verify {__version__}", subject=report.fingerprint or "")
         footer = _footer(report, cjk, pages)
-        builder = _Builder(report, cjk, doc.width, source, when, exhibit=exhibit, link=link,
+        builder = _Builder(report, cjk, doc.width, source, when, exhibit=exhibit, image=image, link=link,
                            page_height=doc.height)
         doc.build(builder.story(), onFirstPage=footer, onLaterPages=footer)
         pages = doc.page
@@ -146,13 +153,13 @@ class _Builder:
     """Builds the story (the list of flowables) for one certificate."""
 
     def __init__(self, report: Report, cjk: str, width: float, source: str, when: str, *, exhibit: Exhibit,
-                 link: str | None, page_height: float) -> None:
+                 image: Any, link: str | None, page_height: float) -> None:
         from reportlab.lib.styles import ParagraphStyle
 
         # Tables get the full text width: centred in the frame, their borders sit on the page margins
         # while cell text lines up with paragraph text (both inset 6 pt, the frame's padding).
         self.report, self.cjk, self.width, self.source, self.when = report, cjk, width, source, when
-        self.exhibit, self.link, self.page_height = exhibit, link, page_height
+        self.exhibit, self.image, self.link, self.page_height = exhibit, image, link, page_height
         # CJK wrapping breaks Chinese between any two characters and still keeps Latin words whole.
         base = ParagraphStyle("tz", fontName=SANS, fontSize=8.2, leading=10.8, textColor=INK, wordWrap="CJK",
                               bulletFontName=SANS)
@@ -217,7 +224,7 @@ class _Builder:
                  ("BOTTOMPADDING", (0, 0), (-1, -1), 3)]))
         if shot is not None:
             scale = min(self.width / shot.width, FIRST_SCREEN_MAX_MM * mm_points() / shot.first_screen)
-            parts += [self._spacer(4), screenshot_band(shot, 0, shot.first_screen, scale, self.width),
+            parts += [self._spacer(4), screenshot_band(shot, self.image, 0, shot.first_screen, scale, self.width),
                       self.p(self.bi(f"First screen of the screenshot ({shot.width} × {shot.first_screen} px of "
                                      f"{shot.width} × {shot.height} px); the full page follows the certification.",
                                      "截图首屏；整页截图见证明之后各页。"), self.small)]
@@ -247,7 +254,8 @@ class _Builder:
                     f"截图（整页）：第 {number + 1} 部分，共 {total} 部分")
             where = f"{text(url)} · captured 采集于 {when}"
             parts += [PageBreak(), self.p(markup(head, self.cjk) + "<br/>" + markup(where, self.cjk), self.small),
-                      self._spacer(3), screenshot_band(shot, top, min(shot.height, top + per_page), scale, self.width)]
+                      self._spacer(3),
+                      screenshot_band(shot, self.image, top, min(shot.height, top + per_page), scale, self.width)]
         if total > shown:
             parts.append(self.p(markup(f"The page continues for {total - shown} more parts; the full screenshot "
                                        f"is in the package as evidence/screenshot.png. 其余 {total - shown} 部分"

@@ -249,3 +249,15 @@ def test_trust_file_refuses_a_verify_url_that_is_not_a_plain_web_url(tmp_path: P
     trust.write_text(TRUST.read_text().replace("[[operators]]\n", '[[operators]]\nverify_url = "javascript:x"\n'))
     with pytest.raises(TrustError, match="verify_url 'javascript:x' is not an http"):
         load_trust(trust)
+
+
+def test_an_undecodable_screenshot_is_named_not_fatal(report: Report, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    broken = png(40, 40)[:40] + b"\x00" * 30  # a sound IHDR, then no image data to speak of
+    shot = Screenshot(png=broken, width=40, height=40, first_screen=40)
+    monkeypatch.setattr(report_pdf, "load_exhibit", lambda _path, _report: Exhibit(screenshot=shot))
+    out = tmp_path / "broken.pdf"
+    write_pdf(report, out, source="broken.wacz", package=CAPTURE)
+    words = poppler("pdftotext", out, "-")
+    assert "the screenshot is not shown: the screenshot cannot be decoded" in " ".join(words.split())
+    assert "Certification of Electronic Evidence" in words  # the rest of the certificate stands
