@@ -23,6 +23,7 @@ from verifier import merkle
 from verifier.chain_source import RpcChainSource
 from verifier.court_time import format_time, ordinal_of
 from verifier.errors import InvalidInput, TiezhengError, TrustError, VerificationError
+from verifier.exhibit import verification_link
 from verifier.render import WIDTH, render_report
 from verifier.report import Report
 from verifier.report_html import render_html
@@ -71,6 +72,9 @@ def _package_parser() -> argparse.ArgumentParser:
     parser.add_argument("--pdf", type=Path, metavar="FILE",
                         help="also write a bilingual PDF certificate (needs: pip install 'tiezheng[pdf]'; "
                              "without it the verdict and exit code are unchanged)")
+    parser.add_argument("--verify-url", metavar="URL",
+                        help="the operator's service (https://host): the certificate's QR code links to its "
+                             "/verify?fingerprint=... page (default: verify_url of the operator in the trust file)")
     parser.add_argument("--export-page", type=Path, metavar="FILE",
                         help="write the in-browser verifier as one self-contained HTML file (a second, independent "
                              "implementation; runs from file:// with no network) and exit")
@@ -143,9 +147,13 @@ def _verify_package(args: argparse.Namespace, console: Console) -> int:
         return _export_page(args.export_page, console)
     if args.package is None:
         _package_parser().error("the following arguments are required: package")
+    if args.verify_url is not None and verification_link(args.verify_url, "0") is None:
+        raise InvalidInput("--verify-url must be an http(s) URL without user name or password, "
+                           "such as https://evidence.example")
     trust = _load_trust(args.trust)
     chain = RpcChainSource(args.rpc) if args.rpc else None
     report = verify_package(args.package, trust, chain=chain)
+    args.verify_url = args.verify_url or _operator_verify_url(report, trust)
     if args.json:
         print(json.dumps(report.to_json(), indent=2, ensure_ascii=True))
     else:
@@ -158,6 +166,13 @@ def _verify_package(args: argparse.Namespace, console: Console) -> int:
     return report.exit_code
 
 
+def _operator_verify_url(report: Report, trust: Trust) -> str | None:
+    """The verify_url the trust file gives for the operator that signed this package, if any."""
+    key = report.facts.get("operator", {}).get("key_id") if isinstance(report.facts.get("operator"), dict) else None
+    operator = trust.operator(key) if isinstance(key, str) else None
+    return operator.verify_url if operator else None
+
+
 def _write_documents(report: Report, args: argparse.Namespace, err: Console) -> list[tuple[str, Path]]:
     """Write the --html and --pdf files. A file that cannot be written raises InvalidInput (exit 2).
 
@@ -166,8 +181,10 @@ def _write_documents(report: Report, args: argparse.Namespace, err: Console) -> 
     """
     source = str(args.package)
     writers: tuple[tuple[str, Path | None, Callable[[Path], object]], ...] = (
-        ("HTML report", args.html, lambda path: path.write_text(render_html(report, source=source), encoding="utf-8")),
-        ("PDF certificate", args.pdf, lambda path: write_pdf(report, path, source=source)))
+        ("HTML report", args.html, lambda path: path.write_text(
+            render_html(report, source=source, package=args.package), encoding="utf-8")),
+        ("PDF certificate", args.pdf, lambda path: write_pdf(report, path, source=source, package=args.package,
+                                                           verify_url=args.verify_url)))
     written = []
     for kind, path, write in writers:
         if path is None:

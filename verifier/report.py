@@ -165,6 +165,8 @@ class Report:
     not_checked: tuple[tuple[str, str], ...] = ()
     #: (trust source, SHA-256 of its bytes): the trust this report was judged against.
     trust_used: tuple[tuple[str, str], ...] = ()
+    #: SHA-256 of the package file as the verifier read it: the file the court was handed.
+    package_sha256: str | None = None
 
     def result(self, check_id: str) -> CheckResult:
         return next(r for r in self.checks if r.id == check_id)
@@ -267,6 +269,7 @@ class Report:
             "verdict": self.verdict.value,
             "verdict_zh": VERDICT_ZH[self.verdict.value],
             "fingerprint": self.fingerprint,
+            "package_sha256": self.package_sha256,
             "evidence_id": self.evidence_id,
             "mode": "offline" if self.offline else "online",
             "checks": [r.to_json() for r in self.checks],

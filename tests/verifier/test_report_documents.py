@@ -15,11 +15,12 @@ import pytest
 
 from tests.factory import Workspace, seal_batch
 from tests.tamper import flip_byte, replace_entry
-from verifier import report_pdf
+from verifier import pdf_fonts, report_pdf
 from verifier.errors import InvalidInput
+from verifier.pdf_fonts import CJK_FONT_ENV
 from verifier.report import CHECKS, CheckResult, Report, Status
 from verifier.report_html import CHECK_TITLES_ZH, GROUP_LABELS, render_html
-from verifier.report_pdf import CJK_FONT_ENV, write_pdf
+from verifier.report_pdf import write_pdf
 from verifier.trust import load_trust
 from verifier.verify import verify_package
 
@@ -143,7 +144,7 @@ def test_pdf_falls_back_to_the_builtin_cid_font(report: Report, tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     # Counsel's machine without the Debian font: the lookup ends at reportlab's own STSong-Light.
     monkeypatch.delenv(CJK_FONT_ENV, raising=False)
-    monkeypatch.setattr(report_pdf, "CJK_FONT_ORDER", (str(tmp_path / "absent.ttc"), "STSong-Light"))
+    monkeypatch.setattr(pdf_fonts, "CJK_FONT_ORDER", (str(tmp_path / "absent.ttc"), "STSong-Light"))
     out = tmp_path / "cid.pdf"
     write_pdf(report, out, source="exhibit.wacz")
     assert b"STSong-Light" in out.read_bytes()
