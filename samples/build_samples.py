@@ -1,7 +1,7 @@
 """Build the sample packages: good ones and one tampered package per check that can fail.
 
-    python samples/build_samples.py        (needs the project's setup: anvil, the dev TSA; and root)
-    python samples/build_samples.py --only-cannot-judge   (remake only that sample)
+    python -m samples.build_samples        (needs the project's setup: anvil, the dev TSA; and root)
+    python -m samples.build_samples --only-cannot-judge   (remake only that sample)
 
 Every package is really sealed: a development TSA token and an anchor on a fresh anvil devnet,
 with the offline proof inside, so each verifies offline as `verified (offline)` against
@@ -34,6 +34,7 @@ from anchor.devnet import Devnet
 from api.sample_site import serve_site
 from evidence.operator_key import OperatorKey
 from evidence.upload import BuiltPackage
+from samples.clean_room import MARKER, run_in_clean_room, why_not
 from tests.capture_site import BrowserRunner
 from tests.factory import Workspace, make_workspace, seal_batch
 from tests.tamper import flip_byte
@@ -42,10 +43,6 @@ from verifier.package import DATAPACKAGE_DIGEST_PATH, DATAPACKAGE_PATH, MANIFEST
 from verifier.wacz import Member, write_package
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))  # run as a script: clean_room sits beside it
-
-from clean_room import MARKER, run_in_clean_room, why_not  # noqa: E402
-
 OUT = HERE / "packages"
 SITE = HERE / "site"
 CANNOT_JUDGE = "cannot-judge-unknown-operator"
@@ -220,7 +217,7 @@ def main() -> None:
         reason = why_not()
         if reason:
             sys.exit(f"build_samples: {reason}")
-        done = run_in_clean_room([str(Path(__file__).resolve()), *sys.argv[1:]])
+        done = run_in_clean_room(["-m", "samples.build_samples", *sys.argv[1:]])
         if done.returncode:
             sys.exit(done.returncode)
         check_no_machine_facts(sorted(OUT.glob("*.wacz")))
