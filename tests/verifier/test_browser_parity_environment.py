@@ -1,0 +1,186 @@
+"""S4 in both verifiers: captures made in a clean room, and every kind of record item the page must judge.
+
+A capture of the sample site runs in a clean room (samples/clean_room.py: a private mount and UTS
+namespace with a stock hosts file and resolver and a neutral host name), once as is, where S4 must
+pass, and once with a hosts entry planted for the target's kind of name, where S4 must warn and name
+it. Both go through `tiezheng-verify --json` and the page; then the clean package's record is edited
+item by item (clock, proxies, browser, hosts text, resolver, egress, malformed record, log order), and
+the two verifiers must still give S4, and every other check, the same status.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from samples.clean_room import STOCK_HOSTS, run_in_clean_room, why_not
+from tests.verifier.test_browser_parity import chromium, cli_report, mismatches, page
+from tests.verifier.test_tamper_matrix import DATAPACKAGE_PATH, rebuild
+
+__all__ = ["chromium", "page"]  # fixtures, imported for pytest
+
+RECORD = "evidence/environment-check.json"
+CAPTURE_LOG = "evidence/capture-log.jsonl"
+PLANTED = "203.0.113.7\tshop.example.com www.shop.example.com\n"
+#: Runs in the clean room: capture the sample site as the sample builder does, seal it, print the paths.
+CAPTURE = """
+import json, sys
+from pathlib import Path
+from samples.build_samples import capture_site
+from tests.factory import make_workspace, seal_batch
+root, rpc_url = sys.argv[1:3]
+workspace = make_workspace(Path(root))
+captured = capture_site(workspace)
+seal_batch(workspace, [captured], rpc_url)
+print(json.dumps({"package": str(captured.path), "trust": str(workspace.trust_file())}))
+"""
+
+Edit = Callable[[dict[str, Any]], None]
+
+
+def _clean_room_capture(hosts: str, root: Path, rpc_url: str) -> tuple[Path, Path]:
+    reason = why_not()
+    if reason:
+        pytest.skip(reason)
+    done = run_in_clean_room(["-c", CAPTURE, str(root), rpc_url], hosts=hosts, capture_output=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    paths = json.loads(done.stdout.strip().splitlines()[-1])
+    return Path(paths["package"]), Path(paths["trust"])
+
+
+@pytest.fixture(scope="module")
+def clean_capture(rpc_url: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return _clean_room_capture(STOCK_HOSTS, tmp_path_factory.mktemp("clean"), rpc_url)
+
+
+def test_clean_room_capture_passes_s4_in_both(page: Any, clean_capture: tuple[Path, Path]) -> None:
+    package, trust = clean_capture
+    cli, report = cli_report(package, trust), page.verify(package, trust)
+    assert cli[1]["S4"] == "pass" and report.statuses["S4"] == "pass", report.reasons["S4"]
+    assert "hosts file default" in report.reasons["S4"] and "resolver 127.0.0.1" in report.reasons["S4"]
+    assert report.verdict == cli[0] == "verified (offline)"
+    assert mismatches("clean room", cli, report) == []
+
+
+def test_planted_hosts_entry_warns_in_both(page: Any, rpc_url: str, tmp_path: Path) -> None:
+    package, trust = _clean_room_capture(STOCK_HOSTS + PLANTED, tmp_path, rpc_url)
+    cli, report = cli_report(package, trust), page.verify(package, trust)
+    assert cli[1]["S4"] == "warn" and report.statuses["S4"] == "warn", report.reasons["S4"]
+    assert ("hosts file has 1 non-default entry: 203.0.113.7 shop.example.com www.shop.example.com"
+            in report.reasons["S4"])
+    assert mismatches("planted hosts entry", cli, report) == []
+
+
+def _set(path: str, value: Any) -> Edit:
+    *parents, last = path.split(".")
+
+    def edit(record: dict[str, Any]) -> None:
+        node = record
+        for key in parents:
+            node = node[key]
+        node[last] = value
+    return edit
+
+
+def _drop(path: str) -> Edit:
+    *parents, last = path.split(".")
+
+    def edit(record: dict[str, Any]) -> None:
+        node = record
+        for key in parents:
+            node = node[key]
+        del node[last]
+    return edit
+
+
+def _hosts_text(text: str, *, rehash: bool) -> Edit:
+    def edit(record: dict[str, Any]) -> None:
+        record["hosts_file"]["text"] = text
+        if rehash:
+            record["hosts_file"]["sha256"] = hashlib.sha256(text.encode()).hexdigest()
+    return edit
+
+
+#: (name, edit of the record, S4 status both verifiers must give).
+RECORD_CASES: list[tuple[str, Edit, str]] = [
+    ("clock 5 s off the TSA", _set("clock.tsa.offset_seconds", 5.0), "warn"),
+    ("clock 2.5 s off, within the uncertainty", lambda r: r["clock"]["tsa"].update(offset_seconds=-2.5,
+                                                                                  uncertainty_seconds=1.0), "pass"),
+    ("clock offset a string", _set("clock.tsa.offset_seconds", "0.1"), "warn"),
+    ("clock uncertainty a boolean", _set("clock.tsa.uncertainty_seconds", True), "pass"),
+    ("TSA not measured", lambda r: r["clock"].update(tsa={"status": "failed", "reason": "timeout"}), "warn"),
+    ("NTP configured, not answering", _set("clock.ntp", {"status": "unreachable", "server": "ntp.example"}), "warn"),
+    ("NTP measured within limits", _set("clock.ntp", {"status": "measured", "offset_seconds": 0.01,
+                                                      "uncertainty_seconds": 0.02}), "pass"),
+    ("proxy variable in the capture's environment",
+     _set("proxy.environment", [{"name": "HTTPS_PROXY", "value": "http://10.20.30.40:3128"}]), "warn"),
+    ("system proxy", _set("proxy.system.variables", [{"name": "http_proxy", "value": "http://10.0.0.1:3128"}]),
+     "warn"),
+    ("proxy environment not recorded", _drop("proxy.environment"), "warn"),
+    ("an extension installed", _set("browser.extensions_installed", ["abcdefghijklmnop"]), "warn"),
+    ("extensions not turned off", _set("browser.extensions_disabled_by_flag", False), "warn"),
+    ("extension targets not recorded", _drop("browser.extension_targets"), "warn"),
+    ("another browser binary", _set("browser.sha256", "0" * 64), "warn"),
+    ("browser hash not recorded", _drop("browser.sha256"), "warn"),
+    ("hosts entry the tool did not list", _hosts_text(STOCK_HOSTS + PLANTED, rehash=True), "warn"),
+    ("hosts text that does not hash to the record", _hosts_text(STOCK_HOSTS + "# edited\n", rehash=False), "warn"),
+    ("hosts: localhost off loopback", _hosts_text("10.1.2.3 localhost\n", rehash=True), "warn"),
+    ("hosts: stock ip6 names, scoped and long forms", _hosts_text(
+        "127.0.0.1 localhost\n0:0:0:0:0:0:0:1%lo ip6-localhost\nfe00::0 ip6-localnet\nFF02::1 IP6-ALLNODES\n"
+        "127.0.1.1 tiezheng-sample\n", rehash=True), "pass"),
+    ("hosts: leading zeros are not an address", _hosts_text("127.000.000.001 localhost\n", rehash=True), "warn"),
+    ("hosts file unreadable", _set("hosts_file", {"status": "unreadable", "reason": "permission denied"}), "warn"),
+    ("hosts count beyond the list, no text", lambda r: r["hosts_file"].update(non_default_count=2, text=None),
+     "warn"),
+    ("resolver unread", _set("resolver.status", "unreadable"), "warn"),
+    ("no DNS server recorded", lambda r: r["resolver"].update(nameservers=[], dns_servers_used=[]), "warn"),
+    ("egress unknown", _set("egress", {"status": "unknown", "reason": "no route"}), "warn"),
+    ("record for another evidence id", _set("evidence_id", "tz-20200101T000000-000000000000"), "fail"),
+    ("record in another format", _set("format", "tiezheng-environment-check/0"), "fail"),
+]
+
+
+def _variant(entries: dict[str, bytes], metadata: dict[str, Any], target: Path,
+             change: Callable[[dict[str, bytes]], None]) -> Path:
+    changed = dict(entries)
+    change(changed)
+    return rebuild(changed, metadata, target)
+
+
+def _record_edit(edit: Edit) -> Callable[[dict[str, bytes]], None]:
+    def change(entries: dict[str, bytes]) -> None:
+        record = json.loads(entries[RECORD])
+        edit(record)
+        entries[RECORD] = json.dumps(record).encode()
+    return change
+
+
+def test_every_record_item_is_judged_alike(page: Any, clean_capture: tuple[Path, Path], tmp_path: Path) -> None:
+    package, trust = clean_capture
+    with zipfile.ZipFile(package) as archive:
+        entries = {name: archive.read(name) for name in archive.namelist()}
+    metadata = json.loads(entries[DATAPACKAGE_PATH])
+    whole: list[tuple[str, Callable[[dict[str, bytes]], None], str]] = [
+        (name, _record_edit(edit), status) for name, edit, status in RECORD_CASES]
+    whole += [
+        ("record not JSON", lambda e: e.update({RECORD: b"{not json"}), "fail"),
+        ("record a list", lambda e: e.update({RECORD: b"[]"}), "fail"),
+        ("record listed but missing", lambda e: e.pop(RECORD), "fail"),
+        ("record not the first step of the log",
+         lambda e: e.update({CAPTURE_LOG: e[CAPTURE_LOG].replace(b'"step":"environment-check"',
+                                                                 b'"step":"environment-later"', 1)}), "warn"),
+    ]
+    problems: list[str] = []
+    for number, (name, change, status) in enumerate(whole):
+        path = _variant(entries, metadata, tmp_path / f"env{number}.wacz", change)
+        cli, report = cli_report(path, trust), page.verify(path, trust)
+        problems += mismatches(f"record: {name}", cli, report)
+        if cli[1]["S4"] != status:
+            problems.append(f"record: {name}: S4 is {cli[1]['S4']}, expected {status}")
+    assert problems == [], "\n".join(problems)
