@@ -19,12 +19,14 @@ from typing import Any
 
 import pytest
 
-from samples.clean_room import STOCK_HOSTS, run_in_clean_room, why_not
+from samples.build_samples import machine_facts_in
+from samples.clean_room import HOSTNAME, STOCK_HOSTS, STOCK_RESOLV, run_in_clean_room, why_not
 from tests.verifier.test_browser_parity import chromium, cli_report, mismatches, page
 from tests.verifier.test_tamper_matrix import DATAPACKAGE_PATH, rebuild
 
 __all__ = ["chromium", "page"]  # fixtures, imported for pytest
 
+ROOT = Path(__file__).resolve().parents[2]
 RECORD = "evidence/environment-check.json"
 CAPTURE_LOG = "evidence/capture-log.jsonl"
 PLANTED = "203.0.113.7\tshop.example.com www.shop.example.com\n"
@@ -184,3 +186,20 @@ def test_every_record_item_is_judged_alike(page: Any, clean_capture: tuple[Path,
         if cli[1]["S4"] != status:
             problems.append(f"record: {name}: S4 is {cli[1]['S4']}, expected {status}")
     assert problems == [], "\n".join(problems)
+
+
+def test_committed_capture_sample_records_a_clean_room_not_its_build_machine(page: Any) -> None:
+    """samples/packages/good-capture.wacz was captured in the clean room: S4 passes in both verifiers, and
+    nothing of the machine that built it (or of this one) is in it."""
+    sample, trust = ROOT / "samples" / "packages" / "good-capture.wacz", ROOT / "samples" / "trust.toml"
+    with zipfile.ZipFile(sample) as archive:
+        record = json.loads(archive.read(RECORD))
+        tools = json.loads(archive.read("evidence/manifest.json"))["capture"]["tools"]
+    assert record["host"]["name"] == HOSTNAME and record["hosts_file"]["own_names"] == [HOSTNAME]
+    assert record["hosts_file"]["text"] == STOCK_HOSTS and record["hosts_file"]["non_default"] == []
+    assert record["resolver"]["nameservers"] == STOCK_RESOLV.split()[1:]
+    python = next(t for t in tools if t["name"] == "python")
+    assert python["executable"].startswith("/srv/python/"), python
+    assert machine_facts_in([sample]) == []
+    cli, report = cli_report(sample, trust), page.verify(sample, trust)
+    assert cli[1]["S4"] == report.statuses["S4"] == "pass", report.reasons["S4"]
