@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
+import subprocess
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +25,7 @@ from samples.build_samples import machine_facts_in
 from samples.clean_room import HOSTNAME, STOCK_HOSTS, STOCK_RESOLV, run_in_clean_room, why_not
 from tests.verifier.test_browser_parity import chromium, cli_report, mismatches, page
 from tests.verifier.test_tamper_matrix import DATAPACKAGE_PATH, rebuild
+from verifier.hosts_file import non_default_entries, parse_hosts
 
 __all__ = ["chromium", "page"]  # fixtures, imported for pytest
 
@@ -203,3 +206,39 @@ def test_committed_capture_sample_records_a_clean_room_not_its_build_machine(pag
     assert machine_facts_in([sample]) == []
     cli, report = cli_report(sample, trust), page.verify(sample, trust)
     assert cli[1]["S4"] == report.statuses["S4"] == "pass", report.reasons["S4"]
+
+
+#: Addresses and names a hosts line may carry: stock and not, every spelling an address parser must settle.
+ADDRESSES = ["127.0.0.1", "127.1.2.3", "10.1.2.3", "127.000.000.001", "256.0.0.1", "127.0.0.1%lo", "::1",
+             "0:0:0:0:0:0:0:1", "::0:1", "::1%eth0", "::ffff:127.0.0.1", "::127.0.0.1", "fe00::", "fe00::0",
+             "FE00:0:0::0", "ff00::", "ff02::1", "ff02::2", "ff02::3", "ff02::01", "1:2:3:4:5:6:7::", "1::2::3",
+             "12345::1", "localhost", ""]
+NAMES = ["localhost", "LOCALHOST", "localhost.localdomain", "localhost6", "ip6-localhost", "ip6-loopback",
+         "ip6-localnet", "ip6-mcastprefix", "ip6-allnodes", "ip6-allrouters", "ip6-allhosts", "tiezheng-sample",
+         "shop.example.com"]
+
+
+def _hosts_cases() -> list[tuple[str, list[str]]]:
+    lines = [f"{address}\t{name}" for address in ADDRESSES for name in NAMES]
+    lines += [f"{address} localhost {name}" for address in ("127.0.0.1", "::1") for name in NAMES]
+    odd = ["127.0.0.1\u00a0localhost\u3000evil", "127.0.0.1 localhost#evil", "#127.0.0.1 evil",
+           "  127.0.0.1   localhost  ", "127.0.0.1\x0bevil", "127.0.0.1 a\x1cb", "127.0.0.1 a\u2028b c",
+           "127.0.0.1\ufefflocalhost x", "127.0.0.1 localhost\r\n10.0.0.1 evil", "127.0.0.1"]
+    text = "\n".join(lines + odd) + "\n"
+    return [(text, ["tiezheng-sample"]), (text, []), (text, ["shop.example.com", "localhost"])]
+
+
+def test_page_reads_hosts_files_as_the_cli_does() -> None:
+    """A differential test of the two hosts readers over every address spelling and stock name."""
+    if shutil.which("node") is None:
+        pytest.skip("node is not installed")
+    cases = _hosts_cases()
+    done = subprocess.run(["node", str(ROOT / "verifier" / "browser" / "test" / "hosts_entries.mjs")],
+                          input=json.dumps(cases), capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    page = json.loads(done.stdout)
+    cli = [[e.record() for e in non_default_entries(text, own)] for text, own in cases]
+    # The cases hold both kinds: stock entries the readers must let pass, and entries they must name.
+    assert 100 < len(cli[0]) < len(parse_hosts(cases[0][0])) - 20
+    for (_, own), theirs, ours in zip(cases, page, cli, strict=True):
+        assert theirs == ours, own
