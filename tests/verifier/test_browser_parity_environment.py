@@ -5,7 +5,9 @@ namespace with a stock hosts file and resolver and a neutral host name), once as
 pass, and once with a hosts entry planted for the target's kind of name, where S4 must warn and name
 it. Both go through `tiezheng-verify --json` and the page; then the clean package's record is edited
 item by item (clock, proxies, browser, hosts text, resolver, egress, malformed record, log order), and
-the two verifiers must still give S4, and every other check, the same status.
+the two verifiers must still give S4, and every other check, the same status. The page's hosts-file
+reader is also run against the CLI's over every address spelling and stock name (node, no browser), and
+the committed good-capture sample is checked to record the clean room, not the machine that built it.
 """
 
 from __future__ import annotations
