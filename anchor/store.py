@@ -6,6 +6,10 @@ any SQLAlchemy URL (PostgreSQL at scale) by configuration.
 
     item:  pending -> batched -> attached
     batch: batched -> timestamped -> anchoring -> confirmed -> attached
+    anchor (one per batch and chain): pending -> anchoring -> confirmed -> attached
+
+A batch is ``confirmed`` once ``min_chains`` of its anchors are; the others keep their own state
+and are attached to the packages later, when they confirm.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 
-from sqlalchemy import Column, Text, event, update
+from sqlalchemy import Column, Text, UniqueConstraint, event, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel, col, create_engine, select
 
@@ -33,6 +37,13 @@ class ItemState(StrEnum):
 class BatchState(StrEnum):
     BATCHED = "batched"
     TIMESTAMPED = "timestamped"
+    ANCHORING = "anchoring"
+    CONFIRMED = "confirmed"
+    ATTACHED = "attached"
+
+
+class AnchorState(StrEnum):
+    PENDING = "pending"
     ANCHORING = "anchoring"
     CONFIRMED = "confirmed"
     ATTACHED = "attached"
@@ -63,14 +74,36 @@ class SealBatch(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow)
     #: JSON list of the valid tokens: [{"tsa", "url", "token" (base64), "chain_pem"}].
     timestamps: str | None = Field(default=None, sa_column=Column(Text))
-    #: Every anchor transaction signed for this batch, as JSON [{"tx_hash", "raw_tx"}], stored before
-    #: it is broadcast, so a restart waits for (or re-sends) the same one and never anchors twice.
+    #: Every anchor transaction signed for this batch on any chain, as JSON [{"tx_hash", "raw_tx",
+    #: "chain_id"}]: a log for audits. What a restart resends is in each chain's SealAnchor row (a
+    #: store written before those rows existed is read from here once, see anchor.anchors).
     anchor_txs: str | None = Field(default=None, sa_column=Column(Text))
-    #: JSON of proof/anchor.json once the transaction is confirmed.
+    #: JSON of proof/anchor.json (the first confirmed chain's anchor) once the batch is confirmed.
     anchor_record: str | None = Field(default=None, sa_column=Column(Text))
     attempts: int = 0
     last_error: str | None = Field(default=None, sa_column=Column(Text))
     next_attempt_at: datetime | None = None
+
+
+class SealAnchor(SQLModel, table=True):
+    """One batch's anchor on one chain: its own signed transactions, record, retries and state."""
+
+    __tablename__ = "seal_anchor"
+    __table_args__ = (UniqueConstraint("batch_id", "chain_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    batch_id: str = Field(index=True, max_length=40)
+    chain_id: int
+    #: Where the chain stands in the configuration: the first confirmed one goes to proof/anchor.json.
+    position: int = 0
+    state: str = Field(default=AnchorState.PENDING, index=True, max_length=16)
+    #: As SealBatch.anchor_txs, for this chain only: stored before each broadcast.
+    anchor_txs: str | None = Field(default=None, sa_column=Column(Text))
+    anchor_record: str | None = Field(default=None, sa_column=Column(Text))
+    attempts: int = 0
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+    next_attempt_at: datetime | None = None
+    updated_at: datetime = Field(default_factory=utcnow)
 
 
 class Lease(SQLModel, table=True):

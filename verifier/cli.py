@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from verifier import merkle
-from verifier.chain_source import RpcChainSource
+from verifier.chain_source import ChainSources
 from verifier.errors import InvalidInput, TiezhengError, TrustError, VerificationError
 from verifier.render import render_report
 from verifier.report import Report, Verdict
@@ -46,7 +46,9 @@ def _package_parser() -> argparse.ArgumentParser:
     parser.add_argument("package", type=Path, help="the evidence package (.wacz)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--rpc", metavar="URL", help="check the anchor online against this JSON-RPC node")
+    mode.add_argument("--rpc", metavar="[CHAIN_ID=]URL", action="append",
+                      help="check anchors online against this JSON-RPC node; one per chain id "
+                           "(--rpc 1=URL --rpc 11155111=URL), or a bare URL for the chain it serves; may repeat")
     mode.add_argument("--offline", action="store_true", help="use no network (the default)")
     parser.add_argument("--trust", type=Path, action="append", default=[], metavar="FILE",
                         help="a trust file (TOML) to add to the default trust; may repeat")
@@ -95,7 +97,7 @@ def _load_trust(files: Sequence[Path]) -> Trust:
 
 def _verify_package(args: argparse.Namespace, console: Console) -> int:
     trust = _load_trust(args.trust)
-    chain = RpcChainSource(args.rpc) if args.rpc else None
+    chain = ChainSources.parse(args.rpc) if args.rpc else None
     report = verify_package(args.package, trust, chain=chain)
     if args.json:
         print(json.dumps(report.to_json(), indent=2, ensure_ascii=False))

@@ -12,9 +12,10 @@ from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
 
-from verifier.chain_source import ChainSource
+from verifier.chain_source import ChainSources
+from verifier.checks.anchors import Anchor, AnchorResult, earliest_checked, judge_anchors
 from verifier.errors import InvalidPackage, TiezhengError, TimestampError, VerificationError
-from verifier.package import ANCHOR_PATH, PROOF_PATH, TSA_CERTS_NAME, Package
+from verifier.package import PROOF_PATH, TSA_CERTS_NAME, Package
 from verifier.proof import InclusionProof, parse_proof
 from verifier.report import Status
 from verifier.timestamp import TimestampInfo, verify_timestamp
@@ -35,25 +36,13 @@ class ValidTimestamp:
     tsa: TrustedTSA
 
 
-@dataclass(frozen=True)
-class Anchor:
-    """An anchor record whose offline proof verified: the tx is in the block with that hash."""
-
-    record: dict[str, Any]
-    root: bytes
-    tree_size: int
-    chain_id: int
-    block_number: int
-    block_hash: str
-    block_time: datetime
-
-
 @dataclass
 class Context:
     package: Package
     trust: Trust
     offline: bool = True
-    chain: ChainSource | None = None
+    #: Where to check anchors online; None offline. A single source answers for the chain it serves.
+    chain: ChainSources | None = None
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
     development: list[str] = field(default_factory=list)
     facts: dict[str, Any] = field(default_factory=dict)
@@ -104,22 +93,14 @@ class Context:
         return [r for _, r in self.timestamp_results if isinstance(r, ValidTimestamp)]
 
     @cached_property
-    def anchor(self) -> Anchor:
-        """The anchor record, its offline proof verified. Raises Skip if absent, VerificationError if bad."""
-        from verifier.anchor_proof import verify_offline_anchor  # keccak and trie load only when needed
+    def anchor_results(self) -> list[AnchorResult]:
+        """Each anchor file judged on its own (H5's sub-results). Raises Skip when not sealed."""
+        return judge_anchors(self)
 
-        if ANCHOR_PATH not in self.package.entries:
-            raise VerificationError("the package carries no proof/anchor.json")
-        try:
-            record = self.package.read_json(ANCHOR_PATH)
-        except InvalidPackage as exc:
-            raise VerificationError(f"anchor.json unreadable: {exc}") from exc
-        if not isinstance(record, dict):
-            raise VerificationError("anchor.json must be a JSON object")
-        root, tree_size = verify_offline_anchor(record)
-        return Anchor(record=record, root=root, tree_size=tree_size, chain_id=record["chain_id"],
-                      block_number=record["block_number"], block_hash=str(record["block_hash"]).lower(),
-                      block_time=datetime.fromtimestamp(record["block_time"], UTC))
+    @property
+    def anchor(self) -> Anchor:
+        """The anchor times are read from: the earliest one that was checked. VerificationError if none holds."""
+        return earliest_checked(self.anchor_results)
 
     @cached_property
     def capture_ended(self) -> datetime:
