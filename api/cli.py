@@ -10,7 +10,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -22,6 +22,9 @@ from api.doctor import doctor
 from api.settings import Settings, load_settings
 from api.worker_cli import worker_app
 from verifier.errors import TiezhengError
+
+if TYPE_CHECKING:
+    from anchor.devnet import Devnet
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Tiezheng (铁证): capture, seal and verify web evidence.")
@@ -140,7 +143,8 @@ def status(data_dir: DataDir = None, as_json: JsonFlag = False) -> None:
 
 @app.command()
 def verify(package: Path, as_json: JsonFlag = False,
-           rpc: Annotated[str | None, typer.Option(help="Check the anchor online at this RPC URL.")] = None,
+           rpc: Annotated[list[str] | None, typer.Option(
+               help="Check anchors online: [CHAIN_ID=]URL, one per chain; may repeat.")] = None,
            offline: Annotated[bool, typer.Option(help="Use no network (default).")] = False,
            trust: Annotated[list[Path] | None, typer.Option(help="Extra trust file(s).")] = None,
            data_dir: DataDir = None) -> None:
@@ -151,7 +155,7 @@ def verify(package: Path, as_json: JsonFlag = False,
     trust_file = _write_local_trust(settings)
     argv = [str(package), "--trust", str(trust_file), *[a for t in trust or [] for a in ("--trust", str(t))]]
     argv += ["--json"] if as_json else []
-    argv += ["--rpc", rpc] if rpc else (["--offline"] if offline else [])
+    argv += [a for url in rpc for a in ("--rpc", url)] if rpc else (["--offline"] if offline else [])
     raise typer.Exit(verify_cli.main(argv))
 
 
@@ -171,41 +175,52 @@ def trust_export(file: Path, data_dir: DataDir = None) -> None:
     console.print(f"trust written to {path} (development entries are flagged as such)")
 
 
-@chain_app.command("up")
-def chain_up(data_dir: DataDir = None) -> None:
-    """Start the anvil devnet (state kept in the data dir)."""
+SecondFlag = Annotated[bool, typer.Option(
+    "--second", help="The second devnet (chain id 31338, state in DIR/chain2): once it was started, "
+                     "the embedded sealer anchors every batch on both devnets.")]
+
+
+def _devnet(settings: Settings, second: bool) -> Devnet:
     from anchor.devnet import Devnet
 
-    url = Devnet(_settings(data_dir).root).start()
-    console.print(f"devnet running at {url}")
+    return Devnet.second(settings.root) if second else Devnet(settings.root)
+
+
+@chain_app.command("up")
+def chain_up(data_dir: DataDir = None, second: SecondFlag = False) -> None:
+    """Start the anvil devnet (state kept in the data dir)."""
+    devnet = _devnet(_settings(data_dir), second)
+    url = devnet.start()
+    console.print(f"devnet (chain {devnet.chain_id}) running at {url}")
 
 
 @chain_app.command("down")
-def chain_down(data_dir: DataDir = None) -> None:
+def chain_down(data_dir: DataDir = None, second: SecondFlag = False) -> None:
     """Stop the anvil devnet; its state is saved."""
-    from anchor.devnet import Devnet
-
-    stopped = Devnet(_settings(data_dir).root).stop()
+    stopped = _devnet(_settings(data_dir), second).stop()
     console.print("devnet stopped" if stopped else "devnet was not running")
 
 
 @chain_app.command("status")
-def chain_status(data_dir: DataDir = None, as_json: JsonFlag = False) -> None:
-    """Show the chain the sealer anchors on: RPC URL, chain id and latest block."""
-    from anchor.devnet import Devnet, rpc_call
+def chain_status(data_dir: DataDir = None, as_json: JsonFlag = False, second: SecondFlag = False) -> None:
+    """Show the chain the sealer anchors on (the first, or --second): RPC URL, chain id and latest block."""
+    from anchor.devnet import rpc_call
 
     settings = _settings(data_dir)
     if settings.uses_devnet:
-        state = Devnet(settings.root).status()
+        state = _devnet(settings, second).status()
         body = {"rpc_url": state.rpc_url, "chain_id": state.chain_id, "block": state.block}
     else:
-        url = str(settings.rpc_url)
+        chains = settings.anchor_chains()
+        if second and len(chains) < 2:
+            raise typer.BadParameter("only one chain is configured", param_hint="--second")
+        url = chains[1 if second else 0].rpc_url
         body = {"rpc_url": url, "chain_id": int(rpc_call(url, "eth_chainId"), 16),
                 "block": int(rpc_call(url, "eth_blockNumber"), 16)}
     if as_json:
         print(json.dumps(body))
     elif body["rpc_url"] is None:
-        console.print("devnet not running (start it with `tiezheng chain up`)")
+        console.print(f"devnet not running (start it with `tiezheng chain up{' --second' if second else ''}`)")
     else:
         console.print(f"chain {body['chain_id']} at {body['rpc_url']}, block {body['block']}")
 
