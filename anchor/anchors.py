@@ -96,6 +96,23 @@ def update_anchor(engine: Engine, row_id: int | None, **values: Any) -> None:
         session.commit()
 
 
+def note_signed(engine: Engine, batch_id: str, signed: dict[str, Any]) -> bool:
+    """Log a signed tx in the batch's list of all its anchor txs (every chain) and move the batch to
+    ``anchoring`` if it was ``timestamped``. Returns True when it moved."""
+    with Session(engine) as session:
+        batch = session.get(SealBatch, batch_id)
+        if batch is None:
+            return False
+        batch.anchor_txs = json.dumps([*json.loads(batch.anchor_txs or "[]"), signed])
+        moved = batch.state == BatchState.TIMESTAMPED
+        if moved:
+            batch.state = BatchState.ANCHORING
+        batch.updated_at = utcnow()
+        session.add(batch)
+        session.commit()
+    return moved
+
+
 def record_anchor_failure(engine: Engine, row_id: int | None, error: Exception,
                           backoff: Callable[[int], timedelta]) -> None:
     with Session(engine) as session:

@@ -45,12 +45,14 @@ from anchor.anchors import (
     anchor_rows,
     ensure_anchor_rows,
     late_anchor_rows,
+    note_signed,
     record_anchor_failure,
     send_anchor,
     update_anchor,
 )
-from anchor.attach import Token, attach
+from anchor.attach import attach_batch
 from anchor.rpc import AnchorError
+from anchor.status import batch_status, items_in
 from anchor.store import (
     AnchorState,
     BatchState,
@@ -59,6 +61,7 @@ from anchor.store import (
     SealBatch,
     SealItem,
     acquire_lease,
+    crashed_here,
     pending_item,
     release_lease,
     utcnow,
@@ -66,7 +69,6 @@ from anchor.store import (
 from anchor.tsa_client import TSAError, request_timestamp
 from verifier import merkle
 from verifier.errors import TiezhengError
-from verifier.proof import InclusionProof
 from verifier.timestamp import verify_timestamp
 
 log = logging.getLogger(__name__)
@@ -75,12 +77,8 @@ LEASE_NAME = "sealer"
 LEASE_TTL = timedelta(minutes=5)
 RETRY_BASE = timedelta(seconds=2)
 RETRY_MAX = timedelta(minutes=5)
-#: Items attached per committed transaction: small enough that a crash redoes little.
-ATTACH_COMMIT_EVERY = 200
 #: Bulk updates go in slices so one statement never carries a million parameters.
 ASSIGN_SLICE = 20_000
-#: Ids per IN (...) list: under every database's parameter limit.
-ID_SLICE = 1_000
 
 
 @dataclass(frozen=True)
@@ -92,7 +90,7 @@ class TSAEndpoint:
     chain_pem: bytes = b""
 
 
-__all__ = ["ChainEndpoint", "Sealer", "SealerConfig", "TSAEndpoint"]
+__all__ = ["ChainEndpoint", "Sealer", "SealerConfig", "TSAEndpoint", "batch_status", "items_in"]
 
 
 @dataclass(frozen=True)
@@ -250,7 +248,7 @@ class Sealer:
             self._lease()
 
     def _lease(self) -> bool:
-        return acquire_lease(self.engine, LEASE_NAME, self.owner, LEASE_TTL, is_dead=_crashed_here)
+        return acquire_lease(self.engine, LEASE_NAME, self.owner, LEASE_TTL, is_dead=crashed_here)
 
     # -- the steps -----------------------------------------------------------------------------
 
@@ -304,7 +302,7 @@ class Sealer:
                 return
             signed.append({"tx_hash": tx_hash, "raw_tx": raw_tx})
             update_anchor(self.engine, row.id, state=AnchorState.ANCHORING, anchor_txs=json.dumps(signed))
-            if self._note_signed(batch.id, {"tx_hash": tx_hash, "raw_tx": raw_tx, "chain_id": chain.chain_id}):
+            if note_signed(self.engine, batch.id, {"tx_hash": tx_hash, "raw_tx": raw_tx, "chain_id": chain.chain_id}):
                 self._transitioned(batch.id, BatchState.ANCHORING)
             self._signal(batch.id, f"signed:{chain.chain_id}")
 
@@ -346,51 +344,11 @@ class Sealer:
         return attached
 
     def _attach_proofs(self, batch: SealBatch, rows: Sequence[SealAnchor], *, resume: bool) -> None:
-        """Write every item's proof files with the anchors of ``rows``.
-
-        ``resume``: items already marked attached are skipped (the first attachment, committed in
-        slices). A late anchor rewrites every package; those already holding it are left alone.
-        """
-        tokens = [Token(tsa=t["tsa"], token=base64.b64decode(t["token"]), chain_pem=t["chain_pem"].encode())
-                  for t in json.loads(batch.timestamps or "[]")]
+        """Write every item's proof files with the anchors of ``rows`` (see ``attach_batch``)."""
         primary: dict[str, Any] | None = json.loads(batch.anchor_record) if batch.anchor_record else None
         files = anchor_files(primary, [json.loads(r.anchor_record) for r in rows if r.anchor_record])
-        with Session(self.engine) as session:
-            items = session.exec(select(SealItem.id, SealItem.fingerprint, SealItem.package_path, SealItem.state)
-                                 .where(SealItem.batch_id == batch.id).order_by(col(SealItem.leaf_index))).all()
-        fingerprints = [bytes.fromhex(fp) for _, fp, _, _ in items]
-        leaves = merkle.leaf_hashes(fingerprints)
-        root = merkle.root(leaves)
-        if root.hex() != batch.root:
-            raise RuntimeError(f"batch {batch.id}: items no longer hash to the stored root")
-        # Rewriting a package is slow, so commit often; bookkeeping alone can go in big slices.
-        commit_every = ATTACH_COMMIT_EVERY if self.config.attach_packages else ASSIGN_SLICE
-        done: list[int] = []
-        for index, ((item_id, _, package, state), path) in enumerate(
-                zip(items, merkle.all_inclusion_proofs(leaves), strict=True)):
-            if item_id is None or (resume and state == ItemState.ATTACHED):
-                continue
-            if self.config.attach_packages:
-                proof = InclusionProof(batch_id=batch.id, leaf=fingerprints[index], leaf_index=index,
-                                       tree_size=len(items), inclusion_path=tuple(path), root=root)
-                attach(Path(package), proof, tokens, files)
-            if not resume:
-                continue
-            done.append(item_id)
-            if len(done) >= commit_every:
-                self._mark_attached(done)
-                done = []
-                self._lease()
-        self._mark_attached(done)
-
-    def _mark_attached(self, item_ids: Sequence[int]) -> None:
-        now = utcnow()
-        with Session(self.engine) as session:
-            for start in range(0, len(item_ids), ID_SLICE):
-                session.connection().execute(
-                    update(SealItem).where(col(SealItem.id).in_(item_ids[start:start + ID_SLICE]))
-                    .values(state=ItemState.ATTACHED, sealed_at=now))
-            session.commit()
+        attach_batch(self.engine, batch, files, write_packages=self.config.attach_packages, resume=resume,
+                     renew_lease=self._lease)
 
     # -- bookkeeping ---------------------------------------------------------------------------
 
@@ -415,22 +373,6 @@ class Sealer:
         if "state" in values and expected is not None:
             self._transitioned(batch_id, BatchState(values["state"]))
 
-    def _note_signed(self, batch_id: str, signed: dict[str, Any]) -> bool:
-        """Add a signed tx to the batch's list of all its anchor txs (every chain) and move the batch
-        to ``anchoring`` if it was ``timestamped``. Returns True when it moved."""
-        with Session(self.engine) as session:
-            batch = session.get(SealBatch, batch_id)
-            if batch is None:
-                return False
-            batch.anchor_txs = json.dumps([*json.loads(batch.anchor_txs or "[]"), signed])
-            moved = batch.state == BatchState.TIMESTAMPED
-            if moved:
-                batch.state = BatchState.ANCHORING
-            batch.updated_at = utcnow()
-            session.add(batch)
-            session.commit()
-        return moved
-
     def _signal(self, batch_id: str, event: str) -> None:
         """Report a per-chain step (``signed:<chain_id>``, ``confirmed:<chain_id>``, ``attached:<chain_id>``)."""
         if self.on_transition is not None:
@@ -452,46 +394,3 @@ class Sealer:
     def _transitioned(self, batch_id: str, state: BatchState) -> None:
         if self.on_transition is not None:
             self.on_transition(batch_id, state.value)
-
-
-def _crashed_here(holder: str) -> bool:
-    """True when ``holder`` names a process on this host that no longer runs."""
-    host, _, rest = holder.partition(":")
-    pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return False
-    try:
-        os.kill(int(pid_text), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
-
-
-def batch_status(engine: Engine, batch_id: str) -> dict[str, Any] | None:
-    """A batch as the CLI and API show it."""
-    with Session(engine) as session:
-        batch = session.get(SealBatch, batch_id)
-    if batch is None:
-        return None
-    anchor = json.loads(batch.anchor_record) if batch.anchor_record else None
-    anchors = []
-    for row in anchor_rows(engine, batch_id):
-        record = json.loads(row.anchor_record) if row.anchor_record else {}
-        anchors.append({"chain_id": row.chain_id, "state": row.state, "tx_hash": record.get("tx_hash"),
-                        "block_number": record.get("block_number"), "block_time_utc": record.get("block_time_utc"),
-                        "attempts": row.attempts, "last_error": row.last_error})
-    return {"id": batch.id, "state": batch.state, "tree_size": batch.tree_size, "root": batch.root,
-            "timestamps": [{"tsa": t["tsa"], "gen_time": t["gen_time"]} for t in json.loads(batch.timestamps or "[]")],
-            "anchor": None if anchor is None else {
-                **{k: anchor[k] for k in ("chain_id", "tx_hash", "block_number", "block_time_utc")},
-                "confirmations": anchor.get("node_reported", {}).get("confirmations")},
-            "anchors": anchors,
-            "attempts": batch.attempts, "last_error": batch.last_error}
-
-
-def items_in(engine: Engine, states: Sequence[str]) -> int:
-    with Session(engine) as session:
-        return int(session.exec(select(func.count()).select_from(SealItem)
-                                .where(col(SealItem.state).in_(states))).one())

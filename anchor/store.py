@@ -14,6 +14,8 @@ and are attached to the packages later, when they confirm.
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -173,6 +175,21 @@ def acquire_lease(engine: Engine, name: str, owner: str, ttl: timedelta,
         )
         session.commit()
         return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def crashed_here(holder: str) -> bool:
+    """True when ``holder`` names a process on this host that no longer runs."""
+    host, _, rest = holder.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def release_lease(engine: Engine, name: str, owner: str) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 
 from cryptography import x509
 
-import anchor.sealer as sealer_module
+import anchor.attach as attach_module
 from anchor.devnet import DEV_OPERATOR_KEY, DEVNET_CHAIN_ID
 from anchor.sealer import ChainEndpoint, Sealer, SealerConfig, TSAEndpoint
 from anchor.store import make_engine, sqlite_url
@@ -45,14 +45,14 @@ def main(data_dir: Path, rpc_url: str, kill_at: str | None) -> None:
             kill()
 
     if kill_at == "attaching":
-        real_attach = sealer_module.attach
+        real_attach = attach_module.attach
 
         def attach_then_die(*args: Any, **kwargs: Any) -> bool:
             real_attach(*args, **kwargs)
             kill()
             return True
 
-        sealer_module.attach = attach_then_die  # type: ignore[assignment]
+        attach_module.attach = attach_then_die  # type: ignore[assignment]
 
     tsa = DevTSA(data_dir)
     with tsa.serve() as server:
