@@ -257,3 +257,49 @@ def test_tampered_second_anchor_fails_alone(workspace: Workspace, served_tsa: TS
     assert verify_package(naive, one_required).result("P3").status is Status.FAIL
     # Untampered: both hold under either policy.
     assert verify_package(package, two_required).verdict is Verdict.VERIFIED_OFFLINE
+
+
+def test_second_anchor_on_an_untrusted_chain_or_in_excess_fails_alone(
+        workspace: Workspace, served_tsa: TSAServer, devnet: Devnet, second_devnet: Devnet, tmp_path: Path) -> None:
+    sealer = two_chain_sealer(workspace, served_tsa.url, devnet.rpc_url, second_devnet.rpc_url)
+    [package] = accept(sealer, workspace, 1)
+    sealer.run_once(force=True)
+    only_first = load_trust(workspace.trust_file())  # trusts chain 31337 alone, min_chains 1
+    report = verify_package(package, only_first)
+    assert report.verdict is Verdict.VERIFIED_OFFLINE
+    [second] = [a for a in report.to_json()["facts"]["anchors"] if a["file"] == SECOND]
+    assert second["status"] == "fail" and "not in the trust configuration" in second["reason"]
+
+    with zipfile.ZipFile(package) as archive:
+        first_anchor = archive.read("proof/anchor.json")
+    flood = tmp_path / "flood.wacz"
+    shutil.copy(package, flood)
+    rewrite_package(flood, [Member(f"proof/anchor-{n}.json", data=first_anchor) for n in range(1, 40)],
+                    drop=lambda _: False)
+    flooded = verify_package(flood, only_first).to_json()
+    parts = flooded["facts"]["anchors"]
+    assert len(parts) == 41 and sum("not checked" in a["reason"] for a in parts) == 41 - 16
+    assert flooded["verdict"] == "verified (offline)"  # the real anchor still holds; every extra failed
+
+
+def test_restart_after_upgrade_resumes_a_single_chain_anchor(workspace: Workspace, devnet: Devnet) -> None:
+    """A store from before per-chain rows: the signed tx is only in seal_batch.anchor_txs."""
+    url = devnet.rpc_url
+    before = sent_by_operator(url)
+    sealer = two_chain_sealer(workspace, "http://127.0.0.1:9/", url, url)  # accepts only
+    packages = accept(sealer, workspace, 2)
+    run = [sys.executable, "-m", "tests.anchor.sealer_process", str(workspace.root), url]
+    killed = subprocess.run([*run, f"signed:{DEVNET_CHAIN_ID}"], capture_output=True, text=True, timeout=120,
+                            cwd=Path(__file__).parents[2])
+    assert killed.returncode == -9, killed.stderr
+    with Session(sealer.engine) as session:  # as an older version left it: no anchor rows
+        for row in session.exec(select(SealAnchor)).all():
+            session.delete(row)
+        session.commit()
+    [batch] = batches(sealer)
+    assert batch.state == BatchState.ANCHORING and len(json.loads(batch.anchor_txs or "[]")) == 1
+
+    restarted = subprocess.run(run, capture_output=True, text=True, timeout=120, cwd=Path(__file__).parents[2])
+    assert restarted.returncode == 0, restarted.stderr
+    assert sent_by_operator(url) == before + 1  # the stored transaction, not a second one
+    assert verify_package(packages[0], load_trust(workspace.trust_file())).verified
