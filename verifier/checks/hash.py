@@ -106,11 +106,15 @@ def check_anchor(ctx: Context) -> Outcome:
     required = ctx.trust.policy.min_chains
     ctx.facts["anchors"] = [r.facts or {"file": r.file, "status": r.status.value, "reason": r.reason}
                             for r in results]
+    # The anchor the times are read from; when none holds, the first one readable, so reports still
+    # show which chain and block the package claims.
     try:
         used = ctx.anchor
         ctx.facts["anchor"] = next(r.facts for r in results if r.anchor is used)
     except VerificationError:
-        pass
+        claimed = next((r.facts for r in results if r.anchor is not None), None)
+        if claimed is not None:
+            ctx.facts["anchor"] = claimed
     passing = {r.chain_id for r in results if r.status is Status.PASS}
     holding = passing | {r.chain_id for r in results if r.status is Status.WARN}
     if len(results) == 1 and required == 1:
