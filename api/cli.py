@@ -122,23 +122,31 @@ def _report_sealed(engine: Any, batches: list[str], as_json: bool) -> None:
 
 @app.command()
 def status(data_dir: DataDir = None, as_json: JsonFlag = False) -> None:
-    """Show how many items are pending, batched and sealed, and any batch waiting on a retry."""
-    from sqlmodel import Session, select
+    """Show how many items are pending, batched and sealed, any batch waiting on a retry, any missing anchor."""
+    from sqlmodel import Session, col, select
 
-    from anchor.store import SealBatch, counts
+    from anchor.store import SealAnchor, SealBatch, counts
     from api.services import engine_for
 
     engine = engine_for(_settings(data_dir))
     tally = counts(engine)
     with Session(engine) as session:
         stuck = session.exec(select(SealBatch).where(SealBatch.state != "attached")).all()
+        # Anchors a sealed batch still misses: a chain that was down, retried until it confirms.
+        late = session.exec(select(SealAnchor).join(SealBatch, col(SealBatch.id) == col(SealAnchor.batch_id))
+                            .where(SealBatch.state == "attached").where(SealAnchor.state != "attached")).all()
     if as_json:
         print(json.dumps({"items": tally, "unfinished_batches": [
-            {"id": b.id, "state": b.state, "attempts": b.attempts, "last_error": b.last_error} for b in stuck]}))
+            {"id": b.id, "state": b.state, "attempts": b.attempts, "last_error": b.last_error} for b in stuck],
+            "missing_anchors": [{"batch_id": a.batch_id, "chain_id": a.chain_id, "state": a.state,
+                                 "attempts": a.attempts, "last_error": a.last_error} for a in late]}))
         return
     console.print("items: " + ", ".join(f"{k} {v}" for k, v in sorted(tally.items())) if tally else "no items yet")
     for b in stuck:
         console.print(f"[yellow]batch {b.id}[/] {b.state}, attempt {b.attempts}: {escape(b.last_error or '')}")
+    for a in late:
+        console.print(f"[yellow]batch {a.batch_id}[/] sealed, its anchor on chain {a.chain_id} still {a.state}, "
+                      f"attempt {a.attempts}: {escape(a.last_error or '')}")
 
 
 @app.command()

@@ -24,6 +24,7 @@ from anchor.store import AnchorState, BatchState, ItemState, SealAnchor, make_en
 from anchor.tsa_server import TSAServer
 from tests.anchor.conftest import rpc
 from tests.anchor.test_sealer import accept, batches, endpoint, items
+from tests.api.test_cli import tiezheng
 from tests.factory import Workspace
 from tests.tamper import flip_byte, replace_entry
 from verifier.chain_source import ChainSources, RpcChainSource
@@ -142,6 +143,8 @@ def test_second_chain_down_seals_with_one_and_attaches_the_other_later(
     first, second = anchor_rows(sealer)
     assert first.state == AnchorState.ATTACHED
     assert second.state == AnchorState.PENDING and second.attempts >= 1 and "unavailable" in (second.last_error or "")
+    shown = json.loads(tiezheng(workspace.root, "status", "--json").stdout)  # the operator sees what is missing
+    assert [(m["batch_id"], m["chain_id"]) for m in shown["missing_anchors"]] == [(batch_id, SECOND_DEVNET_CHAIN_ID)]
     _, one_required = trust(workspace, min_chains=1)
     _, two_required = trust(workspace, min_chains=2)
     fingerprints = [verify_package(p, one_required).fingerprint for p in packages]
