@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from verifier.checks.anchors import AnchorResult
 from verifier.checks.context import Context, Outcome
 from verifier.errors import TiezhengError, VerificationError
 from verifier.merkle import leaf_hash, verify_inclusion
@@ -125,8 +126,23 @@ def check_anchor(ctx: Context) -> Outcome:
         status = Status.WARN
     else:
         status = Status.FAIL
-    summary = (f"anchors on {len(holding)} chain(s) hold, {required} required by the trust policy"
-               f" ({len(passing)} checked online)" if ctx.chain is not None else
-               f"anchors on {len(holding)} chain(s) hold, {required} required by the trust policy")
-    lines = [f"{r.file.removeprefix('proof/')}: {r.status.value}: {r.reason}" for r in results]
-    return status, summary + " — " + " | ".join(lines)
+    summary = f"anchors on {len(holding)} chain(s) hold, {required} required by the trust policy"
+    if ctx.chain is not None:
+        summary += f" ({len(passing)} checked online)"
+    reason = summary + ": " + "; ".join(_brief(r) for r in results)
+    if any(r.status is Status.WARN for r in results):
+        reason += (". Not checked offline: that the blocks marked 'proven offline' are canonical; ask an explorer "
+                   "or RPC of each chain, or run with --rpc CHAIN_ID=URL for each")
+    return status, reason
+
+
+def _brief(result: AnchorResult) -> str:
+    """One anchor's sub-result on the H5 line; the full reason is in facts.anchors."""
+    name = result.file.removeprefix("proof/")
+    anchor = result.anchor
+    if result.status is Status.FAIL or anchor is None:
+        return f"{name} {result.status.value}: {result.reason}"
+    where = f"chain {anchor.chain_id}, block {anchor.block_number}, tx {str(anchor.record['tx_hash'])[:18]}…"
+    if result.status is Status.PASS:
+        return f"{name} pass ({where}, {result.facts.get('confirmations')} confirmations)"
+    return f"{name} {result.status.value} ({where}, proven offline)"
