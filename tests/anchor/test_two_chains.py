@@ -306,3 +306,19 @@ def test_restart_after_upgrade_resumes_a_single_chain_anchor(workspace: Workspac
     assert restarted.returncode == 0, restarted.stderr
     assert sent_by_operator(url) == before + 1  # the stored transaction, not a second one
     assert verify_package(packages[0], load_trust(workspace.trust_file())).verified
+
+
+def test_a_bare_rpc_of_another_chain_still_fails_a_one_chain_package(
+        workspace: Workspace, served_tsa: TSAServer, devnet: Devnet, second_devnet: Devnet) -> None:
+    from tests.anchor.test_sealer import make_sealer
+
+    sealer = make_sealer(workspace, served_tsa.url, devnet.rpc_url)  # the one-chain configuration
+    [package] = accept(sealer, workspace, 1)
+    sealer.run_once(force=True)
+    assert names(package) == {"proof/anchor.json"}
+    trust_one = load_trust(workspace.trust_file())
+    wrong = verify_package(package, trust_one, chain=RpcChainSource(second_devnet.rpc_url))
+    assert wrong.verdict is Verdict.FAILED
+    assert wrong.result("H5").reason == f"the RPC serves chain {SECOND_DEVNET_CHAIN_ID}, the anchor is on chain 31337"
+    right = verify_package(package, trust_one, chain=RpcChainSource(devnet.rpc_url))
+    assert right.verdict is Verdict.VERIFIED
