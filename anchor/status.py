@@ -25,6 +25,7 @@ def batch_status(engine: Engine, batch_id: str) -> dict[str, Any] | None:
         record = json.loads(row.anchor_record) if row.anchor_record else {}
         anchors.append({"chain_id": row.chain_id, "state": row.state, "tx_hash": record.get("tx_hash"),
                         "block_number": record.get("block_number"), "block_time_utc": record.get("block_time_utc"),
+                        "confirmations": record.get("node_reported", {}).get("confirmations"),
                         "attempts": row.attempts, "last_error": row.last_error})
     return {"id": batch.id, "state": batch.state, "tree_size": batch.tree_size, "root": batch.root,
             "timestamps": [{"tsa": t["tsa"], "gen_time": t["gen_time"]} for t in json.loads(batch.timestamps or "[]")],
