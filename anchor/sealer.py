@@ -71,6 +71,8 @@ from verifier import merkle
 from verifier.errors import TiezhengError
 from verifier.timestamp import verify_timestamp
 
+__all__ = ["ChainEndpoint", "Sealer", "SealerConfig", "TSAEndpoint", "batch_status", "items_in"]
+
 log = logging.getLogger(__name__)
 
 LEASE_NAME = "sealer"
@@ -88,9 +90,6 @@ class TSAEndpoint:
     roots: tuple[x509.Certificate, ...]
     #: The certificates we hold for this TSA, written beside each token as proof/tsa-<n>.pem.
     chain_pem: bytes = b""
-
-
-__all__ = ["ChainEndpoint", "Sealer", "SealerConfig", "TSAEndpoint", "batch_status", "items_in"]
 
 
 @dataclass(frozen=True)
