@@ -52,7 +52,6 @@ from anchor.anchors import (
 )
 from anchor.attach import attach_batch
 from anchor.rpc import AnchorError
-from anchor.status import batch_status, items_in
 from anchor.store import (
     AnchorState,
     BatchState,
@@ -61,7 +60,9 @@ from anchor.store import (
     SealBatch,
     SealItem,
     acquire_lease,
+    batch_status,
     crashed_here,
+    items_in,
     pending_item,
     release_lease,
     utcnow,
