@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from anchor.devnet import DEV_OPERATOR_KEY, DEVNET_CHAIN_ID, SECOND_DEVNET_CHAIN_ID
+from anchor.devnet import DEV_OPERATOR_KEY, DEVNET_CHAIN_ID, SECOND_DEVNET_CHAIN_ID, Devnet
+from api.doctor import run_checks
 from api.services import local_trust, trust_toml
 from api.settings import Settings
 from tests.api.test_cli import tiezheng
@@ -91,3 +92,13 @@ def test_chain_up_second_anchors_on_both_devnets(data_dir: Path, tmp_path: Path)
     report = json.loads(online.stdout)
     assert report["verdict"] == "verified"
     assert [a["status"] for a in report["facts"]["anchors"]] == ["pass", "pass"]
+
+
+def test_doctor_checks_each_chain(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, devnet: Devnet) -> None:
+    monkeypatch.setenv("TIEZHENG_CHAINS", json.dumps([
+        {"rpc_url": devnet.rpc_url, "chain_id": DEVNET_CHAIN_ID, "key": DEV_OPERATOR_KEY, "name": "devnet"},
+        {"rpc_url": "http://127.0.0.1:9/", "chain_id": 17000, "key": DEV_OPERATOR_KEY, "name": "Holesky"}]))
+    checks = {c.name: c for c in run_checks(Settings(data_dir=tmp_path))}
+    assert checks["chain devnet"].status == "ok" and checks["chain_key devnet"].status == "ok"
+    assert checks["chain Holesky"].status == "fail" and "does not answer" in checks["chain Holesky"].reason
+    assert DEV_OPERATOR_KEY.removeprefix("0x") not in json.dumps([c.reason + c.hint for c in checks.values()])
