@@ -3,11 +3,12 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 ANVIL  := node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil
+REPLAYWEB := node_modules/replaywebpage/.unpacked
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: setup demo test lint unit bench clean debs
 
-setup: $(VENV)/.installed $(ANVIL) debs
+setup: $(VENV)/.installed $(ANVIL) $(REPLAYWEB) debs
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,9 +25,27 @@ $(ANVIL): package.json
 	@test -x $(ANVIL) || { echo "anvil binary missing after npm ci: $(ANVIL)" >&2; exit 1; }
 	@touch $@
 
+# ReplayWeb.page (the replay test's viewer) cannot be `npm install`ed: 2.5.x asks for a warcio
+# version that is not on the registry. Its ui.js and sw.js are self-contained bundles, so the
+# tarball of the version pinned in package.json ("unpacked") is fetched with `npm pack`, checked
+# against the pinned integrity, and unpacked. After npm install, which prunes unknown folders.
+$(REPLAYWEB): package.json $(ANVIL)
+	@rm -rf node_modules/replaywebpage && mkdir -p node_modules/replaywebpage
+	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	spec=$$(node -p 'const u = require("./package.json").unpacked.replaywebpage; "replaywebpage@" + u.version'); \
+	want=$$(node -p 'require("./package.json").unpacked.replaywebpage.integrity'); \
+	npm pack --silent --pack-destination "$$tmp" "$$spec" >/dev/null; \
+	got=$$(node -e 'const c = require("crypto"), fs = require("fs"); \
+	  process.stdout.write("sha512-" + c.createHash("sha512").update(fs.readFileSync(process.argv[1])).digest("base64"))' \
+	  "$$tmp"/replaywebpage-*.tgz); \
+	[ "$$got" = "$$want" ] || { echo "$$spec: integrity $$got, expected $$want" >&2; exit 1; }; \
+	files=$$(node -p 'require("./package.json").unpacked.replaywebpage.files.map(f => "package/" + f).join(" ")'); \
+	tar -xzf "$$tmp"/replaywebpage-*.tgz -C node_modules/replaywebpage --strip-components=1 $$files
+	@touch $@
+
 # Debian packages: the browser for capture, a CJK font for the bilingual PDF certificate, and
 # poppler to look at that PDF as a person would.
-DEBS := chromium fonts-wqy-microhei poppler-utils
+DEBS := chromium fonts-wqy-microhei poppler-utils chrony
 debs:
 	@missing=$$(for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \

@@ -30,7 +30,7 @@ def capture(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per URL.")] = False,
 ) -> None:
     """Capture web pages (screenshot, source, DOM, WARC, network facts) and queue them for sealing."""
-    from api.services import operator_for, queue_for_sealing
+    from api.services import clock_references, operator_for, queue_for_sealing
     from api.settings import load_settings
     from evidence.capture import CaptureResult, capture_urls, read_url_file
     from evidence.capture_options import CaptureOptions
@@ -59,10 +59,11 @@ def capture(
         else:
             progress.console.print(f"[red]failed[/] {escape(result.url)}: {escape(result.error or '')}")
 
-    with progress:
+    with progress, clock_references(settings) as clock:
         task = progress.add_task("capture", total=len(targets))
         results = capture_urls(targets, packages_dir=settings.packages_dir, operator=operator_for(settings),
-                               requester=Requester.local(), options=options, on_result=done)
+                               requester=Requester.local(), options=options, on_result=done,
+                               clock_references=clock)
     if not as_json:
         ok = sum(r.ok for r in results)
         console.print(f"{ok} of {len(results)} captured and pending; run `tiezheng seal` to seal them")

@@ -178,7 +178,8 @@ def _write_local_trust(settings: Settings, target: Path | None = None) -> Path:
 
 @trust_app.command("export")
 def trust_export(file: Path, data_dir: DataDir = None) -> None:
-    """Write this data dir's trust (operator key, dev TSA CA, devnet) for `tiezheng-verify --trust`."""
+    """Write this data dir's trust (operator key and its declared qualifications, dev TSA CA, devnet) for
+    `tiezheng-verify --trust`."""
     path = _write_local_trust(_settings(data_dir), file)
     console.print(f"trust written to {path} (development entries are flagged as such)")
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from rich.console import Console
 
 from api.sample_site import serve_site
-from api.services import engine_for, local_trust, make_sealer, operator_for, sealing_services
+from api.services import clock_references, engine_for, local_trust, make_sealer, operator_for, sealing_services
 from api.settings import Settings
 from evidence.capture import capture_urls
 from evidence.capture_options import CaptureOptions
@@ -35,13 +35,13 @@ def run_demo(settings: Settings, console: Console) -> int:
     console.print(f"data dir: {settings.root}")
     operator = operator_for(settings)
     with console.status("1. capturing the sample site over HTTP and HTTPS with headless Chromium…"), \
-            serve_site(SAMPLES, settings.root / "demo-site-tls") as site:
+            serve_site(SAMPLES, settings.root / "demo-site-tls") as site, clock_references(settings) as clock:
         # Loopback is private: the SSRF guard is lifted for this local site only.
         options = CaptureOptions(note="Tiezheng demo: the sample shop page", allow_private=True,
                                  extra_ca_pem=site.ca_pem)
         results = capture_urls([site.http_url + "index.html", site.https_url + "index.html"],
                                packages_dir=settings.packages_dir, operator=operator, requester=DEMO_REQUESTER,
-                               options=options)
+                               options=options, clock_references=clock)
     failures = [r for r in results if not r.ok]
     for failed in failures:
         console.print(f"[red]capture failed[/] {failed.url}: {failed.error}")

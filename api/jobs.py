@@ -24,7 +24,7 @@ from api import crud
 from api.blobs import BlobBackend, blob_store
 from api.db import open_database
 from api.models import ApiKey, Evidence, EvidenceKind, Tenant
-from api.services import operator_for
+from api.services import operator_for, service_clock_references
 from api.settings import Settings, load_settings
 from evidence.manifest import Requester
 
@@ -128,7 +128,8 @@ def capture_job(row_id: str, settings: Settings | None = None) -> str:
     try:
         results = list(warm_capturer(module).capture_urls(
             [url], packages_dir=settings.packages_dir, operator=operator_for(settings), requester=requester,
-            options=capture_options(module, settings, note)))
+            options=capture_options(module, settings, note),
+            clock_references=service_clock_references(settings)))
         result = results[0]
         if getattr(result, "error", None):
             raise RuntimeError(str(result.error))

@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api import docs, errors
 from api.audit import AuditMiddleware
-from api.routes import batches, captures, evidence, health, pages, uploads, verification
+from api.routes import batches, captures, evidence, health, pages, uploads, verification, well_known
 from api.settings import Settings, load_settings
 from api.state import ServiceState
 from verifier import __version__
@@ -61,5 +61,6 @@ def create_app(settings: Settings | None = None, *, seal: bool = True) -> FastAP
     app.include_router(v1)
     app.include_router(health.router)
     app.include_router(pages.router)
+    app.include_router(well_known.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -8,6 +8,7 @@ Certificates of sealed packages are cached by the package's sha256: same bytes, 
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import os
 import tempfile
@@ -71,8 +72,12 @@ def render_html(report: Report, *, source: str) -> str:
 
 
 def certificate_pdf(cache_dir: Path, package: Path, package_sha256: str, trust: Trust, *, source: str) -> Path:
-    """The certificate of a sealed package, made once per package content and then served from disk."""
-    target = cache_dir / f"{package_sha256}.pdf"
+    """The certificate of a sealed package, made once per package content and trust, then served from disk.
+
+    The trust is part of the key: a certificate names the SHA-256 of the trust it was judged with.
+    """
+    trust_key = hashlib.sha256("".join(digest for _, digest in trust.digests).encode()).hexdigest()[:16]
+    target = cache_dir / f"{package_sha256}-{trust_key}.pdf"
     if target.is_file():
         return target
     return write_pdf(verify(package, trust), target, source=source)

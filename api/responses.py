@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import base64
+import json
 from pathlib import Path
 from typing import Any
 
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, JSONResponse
 
 from api.models import ErrorResponse
 
@@ -24,3 +25,11 @@ def package_response(path: Path, sha256_hex: str, filename: str) -> FileResponse
     return FileResponse(path, media_type="application/zip", filename=filename,
                         headers={"ETag": f'"{sha256_hex}"', "Repr-Digest": f"sha-256=:{digest}:",
                                  "Cache-Control": "private, no-transform"})
+
+
+class AsciiJSONResponse(JSONResponse):
+    """JSON with every non-ASCII character escaped: a report quotes package text, and bidi controls
+    or C1 codes in it must stay inert even when someone `curl`s the answer to a terminal."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode("ascii")

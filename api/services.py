@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -17,6 +18,7 @@ from anchor.sealer import ChainEndpoint, Sealer, SealerConfig, TSAEndpoint
 from anchor.store import make_engine, pending_item
 from anchor.tsa_server import DevTSA
 from api.settings import Settings
+from evidence.clock_probe import ClockReferences
 from evidence.operator_key import OperatorKey, load_or_create
 from verifier.trust import Policy, Trust, TrustedChain, TrustedOperator, TrustedTSA
 
@@ -39,7 +41,37 @@ def queue_for_sealing(settings: Settings, evidence_id: str, fingerprint: bytes, 
 
 
 def operator_for(settings: Settings) -> OperatorKey:
-    return load_or_create(settings.operator_key_path, settings.operator_name)
+    key = load_or_create(settings.operator_key_path, settings.operator_name)
+    return key.with_qualifications(settings.qualifications.declared())
+
+
+@contextlib.contextmanager
+def clock_references(settings: Settings) -> Iterator[ClockReferences]:
+    """What the pre-capture clean check measures the clock against, for the duration of a capture run.
+
+    The first configured TSA, else the embedded development TSA, served over HTTP on loopback while
+    the block runs (a real RFC 3161 round trip, like sealing makes); and the configured NTP server.
+    """
+    if settings.tsa:
+        first = settings.tsa[0]
+        yield ClockReferences(tsa_url=first.url, tsa_name=first.name, ntp_server=settings.ntp_server)
+        return
+    with DevTSA(settings.root).serve() as server:
+        yield ClockReferences(tsa_url=server.url, tsa_name=DEV_TSA_NAME, ntp_server=settings.ntp_server)
+
+
+_service_clocks: dict[tuple[str, str, str], tuple[ClockReferences, contextlib.ExitStack]] = {}
+_service_clock_lock = threading.Lock()
+
+
+def service_clock_references(settings: Settings) -> ClockReferences:
+    """``clock_references`` kept open for the life of a service process (its capture workers)."""
+    key = (str(settings.root), settings.tsa[0].url if settings.tsa else "", settings.ntp_server or "")
+    with _service_clock_lock:
+        if key not in _service_clocks:
+            stack = contextlib.ExitStack()
+            _service_clocks[key] = (stack.enter_context(clock_references(settings)), stack)
+        return _service_clocks[key][0]
 
 
 @dataclass
@@ -127,7 +159,7 @@ def local_trust(settings: Settings) -> Trust:
     # The operator's own rule (TIEZHENG_MIN_CHAINS) is the policy it publishes with its trust.
     policy = Policy(min_chains=settings.min_chains)
     return Trust(operators=(TrustedOperator(name=operator.name, public_key=operator.public_key_raw,
-                                            development=True),),
+                                            development=True, qualifications=operator.qualifications),),
                  tsas=tuple(tsas), chains=tuple(chains), policy=policy, sources=(f"data dir {settings.root}",))
 
 
@@ -142,6 +174,9 @@ def trust_toml(trust: Trust) -> str:
         lines += ["[[operators]]", f"name = {_q(op.name)}",
                   f"public_key = {_q(base64.b64encode(op.public_key).decode())}",
                   f"development = {str(op.development).lower()}", ""]
+        if op.qualifications:
+            # Declared by the operator, as in every manifest; verifiers show them and cannot check them.
+            lines += ["[operators.qualifications]", *(f"{_q(key)} = {_q(text)}" for key, text in op.qualifications), ""]
     for tsa in trust.tsas:
         pem = "".join(root.public_bytes(Encoding.PEM).decode() for root in tsa.roots)
         lines += ["[[tsa]]", f"name = {_q(tsa.name)}", f'roots = """\n{pem}"""',

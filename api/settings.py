@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pydantic import BaseModel, SecretStr
+from pydantic import BaseModel, ConfigDict, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATA_DIR = Path("~/.tiezheng")
@@ -41,6 +41,23 @@ class ChainConfig(BaseModel):
     name: str | None = None
 
 
+class Qualifications(BaseModel):
+    """Filings and certifications the operator declares. Every manifest and the trust file carry them;
+    the verifier shows them as declarations it cannot check. ``TIEZHENG_QUALIFICATIONS`` is JSON, e.g.
+    ``{"icp_filing": "京ICP备…号", "cac_blockchain_filing": "京网信备…号",
+    "security_certification": "…", "data_centre": "…"}``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    icp_filing: str | None = None
+    cac_blockchain_filing: str | None = None
+    security_certification: str | None = None
+    data_centre: str | None = None
+
+    def declared(self) -> dict[str, str]:
+        return {key: value for key, value in self.model_dump().items() if value}
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TIEZHENG_", env_file=None, extra="ignore")
 
@@ -70,6 +87,10 @@ class Settings(BaseSettings):
     batch_max_items: int = 100_000
     batch_max_age_seconds: float = 60.0
     operator_name: str = "Tiezheng local operator"
+    #: The operator's filings and certifications (JSON; see Qualifications).
+    qualifications: Qualifications = Qualifications()
+    #: ``host`` or ``host:port`` of an NTP server the pre-capture clean check compares the clock with.
+    ntp_server: str | None = None
 
     # -- the service (api/) --
     host: str = "127.0.0.1"

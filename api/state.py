@@ -12,14 +12,26 @@ from api import jobs
 from api.blobs import BlobBackend, blob_store
 from api.ratelimit import RateLimiter
 from api.security import server_secret
-from api.services import local_trust, operator_for
+from api.services import local_trust, operator_for, trust_toml
 from api.settings import Settings
 from api.workers import WorkerPool
 from evidence.operator_key import OperatorKey
-from verifier.trust import Trust, default_trust
+from verifier.trust import Trust, default_trust, parse_trust
 
 #: Trust is rebuilt this often: the devnet's RPC URL (part of it) changes when the devnet restarts.
 TRUST_TTL_SECONDS = 60.0
+#: Where the service publishes its trust (RFC 8615 well-known URI), and the name reports give it.
+TRUST_PATH = "/.well-known/tiezheng/trust.toml"
+
+
+@dataclass(frozen=True)
+class PublishedTrust:
+    """The trust file this service publishes, and the trust it verifies with: parsed from that very
+    text, so the SHA-256 on /verify, in certificates and of the download are one and the same."""
+
+    text: str
+    sha256: str
+    trust: Trust
 
 
 @dataclass
@@ -33,7 +45,7 @@ class ServiceState:
     #: Calls without a key (verify, failed logins) are limited per client address.
     anonymous_limiter: RateLimiter
     pool: WorkerPool
-    _trust: tuple[float, Trust] | None = field(default=None, repr=False)
+    _trust: tuple[float, PublishedTrust] | None = field(default=None, repr=False)
     _trust_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
@@ -49,13 +61,20 @@ class ServiceState:
         pool.start()
         return state
 
-    def trust(self) -> Trust:
-        """The verifier's default trust plus this data dir's own (development-flagged) trust."""
+    def published_trust(self) -> PublishedTrust:
+        """This data dir's trust as `tiezheng trust export` writes it, and what the service verifies with."""
         now = time.monotonic()
         with self._trust_lock:
             if self._trust is None or now - self._trust[0] > TRUST_TTL_SECONDS:
-                self._trust = (now, default_trust().merged(local_trust(self.settings)))
+                text = trust_toml(local_trust(self.settings))
+                own = parse_trust(text, source=TRUST_PATH)
+                self._trust = (now, PublishedTrust(text=text, sha256=own.digests[0][1],
+                                                   trust=default_trust().merged(own)))
             return self._trust[1]
+
+    def trust(self) -> Trust:
+        """The verifier's default trust plus this data dir's own (development-flagged) published trust."""
+        return self.published_trust().trust
 
     def close(self) -> None:
         self.pool.stop()

@@ -32,13 +32,14 @@ from evidence.capture_errors import BlockedAddress, CaptureError
 from evidence.capture_options import CaptureOptions
 from evidence.capture_package import build_capture_package
 from evidence.capture_run import CaptureRun
+from evidence.clock_probe import ClockReferences
 from evidence.manifest import Requester, new_evidence_id
 from evidence.operator_key import OperatorKey
 from evidence.ssrf import split_url
 from evidence.upload import BuiltPackage
 
-__all__ = ["BlockedAddress", "CaptureError", "CaptureOptions", "CaptureResult", "WarmBrowser", "WarmCapturer",
-           "capture_file", "capture_many", "capture_one", "capture_urls", "read_url_file"]
+__all__ = ["BlockedAddress", "CaptureError", "CaptureOptions", "CaptureResult", "ClockReferences", "WarmBrowser",
+           "WarmCapturer", "capture_file", "capture_many", "capture_one", "capture_urls", "read_url_file"]
 
 MAX_BATCH_URLS = 1000
 MAX_URL_FILE_BYTES = 4 << 20
@@ -69,8 +70,13 @@ class CaptureResult:
 
 
 async def capture_one(url: str, *, browser: WarmBrowser, packages_dir: Path, operator: OperatorKey,
-                      requester: Requester, options: CaptureOptions | None = None) -> BuiltPackage:
-    """Capture ``url`` into one signed package. Raises CaptureError (and BlockedAddress) only."""
+                      requester: Requester, options: CaptureOptions | None = None,
+                      clock_references: ClockReferences | None = None) -> BuiltPackage:
+    """Capture ``url`` into one signed package. Raises CaptureError (and BlockedAddress) only.
+
+    ``clock_references`` names the TSA and NTP server the pre-capture clean check measures the
+    clock against; without them the record says "not configured" and the verifier's S4 warns.
+    """
     options = (options or CaptureOptions()).validated()
     url = url.strip()
     split_url(url)
@@ -78,7 +84,8 @@ async def capture_one(url: str, *, browser: WarmBrowser, packages_dir: Path, ope
     evidence_id = new_evidence_id(started)
     with tempfile.TemporaryDirectory(prefix="tiezheng-capture-") as workdir:
         run = CaptureRun(url, browser=browser, options=options, operator=operator, requester=requester,
-                         work=Path(workdir), evidence_id=evidence_id, started=started)
+                         work=Path(workdir), evidence_id=evidence_id, started=started,
+                         clock_references=clock_references)
         try:
             try:
                 async with asyncio.timeout(options.timeout * TOTAL_TIMEOUT_FACTOR):
@@ -95,7 +102,8 @@ async def capture_one(url: str, *, browser: WarmBrowser, packages_dir: Path, ope
 
 async def capture_many(urls: Sequence[str], *, packages_dir: Path, operator: OperatorKey, requester: Requester,
                        options: CaptureOptions | None = None, browser: WarmBrowser | None = None,
-                       on_result: Callable[[CaptureResult], None] | None = None) -> list[CaptureResult]:
+                       on_result: Callable[[CaptureResult], None] | None = None,
+                       clock_references: ClockReferences | None = None) -> list[CaptureResult]:
     """Capture each URL (``options.concurrency`` at a time) with one warm browser; results in input order.
 
     A browser passed in stays open; otherwise one is launched for this call and closed after it.
@@ -113,7 +121,8 @@ async def capture_many(urls: Sequence[str], *, packages_dir: Path, operator: Ope
         async with gate:
             try:
                 package = await capture_one(url, browser=warm, packages_dir=packages_dir, operator=operator,
-                                            requester=requester, options=options)
+                                            requester=requester, options=options,
+                                            clock_references=clock_references)
                 result = CaptureResult(url=url, package=package)
             except CaptureError as exc:
                 result = CaptureResult(url=url, error=str(exc))
@@ -130,10 +139,11 @@ async def capture_many(urls: Sequence[str], *, packages_dir: Path, operator: Ope
 
 def capture_urls(urls: Sequence[str], *, packages_dir: Path, operator: OperatorKey, requester: Requester,
                  options: CaptureOptions | None = None,
-                 on_result: Callable[[CaptureResult], None] | None = None) -> list[CaptureResult]:
+                 on_result: Callable[[CaptureResult], None] | None = None,
+                 clock_references: ClockReferences | None = None) -> list[CaptureResult]:
     """Synchronous ``capture_many`` with a browser of its own. Do not call from a running event loop."""
     return asyncio.run(capture_many(urls, packages_dir=packages_dir, operator=operator, requester=requester,
-                                    options=options, on_result=on_result))
+                                    options=options, on_result=on_result, clock_references=clock_references))
 
 
 def read_url_file(path: Path) -> list[str]:
@@ -154,10 +164,11 @@ def read_url_file(path: Path) -> list[str]:
 
 
 def capture_file(path: Path, *, packages_dir: Path, operator: OperatorKey, requester: Requester,
-                 options: CaptureOptions | None = None) -> list[CaptureResult]:
+                 options: CaptureOptions | None = None,
+                 clock_references: ClockReferences | None = None) -> list[CaptureResult]:
     """Batch mode: capture every URL listed in ``path``."""
     return capture_urls(read_url_file(path), packages_dir=packages_dir, operator=operator, requester=requester,
-                        options=options)
+                        options=options, clock_references=clock_references)
 
 
 class WarmCapturer:
@@ -182,10 +193,11 @@ class WarmCapturer:
             raise
 
     def capture_urls(self, urls: Sequence[str], *, packages_dir: Path, operator: OperatorKey, requester: Requester,
-                     options: CaptureOptions | None = None) -> list[CaptureResult]:
+                     options: CaptureOptions | None = None,
+                     clock_references: ClockReferences | None = None) -> list[CaptureResult]:
         """``capture_many`` on the warm browser; blocks until every URL has a result."""
         work = capture_many(urls, packages_dir=packages_dir, operator=operator, requester=requester,
-                            options=options, browser=self._browser)
+                            options=options, browser=self._browser, clock_references=clock_references)
         return asyncio.run_coroutine_threadsafe(work, self._loop).result(self.BATCH_TIMEOUT_SECONDS)
 
     def _stop_loop(self) -> None:

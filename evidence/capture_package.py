@@ -23,7 +23,9 @@ from evidence.upload import BuiltPackage
 from verifier.capture_format import (
     CAPTURE_LOG_PATH,
     DOM_PATH,
+    ENVIRONMENT_PATH,
     INDEX_PATH,
+    INDEX_SUMMARY_PATH,
     NETWORK_PATH,
     PAGES_PATH,
     ROLES,
@@ -35,9 +37,10 @@ from verifier.package import MANIFEST_PATH, SIGNATURE_PATH
 from verifier.wacz import Member, package_metadata, write_package
 
 MEDIA_TYPES = {".png": "image/png", ".html": "text/html", ".json": "application/json",
-               ".jsonl": "application/x-ndjson", ".gz": "application/gzip"}
+               ".jsonl": "application/x-ndjson", ".gz": "application/gzip", ".idx": "text/plain"}
 #: The order artifacts are listed in the manifest and the package.
-ORDER = (SCREENSHOT_PATH, DOM_PATH, SOURCE_PATH, NETWORK_PATH, CAPTURE_LOG_PATH, WARC_PATH, PAGES_PATH, INDEX_PATH)
+ORDER = (ENVIRONMENT_PATH, SCREENSHOT_PATH, DOM_PATH, SOURCE_PATH, NETWORK_PATH, CAPTURE_LOG_PATH, WARC_PATH,
+         PAGES_PATH, INDEX_PATH, INDEX_SUMMARY_PATH)
 
 
 def _media_type(path: str) -> str:

@@ -1,5 +1,7 @@
 """One capture, step by step, each step logged in the hash-chained call log as it happens.
 
+0. environment-check  evidence/environment-check.json: hosts, resolver, proxies, clock offsets,
+              egress address, browser binary and extensions, before anything touches the target
 1. start      the request: URL, options, operator, requester
 2. resolve    DNS answers for the host; the address policy refuses private targets
 3. fetch      the raw fetch (httpx) → evidence/source.html; redirects, server address, TLS
@@ -10,7 +12,7 @@
 8. dom        evidence/dom.html, the DOM after load
 9. warc       the recorder stops; archive/data.warc.gz holds every exchange byte-exact
 10. network   evidence/network.json: DNS, hops, TLS, browser view, traffic summary
-11. index     pages/pages.jsonl and indexes/index.cdx.gz for replay
+11. index     pages/pages.jsonl, indexes/index.cdx.gz and indexes/index.idx for replay
 
 ``capture_package`` then logs ``package`` and signs and writes the package. Each step has its own
 timeout; any failure raises CaptureError with a one-line reason and leaves no package.
@@ -33,6 +35,8 @@ from evidence.browser import WarmBrowser
 from evidence.call_log import CallLog, output_record
 from evidence.capture_errors import CaptureError
 from evidence.capture_options import CaptureOptions
+from evidence.clock_probe import ClockReferences
+from evidence.environment_check import environment_check
 from evidence.manifest import Requester, utc_iso
 from evidence.network_facts import Fetcher, RawFetch, robots_status
 from evidence.operator_key import OperatorKey
@@ -44,7 +48,10 @@ from evidence.warc_index import cdxj_index, pages_jsonl
 from evidence.warc_sink import WarcSink
 from verifier.capture_format import (
     DOM_PATH,
+    ENVIRONMENT_PATH,
+    ENVIRONMENT_STEP,
     INDEX_PATH,
+    INDEX_SUMMARY_PATH,
     NETWORK_FORMAT,
     NETWORK_PATH,
     PAGES_PATH,
@@ -106,8 +113,10 @@ class CaptureOutcome:
 
 class CaptureRun:
     def __init__(self, url: str, *, browser: WarmBrowser, options: CaptureOptions, operator: OperatorKey,
-                 requester: Requester, work: Path, evidence_id: str, started: datetime) -> None:
+                 requester: Requester, work: Path, evidence_id: str, started: datetime,
+                 clock_references: ClockReferences | None = None) -> None:
         self.url, self.browser, self.options = url, browser, options
+        self.clock_references = clock_references or ClockReferences()
         self.operator, self.requester = operator, requester
         self.work, self.evidence_id, self.started = work, evidence_id, started
         self.policy = AddressPolicy(allow_private=options.allow_private)
@@ -137,8 +146,21 @@ class CaptureRun:
             self.warc.close()
             self.resolver.close()
 
+    async def _environment_check(self) -> None:
+        record = await environment_check(evidence_id=self.evidence_id, url=self.url, browser=self.browser,
+                                         resolver=self.resolver, references=self.clock_references)
+        hosts, clock, egress = record["hosts_file"], record["clock"], record["egress"]
+        self.log.record(ENVIRONMENT_STEP, inputs={"evidence_id": self.evidence_id, "requested_url": self.url},
+                        outcome={"hosts_sha256": hosts.get("sha256"),
+                                 "hosts_non_default": hosts.get("non_default_count"),
+                                 "clock_tsa": clock["tsa"]["status"], "clock_ntp": clock["ntp"]["status"],
+                                 "egress": egress["status"]},
+                        outputs=[self._file(ENVIRONMENT_PATH, json.dumps(record, indent=1, ensure_ascii=False)
+                                            .encode())])
+
     async def _run(self) -> CaptureOutcome:
         opts = self.options
+        await self._environment_check()
         self.log.record("start", inputs={"evidence_id": self.evidence_id, "requested_url": self.url,
                                          "options": opts.record(), "operator": self.operator.key_id,
                                          "requester": self.requester.record()})
@@ -205,7 +227,8 @@ class CaptureRun:
         pages = pages_jsonl([{"url": url, "ts": utc_iso(self.started), "title": title or url}])
         index = await asyncio.to_thread(cdxj_index, self.warc.path)
         self.log.record("index", inputs={"pages": 1}, outputs=[self._file(PAGES_PATH, pages),
-                                                               self._file(INDEX_PATH, index)])
+                                                               self._file(INDEX_PATH, index.blocks),
+                                                               self._file(INDEX_SUMMARY_PATH, index.summary)])
         return CaptureOutcome(evidence_id=self.evidence_id, requested_url=self.url, started=self.started,
                               work=self.work, log=self.log, raw=raw, browser_final_url=url,
                               browser_status=response.status if response else None, title=title, proxy=proxy,

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import base64
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from verifier.qualifications import Qualifications, parse_qualifications
 from verifier.signature import encode_signature, key_id
 
 DEFAULT_OPERATOR_NAME = "Tiezheng local operator"
@@ -19,6 +21,12 @@ DEFAULT_OPERATOR_NAME = "Tiezheng local operator"
 class OperatorKey:
     name: str
     private_key: Ed25519PrivateKey
+    #: Filings and certifications the operator declares (settings); every manifest carries them.
+    qualifications: Qualifications = ()
+
+    def with_qualifications(self, declared: Mapping[str, str]) -> OperatorKey:
+        """This key with ``declared`` qualifications. Raises ValueError when they are malformed."""
+        return replace(self, qualifications=parse_qualifications(declared))
 
     @property
     def public_key_raw(self) -> bytes:
@@ -33,9 +41,12 @@ class OperatorKey:
     def key_id(self) -> str:
         return key_id(self.public_key_raw)
 
-    def manifest_record(self) -> dict[str, str]:
-        """The ``operator`` object of a manifest."""
-        return {"name": self.name, "key_id": self.key_id, "public_key": self.public_key_b64}
+    def manifest_record(self) -> dict[str, object]:
+        """The ``operator`` object of a manifest (``qualifications`` only when some are declared)."""
+        record: dict[str, object] = {"name": self.name, "key_id": self.key_id, "public_key": self.public_key_b64}
+        if self.qualifications:
+            record["qualifications"] = dict(self.qualifications)
+        return record
 
     def sign_manifest(self, canonical_manifest: bytes) -> bytes:
         """Return the bytes of ``evidence/manifest.sig`` for canonical manifest bytes."""

@@ -29,6 +29,7 @@ from evidence.manifest import (
 )
 from evidence.operator_key import OperatorKey
 from evidence.warc_index import cdxj_index, pages_jsonl
+from verifier.capture_format import INDEX_PATH, INDEX_SUMMARY_PATH, ROLES
 from verifier.package import MANIFEST_PATH, SIGNATURE_PATH
 from verifier.wacz import Member, package_metadata, write_package
 
@@ -123,11 +124,14 @@ def build_upload(files: Sequence[Path], *, packages_dir: Path, operator: Operato
                              "title": item.original_name} for item in uploads)
         index = cdxj_index(warc)
         (work / "pages.jsonl").write_bytes(pages)
-        (work / "index.cdx.gz").write_bytes(index)
+        (work / "index.cdx.gz").write_bytes(index.blocks)
+        (work / "index.idx").write_bytes(index.summary)
         artifacts = [item.artifact() for item in uploads]
         artifacts += [artifact_record("archive/data.warc.gz", "warc", "application/warc", warc),
                       artifact_record("pages/pages.jsonl", "wacz-pages", "application/x-ndjson", work / "pages.jsonl"),
-                      artifact_record("indexes/index.cdx.gz", "wacz-index", "application/gzip", work / "index.cdx.gz")]
+                      artifact_record(INDEX_PATH, ROLES[INDEX_PATH], "application/gzip", work / "index.cdx.gz"),
+                      artifact_record(INDEX_SUMMARY_PATH, ROLES[INDEX_SUMMARY_PATH], "text/plain",
+                                      work / "index.idx")]
         _, body, fingerprint = finish({
             "evidence_id": evidence_id,
             "kind": "upload",
@@ -144,7 +148,8 @@ def build_upload(files: Sequence[Path], *, packages_dir: Path, operator: Operato
         })
         members = [Member(item.path, path=item.copy) for item in uploads]
         members += [Member("archive/data.warc.gz", path=warc), Member("pages/pages.jsonl", data=pages),
-                    Member("indexes/index.cdx.gz", data=index), Member(MANIFEST_PATH, data=body),
+                    Member(INDEX_PATH, data=index.blocks), Member(INDEX_SUMMARY_PATH, data=index.summary),
+                    Member(MANIFEST_PATH, data=body),
                     Member(SIGNATURE_PATH, data=operator.sign_manifest(body))]
         destination = packages_dir / f"{evidence_id}.wacz"
         write_package(destination, members, package_metadata(f"Tiezheng upload {evidence_id}", started))

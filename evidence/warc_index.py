@@ -2,23 +2,45 @@
 
 from __future__ import annotations
 
-import gzip
+import io
 import json
 import tempfile
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from cdxj_indexer import CDXJIndexer
 
+#: CDXJ lines per gzip block: what py-wacz and cdxj-indexer write, small enough for one range read.
+LINES_PER_BLOCK = 300
 
-def cdxj_index(warc_path: Path, name_in_package: str = "data.warc.gz") -> bytes:
-    """Return the gzipped, sorted CDXJ index of a WARC (``indexes/index.cdx.gz``)."""
+
+@dataclass(frozen=True)
+class ReplayIndex:
+    """A compressed (ZipNum) CDXJ index, the layout WACZ 1.1.1 names and ReplayWeb.page reads.
+
+    ``blocks`` is ``indexes/index.cdx.gz``: the sorted CDXJ lines as a series of gzip members, one per
+    block (so still one valid gzip file). ``summary`` is ``indexes/index.idx``: a ``!meta`` line naming
+    the blocks file, then each block's first key with its offset and length. A viewer reads the summary
+    and then only the blocks it needs; without the summary it finds no index at all.
+    """
+
+    blocks: bytes
+    summary: bytes
+
+
+def cdxj_index(warc_path: Path, name_in_package: str = "data.warc.gz",
+               blocks_name: str = "index.cdx.gz") -> ReplayIndex:
+    """Return the ZipNum CDXJ index of a WARC. ``blocks_name`` is the blocks file's name in ``indexes/``."""
+    blocks = io.BytesIO()
     with tempfile.TemporaryDirectory(prefix="tiezheng-cdx-") as workdir:
-        out = Path(workdir) / "index.cdxj"
-        CDXJIndexer(output=str(out), inputs=[str(warc_path)], sort=True, filename=name_in_package).process_all()
-        text = out.read_text(encoding="utf-8")
-    # mtime=0 keeps the index byte-identical for identical WARCs.
-    return gzip.compress(text.encode(), mtime=0)
+        out = Path(workdir) / "index.idx"
+        # The gzip members are written by zlib with no file name and mtime 0: identical WARCs give
+        # byte-identical indexes.
+        CDXJIndexer(output=str(out), inputs=[str(warc_path)], sort=True, filename=name_in_package,
+                    compress=blocks, data_out_name=blocks_name, lines=LINES_PER_BLOCK).process_all()
+        summary = out.read_bytes()
+    return ReplayIndex(blocks=blocks.getvalue(), summary=summary)
 
 
 def pages_jsonl(pages: Iterable[dict[str, str]]) -> bytes:

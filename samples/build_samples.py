@@ -1,6 +1,7 @@
 """Build the sample packages: good ones and one tampered package per check that can fail.
 
     python samples/build_samples.py        (needs the project's setup: anvil, the dev TSA)
+    python samples/build_samples.py --only-cannot-judge   (remake only that sample)
 
 Every package is really sealed: a development TSA token and an anchor on a fresh anvil devnet,
 with the offline proof inside, so each verifies offline as `verified (offline)` against
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 import tempfile
 import zipfile
 from collections.abc import Callable
@@ -31,6 +33,7 @@ from verifier.wacz import Member, write_package
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "packages"
 SITE = HERE / "site"
+CANNOT_JUDGE = "cannot-judge-unknown-operator"
 
 
 def _entries(path: Path) -> dict[str, bytes]:
@@ -118,10 +121,36 @@ def build(workspace: Workspace, rpc_url: str) -> list[dict[str, Any]]:
     extra["evidence/planted.png"] = b"\x89PNG planted after sealing"
     _write(extra, OUT / "bad-P3-planted-file.wacz")
     add("bad-P3-planted-file", OUT / "bad-P3-planted-file.wacz", "failed", "P3", "a file added after sealing")
+    samples.append(build_cannot_judge(workspace.root / "stranger", rpc_url))
     return samples
 
 
+def build_cannot_judge(root: Path, rpc_url: str) -> dict[str, Any]:
+    """A genuine package from another operator, with its own key and development TSA, that trust.toml
+    does not name: nothing in it is wrong, but the verifier lacks the trust to judge it."""
+    stranger = make_workspace(root)
+    site = [(p.name, p.read_bytes()) for p in sorted(SITE.iterdir()) if p.is_file()]
+    built = stranger.upload(site[:1])
+    seal_batch(stranger, [built], rpc_url, batch_id="stranger")
+    target = OUT / f"{CANNOT_JUDGE}.wacz"
+    shutil.copyfile(built.path, target)
+    return {"file": f"packages/{target.name}", "verdict": "cannot judge", "fails": None,
+            "how": "genuine, but signed by an operator key and stamped by a TSA that trust.toml does not name"}
+
+
+def add_cannot_judge_only() -> None:
+    """Add (or remake) only the cannot-judge sample, leaving every other sample untouched."""
+    with (tempfile.TemporaryDirectory(prefix="tiezheng-samples-") as folder,
+          Devnet(Path(folder) / "chain-data", die_with_parent=True) as devnet):
+        sample = build_cannot_judge(Path(folder) / "stranger", devnet.rpc_url)
+    samples = [s for s in json.loads((HERE / "expected.json").read_text()) if s["file"] != sample["file"]]
+    (HERE / "expected.json").write_text(json.dumps([*samples, sample], indent=2) + "\n")
+
+
 def main() -> None:
+    if sys.argv[1:] == ["--only-cannot-judge"]:
+        add_cannot_judge_only()
+        return
     shutil.rmtree(OUT, ignore_errors=True)
     OUT.mkdir(parents=True)
     with tempfile.TemporaryDirectory(prefix="tiezheng-samples-") as folder:

@@ -31,8 +31,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from anchor.tsa_server import DevTSA
 from evidence.browser import WarmBrowser
-from evidence.capture import CaptureOptions, capture_one
+from evidence.capture import CaptureOptions, ClockReferences, capture_one
+from evidence.environment_check import hosts_record, proxy_record
 from evidence.manifest import Requester
 from evidence.operator_key import OperatorKey
 from evidence.upload import BuiltPackage
@@ -252,6 +254,10 @@ class BrowserRunner:
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self._thread.start()
         self.browser: WarmBrowser = self.run(WarmBrowser.launch())
+        # The real development TSA over HTTP: the clean check measures the clock against it.
+        self._tsa_dir = tempfile.TemporaryDirectory(prefix="tiezheng-test-tsa-")
+        self._tsa = DevTSA(Path(self._tsa_dir.name)).serve()
+        self.clock_references = ClockReferences(tsa_url=self._tsa.url, tsa_name="development TSA")
 
     def run(self, coro: Coroutine[Any, Any, T], timeout: float = 180) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
@@ -259,14 +265,25 @@ class BrowserRunner:
     def capture(self, url: str, packages: Path, operator: OperatorKey, **options: Any) -> BuiltPackage:
         opts = CaptureOptions(**{"allow_private": True, **options})
         return self.run(capture_one(url, browser=self.browser, packages_dir=packages, operator=operator,
-                                    requester=REQUESTER, options=opts))
+                                    requester=REQUESTER, options=opts, clock_references=self.clock_references))
 
     def close(self) -> None:
         try:
             self.run(self.browser.close(), timeout=60)
         finally:
+            self._tsa.close()
+            self._tsa_dir.cleanup()
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join(10)
+
+
+def machine_s4_status() -> str:
+    """S4 for a capture made on this machine with a TSA at hand: ``pass`` unless the machine itself is
+    not clean (a hosts entry beyond the defaults, a proxy variable); the clean-check tests then run
+    in a private mount namespace to show both outcomes on a hosts file they control."""
+    hosts, proxy = hosts_record(), proxy_record(())
+    unclean = hosts.get("non_default_count") or proxy["environment"] or proxy["system"].get("variables")
+    return "warn" if unclean else "pass"
 
 
 def trust_file(folder: Path, operator: OperatorKey) -> Path:

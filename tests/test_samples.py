@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from verifier.report import Status
+from verifier.report import EXIT_CODES, Status, Verdict
 from verifier.trust import load_trust
 from verifier.verify import verify_package
 
@@ -30,6 +30,9 @@ def test_sample_verdict(sample: dict[str, str]) -> None:
     else:
         assert report.failed_ids == []
         assert report.result("H5").status is Status.WARN  # offline: the block's canonicity stays open
+    if sample["verdict"] == "cannot judge":
+        assert {check for check, _ in report.missing_trust} == {"S1", "H4"}
+        assert report.exit_code == 3 and report.proves == ()
 
 
 def test_readme_lists_every_sample() -> None:
@@ -52,5 +55,5 @@ def test_counsel_installs_only_the_verifier(tmp_path: Path) -> None:
     for sample in EXPECTED:
         result = subprocess.run([str(bin_dir / "tiezheng-verify"), str(SAMPLES / sample["file"]), "--json", "--trust",
                                  str(SAMPLES / "trust.toml")], capture_output=True, text=True, timeout=120)
-        assert result.returncode == (0 if sample["verdict"].startswith("verified") else 1), result.stderr
+        assert result.returncode == EXIT_CODES[Verdict(sample["verdict"])], result.stderr
         assert json.loads(result.stdout)["verdict"] == sample["verdict"]

@@ -14,7 +14,11 @@ NETWORK_PATH = "evidence/network.json"
 CAPTURE_LOG_PATH = "evidence/capture-log.jsonl"
 WARC_PATH = "archive/data.warc.gz"
 PAGES_PATH = "pages/pages.jsonl"
+#: The replay index, ZipNum-compressed: gzip blocks of CDXJ lines, and the summary that locates them.
 INDEX_PATH = "indexes/index.cdx.gz"
+INDEX_SUMMARY_PATH = "indexes/index.idx"
+#: The clean-environment record, made before the capture touches the target (S4 reads it).
+ENVIRONMENT_PATH = "evidence/environment-check.json"
 
 #: Artifact roles in the manifest, by path.
 ROLES = {
@@ -26,9 +30,14 @@ ROLES = {
     WARC_PATH: "warc",
     PAGES_PATH: "wacz-pages",
     INDEX_PATH: "wacz-index",
+    INDEX_SUMMARY_PATH: "wacz-index-summary",
+    ENVIRONMENT_PATH: "environment-check",
 }
 
 NETWORK_FORMAT = "tiezheng-network/1"
+ENVIRONMENT_FORMAT = "tiezheng-environment-check/1"
+#: The call-log step that writes the environment record; a capture logs it first.
+ENVIRONMENT_STEP = "environment-check"
 CALL_LOG_FORMAT = "tiezheng-call-log/1"
 #: The proxy kind a capture records for its own recording proxy (DESIGN.md §3, byte-exact traffic).
 RECORDER_KIND = "tiezheng-recorder"

@@ -1,7 +1,9 @@
 """``tiezheng-verify``: the standalone verifier for courts and opposing counsel.
 
 Thin wiring only: parse arguments, call the verifier, print, exit with 0 (verified), 1 (a check
-failed) or 2 (unusable input). No traceback reaches the user.
+failed), 2 (unusable input) or 3 (cannot judge: the trust given lacks what the package needs). No
+traceback reaches the user. JSON is written with ``ensure_ascii``: every non-ASCII character from a
+package, bidi controls included, reaches the terminal as an inert backslash-u escape.
 """
 
 from __future__ import annotations
@@ -21,15 +23,16 @@ from verifier import merkle
 from verifier.chain_source import ChainSources
 from verifier.errors import InvalidInput, TiezhengError, TrustError, VerificationError
 from verifier.render import render_report
-from verifier.report import Report, Verdict
+from verifier.report import Report
 from verifier.report_html import render_html
-from verifier.report_pdf import write_pdf
-from verifier.timestamp import verify_timestamp
+from verifier.report_pdf import PDF_EXTRA, pdf_available, write_pdf
+from verifier.sanitize import display_text
+from verifier.timestamp import UnreadableToken, verify_timestamp
 from verifier.trust import Trust, default_trust, load_trust
-from verifier.tsa_chain import load_certificates
+from verifier.tsa_chain import load_certificates, load_roots
 from verifier.verify import verify_package
 
-EXIT_VERIFIED, EXIT_FAILED, EXIT_UNUSABLE = 0, 1, 2
+EXIT_VERIFIED, EXIT_FAILED, EXIT_UNUSABLE, EXIT_CANNOT_JUDGE = 0, 1, 2, 3
 SUBCOMMANDS = ("timestamp", "inclusion")
 
 
@@ -40,9 +43,16 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _package_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="tiezheng-verify", description=(
+    parser = _Parser(prog="tiezheng-verify", formatter_class=argparse.RawDescriptionHelpFormatter, description=(
         "Verify a Tiezheng evidence package (.wacz) on your own machine. Also: "
-        "'tiezheng-verify timestamp …' and 'tiezheng-verify inclusion …' (see their --help)."))
+        "'tiezheng-verify timestamp …' and 'tiezheng-verify inclusion …' (see their --help)."),
+        epilog=("verdicts and exit codes:\n"
+                "  0  verified / verified (offline)  every check that could run holds\n"
+                "  1  failed        the evidence does not hold: a check failed\n"
+                "  2  unusable      not a readable package (or bad arguments)\n"
+                "  3  cannot judge  the trust given lacks the operator key or TSA root the package needs;\n"
+                "                   get the operator's trust file (/.well-known/tiezheng/trust.toml on its\n"
+                "                   service, or `tiezheng trust export FILE`) and pass it with --trust FILE"))
     parser.add_argument("package", type=Path, help="the evidence package (.wacz)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     mode = parser.add_mutually_exclusive_group()
@@ -54,17 +64,25 @@ def _package_parser() -> argparse.ArgumentParser:
                         help="a trust file (TOML) to add to the default trust; may repeat")
     parser.add_argument("--html", type=Path, metavar="FILE", help="also write the report as a self-contained HTML page")
     parser.add_argument("--pdf", type=Path, metavar="FILE",
-                        help="also write a bilingual PDF certificate (needs: pip install 'tiezheng[pdf]')")
+                        help="also write a bilingual PDF certificate (needs: pip install 'tiezheng[pdf]'; "
+                             "without it the verdict and exit code are unchanged)")
     return parser
 
 
 def _timestamp_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="tiezheng-verify timestamp", description="Check a bare RFC 3161 response over a digest.")
-    parser.add_argument("tsr", type=Path, help="the TimeStampResp file (DER)")
-    parser.add_argument("--digest", required=True, help="the digest the token must cover, hex (32/48/64 bytes)")
-    parser.add_argument("--roots", required=True, type=Path, help="trusted TSA root certificate(s), PEM")
-    parser.add_argument("--certs", type=Path, help="extra untrusted certificates (e.g. the TSA's), PEM")
-    parser.add_argument("--json", action="store_true")
+    parser = _Parser(prog="tiezheng-verify timestamp", description=(
+        "Check an RFC 3161 time-stamp over a digest: a TimeStampResp (.tsr) or a bare TimeStampToken, "
+        "as PDF, CAdES and Authenticode signatures embed it. Legacy SHA-1 tokens are accepted with a "
+        "named warning (legacy-sha1-imprint, legacy-sha1-signature). Exit 0 valid, 1 invalid, "
+        "2 unusable input."))
+    parser.add_argument("tsr", type=Path, help="the TimeStampResp or TimeStampToken file (DER)")
+    parser.add_argument("--digest", required=True, help=(
+        "the digest the token must cover, hex: 20 (SHA-1), 32, 48 or 64 bytes, as the token's imprint "
+        "algorithm says"))
+    parser.add_argument("--roots", required=True, type=Path,
+                        help="trusted TSA root certificate(s), PEM or DER; a system CA bundle works")
+    parser.add_argument("--certs", type=Path, help="extra untrusted certificates (e.g. the TSA's), PEM or DER")
+    parser.add_argument("--json", action="store_true", help="print the result (and any warnings) as JSON")
     return parser
 
 
@@ -100,19 +118,22 @@ def _verify_package(args: argparse.Namespace, console: Console) -> int:
     chain = ChainSources.parse(args.rpc) if args.rpc else None
     report = verify_package(args.package, trust, chain=chain)
     if args.json:
-        print(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
+        print(json.dumps(report.to_json(), indent=2, ensure_ascii=True))
     else:
         console.print(render_report(report, source=str(args.package)))
-    for kind, path in _write_documents(report, args):
+    err = Console(stderr=True)
+    for kind, path in _write_documents(report, args, err):
         if not args.json:  # with --json, stdout carries the JSON and nothing else
-            console.print(f"{kind} written to {escape(str(path))}")
-    if report.verdict is Verdict.UNUSABLE:
-        return EXIT_UNUSABLE
-    return EXIT_VERIFIED if report.verified else EXIT_FAILED
+            console.print(f"{kind} written to {escape(display_text(str(path)))}")
+    return report.exit_code
 
 
-def _write_documents(report: Report, args: argparse.Namespace) -> list[tuple[str, Path]]:
-    """Write the --html and --pdf files. A file that cannot be written raises InvalidInput (exit 2)."""
+def _write_documents(report: Report, args: argparse.Namespace, err: Console) -> list[tuple[str, Path]]:
+    """Write the --html and --pdf files. A file that cannot be written raises InvalidInput (exit 2).
+
+    A PDF without the ``pdf`` extra is one line on stderr, not an error: the verdict and its exit code
+    must not depend on which extras are installed.
+    """
     source = str(args.package)
     writers: tuple[tuple[str, Path | None, Callable[[Path], object]], ...] = (
         ("HTML report", args.html, lambda path: path.write_text(render_html(report, source=source), encoding="utf-8")),
@@ -121,10 +142,17 @@ def _write_documents(report: Report, args: argparse.Namespace) -> list[tuple[str
     for kind, path, write in writers:
         if path is None:
             continue
+        if kind == "PDF certificate" and not pdf_available():
+            err.print("[yellow]no PDF written:[/] the PDF certificate needs the optional 'pdf' extra: "
+                      f"{escape(PDF_EXTRA)}", soft_wrap=True)
+            continue
         try:
             write(path)
+        except InvalidInput as exc:  # the renderer's own setup (e.g. its font), not the package
+            err.print(f"[yellow]no {kind} written:[/] {escape(display_text(exc.diagnostics()))}", soft_wrap=True)
+            continue
         except OSError as exc:
-            raise InvalidInput(f"cannot write the {kind} to {path}: {exc.strerror or exc}") from exc
+            raise InvalidInput(f"cannot write the {kind} to {display_text(str(path))}: {exc.strerror or exc}") from exc
         written.append((kind, path))
     return written
 
@@ -132,20 +160,31 @@ def _write_documents(report: Report, args: argparse.Namespace) -> list[tuple[str
 def _verify_timestamp(args: argparse.Namespace, console: Console) -> int:
     try:
         token = args.tsr.read_bytes()
-        roots = load_certificates(args.roots.read_bytes())
+        roots = load_roots(args.roots.read_bytes())
         extra = load_certificates(args.certs.read_bytes()) if args.certs else []
     except OSError as exc:
         raise InvalidInput(f"cannot read {exc.filename}: {exc.strerror}") from exc
     digest = _hex(args.digest, "--digest")
     try:
-        info = verify_timestamp(token, digest, roots, certificates=extra)
+        info = verify_timestamp(token, digest, roots, certificates=extra, allow_sha1=True)
+    except UnreadableToken as exc:
+        reason = display_text(exc.diagnostics())
+        _emit(args.json, console, {"valid": False, "verdict": "unusable", "error": reason},
+              f"[red]UNUSABLE[/] {escape(reason)}")
+        return EXIT_UNUSABLE
     except VerificationError as exc:
-        _emit(args.json, console, {"valid": False, "error": exc.diagnostics()}, f"[red]INVALID[/] {escape(str(exc))}")
+        reason = display_text(exc.diagnostics())
+        _emit(args.json, console, {"valid": False, "verdict": "failed", "error": reason},
+              f"[red]INVALID[/] {escape(reason)}")
         return EXIT_FAILED
+    tsa = display_text(info.tsa_name)
     _emit(args.json, console,
-          {"valid": True, "gen_time": info.gen_time.isoformat(), "tsa": info.tsa_name,
-           "serial": str(info.serial), "policy": info.policy, "hash_algorithm": info.hash_algorithm},
-          f"[green]VALID[/] {escape(info.tsa_name)} at {info.gen_time.isoformat()} (serial {info.serial})")
+          {"valid": True, "verdict": "verified", "gen_time": info.gen_time.isoformat(), "tsa": tsa,
+           "serial": str(info.serial), "policy": info.policy, "hash_algorithm": info.hash_algorithm,
+           "bare_token": info.bare_token, "rfc3161_client_checked": info.rfc3161_client_checked,
+           "warnings": list(info.warnings)},
+          f"[green]VALID[/] {escape(tsa)} at {info.gen_time.isoformat()} (serial {info.serial})"
+          + "".join(f"\n[yellow]warning:[/] {escape(w)}" for w in info.warnings))
     return EXIT_VERIFIED
 
 
@@ -186,10 +225,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else EXIT_UNUSABLE
     except TrustError as exc:
-        err.print(f"[red]trust configuration error:[/] {escape(exc.diagnostics())}")
+        err.print(f"[red]trust configuration error:[/] {escape(display_text(exc.diagnostics()))}")
         return EXIT_UNUSABLE
     except TiezhengError as exc:
-        err.print(f"[red]error:[/] {escape(exc.diagnostics())}")
+        err.print(f"[red]error:[/] {escape(display_text(exc.diagnostics()))}")
         return EXIT_UNUSABLE
     except KeyboardInterrupt:
         err.print("interrupted")

@@ -1,4 +1,8 @@
-"""Render a report for a terminal. Returns rich renderables; printing is the CLI's job."""
+"""Render a report for a terminal. Returns rich renderables; printing is the CLI's job.
+
+Every string that may come from a package goes through ``display_text`` (rich ``Text`` does not
+interpret markup, but a terminal would still obey escape sequences and bidi controls in it).
+"""
 
 from __future__ import annotations
 
@@ -7,23 +11,37 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from verifier.report import DOES_NOT_PROVE, GROUPS, PROVES, Report, Status, Verdict
+from verifier.report import DOES_NOT_PROVE, GROUPS, Report, Status, Verdict
+from verifier.sanitize import display_text
 
 STATUS_STYLE = {Status.PASS: "bold green", Status.FAIL: "bold red", Status.WARN: "bold yellow",
                 Status.SKIP: "dim"}
 VERDICT_STYLE = {Verdict.VERIFIED: "bold white on green", Verdict.VERIFIED_OFFLINE: "bold black on yellow",
-                 Verdict.FAILED: "bold white on red", Verdict.UNUSABLE: "bold white on red"}
+                 Verdict.FAILED: "bold white on red", Verdict.UNUSABLE: "bold white on red",
+                 Verdict.CANNOT_JUDGE: "bold black on bright_white"}
+FINDINGS_TITLE = {Verdict.VERIFIED_OFFLINE: "not checked offline", Verdict.FAILED: "what failed and what it means",
+                  Verdict.UNUSABLE: "why it could not be read", Verdict.CANNOT_JUDGE: "trust missing"}
+
+
+def safe(value: object) -> Text:
+    """Package-derived text for the terminal: hidden characters shown as codes, no markup."""
+    return Text(display_text(str(value)))
 
 
 def render_report(report: Report, *, source: str = "") -> RenderableType:
-    """A verdict banner, the checks grouped source / path / hash / time, and what they prove."""
+    """A verdict banner, what the verdict means, the checks by group, and (verified only) what they prove."""
     verdict = report.verdict
-    header = Text.assemble((f" {verdict.value.upper()} ", VERDICT_STYLE[verdict]), "  ", source)
+    header = Text.assemble((f" {verdict.value.upper()} ", VERDICT_STYLE[verdict]), "  ", display_text(source))
     parts: list[RenderableType] = [header]
+    findings = report.findings
+    if findings:
+        style = "red" if verdict in (Verdict.FAILED, Verdict.UNUSABLE) else "yellow"
+        parts.append(Panel(Text("\n".join(f"• {display_text(f)}" for f in findings)),
+                           title=FINDINGS_TITLE.get(verdict, ""), border_style=style))
     if report.unusable_reason:
-        parts.append(Text(f"Input unusable: {report.unusable_reason}", style="red"))
         return Group(*parts)
-    parts.append(Text(f"evidence {report.evidence_id}   fingerprint {report.fingerprint}", style="dim"))
+    parts.append(Text(f"evidence {display_text(str(report.evidence_id))}   fingerprint {report.fingerprint}",
+                      style="dim"))
     table = Table(show_lines=False, expand=True)
     table.add_column("check", no_wrap=True)
     table.add_column("status", no_wrap=True)
@@ -35,11 +53,14 @@ def render_report(report: Report, *, source: str = "") -> RenderableType:
             if result.spec.group == group:
                 table.add_row(f"{result.id} {result.spec.title}",
                               Text(result.status.value, style=STATUS_STYLE[result.status]),
-                              Text(result.reason), Text(result.spec.basis))
+                              safe(result.reason), Text(result.spec.basis))
     parts.append(table)
     if report.development:
-        parts.append(Panel(Text("\n".join(f"• {item}" for item in report.development)),
+        parts.append(Panel(Text("\n".join(f"• {display_text(item)}" for item in report.development)),
                            title="development trust (not for court use)", border_style="yellow"))
-    parts.append(Text("What this proves: " + " ".join(PROVES), style="green"))
-    parts.append(Text("What it does not prove: " + " ".join(DOES_NOT_PROVE), style="dim"))
+    for source_name, digest in report.trust_used:
+        parts.append(Text(f"trust used: {display_text(source_name)}  sha256 {digest}", style="dim"))
+    if report.proves:
+        parts.append(Text("What this proves: " + " ".join(report.proves), style="green"))
+        parts.append(Text("What it does not prove: " + " ".join(DOES_NOT_PROVE), style="dim"))
     return Group(*parts)

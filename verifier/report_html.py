@@ -15,7 +15,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from verifier import __version__
-from verifier.report import DOES_NOT_PROVE, GROUPS, PROVES, Report, Status, Verdict
+from verifier.report import DOES_NOT_PROVE, GROUPS, PROVES, PROVES_OFFLINE, Report, Status, Verdict
+from verifier.sanitize import display_text
 
 GROUP_LABELS: Mapping[str, tuple[str, str]] = {
     "source": ("Source", "电子数据来源"),
@@ -38,21 +39,38 @@ VERDICT_LABELS: Mapping[Verdict, tuple[str, str]] = {
     Verdict.VERIFIED_OFFLINE: ("VERIFIED (OFFLINE)", "验证通过（离线）"),
     Verdict.FAILED: ("NOT VERIFIED", "验证未通过"),
     Verdict.UNUSABLE: ("INPUT UNUSABLE", "输入无法检验"),
+    Verdict.CANNOT_JUDGE: ("CANNOT JUDGE", "无法判断"),
 }
 VERDICT_EXPLAINED: Mapping[Verdict, tuple[str, str]] = {
     Verdict.VERIFIED: ("No check failed; the hash checks H1-H4 and the online anchor check H5 pass.",
                        "没有检查项未通过；哈希检查 H1–H4 及在线区块链锚定检查 H5 均通过。"),
-    Verdict.VERIFIED_OFFLINE: ("No check failed and H1-H4 pass. Offline, that the anchor block is on the "
-                               "canonical chain was not confirmed (see H5).",
-                               "没有检查项未通过，H1–H4 均通过。离线验证未确认锚定区块位于主链（见 H5）。"),
+    Verdict.VERIFIED_OFFLINE: ("No check failed and H1-H4 pass. Offline, the anchor block and its time are the "
+                               "package's claims: that the block is on the canonical chain was not confirmed (see "
+                               "H5), and the times rest on the trusted timestamp. Run online (--rpc URL) to settle "
+                               "them.",
+                               "没有检查项未通过，H1–H4 均通过。离线时，锚定区块及其时间仅为证据包的声明：未确认该区块"
+                               "位于主链（见 H5），时间以可信时间戳为准。可在线验证（--rpc URL）予以确认。"),
     Verdict.FAILED: ("A check failed, or a required hash check (H1-H4, or H5 online) did not pass.",
                      "有检查项未通过，或必需的哈希检查（H1–H4，在线时含 H5）未通过。"),
     Verdict.UNUSABLE: ("The input could not be examined at all.", "输入无法检验。"),
+    Verdict.CANNOT_JUDGE: ("No check failed, but the trust given lacks the operator key or TSA root this package "
+                           "needs, so the verifier cannot decide. The package may be fine.",
+                           "没有检查项未通过，但所给信任配置缺少本证据包所需的运营方密钥或时间戳机构根证书，"
+                           "验证程序无法判断。证据包本身可能并无问题。"),
 }
+#: The heading of the findings section for each verdict (a verified package has none).
+FINDINGS_TITLES: Mapping[Verdict, tuple[str, str]] = {
+    Verdict.VERIFIED_OFFLINE: ("Not checked offline", "离线未检查事项"),
+    Verdict.FAILED: ("What failed and what it means", "未通过的检查及其含义"),
+    Verdict.UNUSABLE: ("Why the file could not be read", "无法读取的原因"),
+    Verdict.CANNOT_JUDGE: ("Trust missing, and how to get it", "缺少的信任及获取方式"),
+}
+TRUST_USED_TITLE = ("Trust used (SHA-256 of each trust file)", "所用信任配置（各信任文件的 SHA-256）")
 #: Chinese renderings of report.PROVES and DOES_NOT_PROVE, keyed by the English text: a sentence
 #: added there without a translation is shown in English only rather than mistranslated.
 TRANSLATIONS: Mapping[str, str] = {
     PROVES[0]: "本证据包中的证据文件（逐字节）不晚于所示的可信时间戳时间和区块时间已经存在，且此后未被更改。",
+    PROVES_OFFLINE[0]: "本证据包中的证据文件（逐字节）不晚于所示的可信时间戳时间已经存在，且此后未被更改。",
     PROVES[1]: "这些文件由列明的运营方采集或接收，其密钥签署了清单，采集过程如清单和调用日志所记录。",
     DOES_NOT_PROVE[0]: "网站服务器本身为内容作保：HTTP 响应并未由其来源签名。",
     DOES_NOT_PROVE[1]: "采集之前的任何情况，或内容所述是否属实。",
@@ -77,12 +95,13 @@ class Event:
 
 
 def text(value: object) -> str:
-    """A fact as display text: None as an em dash, lists joined, everything else ``str``."""
+    """A fact as display text: None as an em dash, lists joined, everything else ``str`` with every
+    hidden character (controls, bidi overrides) shown as its code, because facts come from the package."""
     if value is None or value == "":
         return "—"
     if isinstance(value, list | tuple):
         return " → ".join(text(v) for v in value)
-    return str(value)
+    return display_text(str(value))
 
 
 def fact(report: Report, *keys: str) -> Any:
@@ -183,7 +202,8 @@ margin:0 0 16px}
 .banner strong{display:block;font-size:1.45rem;letter-spacing:.02em}
 .banner p{margin:6px 0 0}
 .verified{background:var(--pass)} .offline{background:#bf8700;color:#1f2328}
-.failed,.unusable{background:var(--fail)}
+.failed,.unusable{background:var(--fail)} .cannot-judge{background:#57606a}
+.findings{border-color:#d4a72c} .findings ul{margin:0;padding-left:1.2em}
 .devtrust{background:#fff8c5;border-color:#d4a72c}
 .devtrust ul{margin:0;padding-left:1.2em}
 dl{display:grid;grid-template-columns:minmax(150px,max-content) 1fr;gap:6px 18px;margin:0}
@@ -251,7 +271,8 @@ def _timeline(report: Report) -> str:
         items.append(f"<li><div>{_bi(event.label, event.label_zh)}</div>"
                      f'<div><span class="when mono">{_e(event.when)}</span>{offset}</div>{detail}</li>')
     gap = fact(report, "prechain_gap_seconds")
-    note = (f'<p class="detail">{_bi("Pre-chain gap (capture ended → block):", "上链前间隔：")} '
+    until = fact(report, "prechain_gap_until") or "block time"
+    note = (f'<p class="detail">{_bi(f"Pre-chain gap (capture ended → {until}):", "上链前间隔：")} '
             f"{_e(offset_text(gap if isinstance(gap, int | float) else None) or gap)}</p>")
     return (f"<section><h2>{_bi('Timeline', '时间线')}</h2>"
             f'<ol class="timeline">{"".join(items)}</ol>{note}</section>')
@@ -285,6 +306,11 @@ def _scope_list(sentences: Iterable[str]) -> str:
     return f'<ul class="scope">{items}</ul>'
 
 
+def _trust_used(report: Report) -> str:
+    rows = "".join(f"<dt>{_e(source)}</dt><dd class=mono>{_e(digest)}</dd>" for source, digest in report.trust_used)
+    return f"<section><h2>{_bi(*TRUST_USED_TITLE)}</h2><dl>{rows or '<dd>—</dd>'}</dl></section>"
+
+
 _FOOTER = ("<footer><p>"
            + _bi("Anyone can repeat this verification with the same package and trust file:",
                  "任何人均可使用同一证据包和信任文件重复验证：")
@@ -298,7 +324,7 @@ def render_html(report: Report, *, source: str, generated_at: datetime | None = 
     verdict = report.verdict
     when = (generated_at or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M:%S UTC")
     css_class = {Verdict.VERIFIED: "verified", Verdict.VERIFIED_OFFLINE: "offline",
-                 Verdict.FAILED: "failed", Verdict.UNUSABLE: "unusable"}[verdict]
+                 Verdict.FAILED: "failed", Verdict.UNUSABLE: "unusable", Verdict.CANNOT_JUDGE: "cannot-judge"}[verdict]
     explained_en, explained_zh = VERDICT_EXPLAINED[verdict]
     detail = ""
     if report.unusable_reason:
@@ -319,10 +345,14 @@ def render_html(report: Report, *, source: str, generated_at: datetime | None = 
                           "本次验证依赖开发环境的密钥或服务：")
         parts.append(f'<section class="devtrust"><h2>{_bi(*DEVELOPMENT_TITLE)}</h2>'
                      f"<p>{intro}</p><ul>{items}</ul></section>")
-    parts += [_facts(report, source), _timeline(report), _checks(report),
-              f"<section><h2>{_bi('What this proves', '本报告证明')}</h2>{_scope_list(PROVES)}"
-              f"<h2>{_bi('What it does not prove', '本报告不证明')}</h2>{_scope_list(DOES_NOT_PROVE)}</section>",
-              _FOOTER]
+    if report.findings:
+        items = "".join(f"<li>{_e(item)}</li>" for item in report.findings)
+        parts.append(f'<section class="findings"><h2>{_bi(*FINDINGS_TITLES[verdict])}</h2><ul>{items}</ul></section>')
+    parts += [_facts(report, source), _timeline(report), _checks(report), _trust_used(report)]
+    if report.proves:  # only a verified package proves anything
+        parts.append(f"<section><h2>{_bi('What this proves', '本报告证明')}</h2>{_scope_list(report.proves)}"
+                     f"<h2>{_bi('What it does not prove', '本报告不证明')}</h2>{_scope_list(DOES_NOT_PROVE)}</section>")
+    parts.append(_FOOTER)
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
             # No script, style or image may load from anywhere: the page is data, not an application.

@@ -21,13 +21,15 @@ from typing import TYPE_CHECKING, Any
 
 from verifier import __version__
 from verifier.errors import InvalidInput
-from verifier.report import DOES_NOT_PROVE, GROUPS, PROVES, Report, Status, Verdict
+from verifier.report import DOES_NOT_PROVE, GROUPS, Report, Status, Verdict
 from verifier.report_html import (
     CHECK_TITLES_ZH,
     DEVELOPMENT_TITLE,
+    FINDINGS_TITLES,
     GROUP_LABELS,
     STATUS_LABELS,
     TRANSLATIONS,
+    TRUST_USED_TITLE,
     VERDICT_EXPLAINED,
     VERDICT_LABELS,
     fact,
@@ -59,7 +61,8 @@ PAGE_MARGIN_MM = 16
 INK, MUTED, LINE, SHADE = "#1f2328", "#59636e", "#c8d1da", "#f2f4f7"
 STATUS_COLOURS = {Status.PASS: "#1a7f37", Status.FAIL: "#cf222e", Status.WARN: "#9a6700", Status.SKIP: "#818b98"}
 VERDICT_COLOURS = {Verdict.VERIFIED: ("#1a7f37", "#ffffff"), Verdict.VERIFIED_OFFLINE: ("#f2c94c", INK),
-                   Verdict.FAILED: ("#cf222e", "#ffffff"), Verdict.UNUSABLE: ("#cf222e", "#ffffff")}
+                   Verdict.FAILED: ("#cf222e", "#ffffff"), Verdict.UNUSABLE: ("#cf222e", "#ffffff"),
+                   Verdict.CANNOT_JUDGE: ("#57606a", "#ffffff")}
 
 CERTIFICATION = (
     "This certificate was produced on {date} by tiezheng-verify {version}, the open-source verifier of the "
@@ -109,8 +112,8 @@ def render_pdf(report: Report, *, source: str, generated_at: datetime | None = N
         import qrcode  # noqa: F401
         import reportlab  # noqa: F401
     except ImportError as exc:
-        raise InvalidInput(f"writing a PDF needs the optional 'pdf' extra ({exc.name} is missing): "
-                           f"{PDF_EXTRA}") from exc
+        missing = f"{exc.name} is missing" if exc.name else str(exc)
+        raise InvalidInput(f"writing a PDF needs the optional 'pdf' extra ({missing}): {PDF_EXTRA}") from exc
     from reportlab.lib.pagesizes import A4
     from reportlab.lib.units import mm
     from reportlab.platypus import SimpleDocTemplate
@@ -123,7 +126,7 @@ def render_pdf(report: Report, *, source: str, generated_at: datetime | None = N
         doc = SimpleDocTemplate(buffer, pagesize=A4, leftMargin=PAGE_MARGIN_MM * mm,
                                 rightMargin=PAGE_MARGIN_MM * mm, topMargin=PAGE_MARGIN_MM * mm,
                                 bottomMargin=(PAGE_MARGIN_MM + 4) * mm,
-                                title=f"Tiezheng verification certificate {report.evidence_id or ''}".strip(),
+                                title=f"Tiezheng verification certificate {text(report.evidence_id)}",
                                 author=f"tiezheng-verify {__version__}", subject=report.fingerprint or "")
         footer = _footer(report, cjk, pages)
         doc.build(_Builder(report, cjk, doc.width, source, when).story(), onFirstPage=footer, onLaterPages=footer)
@@ -224,13 +227,17 @@ class _Builder:
             self.p(markup(f"Tiezheng 铁证 · tiezheng-verify {__version__} · issued 签发于 {self.when}", self.cjk),
                    self.small),
             self._spacer(4), self._banner()]
+        if report.findings:
+            parts += [self.p(self.bi(*FINDINGS_TITLES[report.verdict], sep="  "), self.h2),
+                      *self._scope(report.findings)]
         if report.development:
             parts += [self._spacer(6), self._development()]
         parts += [self._spacer(6), self._facts_with_qr(),
-                  self.p(self.bi("Checks", "检查项", sep="  "), self.h2), self._checks(),
-                  self.p(self.bi("What this proves", "本证书证明", sep="  "), self.h2), *self._scope(PROVES),
-                  self.p(self.bi("What it does not prove", "本证书不证明", sep="  "), self.h2),
-                  *self._scope(DOES_NOT_PROVE)]
+                  self.p(self.bi("Checks", "检查项", sep="  "), self.h2), self._checks()]
+        if report.proves:  # only a verified package proves anything
+            parts += [self.p(self.bi("What this proves", "本证书证明", sep="  "), self.h2), *self._scope(report.proves),
+                      self.p(self.bi("What it does not prove", "本证书不证明", sep="  "), self.h2),
+                      *self._scope(DOES_NOT_PROVE)]
         statement = [self.p(self.bi("Certification of the verification process", "验证过程证明", sep="  "), self.h2)]
         for template in CERTIFICATION:
             filled = template.format(date=self.when, version=__version__, source=self.source)
@@ -313,6 +320,8 @@ class _Builder:
             ("Operator and requester", "运营方及申请人", parties, False),
             ("Verification mode", "验证方式", "offline  离线" if report.offline else "online  在线", False),
             ("Package file", "证据包文件", self.source, False),
+            (TRUST_USED_TITLE[0], TRUST_USED_TITLE[1],
+             "\n".join(f"{text(source)}: {digest}" for source, digest in report.trust_used) or "—", True),
         ]
 
     def _facts_with_qr(self) -> Flowable:

@@ -7,6 +7,7 @@ only when a file names it, and every report flags it.
 Format (TOML)::
 
     [[operators]]           name, public_key (base64 raw Ed25519), development = false
+    [operators.qualifications]  the operator's declared filings and certifications (key = "text")
     [[tsa]]                 name, roots (PEM text) or roots_file (relative to this file), development
     [[chains]]              chain_id, name, rpc_urls = [...], confirmations, development
     [policy]                prechain_window_hours = 24, time_tolerance_seconds = 300,
@@ -15,6 +16,7 @@ Format (TOML)::
 
 from __future__ import annotations
 
+import hashlib
 import tomllib
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
@@ -25,7 +27,9 @@ from typing import Any
 from cryptography import x509
 
 from verifier.errors import InvalidInput, TrustError
+from verifier.qualifications import Qualifications, parse_qualifications
 from verifier.signature import decode_public_key, key_id
+from verifier.tsa_chain import MAX_ROOT_FILE_BYTES, MAX_ROOTS, load_certificates
 
 MAX_TRUST_BYTES = 1 << 20
 DEFAULT_PRECHAIN_WINDOW = timedelta(hours=24)
@@ -37,6 +41,8 @@ class TrustedOperator:
     name: str
     public_key: bytes
     development: bool = False
+    #: What the operator declares about itself in this trust file (not verifiable by software).
+    qualifications: Qualifications = ()
 
     @property
     def key_id(self) -> str:
@@ -74,6 +80,8 @@ class Trust:
     chains: tuple[TrustedChain, ...] = ()
     policy: Policy = field(default_factory=Policy)
     sources: tuple[str, ...] = ()
+    #: (source, SHA-256 hex of the bytes it was parsed from), so a report can name the trust it used.
+    digests: tuple[tuple[str, str], ...] = ()
 
     def operator(self, key_id_hex: str) -> TrustedOperator | None:
         return next((op for op in self.operators if op.key_id == key_id_hex), None)
@@ -92,14 +100,15 @@ class Trust:
         """Return the union of two trust sets; ``other``'s policy wins."""
         return replace(self, operators=self.operators + other.operators, tsas=self.tsas + other.tsas,
                        chains=self.chains + other.chains, policy=other.policy,
-                       sources=self.sources + other.sources)
+                       sources=self.sources + other.sources, digests=self.digests + other.digests)
 
 
 def _load_pem_certificates(data: bytes, where: str) -> tuple[x509.Certificate, ...]:
+    # A TSA's roots may be a whole system CA bundle; the same loader and limits as --roots.
     try:
-        certs = x509.load_pem_x509_certificates(data)
-    except ValueError as exc:
-        raise TrustError(f"{where}: no PEM certificate could be read") from exc
+        certs = load_certificates(data, max_bytes=MAX_ROOT_FILE_BYTES, max_certificates=MAX_ROOTS)
+    except InvalidInput as exc:
+        raise TrustError(f"{where}: no PEM certificate could be read ({exc})") from exc
     return tuple(certs)
 
 
@@ -116,8 +125,12 @@ def _min_chains(value: Any) -> int:
     return value
 
 
-def parse_trust(text: str, *, base_dir: Path | None = None, source: str = "<trust>") -> Trust:
-    """Parse trust TOML. Raises TrustError for anything malformed or empty."""
+def parse_trust(text: str, *, base_dir: Path | None = None, source: str = "<trust>",
+                sha256: str | None = None) -> Trust:
+    """Parse trust TOML. Raises TrustError for anything malformed or empty.
+
+    ``sha256`` is the digest of the file's bytes when they differ from ``text`` UTF-8 encoded.
+    """
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -125,7 +138,8 @@ def parse_trust(text: str, *, base_dir: Path | None = None, source: str = "<trus
     try:
         operators = tuple(
             TrustedOperator(name=str(item["name"]), public_key=decode_public_key(str(item["public_key"])),
-                            development=bool(item.get("development", False)))
+                            development=bool(item.get("development", False)),
+                            qualifications=parse_qualifications(item.get("qualifications")))
             for item in _table_list(document, "operators"))
         tsas = []
         for item in _table_list(document, "tsa"):
@@ -155,7 +169,9 @@ def parse_trust(text: str, *, base_dir: Path | None = None, source: str = "<trus
         raise TrustError(f"{source}: malformed entry: {exc}") from exc
     if not (operators or tsas or chains):
         raise TrustError(f"{source}: trusts nothing (no operators, TSAs or chains); refusing to go on")
-    return Trust(operators=operators, tsas=tuple(tsas), chains=chains, policy=policy, sources=(source,))
+    digest = sha256 or hashlib.sha256(text.encode()).hexdigest()
+    return Trust(operators=operators, tsas=tuple(tsas), chains=chains, policy=policy, sources=(source,),
+                 digests=((source, digest),))
 
 
 def load_trust(path: Path | str) -> Trust:
@@ -164,10 +180,12 @@ def load_trust(path: Path | str) -> Trust:
     try:
         if path.stat().st_size > MAX_TRUST_BYTES:
             raise TrustError(f"{path}: over {MAX_TRUST_BYTES} bytes")
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
+        text = data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise TrustError(f"cannot read trust file {path}: {exc}") from exc
-    return parse_trust(text, base_dir=path.parent, source=str(path))
+    # The digest is of the bytes, as `sha256sum FILE` shows it, so counsel can compare the two.
+    return parse_trust(text, base_dir=path.parent, source=str(path), sha256=hashlib.sha256(data).hexdigest())
 
 
 def default_trust() -> Trust:

@@ -7,19 +7,24 @@ and rfc3161-client treats the intermediates it is given as trusted.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from verifier.errors import InvalidInput, TimestampError
 
-#: Certificate files (``tsa-<n>.pem``, trust roots) hold a chain, not a CA bundle dump.
+#: Certificate files (``tsa-<n>.pem``, ``--certs``) hold a chain, not a CA bundle dump.
 MAX_CERT_FILE_BYTES = 1 << 20
 MAX_CERTIFICATES = 64
+#: A roots file may be a whole system CA bundle (Debian's holds about 150 roots in 220 KB).
+MAX_ROOT_FILE_BYTES = 4 << 20
+MAX_ROOTS = 2000
 #: Certificates in a chain, signer and root included.
 MAX_CHAIN_DEPTH = 8
 #: Signature checks one chain search may spend: look-alike certificates in a bag could otherwise make
@@ -29,28 +34,90 @@ MAX_CHAIN_STEPS = 256
 _ANY_EKU = x509.ObjectIdentifier("2.5.29.37.0")
 
 
-def load_certificates(data: bytes) -> list[x509.Certificate]:
+def load_certificates(data: bytes, *, max_bytes: int = MAX_CERT_FILE_BYTES,
+                      max_certificates: int = MAX_CERTIFICATES) -> list[x509.Certificate]:
     """Return the certificates in PEM (one or many) or DER (one, or several concatenated) data.
 
     Raises InvalidInput when there are none, too many, or the data is no certificate.
     """
-    if len(data) > MAX_CERT_FILE_BYTES:
-        raise InvalidInput(f"certificate file of {len(data)} bytes exceeds {MAX_CERT_FILE_BYTES}")
+    if len(data) > max_bytes:
+        raise InvalidInput(f"certificate file of {len(data)} bytes exceeds {max_bytes}")
     try:
-        if b"-----BEGIN" in data:
-            certs = x509.load_pem_x509_certificates(data)
-        else:
-            certs = [x509.load_der_x509_certificate(der) for der in _split_der(data)]
+        with warnings.catch_warnings():
+            # System bundles still carry old roots with a zero or negative serial, which RFC 5280
+            # forbids today; they load, and the warning would only be noise on the user's terminal.
+            warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+            if b"-----BEGIN" in data:
+                certs = x509.load_pem_x509_certificates(data)
+            else:
+                certs = [x509.load_der_x509_certificate(der) for der in _split_der(data, max_certificates)]
     except ValueError as e:
         raise InvalidInput(f"not a certificate (PEM or DER): {e}") from None
     if not certs:
         raise InvalidInput("no certificate found")
-    if len(certs) > MAX_CERTIFICATES:
-        raise InvalidInput(f"{len(certs)} certificates exceed {MAX_CERTIFICATES}")
+    if len(certs) > max_certificates:
+        raise InvalidInput(f"{len(certs)} certificates exceed {max_certificates}")
     return certs
 
 
-def _split_der(data: bytes) -> list[bytes]:
+def load_roots(data: bytes) -> RootStore:
+    """Return the trusted roots in a PEM or DER file; a whole system CA bundle is fine.
+
+    Raises InvalidInput like ``load_certificates``.
+    """
+    return RootStore(load_certificates(data, max_bytes=MAX_ROOT_FILE_BYTES, max_certificates=MAX_ROOTS))
+
+
+class RootStore:
+    """Trusted roots, indexed so that a system CA bundle costs a dictionary look-up per chain step.
+
+    Issuers are found by subject name (a chain must link by names, RFC 5280 §6.1), a signing
+    certificate that is itself a root by serial or subject key id.
+    """
+
+    def __init__(self, roots: Iterable[x509.Certificate]) -> None:
+        self._by_der: dict[bytes, x509.Certificate] = {}
+        for root in roots:
+            self._by_der.setdefault(root.public_bytes(Encoding.DER), root)
+        self.roots: tuple[x509.Certificate, ...] = tuple(self._by_der.values())
+        self._by_subject: dict[x509.Name, list[x509.Certificate]] = {}
+        self._by_serial: dict[int, list[x509.Certificate]] = {}
+        self._by_key_id: dict[bytes, list[x509.Certificate]] = {}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", CryptographyDeprecationWarning)  # see load_certificates
+            for root in self.roots:
+                self._by_subject.setdefault(root.subject, []).append(root)
+                self._by_serial.setdefault(root.serial_number, []).append(root)
+                if (key_id := subject_key_id(root)) is not None:
+                    self._by_key_id.setdefault(key_id, []).append(root)
+
+    def __len__(self) -> int:
+        return len(self.roots)
+
+    def __contains__(self, cert: object) -> bool:
+        return isinstance(cert, x509.Certificate) and cert.public_bytes(Encoding.DER) in self._by_der
+
+    def issuers_of(self, cert: x509.Certificate) -> list[x509.Certificate]:
+        """The roots whose subject is ``cert``'s issuer: the only ones that can have signed it."""
+        return self._by_subject.get(cert.issuer, [])
+
+    def with_serial(self, serial: int) -> list[x509.Certificate]:
+        return self._by_serial.get(serial, [])
+
+    def with_key_id(self, key_id: bytes) -> list[x509.Certificate]:
+        return self._by_key_id.get(key_id, [])
+
+
+def subject_key_id(cert: x509.Certificate) -> bytes | None:
+    try:
+        return cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+    except x509.ExtensionNotFound:
+        return None
+    except (ValueError, x509.DuplicateExtension):
+        return None  # an unreadable extension names nothing; the chain checks will refuse the certificate
+
+
+def _split_der(data: bytes, limit: int) -> list[bytes]:
     # Some tools write a chain as DER certificates back to back; split on each SEQUENCE header.
     parts = []
     while data:
@@ -66,8 +133,8 @@ def _split_der(data: bytes) -> list[bytes]:
             raise ValueError("truncated DER")
         parts.append(data[:offset + size])
         data = data[offset + size:]
-        if len(parts) > MAX_CERTIFICATES:
-            raise ValueError(f"more than {MAX_CERTIFICATES} certificates")
+        if len(parts) > limit:
+            raise ValueError(f"more than {limit} certificates")
     return parts
 
 
@@ -120,25 +187,24 @@ def check_issuer(issuer: x509.Certificate, below: int, at: datetime, anchor: boo
 
 
 def build_chain(signer: x509.Certificate, pool: Sequence[x509.Certificate],
-                 roots: Sequence[x509.Certificate], at: datetime) -> list[x509.Certificate]:
+                roots: RootStore, at: datetime) -> list[x509.Certificate]:
     """Return a chain signer → … → trusted root, each certificate valid at ``at``.
 
     Tries every candidate issuer (depth-first) so injected look-alike certificates cannot block
-    the real path. Raises TimestampError when there is none.
+    the real path; the pool's order means nothing. Raises TimestampError when there is none.
     """
-    root_ders = {r.public_bytes(Encoding.DER) for r in roots}
     reasons: list[str] = []
     budget = [MAX_CHAIN_STEPS]
 
     def extend(chain: list[x509.Certificate]) -> list[x509.Certificate] | None:
         cert = chain[-1]
-        if cert.public_bytes(Encoding.DER) in root_ders:
+        if cert in roots:
             return chain
         if len(chain) >= MAX_CHAIN_DEPTH:
             reasons.append(f"chain longer than {MAX_CHAIN_DEPTH}")
             return None
         below = len(chain) - 1  # CA certificates between the signer and the next issuer
-        for anchor, candidates in ((True, roots), (False, pool)):
+        for anchor, candidates in ((True, roots.issuers_of(cert)), (False, pool)):
             for issuer in candidates:
                 if issuer in chain or issuer.subject != cert.issuer:
                     continue

@@ -14,7 +14,7 @@ from verifier.checks import run_checks
 from verifier.checks.context import Context
 from verifier.errors import InvalidPackage
 from verifier.package import Package, open_package
-from verifier.report import Report, unusable
+from verifier.report import Report, Status, unusable
 from verifier.trust import Trust
 
 
@@ -33,8 +33,14 @@ def verify_opened(package: Package, trust: Trust, *, chain: ChainSource | ChainS
     ctx.facts.update({"kind": manifest.kind, "target": dict(manifest.target),
                       "capture": {k: manifest.capture.get(k) for k in ("started_at", "ended_at")}})
     results = run_checks(ctx)
+    anchor = next(r for r in results if r.id == "H5")
+    if offline and anchor.status is Status.WARN:
+        ctx.leave_unchecked("H5", "that the anchor block is on the chain's canonical chain with enough blocks "
+                                  "on top; check it with --rpc URL (any JSON-RPC node of that chain)")
     return Report(checks=results, fingerprint=package.fingerprint.hex(), evidence_id=manifest.evidence_id,
-                  offline=offline, facts=ctx.facts, development=tuple(ctx.development))
+                  offline=offline, facts=ctx.facts, development=tuple(ctx.development),
+                  missing_trust=tuple(ctx.missing_trust), not_checked=tuple(sorted(ctx.not_checked)),
+                  trust_used=trust.digests)
 
 
 def verify_package(path: Path | str, trust: Trust, *, chain: ChainSource | ChainSources | None = None,
@@ -43,5 +49,5 @@ def verify_package(path: Path | str, trust: Trust, *, chain: ChainSource | Chain
     try:
         package = open_package(path)
     except InvalidPackage as exc:
-        return unusable(exc.diagnostics())
+        return unusable(exc.diagnostics(), trust_used=trust.digests)
     return verify_opened(package, trust, chain=chain, now=now)

@@ -27,6 +27,10 @@ WACZ_VERSION = "1.1.1"
 #: WACZ wants WARCs and compressed indexes stored, so replay tools can seek into them.
 STORED_SUFFIXES = (".warc.gz", ".warc", ".cdx.gz", ".png", ".jpg", ".gz", ".zip", ".tsr")
 COPY_CHUNK_BYTES = 1 << 20
+#: Over this size (2 GiB - 1) zipfile describes an entry with ZIP64; below it by less than this factor,
+#: it reserves ZIP64 room in the local header in case deflate makes the data grow.
+ZIP64_LIMIT = zipfile.ZIP64_LIMIT
+DEFLATE_HEADROOM = 1.05
 METADATA_KEYS = ("title", "description", "created", "mainPageURL", "mainPageDate")
 
 
@@ -43,9 +47,27 @@ class Member:
             return self.path.open("rb")
         return io.BytesIO(self.data or b"")
 
+    def size(self) -> int:
+        return self.path.stat().st_size if self.path is not None else len(self.data or b"")
 
-def _compression(name: str) -> int:
-    return zipfile.ZIP_STORED if name.endswith(STORED_SUFFIXES) else zipfile.ZIP_DEFLATED
+
+def zip_entry(name: str, size: int, stamp: tuple[int, int, int, int, int, int]) -> tuple[zipfile.ZipInfo, bool]:
+    """The zip entry for a member of ``size`` bytes, and whether it needs ZIP64.
+
+    ZIP64 only where a size needs it, and then in both headers: zipfile puts a ZIP64 extra in the
+    local header whenever told to (or when the size is within 5 % of ``ZIP64_LIMIT``, to leave room
+    for deflate growth), but in the central directory only when a size really is over the limit, and
+    replay tools (ReplayWeb.page) find an entry's data from what the central directory says. So an
+    entry that close to the limit is stored, not deflated: then its compressed size is its size, and
+    the ZIP64 decision below is exactly the one zipfile makes for the central directory.
+    """
+    info = zipfile.ZipInfo(name, date_time=stamp)
+    info.compress_type = zipfile.ZIP_STORED if name.endswith(STORED_SUFFIXES) else zipfile.ZIP_DEFLATED
+    if size * DEFLATE_HEADROOM > ZIP64_LIMIT:
+        info.compress_type = zipfile.ZIP_STORED
+    info.external_attr = 0o644 << 16
+    info.file_size = size
+    return info, size > ZIP64_LIMIT
 
 
 def _resource_name(path: str) -> str:
@@ -85,6 +107,8 @@ def write_package(dest: Path, members: Iterable[Member], metadata: Mapping[str, 
     """Write a WACZ package atomically: temp file in the same folder, fsync, rename.
 
     Hashes every member while copying it (one read), then appends datapackage.json and its digest.
+    Entries follow each other with no gap and no data descriptors (the file is seekable), the
+    local header of each agrees with its central directory record, and the zip has no comment.
     A crash at any point leaves either the old file or the new one, never half a package.
     """
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -95,15 +119,16 @@ def write_package(dest: Path, members: Iterable[Member], metadata: Mapping[str, 
         with os.fdopen(fd, "wb") as raw, zipfile.ZipFile(raw, "w") as archive:
             resources = []
             for member in members:
-                info = zipfile.ZipInfo(member.name, date_time=stamp)
-                info.compress_type = _compression(member.name)
-                info.external_attr = 0o644 << 16
+                expected = member.size()
+                info, zip64 = zip_entry(member.name, expected, stamp)
                 hasher, size = hashlib.sha256(), 0
-                with member.open() as source, archive.open(info, "w", force_zip64=True) as target:
+                with member.open() as source, archive.open(info, "w", force_zip64=zip64) as target:
                     while chunk := source.read(COPY_CHUNK_BYTES):
                         hasher.update(chunk)
                         size += len(chunk)
                         target.write(chunk)
+                if size != expected:
+                    raise OSError(f"{member.name} changed while being packaged ({expected} then {size} bytes)")
                 resources.append((member.name, hasher.digest(), size))
             package_json = datapackage(resources, metadata)
             archive.writestr(DATAPACKAGE_PATH, package_json, zipfile.ZIP_DEFLATED)

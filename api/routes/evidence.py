@@ -23,7 +23,7 @@ from api.deps import CurrentUser, SessionDep, StateDep
 from api.errors import ApiError, not_found
 from api.models import Evidence, EvidencePublic, EvidencesPublic, EvidenceStatus
 from api.reports import certificate_pdf, verify
-from api.responses import ERRORS, package_response
+from api.responses import ERRORS, AsciiJSONResponse, package_response
 from api.state import ServiceState
 from api.views import evidence_public
 
@@ -135,7 +135,7 @@ def verification_report(evidence_id: str, session: SessionDep, who: CurrentUser,
     """The package's verification report now (offline), as ``tiezheng verify --json`` prints it."""
     evidence, item = _owned(session, who, evidence_id)
     with package_file(state, current_package(state, evidence, item)) as path:
-        return verify(path, state.trust()).to_json()
+        return AsciiJSONResponse(verify(path, state.trust()).to_json())
 
 
 @router.get("/{evidence_id}/screenshot", name="evidence.screenshot", summary="Screenshot preview",

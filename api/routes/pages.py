@@ -8,8 +8,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
+from api.deps import StateDep
 from api.i18n import COOKIE, language, strings
 from api.reports import renderers_available
+from api.state import TRUST_PATH
 from verifier import __version__
 
 router = APIRouter(include_in_schema=False)
@@ -22,11 +24,11 @@ CSP = ("default-src 'self'; img-src 'self' blob: data:; script-src 'self'; style
        "object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
 
 
-def _page(request: Request, template: str, page: str) -> HTMLResponse:
+def _page(request: Request, template: str, page: str, **context: object) -> HTMLResponse:
     lang = language(request)
     response = templates.TemplateResponse(request, template, {
         "lang": lang, "t": strings(lang), "page": page, "version": __version__,
-        "renderers": renderers_available()})
+        "renderers": renderers_available(), **context})
     if request.query_params.get("lang") == lang:
         response.set_cookie(COOKIE, lang, max_age=COOKIE_MAX_AGE, samesite="lax")
     response.headers["Content-Security-Policy"] = CSP
@@ -41,8 +43,10 @@ def home() -> RedirectResponse:
 
 
 @router.get("/verify", response_class=HTMLResponse)
-def verify_page(request: Request) -> HTMLResponse:
-    return _page(request, "verify.html", "verify")
+def verify_page(request: Request, state: StateDep) -> HTMLResponse:
+    # The digest counsel compares with the trust file they fetch and with every certificate.
+    return _page(request, "verify.html", "verify", trust_path=TRUST_PATH,
+                 trust_sha256=state.published_trust().sha256)
 
 
 @router.get("/app", response_class=HTMLResponse)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
@@ -19,6 +19,7 @@ from api.deps import StateDep, limit_anonymous
 from api.models import ErrorResponse
 from api.multipart_stream import ReceivedForm, receive_form
 from api.reports import verify, write_pdf
+from api.responses import AsciiJSONResponse
 from api.state import ServiceState
 
 router = APIRouter(prefix="/verify", tags=["verify"], dependencies=[Depends(limit_anonymous)])
@@ -40,14 +41,14 @@ async def _received(request: Request, state: ServiceState) -> ReceivedForm:
 @router.post("", name="verify", summary="Verify a package (no key needed)", openapi_extra=VERIFY_BODY, responses={
     200: {"description": "the verification report (verdict verified, verified (offline), failed or unusable)"},
     **RESPONSES})
-async def verify_upload(request: Request, state: StateDep) -> JSONResponse:
+async def verify_upload(request: Request, state: StateDep) -> AsciiJSONResponse:
     form = await _received(request, state)
     try:
         report = await run_in_threadpool(verify, form.files[0].path, state.trust())
     finally:
         form.discard()
     request.state.audit_detail = {"verdict": report.verdict.value, "fingerprint": report.fingerprint}
-    return JSONResponse(report.to_json(), headers={"X-Tiezheng-Verdict": report.verdict.value})
+    return AsciiJSONResponse(report.to_json(), headers={"X-Tiezheng-Verdict": report.verdict.value})
 
 
 @router.post("/certificate.pdf", name="verify.certificate",

@@ -108,6 +108,8 @@ def _call(base: str, path: str, key: str, body: dict[str, Any] | None = None) ->
         return json.loads(answer.read())
 
 
+# About 7 minutes alone on 2 cores; the margin is for a loaded machine, since the suite's default is 600 s.
+@pytest.mark.timeout(1800)
 def test_500_captures_two_workers_one_sealer_with_kills(database: str, redis_url: str, tmp_path: Path,
                                                          anvil: Path) -> None:
     from sqlalchemy import create_engine, text

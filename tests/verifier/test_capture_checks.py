@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from evidence.upload import BuiltPackage
-from tests.capture_site import BrowserRunner, Site, make_tls, member, png, serve, statuses
+from tests.capture_site import BrowserRunner, Site, machine_s4_status, make_tls, member, png, serve, statuses
 from tests.factory import Workspace, make_workspace, seal_batch
 from tests.tamper import flip_byte, rewrite
 from verifier import canonical
@@ -21,7 +21,11 @@ from verifier.trust import load_trust
 from verifier.verify import verify_package
 
 MANIFEST = "evidence/manifest.json"
+SIGNATURE = "evidence/manifest.sig"
 LOG = "evidence/capture-log.jsonl"
+ENVIRONMENT = "evidence/environment-check.json"
+QUALIFIED = {"icp_filing": "京ICP备12345678号-1", "cac_blockchain_filing": "京网信备11010512345678号",
+             "security_certification": "网络安全等级保护三级 11010513001-00001", "data_centre": "北京 亦庄"}
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +45,8 @@ def capture(tmp_path_factory: pytest.TempPathFactory, workspace: Workspace) -> I
     site: Site = serve(tls.trusted)
     runner = BrowserRunner()
     try:
-        yield runner.capture(site.url("/r1"), workspace.packages, workspace.operator, extra_ca_pem=tls.ca_pem)
+        yield runner.capture(site.url("/r1"), workspace.packages, workspace.operator.with_qualifications(QUALIFIED),
+                             extra_ca_pem=tls.ca_pem)
     finally:
         runner.close()
         site.close()
@@ -84,9 +89,18 @@ def _relinked(lines: list[dict]) -> bytes:  # type: ignore[type-arg]
 def test_untouched_capture_passes_its_checks(capture: BuiltPackage, trust: Path) -> None:
     report = _report(capture.path, trust)
     found = statuses(report)
-    assert {i: found[i] for i in ("S1", "S2", "S3", "S4", "P1", "P2", "P3", "H1")} == dict.fromkeys(
-        ("S1", "S2", "S3", "S4", "P1", "P2", "P3", "H1"), "pass"), report.checks
+    assert {i: found[i] for i in ("S1", "S2", "S3", "P1", "P2", "P3", "H1")} == dict.fromkeys(
+        ("S1", "S2", "S3", "P1", "P2", "P3", "H1"), "pass"), report.checks
+    assert found["S4"] == machine_s4_status(), report.result("S4")
     assert "verified the chain" in report.result("S3").reason
+    s2 = report.result("S2").reason
+    assert "ICP filing 京ICP备12345678号-1" in s2 and "CAC blockchain-service filing 京网信备11010512345678号" in s2
+    assert "software cannot verify them" in s2 and "the trust file declares none for this key" in s2
+    manifest = json.loads(member(capture.path, MANIFEST))
+    assert manifest["operator"]["qualifications"] == QUALIFIED
+    assert manifest["artifacts"][0]["path"] == ENVIRONMENT and manifest["artifacts"][0]["role"] == "environment-check"
+    first = json.loads(member(capture.path, LOG).splitlines()[0])
+    assert first["seq"] == 0 and first["step"] == "environment-check" and first["outputs"][0]["path"] == ENVIRONMENT
     assert "the raw fetch's response" in report.result("P2").reason
     assert report.facts["network"]["final_url"].endswith("/dynamic")
 
@@ -100,7 +114,8 @@ def test_sealed_capture_is_verified(capture: BuiltPackage, workspace: Workspace,
     assert report.failed_ids == [], report.checks
     assert report.verdict in (Verdict.VERIFIED, Verdict.VERIFIED_OFFLINE)
     found = statuses(report)
-    assert all(found[i] == "pass" for i in ("S1", "S3", "S4", "P1", "P2", "P3", "H1", "H2", "H3", "H4"))
+    assert all(found[i] == "pass" for i in ("S1", "S3", "P1", "P2", "P3", "H1", "H2", "H3", "H4"))
+    assert found["S4"] == machine_s4_status(), report.result("S4")
 
 
 def test_swapped_screenshot_fails_p2(capture: BuiltPackage, trust: Path, tmp_path: Path) -> None:
@@ -198,3 +213,110 @@ def test_upload_skips_capture_checks_and_warns_s4(workspace: Workspace, trust: P
     assert report.result("S4").status is Status.WARN
     assert "not captured by the platform" in report.result("S4").reason
     assert report.result("P3").status is Status.PASS
+
+
+def _resigned(source: Path, target: Path, workspace: Workspace, edit_record: Callable[[dict], None] | None,
+              ) -> Path:  # type: ignore[type-arg]
+    """The package as a careless or dishonest operator might sign it: the environment record edited
+    (or dropped, with ``edit_record`` None), the manifest's hashes updated, and the manifest signed again."""
+    manifest = json.loads(member(source, MANIFEST))
+    record: bytes | None = None
+    if edit_record is not None:
+        edited = json.loads(member(source, ENVIRONMENT))
+        edit_record(edited)
+        record = json.dumps(edited).encode()
+    artifacts = []
+    for artifact in manifest["artifacts"]:
+        if artifact["path"] == ENVIRONMENT:
+            if record is None:
+                continue
+            artifact.update(sha256=canonical.sha256_hex(record), size=len(record))
+        artifacts.append(artifact)
+    manifest["artifacts"] = artifacts
+    body = canonical.canonical_json(manifest)
+    signature = workspace.operator.sign_manifest(body)
+    changes = {MANIFEST: body, SIGNATURE: signature}
+    return rewrite(source, target, lambda n, d: record if n == ENVIRONMENT else changes.get(n, d))
+
+
+def _unclean(record: dict) -> None:  # type: ignore[type-arg]
+    record["proxy"]["environment"] = [{"name": "HTTPS_PROXY", "value": "http://10.9.8.7:3128"}]
+    record["clock"]["tsa"].update(offset_seconds=31.5, uncertainty_seconds=0.02)
+    record["clock"]["ntp"] = {"server": "ntp.example.net", "status": "unreachable", "reason": "TimeoutError: timed out"}
+    record["egress"] = {"status": "unknown", "seen_by_target": None, "reason": "a NAT decides what the target sees"}
+    record["browser"]["extension_targets"] = ["chrome-extension://abcdefghijklmnop/background.html"]
+    record["browser"]["sha256"] = "0" * 64
+
+
+def test_unclean_items_each_make_s4_warn_and_are_named(capture: BuiltPackage, workspace: Workspace, trust: Path,
+                                                       tmp_path: Path) -> None:
+    report = _report(_resigned(capture.path, tmp_path / "unclean.wacz", workspace, _unclean), trust)
+    s4 = report.result("S4")
+    assert s4.status is Status.WARN and s4.reason.startswith("capture environment not shown clean: ")
+    named = report.facts["environment"]["clean_check"]["unclean_or_unknown"]
+    for part in ("proxy variables set in the capture's environment: HTTPS_PROXY=http://10.9.8.7:3128",
+                 "clock off by +31.500 s against the TSA", "clock against the NTP server ntp.example.net unreachable",
+                 "egress address unknown (a NAT decides what the target sees)",
+                 "browser extensions present: chrome-extension://abcdefghijklmnop/background.html",
+                 "is not the one the manifest names"):
+        assert any(part in finding for finding in named), (part, named)
+    assert report.result("S1").status is Status.PASS  # signed as such: the record is the operator's own word
+
+
+def test_capture_without_record_warns_s4(capture: BuiltPackage, workspace: Workspace, trust: Path,
+                                         tmp_path: Path) -> None:
+    report = _report(_resigned(capture.path, tmp_path / "old.wacz", workspace, None), trust)
+    s4 = report.result("S4")
+    assert s4.status is Status.WARN and "no environment record (evidence/environment-check.json)" in s4.reason
+
+
+def test_malformed_record_fails_s4(capture: BuiltPackage, workspace: Workspace, trust: Path, tmp_path: Path) -> None:
+    def other_format(record: dict) -> None:  # type: ignore[type-arg]
+        record["format"] = "something-else/9"
+
+    def other_capture(record: dict) -> None:  # type: ignore[type-arg]
+        record["evidence_id"] = "tz-20200101T000000-000000000000"
+
+    bad_format = _report(_resigned(capture.path, tmp_path / "f.wacz", workspace, other_format), trust)
+    assert bad_format.result("S4").status is Status.FAIL
+    assert "not in the tiezheng-environment-check/1 format" in bad_format.result("S4").reason
+    elsewhere = _report(_resigned(capture.path, tmp_path / "e.wacz", workspace, other_capture), trust)
+    assert elsewhere.result("S4").status is Status.FAIL
+    assert "made for another evidence id" in elsewhere.result("S4").reason
+
+
+def test_record_not_logged_first_warns_s4(capture: BuiltPackage, workspace: Workspace, trust: Path,
+                                          tmp_path: Path) -> None:
+    """A record made after the capture had begun is not a check *before* capture, even when signed."""
+    lines = [json.loads(line) for line in member(capture.path, LOG).splitlines()]
+    lines[0], lines[1] = lines[1], lines[0]
+    for seq, line in enumerate(lines):
+        line["seq"] = seq
+    log = _relinked(lines)
+    head = line_sha256(log.splitlines()[-1])
+    manifest = json.loads(member(capture.path, MANIFEST))
+    manifest["capture"]["log_head"] = head
+    for artifact in manifest["artifacts"]:
+        if artifact["path"] == LOG:
+            artifact.update(sha256=canonical.sha256_hex(log), size=len(log))
+    body = canonical.canonical_json(manifest)
+    changes = {LOG: log, MANIFEST: body, SIGNATURE: workspace.operator.sign_manifest(body)}
+    report = _report(rewrite(capture.path, tmp_path / "late.wacz", lambda n, d: changes.get(n, d)), trust)
+    assert report.result("S4").status is Status.WARN
+    assert "the environment record is not the first step of the call log" in report.result("S4").reason
+
+
+def test_hosts_list_is_recomputed_from_the_file_text(capture: BuiltPackage, workspace: Workspace, trust: Path,
+                                                     tmp_path: Path) -> None:
+    """A record whose list hides an entry its own copy of the hosts file holds: S4 names the entry."""
+    def hidden(record: dict) -> None:  # type: ignore[type-arg]
+        hosts = record["hosts_file"]
+        hosts["text"] = "127.0.0.1 localhost\n198.51.100.9 shop.example.com\n"
+        hosts["sha256"] = canonical.sha256_hex(hosts["text"].encode())
+        hosts.update(non_default=[], non_default_count=0)
+
+    report = _report(_resigned(capture.path, tmp_path / "hidden.wacz", workspace, hidden), trust)
+    named = report.facts["environment"]["clean_check"]["unclean_or_unknown"]
+    assert report.result("S4").status is Status.WARN
+    assert "hosts file: the record's list of non-default entries does not match the file" in named
+    assert "hosts file has 1 non-default entry: 198.51.100.9 shop.example.com" in named

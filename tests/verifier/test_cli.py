@@ -56,11 +56,17 @@ def test_tampered_package_exits_1(sealed: tuple[Path, Path], tmp_path: Path) -> 
     assert "H1" in [c["id"] for c in json.loads(result.stdout)["checks"] if c["status"] == "fail"]
 
 
-def test_without_trust_the_timestamp_is_not_trusted(sealed: tuple[Path, Path]) -> None:
+def test_without_trust_the_verifier_cannot_judge(sealed: tuple[Path, Path]) -> None:
+    """No trust file: the default trust lacks the operator key, the development TSA and the devnet."""
     result = run(sealed[0], "--json")
-    assert result.returncode == 1
-    failed = {c["id"] for c in json.loads(result.stdout)["checks"] if c["status"] == "fail"}
-    assert {"S1", "H4"} <= failed
+    assert result.returncode == 3, result.stderr
+    body = json.loads(result.stdout)
+    assert body["verdict"] == "cannot judge" and body["verified"] is False and body["proves"] == []
+    assert {m["check"] for m in body["missing_trust"]} == {"S1", "H4", "H5"}
+    assert not [c["id"] for c in body["checks"] if c["status"] == "fail"]
+    assert any("--trust" in line and "/.well-known/tiezheng/trust.toml" in line for line in body["findings"])
+    table = run(sealed[0])
+    assert table.returncode == 3 and "CANNOT JUDGE" in table.stdout and "What this proves" not in table.stdout
 
 
 @pytest.mark.parametrize("content", [b"not a zip", b""])

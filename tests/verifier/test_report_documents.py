@@ -3,7 +3,9 @@ and through tiezheng-verify --html / --pdf."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -12,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.factory import Workspace, seal_batch
+from tests.tamper import flip_byte, replace_entry
 from verifier import report_pdf
 from verifier.errors import InvalidInput
 from verifier.report import CHECKS, CheckResult, Report, Status
@@ -199,10 +202,62 @@ def test_cli_json_stdout_stays_pure_json(sealed: tuple[Path, Path], tmp_path: Pa
 
 
 def test_cli_failed_package_still_gets_documents_and_exit_1(sealed: tuple[Path, Path], tmp_path: Path) -> None:
-    package, _trust = sealed
-    result = run(package, "--html", tmp_path / "o.html")  # no trust: S1 and H4 fail
+    package, trust = sealed
+    bad = replace_entry(package, tmp_path / "bad.wacz", "evidence/exhibit.txt", flip_byte)
+    result = run(bad, "--trust", trust, "--html", tmp_path / "o.html", "--pdf", tmp_path / "o.pdf")
     assert result.returncode == 1
-    assert "验证未通过" in (tmp_path / "o.html").read_text(encoding="utf-8")
+    page = (tmp_path / "o.html").read_text(encoding="utf-8")
+    assert "验证未通过" in page and "What failed and what it means" in page and "H1 artifact hashes failed" in page
+    assert "What this proves" not in page
+    text = subprocess.run(["pdftotext", "-raw", str(tmp_path / "o.pdf"), "-"], capture_output=True, text=True,
+                          check=True).stdout
+    assert "What failed and what it means" in text and "What this proves" not in text
+
+
+def test_cli_without_trust_cannot_judge_in_every_document(sealed: tuple[Path, Path], tmp_path: Path) -> None:
+    package, _trust = sealed
+    result = run(package, "--html", tmp_path / "o.html", "--pdf", tmp_path / "o.pdf")  # no trust file
+    assert result.returncode == 3, result.stderr
+    page = (tmp_path / "o.html").read_text(encoding="utf-8")
+    assert "无法判断" in page and "/.well-known/tiezheng/trust.toml" in page and "What this proves" not in page
+    text = subprocess.run(["pdftotext", "-raw", str(tmp_path / "o.pdf"), "-"], capture_output=True, text=True,
+                          check=True).stdout
+    assert "CANNOT JUDGE" in text and "What this proves" not in text and "Trust used" in text
+
+
+def test_verified_documents_name_the_trust_used(sealed: tuple[Path, Path], tmp_path: Path) -> None:
+    package, trust = sealed
+    result = run(package, "--trust", trust, "--html", tmp_path / "o.html", "--pdf", tmp_path / "o.pdf")
+    assert result.returncode == 0, result.stderr
+    digest = hashlib.sha256(trust.read_bytes()).hexdigest()
+    assert digest in (tmp_path / "o.html").read_text(encoding="utf-8") and digest in result.stdout
+    text = subprocess.run(["pdftotext", "-raw", str(tmp_path / "o.pdf"), "-"], capture_output=True, text=True,
+                          check=True).stdout
+    assert digest in text.replace("\n", "").replace(" ", "") and "What this proves" in text
+
+
+#: Two ways an install lacks the extra: the module is not found at all, or it is found but fails to import.
+NO_EXTRA = {"absent": ("sitecustomize.py", "import sys\nsys.modules['reportlab'] = None\n"),
+            "broken": ("reportlab.py", "raise ImportError('reportlab is not installed')\n")}
+
+
+@pytest.mark.parametrize("how", sorted(NO_EXTRA))
+@pytest.mark.parametrize(("trusted", "code"), [(True, 0), (False, 3)])
+def test_pdf_without_the_extra_keeps_the_verdict_exit_code(sealed: tuple[Path, Path], tmp_path: Path,
+                                                           trusted: bool, code: int, how: str) -> None:
+    """An install without the pdf extra: reportlab cannot be imported. One line, same exit code."""
+    package, trust = sealed
+    shadow = tmp_path / "no-extra"
+    shadow.mkdir()
+    name, source = NO_EXTRA[how]
+    (shadow / name).write_text(source)
+    env = {**os.environ, "PYTHONPATH": str(shadow)}
+    args = [CLI, str(package), "--pdf", str(tmp_path / "o.pdf"), *(["--trust", str(trust)] if trusted else [])]
+    result = subprocess.run(args, capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == code, result.stderr
+    assert not (tmp_path / "o.pdf").exists()
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "pip install 'tiezheng[pdf]'" in lines[0] and "Traceback" not in result.stderr
 
 
 @pytest.mark.parametrize("option", ["--pdf", "--html"])

@@ -10,6 +10,7 @@ import datetime as dt
 import hashlib
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from verifier.errors import InvalidInput, TimestampError
-from verifier.timestamp import parse_timestamp_response, verify_timestamp
+from verifier.timestamp import UnreadableToken, parse_timestamp_response, verify_timestamp
 from verifier.tsa_chain import load_certificates
 
 OPENSSL = shutil.which("openssl")
@@ -233,7 +234,7 @@ signer_key = {self.folder / "tsa.key"}
 signer_digest = {self.signer_digest}
 default_policy = {POLICY}
 other_policies = 1.2.3.4.5
-digests = sha256, sha384, sha512
+digests = sha1, sha256, sha384, sha512
 accuracy = secs:1, millisecs:500, microsecs:100
 clock_precision_digits = 6
 ordering = yes
@@ -244,7 +245,7 @@ ess_cert_id_alg = sha256
 
     def stamp(self, digest: bytes, certs: str = "tsa") -> Path:
         """Return the path of a TimeStampResp over the raw ``digest``, embedding ``certs``."""
-        alg = {32: "-sha256", 48: "-sha384", 64: "-sha512"}[len(digest)]
+        alg = {20: "-sha1", 32: "-sha256", 48: "-sha384", 64: "-sha512"}[len(digest)]
         stem = digest.hex()[:16]
         query, reply = self.folder / f"{stem}.tsq", self.folder / f"{stem}-{certs}.tsr"
         _openssl("ts", "-query", "-digest", digest.hex(), alg, "-cert", "-out", query)
@@ -359,8 +360,11 @@ def test_wrong_digest(pki: Pki) -> None:
         verify_timestamp(tsr, _digest("wrong"), [pki.rsa.ca])
     with pytest.raises(TimestampError, match="imprint algorithm"):
         verify_timestamp(tsr, _digest("right", 48), [pki.rsa.ca])
-    with pytest.raises(InvalidInput, match="digest of 20 bytes"):
-        verify_timestamp(tsr, hashlib.sha1(b"right").digest(), [pki.rsa.ca])
+    # A SHA-1 length is a valid digest now (legacy tokens); the imprint's algorithm still decides.
+    with pytest.raises(TimestampError, match=r"imprint algorithm is sha256 \(32 bytes\), but the digest given has 20"):
+        verify_timestamp(tsr, hashlib.sha1(b"right").digest(), [pki.rsa.ca], allow_sha1=True)
+    with pytest.raises(InvalidInput, match="digest of 16 bytes: expected 20 \\(SHA-1\\), 32, 48 or 64"):
+        verify_timestamp(tsr, hashlib.md5(b"right").digest(), [pki.rsa.ca])
 
 
 def test_nonce_mismatch(pki: Pki) -> None:
@@ -524,10 +528,11 @@ def test_single_byte_changes(pki: Pki, fallback_token: tuple[bytes, bytes], data
 
 def test_not_a_response() -> None:
     roots = [_ca("any", ec.generate_private_key(ec.SECP256R1()))]
-    for junk in (b"", b"\x30\x03\x02\x01\x00", b"not a response" * 10):
-        with pytest.raises(TimestampError, match="not an RFC 3161 TimeStampResp"):
+    for junk, why in ((b"", "not DER-encoded"), (b"not a response" * 10, "not DER-encoded"),
+                      (b"\x30\x03\x02\x01\x00", "DER, but neither a TimeStampResp nor a TimeStampToken")):
+        with pytest.raises(UnreadableToken, match=f"not an RFC 3161 time-stamp token or response: {why}"):
             verify_timestamp(junk, bytes(32), roots)
-    with pytest.raises(TimestampError, match=r"not an RFC 3161 TimeStampResp: \d+ bytes exceed"):
+    with pytest.raises(UnreadableToken, match=r"not an RFC 3161 time-stamp token or response: \d+ bytes exceed"):
         verify_timestamp(b"\x30" * (2 << 20), bytes(32), roots)
     # A refusal holds only PKIStatusInfo (asn1crypto cannot build one with its TimeStampResp).
     status = tsp.PKIStatusInfo({"status": "rejection", "status_string": ["bad request"]}).dump()
@@ -545,3 +550,54 @@ def test_load_certificates(pki: Pki, vectors: Path) -> None:
     for bad in (b"", b"junk", (pki.rsa.folder / "tsa.key").read_bytes(), ders[:-1], ders + b"\x30"):
         with pytest.raises(InvalidInput):
             load_certificates(bad)
+
+
+def test_sha1_signer_digest_is_a_named_policy(tmp_path: Path) -> None:
+    """A TSA that signs with SHA-1 (legacy, still common): refused by default, accepted with a named warning."""
+    if OPENSSL is None:
+        pytest.skip("the openssl CLI is not on PATH")
+    legacy = Tsa.create(tmp_path / "legacy", lambda: rsa.generate_private_key(65537, 2048), "sha1")
+    digest = _digest("legacy")
+    path = legacy.stamp(digest)
+    assert legacy.openssl_verify(path, digest)
+    with pytest.raises(TimestampError, match=r"legacy-sha1-signature refused: the TSA signed a SHA-1 digest"):
+        verify_timestamp(path.read_bytes(), digest, [legacy.ca])
+    info = verify_timestamp(path.read_bytes(), digest, [legacy.ca], allow_sha1=True)
+    assert info.hash_algorithm == "sha256"
+    assert [w.split(":")[0] for w in info.warnings] == ["legacy-sha1-signature"]
+    # The policy covers SHA-1 only: the CMS digest check itself still runs and still catches a change.
+    with pytest.raises(TimestampError, match="message imprint mismatch"):
+        verify_timestamp(path.read_bytes(), _digest("other"), [legacy.ca], allow_sha1=True)
+    # A SHA-1 imprint too: both warnings, and rfc3161-client (which reads SHA-1 imprints) agrees.
+    sha1 = hashlib.sha1(b"legacy").digest()
+    both = legacy.stamp(sha1)
+    assert legacy.openssl_verify(both, sha1)
+    with pytest.raises(TimestampError, match="legacy-sha1-imprint refused"):
+        verify_timestamp(both.read_bytes(), sha1, [legacy.ca])
+    info = verify_timestamp(both.read_bytes(), sha1, [legacy.ca], allow_sha1=True)
+    assert (info.hash_algorithm, info.rfc3161_client_checked) == ("sha1", True)
+    assert [w.split(":")[0] for w in info.warnings] == ["legacy-sha1-imprint", "legacy-sha1-signature"]
+
+
+def test_hostile_certificate_names_cannot_steer_the_terminal(pki: Pki, tmp_path: Path) -> None:
+    """A TSA certificate whose CN carries ESC/CSI sequences and a bidi override: the CLI shows escapes."""
+    tsa = pki.rsa
+    hostile = "evil\x1b[2K\x1b[1A\x1b[32mVALID\u202e"
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(_name(hostile)).issuer_name(tsa.ca.subject)
+            .public_key(tsa.key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(days=2)).not_valid_after(now - dt.timedelta(days=1))
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]), critical=True)
+            .sign(tsa.ca_key, _sign_alg(tsa.ca_key)))
+    digest = _digest("hostile name")
+    path = tmp_path / "hostile.tsr"
+    path.write_bytes(_forge(tsa.stamp(digest).read_bytes(), cert, tsa.key))
+    with pytest.raises(TimestampError, match=r"TSA certificate .*evil.* is not valid at"):
+        verify_timestamp(path.read_bytes(), digest, [tsa.ca])
+    cli = str(Path(sys.executable).parent / "tiezheng-verify")
+    for extra in ((), ("--json",)):
+        result = subprocess.run([cli, "timestamp", str(path), "--digest", digest.hex(), "--roots",
+                                 str(tsa.folder / "ca.pem"), *extra], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert "\x1b" not in result.stdout and "\u202e" not in result.stdout
+        assert "evil\\x1b[2K\\x1b[1A\\x1b[32mVALID\\u202e" in result.stdout.replace("\\\\", "\\")

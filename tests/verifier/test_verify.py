@@ -97,11 +97,28 @@ def test_extra_and_missing_files_fail_p3(workspace: Workspace, sealed: Path, tmp
     assert "P3" in failed and "H1" in failed
 
 
-def test_untrusted_operator_and_tsa_fail(workspace: Workspace, sealed: Path) -> None:
-    statuses = _statuses(sealed, workspace.trust_file(operator=False))
-    assert statuses["S1"] is Status.FAIL and statuses["H4"] is Status.PASS
-    statuses = _statuses(sealed, workspace.trust_file(tsa=False))
-    assert statuses["S1"] is Status.PASS and statuses["H4"] is Status.FAIL
+def test_untrusted_operator_or_tsa_cannot_judge(workspace: Workspace, sealed: Path) -> None:
+    """A genuine package judged without the trust it needs: not failed, not verified, but cannot judge."""
+    report = verify_package(sealed, load_trust(workspace.trust_file(operator=False)))
+    assert report.verdict is Verdict.CANNOT_JUDGE and report.exit_code == 3
+    assert report.result("S1").status is Status.SKIP and report.result("H4").status is Status.PASS
+    assert [check for check, _ in report.missing_trust] == ["S1"]
+    assert "operator key" in report.missing_trust[0][1]
+    assert report.proves == () and report.to_json()["proves"] == []
+    assert any("/.well-known/tiezheng/trust.toml" in line for line in report.findings)
+
+    report = verify_package(sealed, load_trust(workspace.trust_file(tsa=False)))
+    assert report.verdict is Verdict.CANNOT_JUDGE
+    assert report.result("S1").status is Status.PASS and report.result("H4").status is Status.SKIP
+    assert [check for check, _ in report.missing_trust] == ["H4"]
+    assert "Tiezheng Development TSA" in report.missing_trust[0][1] or "TSA" in report.missing_trust[0][1]
+
+
+def test_broken_token_under_untrusted_root_still_fails(workspace: Workspace, sealed: Path, tmp_path: Path) -> None:
+    """Missing trust never excuses a token that is broken whatever the root: that stays a failure."""
+    bad = replace_entry(sealed, tmp_path / "bad.wacz", "proof/timestamp-0.tsr", lambda d: flip_byte(d, len(d) - 3))
+    report = verify_package(bad, load_trust(workspace.trust_file(tsa=False)))
+    assert report.result("H4").status is Status.FAIL and report.verdict is Verdict.FAILED
 
 
 def test_unsealed_package_is_not_verified(workspace: Workspace) -> None:
@@ -110,3 +127,7 @@ def test_unsealed_package_is_not_verified(workspace: Workspace) -> None:
     assert report.verdict is Verdict.FAILED
     assert report.result("H2").status is Status.SKIP
     assert report.result("H1").status is Status.PASS
+    # More trust could not make an unsealed package verify: failed, not "cannot judge".
+    untrusted = verify_package(built.path, load_trust(workspace.trust_file(operator=False)))
+    assert untrusted.missing_trust and untrusted.verdict is Verdict.FAILED
+    assert any(line.startswith("H2 evidence fingerprint did not pass") for line in untrusted.findings)

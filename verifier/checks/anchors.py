@@ -48,6 +48,8 @@ class AnchorResult:
     reason: str
     anchor: Anchor | None = None
     facts: dict[str, Any] = field(default_factory=dict)
+    #: The trust this anchor lacks (its chain), when it could not be judged for want of it.
+    lacks: str | None = None
 
     @property
     def chain_id(self) -> int | None:
@@ -104,15 +106,16 @@ def _judge(ctx: Context, name: str, anchor: Anchor, anchored: set[int]) -> Ancho
                              "tx_hash": anchor.record["tx_hash"], "block_number": anchor.block_number,
                              "block_hash": anchor.block_hash, "block_time": anchor.block_time.isoformat()}
 
-    def result(status: Status, reason: str) -> AnchorResult:
+    def result(status: Status, reason: str, lacks: str | None = None) -> AnchorResult:
         facts.update(status=status.value, reason=reason)
-        return AnchorResult(name, status, reason, anchor, facts)
+        return AnchorResult(name, status, reason, anchor, facts, lacks)
 
     if (anchor.root, anchor.tree_size) != (proof.root, proof.tree_size):
         return result(Status.FAIL, f"the transaction anchors root {anchor.root.hex()[:16]}… of {anchor.tree_size} "
                                    f"items, not this batch's {proof.root.hex()[:16]}… of {proof.tree_size}")
     if chain is None:
-        return result(Status.FAIL, f"{where}: chain {anchor.chain_id} is not in the trust configuration")
+        lacks = f"chain {anchor.chain_id} (where {where} anchors the root)"
+        return result(Status.SKIP, f"cannot judge: {lacks} is not in the trust given", lacks)
     if chain.development:
         ctx.flag_development(f"chain '{chain.name}' ({chain.chain_id}) is a development chain")
     source = ctx.chain.for_chain(anchor.chain_id, anchored) if ctx.chain is not None else None
@@ -147,12 +150,14 @@ def _check_online(source: ChainSource, anchor: Anchor, required: int, chain_name
 def earliest_checked(results: list[AnchorResult]) -> Anchor:
     """The anchor T1 and T2 use: the earliest block among those checked best (online, else offline).
 
-    Raises VerificationError when no anchor holds.
+    When none holds, the earliest whose offline proof at least verified (its claims can then only
+    count against the package). Raises VerificationError when no anchor's proof verifies.
     """
-    for wanted in (Status.PASS, Status.WARN):
-        held = [r.anchor for r in results if r.status is wanted and r.anchor is not None]
-        if held:
-            return min(held, key=lambda a: (a.block_time, a.chain_id))
+    for held in ([r for r in results if r.status is Status.PASS], [r for r in results if r.status is Status.WARN],
+                 results):
+        anchors = [r.anchor for r in held if r.anchor is not None]
+        if anchors:
+            return min(anchors, key=lambda a: (a.block_time, a.chain_id))
     if not results:
         raise VerificationError("the package carries no proof/anchor.json")
-    raise VerificationError(f"no anchor holds: {results[0].file}: {results[0].reason}")
+    raise VerificationError(f"no anchor proof verifies: {results[0].file}: {results[0].reason}")

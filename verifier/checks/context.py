@@ -12,17 +12,24 @@ from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
 
+from cryptography import x509
+
 from verifier.chain_source import ChainSources
 from verifier.checks.anchors import Anchor, AnchorResult, earliest_checked, judge_anchors
 from verifier.errors import InvalidPackage, TiezhengError, TimestampError, VerificationError
 from verifier.package import PROOF_PATH, TSA_CERTS_NAME, Package
 from verifier.proof import InclusionProof, parse_proof
 from verifier.report import Status
-from verifier.timestamp import TimestampInfo, verify_timestamp
+from verifier.timestamp import TimestampInfo, TimestampToken, parse_timestamp_token, verify_timestamp
 from verifier.trust import Trust, TrustedTSA
 from verifier.tsa_chain import load_certificates
 
 Outcome = tuple[Status, str]
+
+__all__ = ["Anchor", "Context", "Outcome", "Skip", "ValidTimestamp"]
+#: Self-signed certificates tried per token when no trusted root accepts it; bounds a hostile
+#: package's cost (a genuine token carries one root, if any).
+MAX_OWN_ROOTS = 4
 
 
 class Skip(Exception):
@@ -46,10 +53,25 @@ class Context:
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
     development: list[str] = field(default_factory=list)
     facts: dict[str, Any] = field(default_factory=dict)
+    #: (check id, trust it lacked): see ``Report.missing_trust``.
+    missing_trust: list[tuple[str, str]] = field(default_factory=list)
+    #: (check id, what stayed a claim and how to check it): see ``Report.not_checked``.
+    not_checked: list[tuple[str, str]] = field(default_factory=list)
 
     def flag_development(self, what: str) -> None:
         if what not in self.development:
             self.development.append(what)
+
+    def lack_trust(self, check_id: str, what: str) -> Skip:
+        """Record that ``check_id`` cannot judge without trust in ``what``; return the Skip to raise."""
+        self.missing_trust.append((check_id, what))
+        return Skip(f"cannot judge: {what} is not in the trust given (get the operator's trust file, "
+                    "e.g. from /.well-known/tiezheng/trust.toml, and pass it with --trust FILE)")
+
+    def leave_unchecked(self, check_id: str, what: str) -> None:
+        """Record a claim ``check_id`` took on trust because it could not check it here."""
+        if (check_id, what) not in self.not_checked:
+            self.not_checked.append((check_id, what))
 
     @cached_property
     def proof(self) -> InclusionProof:
@@ -62,20 +84,30 @@ class Context:
             raise VerificationError(f"proof.json unreadable: {exc}") from exc
 
     @cached_property
+    def timestamp_tokens(self) -> list[tuple[str, tuple[TimestampToken, list[x509.Certificate]] | TiezhengError]]:
+        """Every token parsed once, with the certificates the package bundles for it, or the error."""
+        tokens: list[tuple[str, tuple[TimestampToken, list[x509.Certificate]] | TiezhengError]] = []
+        for name in self.package.timestamp_names():
+            try:
+                tokens.append((name, (parse_timestamp_token(self.package.read(name, 1 << 20)),
+                                      self._bundled_certificates(name))))
+            except TiezhengError as exc:
+                tokens.append((name, exc))
+        return tokens
+
+    @cached_property
     def timestamp_results(self) -> list[tuple[str, ValidTimestamp | TiezhengError]]:
-        """Every timestamp token judged against every trusted TSA: a valid result or the error."""
+        """Every timestamp token judged against every trusted TSA: a valid result or the error.
+
+        A package's imprint is SHA-256 by definition, so the legacy SHA-1 policy stays off here.
+        """
         root = self.proof.root
         results: list[tuple[str, ValidTimestamp | TiezhengError]] = []
-        for name in self.package.timestamp_names():
-            number = name.removeprefix("proof/timestamp-").removesuffix(".tsr")
-            try:
-                token = self.package.read(name, 1 << 20)
-                certs_name = f"proof/tsa-{number}.pem"
-                extra = (load_certificates(self.package.read(certs_name, 1 << 20))
-                         if certs_name in self.package.entries and TSA_CERTS_NAME.match(certs_name) else [])
-            except TiezhengError as exc:
-                results.append((name, exc))
+        for name, parsed in self.timestamp_tokens:
+            if isinstance(parsed, TiezhengError):
+                results.append((name, parsed))
                 continue
+            token, extra = parsed
             outcome: ValidTimestamp | TiezhengError = TimestampError("no TSA in the trust configuration")
             for tsa in self.trust.tsas:
                 try:
@@ -87,6 +119,37 @@ class Context:
                 break
             results.append((name, outcome))
         return results
+
+    @cached_property
+    def untrusted_timestamps(self) -> list[tuple[str, TimestampInfo, x509.Certificate]]:
+        """Tokens that no trusted TSA accepts but that verify up to a root the package itself carries.
+
+        Such a token may be perfectly good: only the trust to judge it is missing ("cannot judge").
+        A token that fails even against its own root is broken, whatever the trust.
+        """
+        found = []
+        parsed_tokens = dict(self.timestamp_tokens)
+        for name, outcome in self.timestamp_results:
+            parsed = parsed_tokens[name]
+            if isinstance(outcome, ValidTimestamp) or isinstance(parsed, TiezhengError):
+                continue
+            token, extra = parsed
+            candidates = [*extra, *token.certificates]
+            for root in [c for c in candidates if c.issuer == c.subject][:MAX_OWN_ROOTS]:
+                try:
+                    info = verify_timestamp(token, self.proof.root, [root], certificates=extra)
+                except TiezhengError:
+                    continue
+                found.append((name, info, root))
+                break
+        return found
+
+    def _bundled_certificates(self, token_name: str) -> list[x509.Certificate]:
+        number = token_name.removeprefix("proof/timestamp-").removesuffix(".tsr")
+        certs_name = f"proof/tsa-{number}.pem"
+        if certs_name in self.package.entries and TSA_CERTS_NAME.match(certs_name):
+            return load_certificates(self.package.read(certs_name, 1 << 20))
+        return []
 
     @property
     def valid_timestamps(self) -> list[ValidTimestamp]:
@@ -102,6 +165,18 @@ class Context:
         """The anchor times are read from: the earliest one that was checked. VerificationError if none holds."""
         return earliest_checked(self.anchor_results)
 
+    @property
+    def anchor_online(self) -> bool:
+        """True when a node confirmed the anchor times are read from (H5 passed it online).
+
+        Offline, or for a chain no ``--rpc`` node answers for, its block time stays a claim.
+        """
+        try:
+            used = self.anchor
+        except (Skip, TiezhengError):
+            return False
+        return any(r.anchor is used and r.status is Status.PASS for r in self.anchor_results)
+
     @cached_property
     def capture_ended(self) -> datetime:
         """When the capture (or upload) ended, from the manifest. Raises VerificationError if unreadable."""
@@ -115,3 +190,4 @@ class Context:
         if moment.tzinfo is None:
             raise VerificationError("manifest capture.ended_at has no time zone")
         return moment
+

@@ -2,8 +2,10 @@
 
 Passes when the manifest records: every tool with a name, a version and a sha256; the browser's
 executable, version, sha256 and actual flags; a fresh profile; no proxy but the capture tool's own
-recorder, with all browser traffic seen going through it; a clock source; and start and end times in
-order. An upload warns: its files were not captured by the platform at all.
+recorder, with all browser traffic seen going through it; a clock source; start and end times in
+order; and a clean-environment record made before the capture whose every item is clean and known
+(``verifier.checks.environment_record``). An unclean or unknown item warns and is named; so does a
+capture without the record. An upload warns: its files were not captured by the platform at all.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 from verifier.capture_format import RECORDER_KIND
 from verifier.checks.capture_material import capture_times
 from verifier.checks.context import Context, Outcome
+from verifier.checks.environment_record import judge_environment_record
 from verifier.report import Status
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -66,6 +69,11 @@ def _browser_problems(browser: Any) -> list[str]:
     return problems
 
 
+def _listing(items: list[str]) -> str:
+    more = len(items) - MAX_LISTED
+    return "; ".join(items[:MAX_LISTED]) + (f"; and {more} more" if more > 0 else "")
+
+
 def check_capture_environment(ctx: Context) -> Outcome:
     """S4: tools with versions and hashes, fresh profile, no third-party proxy; uploads warn."""
     manifest = ctx.package.manifest
@@ -80,13 +88,19 @@ def check_capture_environment(ctx: Context) -> Outcome:
         problems.append("start and end times (UTC, microseconds) are not both recorded")
     elif ended < started:
         problems.append("the capture ended before it started")
+    record = judge_environment_record(ctx)
+    problems += record.problems
     if problems:
-        more = len(problems) - MAX_LISTED
-        return Status.FAIL, "; ".join(problems[:MAX_LISTED]) + (f"; and {more} more" if more > 0 else "")
+        return Status.FAIL, _listing(problems)
     browser = capture["browser"]
     tools = capture["tools"]
     ctx.facts["environment"] = {"browser": f"chromium {browser['version']}", "browser_sha256": browser["sha256"],
-                                "tools": [f"{t['name']} {t['version']}" for t in tools]}
+                                "tools": [f"{t['name']} {t['version']}" for t in tools],
+                                "clean_check": {"unclean_or_unknown": record.warnings, "clean": record.summary}}
+    if record.warnings:
+        return Status.WARN, _listing([f"capture environment not shown clean: {record.warnings[0]}",
+                                      *record.warnings[1:]])
     return Status.PASS, (f"chromium {browser['version']} (sha256 {browser['sha256'][:16]}…) and {len(tools)} tools "
                          f"recorded with versions and hashes; fresh profile; no proxy but the capture tool's own "
-                         f"recorder, which saw all browser traffic")
+                         f"recorder, which saw all browser traffic; clean check before capture: "
+                         f"{', '.join(record.summary)}")

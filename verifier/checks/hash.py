@@ -70,11 +70,14 @@ def check_timestamp(ctx: Context) -> Outcome:
     results = ctx.timestamp_results
     if not results:
         raise VerificationError("the package carries no RFC 3161 timestamp (proof/timestamp-<n>.tsr)")
-    if not ctx.trust.tsas:
-        return Status.FAIL, "no TSA is trusted by the trust configuration (give one with --trust)"
     valid = ctx.valid_timestamps
     errors = [f"{name.removeprefix('proof/')}: {r}" for name, r in results if isinstance(r, TiezhengError)]
     if not valid:
+        untrusted = ctx.untrusted_timestamps
+        if untrusted:
+            # Valid up to a root the package carries: only trust in that root is missing.
+            _, info, root = untrusted[0]
+            raise ctx.lack_trust("H4", f"the root of TSA '{info.tsa_name}' ({root.subject.rfc4514_string()})")
         return Status.FAIL, _listing(errors)
     ctx.facts["timestamps"] = [
         {"file": v.name, "tsa": v.info.tsa_name, "trusted_as": v.tsa.name,
@@ -107,17 +110,17 @@ def check_anchor(ctx: Context) -> Outcome:
     required = ctx.trust.policy.min_chains
     ctx.facts["anchors"] = [r.facts or {"file": r.file, "status": r.status.value, "reason": r.reason}
                             for r in results]
-    # The anchor the times are read from; when none holds, the first one readable, so reports still
-    # show which chain and block the package claims.
-    try:
+    try:  # the anchor the times are read from (or, when none holds, the one the package claims)
         used = ctx.anchor
         ctx.facts["anchor"] = next(r.facts for r in results if r.anchor is used)
     except VerificationError:
-        claimed = next((r.facts for r in results if r.anchor is not None), None)
-        if claimed is not None:
-            ctx.facts["anchor"] = claimed
+        pass
     passing = {r.chain_id for r in results if r.status is Status.PASS}
     holding = passing | {r.chain_id for r in results if r.status is Status.WARN}
+    unjudged = {r.chain_id for r in results if r.lacks} - holding
+    if len(holding) < required and unjudged and len(holding) + len(unjudged) >= required:
+        # Enough anchors might hold, but the trust given cannot say: "cannot judge", not "failed".
+        raise ctx.lack_trust("H5", "; ".join(r.lacks for r in results if r.lacks))
     if len(results) == 1 and required == 1:
         return results[0].status, results[0].reason  # the one-chain report, as it always read
     if len(passing) >= required:
@@ -140,7 +143,7 @@ def _brief(result: AnchorResult) -> str:
     """One anchor's sub-result on the H5 line; the full reason is in facts.anchors."""
     name = result.file.removeprefix("proof/")
     anchor = result.anchor
-    if result.status is Status.FAIL or anchor is None:
+    if result.status in (Status.FAIL, Status.SKIP) or anchor is None:
         return f"{name} {result.status.value}: {result.reason}"
     where = f"chain {anchor.chain_id}, block {anchor.block_number}, tx {str(anchor.record['tx_hash'])[:18]}…"
     if result.status is Status.PASS:

@@ -6,6 +6,7 @@ from verifier.checks.context import Context, Outcome, Skip
 from verifier.checks.environment import check_capture_environment
 from verifier.checks.network import check_network_facts
 from verifier.errors import InvalidInput
+from verifier.qualifications import UNVERIFIABLE, Qualifications, describe, parse_qualifications
 from verifier.report import Status
 from verifier.signature import decode_public_key, parse_signature, verify_signature
 
@@ -24,16 +25,32 @@ def check_signature(ctx: Context) -> Outcome:
     verify_signature(signature, package.manifest_bytes, public_key)
     trusted = ctx.trust.operator(signature.key_id)
     if trusted is None:
-        return Status.FAIL, (f"signature by '{operator.name}' is valid, but key {signature.key_id[:16]}… "
-                             "is not in the trust configuration")
+        # A valid signature by a key we were not told about: the package may be fine, we cannot say.
+        raise ctx.lack_trust("S1", f"the operator key {signature.key_id[:16]}… (signed as '{operator.name}')")
     if trusted.development:
         ctx.flag_development(f"operator key '{trusted.name}' is a development key")
     ctx.facts["operator"] = {"name": trusted.name, "key_id": signature.key_id}
     return Status.PASS, f"manifest signed by trusted operator '{trusted.name}' (key {signature.key_id[:16]}…)"
 
 
+def _qualifications_note(ctx: Context, declared: Qualifications) -> str:
+    """How S2 states the operator's declared qualifications, beside what the trust file declares."""
+    trusted = ctx.trust.operator(ctx.package.manifest.operator.key_id)
+    published = trusted.qualifications if trusted is not None else ()
+    if not declared:
+        return ("the operator declares no qualifications (filings, certifications)"
+                + (f"; its trust file declares {describe(published)}" if published else ""))
+    if trusted is None or not published:
+        beside = "the trust file declares none for this key"
+    elif published == declared:
+        beside = "the same as its trust file"
+    else:
+        beside = f"its trust file now declares {describe(published)}"
+    return f"operator qualifications: {describe(declared)} ({UNVERIFIABLE}; {beside})"
+
+
 def check_neutral(ctx: Context) -> Outcome:
-    """S2: requester and operator are recorded and differ."""
+    """S2: requester and operator are recorded and differ; the operator's declared qualifications shown."""
     manifest = ctx.package.manifest
     operator, requester = manifest.operator, manifest.requester
     if not operator.name.strip() or not requester.tenant.strip():
@@ -42,7 +59,14 @@ def check_neutral(ctx: Context) -> Outcome:
                                              requester.identity.strip().casefold()):
         return Status.FAIL, f"the requester '{requester.tenant}' is the operator itself: not a neutral third party"
     ctx.facts["requester"] = {"tenant": requester.tenant, "identity": requester.identity}
-    return Status.PASS, f"operator '{operator.name}' acted for requester '{requester.tenant}' ({requester.identity})"
+    raw = manifest.data["operator"].get("qualifications")
+    try:
+        declared = parse_qualifications(raw)
+    except ValueError as exc:
+        return Status.FAIL, f"manifest operator.qualifications is malformed: {exc}"
+    ctx.facts["operator_qualifications"] = {"declared": dict(declared), "note": UNVERIFIABLE}
+    return Status.PASS, (f"operator '{operator.name}' acted for requester '{requester.tenant}' ({requester.identity}); "
+                         + _qualifications_note(ctx, declared))
 
 
 def check_network(ctx: Context) -> Outcome:

@@ -2,56 +2,126 @@
 
 Clocks differ: the capture host's, the TSA's and the block producer's. T1 allows each comparison the
 TSA's stated accuracy plus the policy tolerance, and says by how much the times differ.
+
+Offline, the anchor's block number and time are claims (anyone can build a header that hashes to
+the block hash it states), so no check passes on them. Both checks then stand on the trusted
+timestamp, test the block claims only for plausibility, and record what stayed unchecked and how
+to check it (``--rpc URL``). Online, H5 confirms the block with a node and its time is a fact.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from verifier.checks.context import Context, Outcome, Skip
+from verifier.checks.context import Anchor, Context, Outcome, Skip
 from verifier.errors import TiezhengError
 from verifier.report import Status
+from verifier.timestamp import TimestampInfo
+
+RPC_HINT = "check it with --rpc URL (any JSON-RPC node of that chain)"
 
 
 def _seconds(delta: timedelta) -> str:
     return f"{delta.total_seconds():+.3f} s"
 
 
+def _hours(delta: timedelta) -> str:
+    return f"{delta.total_seconds() / 3600:g} h"
+
+
+def _earliest_stamp(ctx: Context) -> TimestampInfo | None:
+    valid = ctx.valid_timestamps
+    return min(valid, key=lambda v: v.info.gen_time).info if valid else None
+
+
+def _verified_anchor(ctx: Context) -> Anchor | None:
+    """The anchor whose offline proof holds, or None (H5 reports why)."""
+    try:
+        return ctx.anchor
+    except (Skip, TiezhengError):
+        return None
+
+
+def _claimed_block(anchor: Anchor) -> str:
+    return f"block {anchor.block_number} of chain {anchor.chain_id} at {anchor.block_time.isoformat()}"
+
+
 def check_times_agree(ctx: Context) -> Outcome:
     """T1: capture ended <= TSA gen_time (± accuracy) <= block time + tolerance."""
     ended = ctx.capture_ended
-    valid = ctx.valid_timestamps
-    if not valid:
+    stamp = _earliest_stamp(ctx)
+    if stamp is None:
         raise Skip("no valid timestamp to compare (see H4)")
-    stamp = min(valid, key=lambda v: v.info.gen_time).info
     slack = (stamp.accuracy or timedelta(0)) + ctx.trust.policy.time_tolerance
     if ended > stamp.gen_time + slack:
         return Status.FAIL, (f"capture ended {ended.isoformat()}, after the TSA time {stamp.gen_time.isoformat()} "
                              f"({_seconds(ended - stamp.gen_time)}, allowed {slack.total_seconds():g} s)")
     reason = f"capture ended {ended.isoformat()} ≤ TSA {stamp.gen_time.isoformat()}"
-    try:
-        block_time = ctx.anchor.block_time
-    except (Skip, TiezhengError):
+    anchor = _verified_anchor(ctx)
+    if anchor is None:
         return Status.WARN, reason + "; no verified block time to compare (see H5)"
+    block_time = anchor.block_time
     # Block timestamps have whole seconds and come from another clock: the tolerance covers both.
+    # Offline too: a package whose own anchor claims a block before its timestamp contradicts itself.
     if stamp.gen_time - slack > block_time:
         return Status.FAIL, (f"TSA time {stamp.gen_time.isoformat()} is after the block time {block_time.isoformat()} "
                              f"({_seconds(stamp.gen_time - block_time)}, allowed {slack.total_seconds():g} s)")
-    return Status.PASS, f"{reason} ≤ block {block_time.isoformat()} (within {slack.total_seconds():g} s tolerance)"
+    if ctx.anchor_online:
+        return Status.PASS, f"{reason} ≤ block {block_time.isoformat()} (within {slack.total_seconds():g} s tolerance)"
+    from verifier.checks.anchor_claims import implausible_claims  # keccak and RLP load only when needed
+
+    problems = implausible_claims(anchor, stamped=stamp.gen_time, slack=slack,
+                                  window=ctx.trust.policy.prechain_window, now=ctx.now)
+    if problems:
+        return Status.FAIL, f"the anchor's claimed {_claimed_block(anchor)} is implausible: " + "; ".join(problems)
+    ctx.leave_unchecked("T1", f"that {_claimed_block(anchor)} is real and its time true; {RPC_HINT}")
+    return Status.PASS, (f"{reason} (trusted time). Not checked offline: the block time "
+                         f"{block_time.isoformat()} is the anchor's claim (plausible: after the TSA time, within "
+                         f"the policy window, header well formed); {RPC_HINT}")
+
+
+def _gap_outcome(gap: timedelta, window: timedelta, until: str) -> Outcome | None:
+    if gap > window:
+        return Status.FAIL, (f"{gap} passed between capture and {until}, more than the {_hours(window)} "
+                             "policy window: that time is not covered")
+    return None
 
 
 def check_prechain_gap(ctx: Context) -> Outcome:
     """T2: capture ended -> anchored within the policy window (Online Litigation Rules Art. 18)."""
     ended = ctx.capture_ended
-    try:
-        block_time = ctx.anchor.block_time
-    except TiezhengError as exc:
-        raise Skip(f"no verified anchor time ({exc})") from exc
-    gap = block_time - ended
     window = ctx.trust.policy.prechain_window
-    ctx.facts["prechain_gap_seconds"] = round(gap.total_seconds(), 3)
-    if gap > window:
-        return Status.FAIL, (f"{gap} passed between capture and anchoring, more than the "
-                             f"{window.total_seconds() / 3600:g} h policy window: that time is not covered")
-    return Status.PASS, (f"anchored {max(gap.total_seconds(), 0):.1f} s after the capture ended "
-                         f"(policy window {window.total_seconds() / 3600:g} h)")
+    if ctx.anchor_online:
+        try:
+            block_time = ctx.anchor.block_time
+        except TiezhengError as exc:
+            raise Skip(f"no verified anchor time ({exc})") from exc
+        gap = block_time - ended
+        ctx.facts.update(prechain_gap_seconds=round(gap.total_seconds(), 3), prechain_gap_until="block time")
+        return _gap_outcome(gap, window, "anchoring") or (
+            Status.PASS, f"anchored {max(gap.total_seconds(), 0):.1f} s after the capture ended "
+                         f"(policy window {_hours(window)})")
+    return _offline_gap(ctx, ended, window)
+
+
+def _offline_gap(ctx: Context, ended: datetime, window: timedelta) -> Outcome:
+    """Offline, the content is fixed by the trusted timestamp; the block time is only a claim."""
+    stamp = _earliest_stamp(ctx)
+    if stamp is None:
+        raise Skip("no trusted time to measure the gap: no valid timestamp (see H4); the anchor's block "
+                   f"time is a claim offline; {RPC_HINT}")
+    gap = stamp.gen_time - ended
+    ctx.facts.update(prechain_gap_seconds=round(gap.total_seconds(), 3), prechain_gap_until="TSA time (offline)")
+    failed = _gap_outcome(gap, window, "the trusted timestamp")
+    if failed:
+        return failed
+    anchor = _verified_anchor(ctx)
+    if anchor is not None:
+        # The package's own claim of a later anchoring counts against it, never for it.
+        claimed = _gap_outcome(anchor.block_time - ended, window, f"the anchor's claimed {_claimed_block(anchor)}")
+        if claimed:
+            return claimed
+        ctx.leave_unchecked("T2", f"that the batch went on chain at {anchor.block_time.isoformat()}; {RPC_HINT}")
+    return Status.PASS, (f"fixed by the trusted timestamp {max(gap.total_seconds(), 0):.1f} s after the capture ended "
+                         f"(policy window {_hours(window)}). Not checked offline: when the batch went on chain "
+                         f"(the anchor's block time is a claim); {RPC_HINT}")
