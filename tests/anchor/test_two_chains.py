@@ -262,7 +262,7 @@ def test_tampered_second_anchor_fails_alone(workspace: Workspace, served_tsa: TS
     assert verify_package(package, two_required).verdict is Verdict.VERIFIED_OFFLINE
 
 
-def test_second_anchor_on_an_untrusted_chain_or_in_excess_fails_alone(
+def test_second_anchor_on_an_untrusted_chain_or_in_excess_stands_alone(
         workspace: Workspace, served_tsa: TSAServer, devnet: Devnet, second_devnet: Devnet, tmp_path: Path) -> None:
     sealer = two_chain_sealer(workspace, served_tsa.url, devnet.rpc_url, second_devnet.rpc_url)
     [package] = accept(sealer, workspace, 1)
@@ -271,7 +271,13 @@ def test_second_anchor_on_an_untrusted_chain_or_in_excess_fails_alone(
     report = verify_package(package, only_first)
     assert report.verdict is Verdict.VERIFIED_OFFLINE
     [second] = [a for a in report.to_json()["facts"]["anchors"] if a["file"] == SECOND]
-    assert second["status"] == "fail" and "not in the trust configuration" in second["reason"]
+    assert second["status"] == "skip" and "cannot judge: chain 31338" in second["reason"]
+    # Required on two chains but the second is not trusted: the trust given cannot say, not "failed".
+    strict_but_short = workspace.trust_file()
+    strict_but_short.write_text(strict_but_short.read_text() + "\n[policy]\nmin_chains = 2\n")
+    unjudged = verify_package(package, load_trust(strict_but_short))
+    assert unjudged.verdict is Verdict.CANNOT_JUDGE, unjudged.to_json()["checks"]
+    assert any("chain 31338" in what for _, what in unjudged.missing_trust)
 
     with zipfile.ZipFile(package) as archive:
         first_anchor = archive.read("proof/anchor.json")
