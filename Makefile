@@ -43,9 +43,11 @@ $(REPLAYWEB): package.json $(ANVIL)
 	tar -xzf "$$tmp"/replaywebpage-*.tgz -C node_modules/replaywebpage --strip-components=1 $$files
 	@touch $@
 
-# Debian packages: the browser for capture, a CJK font for the bilingual PDF certificate, and
-# poppler to look at that PDF as a person would.
-DEBS := chromium fonts-wqy-microhei poppler-utils chrony
+# Debian packages: the browser for capture, a CJK font for the bilingual PDF certificate, poppler to
+# look at that PDF as a person would, chrony (an NTP server for the clean-environment record's
+# tests), unzip (an independent zip reader for the one-reading tests), and SoftHSM2 (a PKCS#11
+# token) with OpenSC's pkcs11-tool for the signer's tests.
+DEBS := chromium fonts-wqy-microhei poppler-utils chrony unzip softhsm2 opensc
 debs:
 	@missing=$$(for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \

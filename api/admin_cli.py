@@ -154,8 +154,10 @@ def serve(host: Annotated[str | None, typer.Option(help="Address to listen on [d
     import uvicorn
 
     from api.main import create_app
+    from api.services import operator_for
 
     settings = _settings(data_dir)
+    operator_for(settings)  # a key that does not load is one line here, not a traceback from the app's startup
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = create_app(settings, seal=seal)
     # One process: the rate limiter and worker pool are in-process (see api/main.py).

@@ -3,8 +3,8 @@
 Each check returns a ``Check``: ok, fail or skip, a reason in plain words and a hint saying what to
 do. A check never raises; any error becomes its failure. Nothing secret is printed: URLs are shown
 with passwords masked (RPC URLs with their path too, where providers put API keys), the chain key
-only as its address, S3 credentials not at all; and as a last guard every secret value found in the
-settings or the AWS environment is scrubbed from the output.
+only as its address, S3 credentials and the PKCS#11 PIN not at all; and as a last guard every
+secret value found in the settings or the AWS environment is scrubbed from the output.
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ TSA_TIMEOUT_SECONDS = 10.0
 ANCHOR_GAS = 23_000
 WEI_PER_ETH = 10**18
 #: Environment variables whose values must never be printed.
-SECRET_ENV = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "TIEZHENG_CHAIN_KEY", "TIEZHENG_API_KEY_SECRET")
+SECRET_ENV = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "TIEZHENG_CHAIN_KEY", "TIEZHENG_API_KEY_SECRET",
+              "TIEZHENG_PKCS11_PIN")
 
 Status = Literal["ok", "fail", "skip"]
 
@@ -330,12 +331,16 @@ def check_blob_store(settings: Settings) -> Check:
 
 
 def check_operator_key(settings: Settings) -> Check:
+    if settings.signer == "pkcs11":
+        return _check_token_key(settings)
     from evidence.operator_key import load_or_create
 
     path = settings.operator_key_path
-    share = "every API server and capture worker must sign with the same key: copy this file to each (mode 0600)"
+    share = ("every API server and capture worker must sign with the same key: copy this file to each (mode 0600), "
+             "or keep the key in an HSM (TIEZHENG_SIGNER=pkcs11)")
     if not path.exists():
-        return Check("operator_key", "ok", f"none yet: the first capture or upload makes one at {path}", share)
+        return Check("operator_key", "ok", f"file signer: none yet, the first capture or upload makes one at {path}",
+                     share)
     try:
         key = load_or_create(path, settings.operator_name)
     except (OSError, ValueError) as exc:
@@ -344,7 +349,23 @@ def check_operator_key(settings: Settings) -> Check:
     if path.stat().st_mode & 0o077:
         return Check("operator_key", "fail", f"the operator key at {path} is readable by other users",
                      f"chmod 600 {path}")
-    return Check("operator_key", "ok", f"key {key.key_id} loads from {path}", share)
+    return Check("operator_key", "ok", f"file signer: key {key.key_id} loads from {path}", share)
+
+
+def _check_token_key(settings: Settings) -> Check:
+    """Log in, read the public key and sign a probe that must verify: what every manifest will need."""
+    from api.services import signer_for
+    from evidence.signer import SignerError
+
+    hint = ("set TIEZHENG_PKCS11_MODULE, TIEZHENG_PKCS11_TOKEN, TIEZHENG_PKCS11_KEY_LABEL and TIEZHENG_PKCS11_PIN "
+            "to an Ed25519 key pair (CKK_EC_EDWARDS) in the token")
+    try:
+        signer = signer_for(settings)
+        signer.sign(secrets.token_bytes(32))
+        key_id = signer.key_id
+    except SignerError as exc:
+        return Check("operator_key", "fail", f"pkcs11 signer: {_problem(exc)}", hint)
+    return Check("operator_key", "ok", f"pkcs11 signer: key {key_id} in {signer.location} signs and verifies")
 
 
 def _each_chain(check: Callable[[Settings], Check]) -> Callable[[Settings], Check | list[Check]]:
@@ -383,7 +404,7 @@ def _redactions(settings: Settings | None) -> list[tuple[str, str]]:
     """(secret, shown instead) pairs: every secret value, longest first."""
     pairs = [(os.environ[name], "***") for name in SECRET_ENV if os.environ.get(name)]
     if settings is not None:
-        for secret in (settings.chain_key, settings.api_key_secret):
+        for secret in (settings.chain_key, settings.api_key_secret, settings.pkcs11_pin):
             if secret is not None and secret.get_secret_value():
                 pairs.append((secret.get_secret_value(), "***"))
         if settings.rpc_url:

@@ -19,7 +19,8 @@ from anchor.store import make_engine, pending_item
 from anchor.tsa_server import DevTSA
 from api.settings import Settings
 from evidence.clock_probe import ClockReferences
-from evidence.operator_key import OperatorKey, load_or_create
+from evidence.operator_key import OperatorKey
+from evidence.signer import FileSigner, ManifestSigner, Pkcs11Config, Pkcs11Signer, SignerError
 from verifier.trust import Policy, Trust, TrustedChain, TrustedOperator, TrustedTSA
 
 DEV_TSA_NAME = "Tiezheng development TSA"
@@ -41,8 +42,37 @@ def queue_for_sealing(settings: Settings, evidence_id: str, fingerprint: bytes, 
 
 
 def operator_for(settings: Settings) -> OperatorKey:
-    key = load_or_create(settings.operator_key_path, settings.operator_name)
+    """The operator that signs this host's manifests. Raises SignerError, OSError or ValueError."""
+    key = OperatorKey(settings.operator_name, signer_for(settings))
     return key.with_qualifications(settings.qualifications.declared())
+
+
+_token_signers: dict[Pkcs11Config, Pkcs11Signer] = {}
+_token_signer_lock = threading.Lock()
+
+
+def signer_for(settings: Settings) -> ManifestSigner:
+    """The configured signer: the data dir's key file, or the PKCS#11 token (one logged-in signer per
+    configuration and process, since a login costs far more than a signature). Raises SignerError."""
+    if settings.signer == "file":
+        return FileSigner.load_or_create(settings.operator_key_path)
+    config = pkcs11_config(settings)
+    with _token_signer_lock:
+        signer = _token_signers.setdefault(config, Pkcs11Signer(config))
+    signer.public_key()  # log in now: a wrong PIN or label stops a server at start, not at its first upload
+    return signer
+
+
+def pkcs11_config(settings: Settings) -> Pkcs11Config:
+    """The token settings, all four required. Raises SignerError naming what is missing."""
+    named = {"TIEZHENG_PKCS11_MODULE": settings.pkcs11_module, "TIEZHENG_PKCS11_TOKEN": settings.pkcs11_token,
+             "TIEZHENG_PKCS11_KEY_LABEL": settings.pkcs11_key_label, "TIEZHENG_PKCS11_PIN": settings.pkcs11_pin}
+    missing = [name for name, value in named.items() if not value]
+    if missing:
+        raise SignerError(f"TIEZHENG_SIGNER=pkcs11 needs {', '.join(missing)}")
+    assert settings.pkcs11_module and settings.pkcs11_token and settings.pkcs11_key_label and settings.pkcs11_pin
+    return Pkcs11Config(module=settings.pkcs11_module, token_label=settings.pkcs11_token,
+                        key_label=settings.pkcs11_key_label, pin=settings.pkcs11_pin.get_secret_value())
 
 
 @contextlib.contextmanager

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -17,6 +18,10 @@ DEFAULT_DATA_DIR = Path("~/.tiezheng")
 DEFAULT_UPLOAD_MAX_BYTES = 64 << 20
 #: Largest package accepted by POST /v1/verify; verify_package applies its own limits inside.
 DEFAULT_VERIFY_MAX_BYTES = 256 << 20
+#: POST /v1/verify needs no key: how many verifications run at once (more get 503 with Retry-After)...
+DEFAULT_VERIFY_CONCURRENCY = 2
+#: ...and how long one may run before its worker process is stopped (503 verification_timeout).
+DEFAULT_VERIFY_TIMEOUT_SECONDS = 60.0
 #: Per-key token bucket: sustained rate and burst. In memory, per process (the embedded default).
 DEFAULT_RATE_PER_SECOND = 20.0
 DEFAULT_RATE_BURST = 100
@@ -87,6 +92,16 @@ class Settings(BaseSettings):
     batch_max_items: int = 100_000
     batch_max_age_seconds: float = 60.0
     operator_name: str = "Tiezheng local operator"
+    #: Who signs manifests: ``file`` (keys/operator.key in the data dir, the embedded default) or ``pkcs11``
+    #: (an Ed25519 key inside a token or HSM, named by the four settings below).
+    signer: Literal["file", "pkcs11"] = "file"
+    #: The token vendor's PKCS#11 module (a .so), e.g. /usr/lib/softhsm/libsofthsm2.so.
+    pkcs11_module: Path | None = None
+    #: The token's label, and the label of the Ed25519 key pair in it.
+    pkcs11_token: str | None = None
+    pkcs11_key_label: str | None = None
+    #: The token's user PIN. From the environment only; never logged.
+    pkcs11_pin: SecretStr | None = None
     #: The operator's filings and certifications (JSON; see Qualifications).
     qualifications: Qualifications = Qualifications()
     #: ``host`` or ``host:port`` of an NTP server the pre-capture clean check compares the clock with.
@@ -97,6 +112,8 @@ class Settings(BaseSettings):
     port: int = 8000
     upload_max_bytes: int = DEFAULT_UPLOAD_MAX_BYTES
     verify_max_bytes: int = DEFAULT_VERIFY_MAX_BYTES
+    verify_concurrency: int = DEFAULT_VERIFY_CONCURRENCY
+    verify_timeout_seconds: float = DEFAULT_VERIFY_TIMEOUT_SECONDS
     rate_per_second: float = DEFAULT_RATE_PER_SECOND
     rate_burst: int = DEFAULT_RATE_BURST
     #: Threads running capture jobs in the service process.
@@ -163,7 +180,7 @@ class Settings(BaseSettings):
 
     def redacted(self) -> str:
         """The settings as JSON with secrets masked, for logs and `doctor`."""
-        secrets = ("chain_key", "api_key_secret")
+        secrets = ("chain_key", "api_key_secret", "pkcs11_pin")
         chains = [chain.model_dump(mode="json", exclude={"key"}) | {"key": "***"} for chain in self.chains]
         return json.dumps(self.model_dump(mode="json", exclude={*secrets, "chains"}) | {
             name: "***" if getattr(self, name) else None for name in secrets} | {"chains": chains}, indent=2)

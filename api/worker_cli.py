@@ -37,6 +37,9 @@ def capture_worker(
     if not settings.redis_url:
         errors.print("[red]error:[/] set TIEZHENG_REDIS_URL (e.g. redis://127.0.0.1:6379/0) to use capture workers")
         raise typer.Exit(2)
+    from api.services import operator_for
+
+    operator_for(settings)  # a key that does not load is one line here, not a traceback in every worker
     # The dramatiq CLI runs and supervises the worker processes; the settings reach them by environment.
     os.environ["TIEZHENG_DATA_DIR"] = str(settings.root)
     from api.taskqueue import CAPTURE_QUEUE

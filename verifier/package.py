@@ -1,28 +1,31 @@
 """Open an evidence package safely and parse it into frozen, typed models.
 
-Everything here treats the zip as hostile: names are checked before anything is read, sizes are
-enforced while streaming (a zip header can lie), and JSON is parsed with depth and size limits.
-Anything unsafe or malformed raises ``InvalidPackage``, which the CLI reports as unusable input.
+Everything here treats the zip as hostile. The zip is read once, strictly, by ``verifier.zip_layout``
+(one reading for every zip reader); names and declared sizes are then judged here before any entry
+is decompressed, every later read goes to the offsets that walk verified, sizes and CRCs are
+enforced while streaming, each entry is hashed at most once, and JSON is parsed with depth and size
+limits. Anything unsafe or malformed raises ``InvalidPackage``, which the CLI reports as unusable input.
 Only the manifest is parsed strictly; the sealing files under ``proof/`` are read leniently here and
 judged by the checks, so a damaged proof fails a check instead of making the package unusable.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import re
 import stat
-import struct
-import zipfile
-import zlib
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, BinaryIO
 
 from verifier import canonical
 from verifier.errors import InvalidPackage
+from verifier.zip_entry import open_entry
+from verifier.zip_layout import ZipEntry, read_layout
 
 #: A package is a few screenshots, pages and WARCs; 4 GiB is far beyond any honest capture.
 MAX_PACKAGE_BYTES = 4 << 30
@@ -33,11 +36,18 @@ MAX_TOTAL_BYTES = 8 << 30
 MAX_COMPRESSION_RATIO = 200
 #: Entries smaller than this may have any ratio: tiny files compress oddly and cannot bomb.
 RATIO_EXEMPT_BYTES = 1 << 20
+#: What decompression may add to the file's own bytes, over the whole package. This bounds what a
+#: package costs to read by its file size plus this, however its ratio is tuned to pass the ratio
+#: check (three 2 GiB entries of zeros in a 37 MB file do). Honest large files (WARCs, images,
+#: media) are stored or barely compress; what compresses well (HTML, JSON, logs) is small.
+MAX_INFLATION_BYTES = 1 << 30
 MAX_MANIFEST_BYTES = 4 << 20
 MAX_JSON_BYTES = 16 << 20
 MAX_JSON_DEPTH = 32
 MAX_SIGNATURE_BYTES = 64 << 10
 MAX_NAME_LENGTH = 255
+#: The MS-DOS directory bit of a zip entry's external attributes.
+DOS_DIRECTORY = 0x10
 MAX_ARTIFACTS = MAX_FILES
 
 MANIFEST_PATH = "evidence/manifest.json"
@@ -52,8 +62,6 @@ MANIFEST_FORMAT = "tiezheng/1"
 KINDS = ("web-capture", "upload")
 TIMESTAMP_NAME = re.compile(r"^proof/timestamp-(\d{1,3})\.tsr$")
 TSA_CERTS_NAME = re.compile(r"^proof/tsa-(\d{1,3})\.pem$")
-#: What the zipfile module raises for damaged data; always turned into InvalidPackage.
-ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, NotImplementedError)
 _SAFE_SEGMENT = re.compile(r"^[A-Za-z0-9._\-]+$")
 
 
@@ -104,11 +112,14 @@ class Manifest:
         return value if isinstance(value, Mapping) else {}
 
 
-@dataclass(frozen=True)
-class Entry:
-    name: str
-    size: int
-    compressed_size: int
+#: An entry of the package: its name, sizes and where the layout walk found its data.
+Entry = ZipEntry
+#: What identifies the file on disk: if any of it changes between two reads, the reads may differ.
+FileIdentity = tuple[int, int, int, int]
+
+
+def _identity(info: os.stat_result) -> FileIdentity:
+    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
 
 
 @dataclass(frozen=True)
@@ -120,6 +131,10 @@ class Package:
     manifest: Manifest
     manifest_bytes: bytes
     signature: bytes | None
+    identity: FileIdentity = field(repr=False)
+    #: ``name -> (sha256, size)`` or the error hashing raised: each entry is hashed at most once.
+    _digests: dict[str, tuple[bytes, int] | InvalidPackage] = field(default_factory=dict, repr=False,
+                                                                    compare=False)
 
     @property
     def fingerprint(self) -> bytes:
@@ -134,22 +149,33 @@ class Package:
     def open(self, name: str) -> Iterator[IO[bytes]]:
         """Open one entry for streaming. Raises KeyError for a name the package does not hold, and
         InvalidPackage when the entry turns out damaged while it is read."""
-        if name not in self.entries:
-            raise KeyError(name)
-        try:
-            with zipfile.ZipFile(self.path) as archive, archive.open(name) as stream:
-                yield stream
-        except ZIP_ERRORS as exc:
-            raise InvalidPackage(f"damaged zip entry {name}: {exc}") from exc
+        entry = self.entries[name]
+        with _open_file(self.path, self.identity) as f, open_entry(f, entry) as stream:
+            yield stream
 
     def read(self, name: str, limit: int = MAX_JSON_BYTES) -> bytes:
         """Return a small entry's bytes. Raises InvalidPackage past ``limit``, KeyError if absent."""
-        return _read_member(self.path, self.entries[name], limit)
+        entry = self.entries[name]
+        with _open_file(self.path, self.identity) as f:
+            data = _read_entry(f, entry, limit)
+        if name not in self._digests:
+            self._digests[name] = (hashlib.sha256(data).digest(), len(data))
+        return data
 
     def hash_entry(self, name: str) -> tuple[bytes, int]:
-        """Return ``(sha256, size)`` of an entry, streamed, enforcing its declared size."""
-        with self.open(name) as stream:
-            return canonical.sha256_stream(stream, limit=self.entries[name].size)
+        """Return ``(sha256, size)`` of an entry, streamed once and remembered. Raises InvalidPackage
+        if the entry is damaged (every time it is asked), KeyError if absent."""
+        known = self._digests.get(name)
+        if known is None:
+            try:
+                with self.open(name) as stream:
+                    known = canonical.sha256_stream(stream, limit=self.entries[name].size)
+            except InvalidPackage as exc:
+                known = exc
+            self._digests[name] = known
+        if isinstance(known, InvalidPackage):
+            raise known
+        return known
 
     def read_json(self, name: str, limit: int = MAX_JSON_BYTES) -> Any:
         """Parse a JSON entry strictly. Raises InvalidPackage, KeyError if absent."""
@@ -171,68 +197,79 @@ def anchor_path(chain_id: int) -> str:
     return f"proof/anchor-{chain_id}.json"
 
 
-def _read_member(path: Path, entry: Entry, limit: int) -> bytes:
+@contextmanager
+def _open_file(path: Path, identity: FileIdentity) -> Iterator[BinaryIO]:
+    """Open the package file again, refusing it if it is no longer the file that was walked."""
+    try:
+        f = path.open("rb")
+    except OSError as exc:
+        raise InvalidPackage(f"cannot read {path}: {exc.strerror}") from exc
+    with f:
+        if _identity(os.fstat(f.fileno())) != identity:
+            raise InvalidPackage("the package file changed while it was being verified")
+        yield f
+
+
+def _read_entry(f: BinaryIO, entry: Entry, limit: int) -> bytes:
     if entry.size > limit:
         raise InvalidPackage(f"{entry.name} is {entry.size} bytes, over the limit of {limit}")
-    try:
-        with zipfile.ZipFile(path) as archive, archive.open(entry.name) as stream:
-            data = stream.read(limit + 1)
-    except ZIP_ERRORS as exc:
-        raise InvalidPackage(f"damaged zip entry {entry.name}: {exc}") from exc
-    if len(data) > limit:
-        raise InvalidPackage(f"{entry.name} is over the limit of {limit} bytes")
-    return data
+    with open_entry(f, entry) as stream:
+        return stream.read()
 
 
-def _check_name(info: zipfile.ZipInfo) -> str:
-    name = info.filename
-    if not name:
-        # zipfile's own is_dir() indexes name[-1]: an empty name must be refused before anything asks.
-        raise InvalidPackage("an entry has an empty name")
-    if not info.flag_bits & 0x800 and not name.isascii():
-        raise InvalidPackage(f"entry name {name!r} is not marked UTF-8")
+def _check_name(entry: Entry) -> str:
+    """Apply the name rules to files and directories alike; return the name."""
+    name = entry.name
     if len(name) > MAX_NAME_LENGTH:
         raise InvalidPackage(f"entry name longer than {MAX_NAME_LENGTH} characters")
     if "\\" in name or "\x00" in name or name.startswith("/") or re.match(r"^[A-Za-z]:", name):
         raise InvalidPackage(f"unsafe entry name {name!r} (absolute or not a plain relative path)")
-    if info.is_dir():
-        return name
-    segments = name.split("/")
+    segments = (name[:-1] if entry.is_dir else name).split("/")
     if any(s in ("", ".", "..") for s in segments):
         raise InvalidPackage(f"unsafe entry name {name!r} (path traversal)")
     if not all(_SAFE_SEGMENT.match(s) for s in segments):
         raise InvalidPackage(f"entry name {name!r} has characters outside [A-Za-z0-9._-]")
-    mode = info.external_attr >> 16
+    mode = entry.external_attr >> 16
     if stat.S_ISLNK(mode):
         raise InvalidPackage(f"entry {name!r} is a symbolic link")
+    if stat.S_IFMT(mode) not in (0, stat.S_IFREG, stat.S_IFDIR):
+        raise InvalidPackage(f"entry {name!r} is a device, pipe or socket, not a file")
+    if not entry.is_dir and (stat.S_ISDIR(mode) or entry.external_attr & DOS_DIRECTORY):
+        # An extractor that trusts the attributes would make a directory where others make a file.
+        raise InvalidPackage(f"entry {name!r} is marked as a directory but its name does not end in /")
+    if entry.is_dir and (entry.size or entry.compressed_size):
+        raise InvalidPackage(f"directory entry {name!r} carries data")
     return name
 
 
-def _entries(archive: zipfile.ZipFile) -> dict[str, Entry]:
-    infos = archive.infolist()
-    if len(infos) > MAX_FILES:
-        raise InvalidPackage(f"package has {len(infos)} entries, more than {MAX_FILES}")
+def _entries(layout: tuple[Entry, ...]) -> dict[str, Entry]:
+    """Judge names and declared sizes from the central directory, before any data is read.
+
+    Directory entries are kept, so P3 accounts for every entry of the zip.
+    """
     entries: dict[str, Entry] = {}
-    total = 0
-    for info in infos:
-        name = _check_name(info)
-        if info.is_dir():
-            continue
+    folded: set[str] = set()
+    total = inflation = 0
+    for entry in layout:
+        name = _check_name(entry)
         if name in entries:
             raise InvalidPackage(f"duplicate entry name {name!r}")
-        if info.flag_bits & 0x1:
-            raise InvalidPackage(f"entry {name!r} is encrypted")
-        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-            raise InvalidPackage(f"entry {name!r} uses an unsupported compression method")
-        if info.file_size > MAX_ENTRY_BYTES:
-            raise InvalidPackage(f"entry {name!r} declares {info.file_size} bytes, over {MAX_ENTRY_BYTES}")
-        if (info.file_size > RATIO_EXEMPT_BYTES
-                and info.file_size > MAX_COMPRESSION_RATIO * max(info.compress_size, 1)):
+        if name.lower() in folded:
+            # One file on a case-insensitive file system, two in the zip: readers would disagree.
+            raise InvalidPackage(f"entry names {name!r} and another differ only in case")
+        folded.add(name.lower())
+        if entry.size > MAX_ENTRY_BYTES:
+            raise InvalidPackage(f"entry {name!r} declares {entry.size} bytes, over {MAX_ENTRY_BYTES}")
+        if entry.size > RATIO_EXEMPT_BYTES and entry.size > MAX_COMPRESSION_RATIO * max(entry.compressed_size, 1):
             raise InvalidPackage(f"entry {name!r} has a compression ratio over {MAX_COMPRESSION_RATIO} (zip bomb)")
-        total += info.file_size
+        total += entry.size
         if total > MAX_TOTAL_BYTES:
             raise InvalidPackage(f"package expands to more than {MAX_TOTAL_BYTES} bytes")
-        entries[name] = Entry(name, info.file_size, info.compress_size)
+        inflation += max(entry.size - entry.compressed_size, 0)
+        if inflation > MAX_INFLATION_BYTES:
+            raise InvalidPackage(f"entries declare more than {MAX_INFLATION_BYTES} bytes beyond their compressed "
+                                 "size (decompression bomb); refused before decompressing")
+        entries[name] = entry
     return entries
 
 
@@ -354,25 +391,23 @@ def open_package(path: Path | str) -> Package:
     """Open a package file. Raises InvalidPackage when it cannot be examined safely."""
     path = Path(path)
     try:
-        size = path.stat().st_size
+        f = path.open("rb")
     except OSError as exc:
         raise InvalidPackage(f"cannot read {path}: {exc.strerror}") from exc
-    if not path.is_file():
-        raise InvalidPackage(f"{path} is not a regular file")
-    if size > MAX_PACKAGE_BYTES:
-        raise InvalidPackage(f"package is {size} bytes, over the limit of {MAX_PACKAGE_BYTES}")
-    try:
-        with zipfile.ZipFile(path) as archive:
-            entries = _entries(archive)
-    except zipfile.BadZipFile as exc:
-        raise InvalidPackage(f"not a zip file: {exc}") from exc
-    except (*ZIP_ERRORS, struct.error, IndexError) as exc:
-        # Reading a hostile central directory can fail inside zipfile in ways it does not wrap.
-        raise InvalidPackage(f"damaged zip file: {type(exc).__name__}: {exc}") from exc
-    if MANIFEST_PATH not in entries:
-        raise InvalidPackage(f"package has no {MANIFEST_PATH}")
-    manifest_bytes = _read_member(path, entries[MANIFEST_PATH], MAX_MANIFEST_BYTES)
-    signature = (_read_member(path, entries[SIGNATURE_PATH], MAX_SIGNATURE_BYTES)
-                 if SIGNATURE_PATH in entries else None)
+    with f:
+        info = os.fstat(f.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise InvalidPackage(f"{path} is not a regular file")
+        if info.st_size > MAX_PACKAGE_BYTES:
+            raise InvalidPackage(f"package is {info.st_size} bytes, over the limit of {MAX_PACKAGE_BYTES}")
+        try:
+            entries = _entries(read_layout(f, info.st_size, max_entries=MAX_FILES).entries)
+            if MANIFEST_PATH not in entries:
+                raise InvalidPackage(f"package has no {MANIFEST_PATH}")
+            manifest_bytes = _read_entry(f, entries[MANIFEST_PATH], MAX_MANIFEST_BYTES)
+            signature = (_read_entry(f, entries[SIGNATURE_PATH], MAX_SIGNATURE_BYTES)
+                         if SIGNATURE_PATH in entries else None)
+        except OSError as exc:
+            raise InvalidPackage(f"cannot read {path}: {exc.strerror}") from exc
     return Package(path=path, entries=entries, manifest=parse_manifest(manifest_bytes),
-                   manifest_bytes=manifest_bytes, signature=signature)
+                   manifest_bytes=manifest_bytes, signature=signature, identity=_identity(info))

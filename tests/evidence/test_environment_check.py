@@ -26,6 +26,7 @@ from anchor.tsa_server import DevTSA
 from evidence.browser import PROXY_VARIABLES
 from evidence.environment_check import hosts_record
 from evidence.operator_key import OperatorKey
+from evidence.signer import FileSigner
 from tests.capture_site import Site, member, statuses, verify
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -73,14 +74,10 @@ def dev_tsa(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def operator_key_file(operator: OperatorKey, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from cryptography.hazmat.primitives import serialization
-
-    path = tmp_path_factory.mktemp("key") / "operator.key"
-    path.write_bytes(operator.private_key.private_bytes(serialization.Encoding.PEM,
-                                                        serialization.PrivateFormat.PKCS8,
-                                                        serialization.NoEncryption()))
-    return path
+def operator_key_file(operator: OperatorKey) -> Path:
+    """The file the operator's key lives in, for the capture child to sign with."""
+    assert isinstance(operator.signer, FileSigner)
+    return operator.signer.path
 
 
 def _capture_with_hosts(hosts: str, url: str, folder: Path, key: Path, tsa_url: str, ntp: str = "",

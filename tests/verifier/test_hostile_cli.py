@@ -62,7 +62,17 @@ def _non_utf8() -> bytes:
     return _zip([("evidence/manifest.json", MANIFEST), ("evidence/ok.txt", b"x")]).replace(b"ok.txt", b"\xe9k.txt")
 
 
+def _sparse_bomb() -> bytes:
+    import tempfile
+
+    from tests.verifier.zip_forge import sparse_bomb
+
+    with tempfile.TemporaryDirectory() as folder:
+        return sparse_bomb(Path(folder) / "sparse.wacz", manifest=MANIFEST).read_bytes()
+
+
 CASES: dict[str, Callable[[], bytes]] = {
+    "three 2 GiB sparse entries under the ratio check": _sparse_bomb,
     "flat zip bomb": lambda: _zip([("evidence/manifest.json", MANIFEST), ("evidence/zeros", bytes(200 << 20))]),
     "zip slip": lambda: _zip([("evidence/manifest.json", MANIFEST), ("../../etc/cron.d/evil", b"x")]),
     "absolute name": lambda: _zip([("evidence/manifest.json", MANIFEST), ("/tmp/evil", b"x")]),

@@ -121,9 +121,37 @@ def test_rejects_lying_size_header(tmp_path: Path) -> None:
     assert data[last:last + 4] == b"PK\x01\x02" and central >= 0
     data[last + 24:last + 28] = (1).to_bytes(4, "little")
     path.write_bytes(bytes(data))
+    # The local header still says 10 bytes: two readers would disagree, so the package is refused whole.
+    with pytest.raises(InvalidPackage, match="disagree on its size"):
+        open_package(path)
+
+
+@pytest.mark.parametrize(("declared", "message"), [(1, "inflates past its declared 1 bytes"),
+                                                   (20, "holds 10 bytes, its headers say 20")])
+def test_entry_bytes_must_be_exactly_what_both_headers_declare(tmp_path: Path, declared: int, message: str) -> None:
+    # Both headers lie alike, so the layout agrees; the stream itself must refuse more or fewer bytes.
+    path = _with_manifest(tmp_path / "p.wacz", json.dumps(_manifest()).encode(), ("evidence/a.txt", b"0123456789"))
+    data = bytearray(path.read_bytes())
+    for header, at in ((b"PK\x03\x04", 22), (b"PK\x01\x02", 24)):
+        start = data.rfind(header, 0, data.rfind(b"evidence/a.txt"))
+        data[start + at:start + at + 4] = declared.to_bytes(4, "little")
+    path.write_bytes(bytes(data))
     package = open_package(path)
-    with pytest.raises((InvalidPackage, zipfile.BadZipFile)):
+    with pytest.raises(InvalidPackage, match=message):
         package.hash_entry("evidence/a.txt")
+    with pytest.raises(InvalidPackage, match=message):
+        package.hash_entry("evidence/a.txt")  # remembered, not re-read, and still refused
+
+
+def test_a_damaged_crc_is_refused_while_streaming(tmp_path: Path) -> None:
+    path = _with_manifest(tmp_path / "p.wacz", json.dumps(_manifest()).encode(), ("evidence/a.txt", b"0123456789"))
+    data = bytearray(path.read_bytes())
+    for header, at in ((b"PK\x03\x04", 14), (b"PK\x01\x02", 16)):
+        start = data.rfind(header, 0, data.rfind(b"evidence/a.txt"))
+        data[start + at] ^= 1
+    path.write_bytes(bytes(data))
+    with pytest.raises(InvalidPackage, match="CRC-32"):
+        open_package(path).hash_entry("evidence/a.txt")
 
 
 def _stored(name: str) -> zipfile.ZipInfo:
