@@ -6,9 +6,9 @@ ANVIL  := node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil
 REPLAYWEB := node_modules/replaywebpage/.unpacked
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup demo test lint unit bench clean debs
+.PHONY: setup demo test lint unit bench clean debs browser-verifier
 
-setup: $(VENV)/.installed $(ANVIL) $(REPLAYWEB) debs
+setup: $(VENV)/.installed $(ANVIL) $(REPLAYWEB) debs browser-verifier
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,12 @@ $(ANVIL): package.json
 	npm install --no-package-lock --no-audit --no-fund --loglevel=error
 	@test -x $(ANVIL) || { echo "anvil binary missing after npm ci: $(ANVIL)" >&2; exit 1; }
 	@touch $@
+
+# The in-browser verifier (verifier/browser): built from source with esbuild, never committed.
+BROWSER_DIST := verifier/browser/dist/verify.html
+browser-verifier: $(BROWSER_DIST)
+$(BROWSER_DIST): $(ANVIL) verifier/browser/build.mjs verifier/browser/page.html $(wildcard verifier/browser/src/*) verifier/default_trust.toml
+	node verifier/browser/build.mjs
 
 # ReplayWeb.page (the replay test's viewer) cannot be `npm install`ed: 2.5.x asks for a warcio
 # version that is not on the registry. Its ui.js and sw.js are self-contained bundles, so the

@@ -199,13 +199,6 @@ def unrecorded_sealed(session: Session, *, batch_id: str | None = None) -> list[
     return [(e, s) for e, s in session.exec(statement).all()]
 
 
-def unfinished_captures(session: Session) -> Sequence[Evidence]:
-    """Captures accepted but neither packaged nor failed: to run again after a restart."""
-    return session.exec(select(Evidence).where(Evidence.kind == EvidenceKind.WEB_CAPTURE.value,
-                                               col(Evidence.evidence_id).is_(None), col(Evidence.error).is_(None))
-                        .order_by(col(Evidence.created_at))).all()
-
-
 def tenant_of(session: Session, *, tenant_id: int) -> Tenant | None:
     return session.get(Tenant, tenant_id)
 

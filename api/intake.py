@@ -2,19 +2,25 @@
 
 An upload is packaged (evidence.upload.build_upload), its bytes stored in the blob store, and its
 evidence row, sealing-store row and audit event committed in one transaction, all before the 202.
-A capture request commits its rows first and then hands one job per URL to the worker pool; the
-rows are what a restart resumes from.
+A capture request commits its rows together with their queue messages (api/outbox.py); the relay
+publishes them. With an ``Idempotency-Key`` (api/idempotency.py) the key's record commits in the
+same transaction, and a retry answers with the ids of the first request.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
+from fastapi import Request, Response
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from api import crud, jobs
+from api import crud, idempotency, jobs, outbox
 from api.deps import Principal
 from api.errors import ApiError
+from api.idempotency import IdempotentRequest
 from api.models import EvidenceKind
 from api.multipart_stream import ReceivedFile
 from api.state import ServiceState
@@ -22,9 +28,40 @@ from evidence.manifest import new_evidence_id
 from evidence.upload import UploadError, build_upload
 
 
+@dataclass(frozen=True)
+class Acceptance:
+    """What an accepting call answers: the evidence ids, and whether they replay an earlier request's."""
+
+    evidence_ids: list[str]
+    replayed: bool = False
+
+
+def _replay(engine: Engine, who: Principal, request: IdempotentRequest | None) -> Acceptance | None:
+    if request is None:
+        return None
+    with Session(engine) as session:
+        found = idempotency.lookup(session, tenant_id=who.tenant_id, request=request)
+    return None if found is None else Acceptance(found.evidence_ids, replayed=True)
+
+
+def _commit(session: Session, engine: Engine, who: Principal, request: IdempotentRequest | None) -> Acceptance | None:
+    """Commit; when a concurrent request with the same key won the race, roll back and return its answer."""
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        replay = _replay(engine, who, request)
+        if replay is None:
+            raise
+        return replay
+    return None
+
+
 def accept_upload(state: ServiceState, who: Principal, files: Sequence[ReceivedFile], *, note: str,
-                  client: str) -> str:
-    """Package ``files`` as one upload evidence item and queue it for sealing. Returns its id."""
+                  client: str, request: IdempotentRequest | None = None) -> Acceptance:
+    """Package ``files`` as one upload evidence item and queue it for sealing."""
+    if (replay := _replay(state.engine, who, request)) is not None:
+        return replay
     with Session(state.engine) as session:
         requester = jobs.requester_for(session, tenant_id=who.tenant_id, api_key_id=who.api_key_id)
     try:
@@ -42,21 +79,43 @@ def accept_upload(state: ServiceState, who: Principal, files: Sequence[ReceivedF
                           target=built.evidence_id, outcome=202, client=client,
                           detail={"files": len(files), "bytes": sum(f.size for f in files),
                                   "fingerprint": built.fingerprint.hex()})
-        session.commit()
-    return built.evidence_id
+        if request is not None:
+            idempotency.remember(session, tenant_id=who.tenant_id, request=request, status_code=202,
+                                 evidence_ids=[built.evidence_id])
+        if (replay := _commit(session, state.engine, who, request)) is not None:
+            built.path.unlink(missing_ok=True)  # the twin request's package is the one kept
+            return replay
+    return Acceptance([built.evidence_id])
 
 
-def accept_captures(state: ServiceState, who: Principal, urls: Sequence[str], *, note: str, client: str) -> list[str]:
-    """Record one evidence row per URL (committed), then queue their capture jobs. Returns the ids."""
+def accept_captures(state: ServiceState, who: Principal, urls: Sequence[str], *, note: str, client: str,
+                    request: IdempotentRequest | None = None) -> Acceptance:
+    """Record one evidence row and one outbox message per URL, in one transaction, and wake the relay."""
+    if (replay := _replay(state.engine, who, request)) is not None:
+        return replay
     ids = [new_evidence_id() for _ in urls]
     with Session(state.engine) as session:
         for row_id, url in zip(ids, urls, strict=True):
             crud.accept_capture(session, tenant_id=who.tenant_id, api_key_id=who.api_key_id, row_id=row_id, url=url,
                                 note=note)
+            outbox.add_capture(session, row_id=row_id)
         crud.record_audit(session, action="evidence.capture", tenant_id=who.tenant_id, api_key_id=who.api_key_id,
                           target=ids[0] if len(ids) == 1 else None, outcome=202, client=client,
                           detail={"evidence_ids": ids, "urls": [u[:200] for u in urls]})
-        session.commit()
-    for row_id in ids:
-        state.pool.capture(row_id)
-    return ids
+        if request is not None:
+            idempotency.remember(session, tenant_id=who.tenant_id, request=request, status_code=202,
+                                 evidence_ids=ids)
+        if (replay := _commit(session, state.engine, who, request)) is not None:
+            return replay
+    jobs.failpoint("api:accepted")  # crash tests: committed, not yet published
+    state.pool.captures_committed()
+    return Acceptance(ids)
+
+
+def mark_replay(request: Request, response: Response, accepted: Acceptance) -> None:
+    """A fresh acceptance audited itself in its transaction; a replay is left to the audit middleware."""
+    if accepted.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+        request.state.audit_detail = {"idempotent_replay": True, "evidence_ids": accepted.evidence_ids}
+    else:
+        request.state.audited = True

@@ -12,6 +12,8 @@ import dataclasses
 import importlib
 import inspect
 import logging
+import os
+import signal
 import threading
 from pathlib import Path
 from types import ModuleType
@@ -20,7 +22,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from api import crud
+from api import crud, leases
 from api.blobs import BlobBackend, blob_store
 from api.db import open_database
 from api.models import ApiKey, Evidence, EvidenceKind, Tenant
@@ -32,6 +34,9 @@ log = logging.getLogger(__name__)
 
 #: Web capture is built in evidence/ (in progress); it is looked up when a capture job runs.
 CAPTURE_MODULE = "evidence.capture"
+
+#: Fault injection for crash tests: ``TIEZHENG_FAILPOINT=<point>`` SIGKILLs the process at that point.
+FAILPOINT_ENV = "TIEZHENG_FAILPOINT"
 
 _engines: dict[str, Engine] = {}
 _engines_lock = threading.Lock()
@@ -52,6 +57,16 @@ def forget_database(settings: Settings) -> None:
         engine = _engines.pop(settings.database, None)
     if engine is not None:
         engine.dispose()
+
+
+def failpoint(point: str) -> None:
+    """SIGKILL this process when ``TIEZHENG_FAILPOINT`` names ``point``, so a crash test lands between two steps.
+
+    Points: ``api:accepted`` (capture rows and outbox committed, not published), ``capture:leased``,
+    ``capture:built`` (package built, not recorded) and ``seal:<state>`` (api.workers.run_sealer).
+    """
+    if os.environ.get(FAILPOINT_ENV) == point:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def requester_for(session: Session, *, tenant_id: int, api_key_id: int | None) -> Requester:
@@ -104,8 +119,10 @@ def _fingerprint(value: Any) -> bytes:
 def capture_job(row_id: str, settings: Settings | None = None) -> str:
     """Capture the URL of evidence ``row_id``, store the package and queue it for sealing.
 
-    Returns the evidence status afterwards ("pending" once packaged, "failed" otherwise). A capture
-    that cannot run (no capture module, unreachable or blocked URL) fails its item with the reason.
+    Returns the evidence status afterwards ("pending" once packaged, "failed" otherwise), or "skipped"
+    when another worker holds the capture's lease (api/leases.py): a duplicate delivery is dropped.
+    A capture that cannot run (no capture module, unreachable or blocked URL) fails its item with
+    the reason.
     """
     settings = settings or load_settings()
     engine = database(settings)
@@ -117,14 +134,29 @@ def capture_job(row_id: str, settings: Settings | None = None) -> str:
             return "failed" if row.error else "pending"
         url, note, tenant_id, key_id = row.title, row.note, row.tenant_id, row.api_key_id
         requester = requester_for(session, tenant_id=tenant_id, api_key_id=key_id)
+    owner, seconds = leases.new_owner(), settings.capture_lease_seconds
+    if not leases.take(engine, row_id=row_id, owner=owner, seconds=seconds):
+        # Another worker runs it (a redelivered or re-queued message), or it just finished: drop this one.
+        log.info("capture %s is leased to another worker or done; message dropped", row_id)
+        return "skipped"
+    failpoint("capture:leased")
+    with leases.LeaseKeeper(engine, row_id=row_id, owner=owner, seconds=seconds):
+        return _run_capture(engine, settings, row_id=row_id, owner=owner, url=url, note=note, tenant_id=tenant_id,
+                            key_id=key_id, requester=requester)
+
+
+def _run_capture(engine: Engine, settings: Settings, *, row_id: str, owner: str, url: str, note: str,
+                 tenant_id: int, key_id: int | None, requester: Requester) -> str:
+    """The capture itself, run while ``owner`` holds its lease; its outcome commits only if it still does."""
     if not settings.capture_enabled:
         return _fail(engine, row_id, tenant_id, "web capture is turned off on this server "
-                                                "(TIEZHENG_CAPTURE_ENABLED=false); upload the files instead")
+                                                "(TIEZHENG_CAPTURE_ENABLED=false); upload the files instead",
+                     owner=owner)
     try:
         module = load_capture()
     except (ImportError, AttributeError) as exc:
         return _fail(engine, row_id, tenant_id, f"web capture is not available on this server ({exc}); "
-                                                "upload the files instead")
+                                                "upload the files instead", owner=owner)
     try:
         results = list(warm_capturer(module).capture_urls(
             [url], packages_dir=settings.packages_dir, operator=operator_for(settings), requester=requester,
@@ -139,9 +171,12 @@ def capture_job(row_id: str, settings: Settings | None = None) -> str:
         path = Path(package.path)
     except Exception as exc:  # any capture failure belongs to this item, not to the worker
         log.warning("capture of evidence %s failed: %s", row_id, type(exc).__name__)
-        return _fail(engine, row_id, tenant_id, f"capture failed: {exc}")
+        return _fail(engine, row_id, tenant_id, f"capture failed: {exc}", owner=owner)
+    failpoint("capture:built")
     address = blob_store(settings).put_file(path)
     with Session(engine) as session:
+        if not leases.release(session.connection(), row_id=row_id, owner=owner):
+            return _lost(row_id)
         crud.accept_package(session, tenant_id=tenant_id, api_key_id=key_id, evidence_id=evidence_id,
                             fingerprint=fingerprint, package_path=path, package_sha256=address,
                             kind=EvidenceKind.WEB_CAPTURE, title=url, note=note, row_id=row_id)
@@ -152,8 +187,16 @@ def capture_job(row_id: str, settings: Settings | None = None) -> str:
     return "pending"
 
 
-def _fail(engine: Engine, row_id: str, tenant_id: int, reason: str) -> str:
+def _lost(row_id: str) -> str:
+    """The lease lapsed while capturing and another worker has the capture now: record nothing."""
+    log.warning("capture %s: lease lost before its result was recorded; the result is dropped", row_id)
+    return "skipped"
+
+
+def _fail(engine: Engine, row_id: str, tenant_id: int, reason: str, *, owner: str) -> str:
     with Session(engine) as session:
+        if not leases.release(session.connection(), row_id=row_id, owner=owner):
+            return _lost(row_id)
         crud.fail_evidence(session, row_id=row_id, error=reason)
         crud.record_audit(session, action="evidence.failed", actor="worker", tenant_id=tenant_id, target=row_id,
                           outcome=500, detail={"reason": reason[:500]})
@@ -188,10 +231,3 @@ def record_sealed(engine: Engine, blobs: BlobBackend, *, row_id: str, tenant_id:
                               detail={"batch_id": batch_id, "package_sha256": address})
             session.commit()
     return address
-
-
-def unfinished_capture_ids(settings: Settings | None = None) -> list[str]:
-    """Captures accepted before a restart and never run: the pool runs them again."""
-    engine = database(settings or load_settings())
-    with Session(engine) as session:
-        return [row.id for row in crud.unfinished_captures(session)]

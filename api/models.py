@@ -17,7 +17,7 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import StringConstraints
-from sqlalchemy import Column, Text
+from sqlalchemy import Column, Text, UniqueConstraint
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
@@ -139,6 +139,11 @@ class Evidence(ApiTable, EvidenceBase, table=True):
     error: str | None = Field(default=None, sa_column=Column(Text))
     created_at: datetime = Field(default_factory=utcnow, index=True)
     packaged_at: datetime | None = None
+    #: The capture's lease: the one worker running it, and until when (renewed while it runs).
+    lease_owner: str | None = Field(default=None, max_length=200)
+    lease_until: datetime | None = None
+    #: When the relay last handed this capture to the queue (None: never).
+    published_at: datetime | None = None
 
 
 class TimestampPublic(SQLModel):
@@ -192,6 +197,43 @@ class EvidencesPublic(SQLModel):
 class Accepted(SQLModel):
     evidence_ids: list[str]
     status: EvidenceStatus = EvidenceStatus.PENDING
+
+
+# -- reliability: the outbox and idempotency keys -------------------------------------------------
+
+class OutboxMessage(ApiTable, table=True):
+    """A queue message written in the transaction of the row it is about; the relay publishes it.
+
+    Unsent while ``sent_at`` is None. A relay claims a row for a short while (``claimed_by`` /
+    ``claimed_until``) so that several API processes never publish it at the same time.
+    """
+
+    __tablename__ = "outbox"
+
+    id: int | None = Field(default=None, primary_key=True)
+    topic: str = Field(max_length=40)
+    #: The evidence row the message is about (the only payload today's topics need).
+    target: str = Field(max_length=100, index=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    claimed_by: str | None = Field(default=None, max_length=200)
+    claimed_until: datetime | None = None
+    sent_at: datetime | None = Field(default=None, index=True)
+
+
+class IdempotencyRecord(ApiTable, table=True):
+    """The answer given to a request that carried ``Idempotency-Key``, per tenant, to replay on retry."""
+
+    __tablename__ = "idempotency_key"
+    __table_args__ = (UniqueConstraint("tenant_id", "key", name="uq_idempotency_tenant_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    tenant_id: int = Field(foreign_key="tenant.id")
+    key: str = Field(max_length=255)
+    #: sha256 of the request (endpoint and body): a reuse of the key for another request is refused.
+    request_sha256: str = Field(max_length=64)
+    status_code: int
+    evidence_ids: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
 
 
 # -- audit -----------------------------------------------------------------------------------------

@@ -127,6 +127,11 @@ class Settings(BaseSettings):
     capture_allow_private: bool = False
     #: Redis for the capture queue (Dramatiq). Unset: captures run in the service's own threads.
     redis_url: str | None = None
+    #: A capture's lease: a worker holds it while it runs (renewed every third of it); once it lapses
+    #: (the worker died) the sweeper queues the capture again.
+    capture_lease_seconds: float = 60.0
+    #: How often the API's relay looks for lapsed leases and captures queued but never run.
+    sweep_seconds: float = 10.0
 
     @property
     def root(self) -> Path:

@@ -3,8 +3,9 @@
 Why Dramatiq: it acknowledges a message only after its actor returns (late acks are its default,
 not a setting to forget), retries with backoff, and its Redis broker requeues the unacknowledged
 messages of a worker that died once that worker's heartbeat lapses. The actor only calls the same
-job function the embedded pool runs (``api.jobs.capture_job``), which is idempotent: a capture
-that is redelivered after a crash finds its row done, or runs again from nothing.
+job function the embedded pool runs (``api.jobs.capture_job``). Messages are sent by the API's
+outbox relay (api/outbox.py), at least once; the capture's lease (api/leases.py) lets exactly one
+delivery run it, and a delivery that finds the lease held or the capture done is acked and dropped.
 
 The broker is configured from ``TIEZHENG_REDIS_URL`` when this module is imported, which is how
 the ``dramatiq`` worker command loads actors.
@@ -43,5 +44,5 @@ def capture(row_id: str) -> None:
 
 
 def enqueue_capture(row_id: str) -> None:
-    """Hand an accepted capture to the queue. The row is committed first, so nothing is lost."""
+    """Hand an accepted capture to the queue (the outbox relay's sender; its row is committed already)."""
     capture.send(row_id)

@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from anchor.sealer import Sealer
-from api import jobs
+from api import jobs, outbox
 from api.services import Running, make_sealer, sealing_services
 from api.settings import Settings
 
@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 #: How often the sealing loop looks for due batches.
 SEAL_POLL_SECONDS = 0.5
-FAILPOINT_ENV = "TIEZHENG_FAILPOINT"
+FAILPOINT_ENV = jobs.FAILPOINT_ENV
 #: How long stop() waits for the sealing thread to finish its current step.
 STOP_TIMEOUT_SECONDS = 30.0
 
@@ -46,6 +46,7 @@ class WorkerPool:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._stack = contextlib.ExitStack()
+        self.relay: outbox.Relay | None = None
 
     def start(self) -> None:
         self._executor = ThreadPoolExecutor(max_workers=max(1, self.settings.workers),
@@ -58,9 +59,11 @@ class WorkerPool:
             self._thread = threading.Thread(target=self._seal_loop, name="tiezheng-sealer", daemon=True)
             self._thread.start()
         if not self.settings.redis_url:
-            # With a queue, accepted captures wait in Redis and are redelivered there instead.
-            for row_id in jobs.unfinished_capture_ids(self.settings):
-                self.submit(jobs.capture_job, row_id, self.settings)
+            # The in-process queue died with the last process: queue again every capture nobody runs.
+            # (With Redis, messages outlive this process; the relay's periodic sweep covers the rest.)
+            outbox.sweep(self.engine, everything=True)
+        self.relay = outbox.Relay(self.engine, self._publish, sweep_seconds=self.settings.sweep_seconds)
+        self.relay.start()
         self.submit(jobs.record_sealed_job, self.settings)
 
     def _seal_loop(self) -> None:
@@ -71,14 +74,21 @@ class WorkerPool:
         if state == "attached":
             self.submit(jobs.record_sealed_job, self.settings, batch_id)
 
-    def capture(self, row_id: str) -> None:
-        """Run an accepted capture: on the Redis queue when one is configured, else in this process."""
+    def captures_committed(self) -> None:
+        """Capture rows and their outbox messages were just committed: have the relay publish them now."""
+        if self.relay is not None:
+            self.relay.kick()
+
+    def _publish(self, topic: str, target: str) -> None:
+        """The relay's sender: the Redis queue when one is configured, else this process's threads."""
+        if topic != outbox.TOPIC_CAPTURE:
+            raise ValueError(f"unknown outbox topic {topic!r}")
         if self.settings.redis_url:
             from api import taskqueue
 
-            taskqueue.enqueue_capture(row_id)
-        else:
-            self.submit(jobs.capture_job, row_id, self.settings)
+            taskqueue.enqueue_capture(target)
+        elif self.submit(jobs.capture_job, target, self.settings) is None:
+            raise RuntimeError("the worker pool is stopping")
 
     def submit(self, job: Callable[..., Any], *args: Any) -> Future[Any] | None:
         """Queue a job; its failure is logged, never raised into the caller."""
@@ -89,6 +99,8 @@ class WorkerPool:
         return future
 
     def stop(self) -> None:
+        if self.relay is not None:
+            self.relay.stop()
         self._stop.set()
         if self._thread is not None:
             self._thread.join(STOP_TIMEOUT_SECONDS)

@@ -53,7 +53,7 @@ def _package_parser() -> argparse.ArgumentParser:
                 "  3  cannot judge  the trust given lacks the operator key or TSA root the package needs;\n"
                 "                   get the operator's trust file (/.well-known/tiezheng/trust.toml on its\n"
                 "                   service, or `tiezheng trust export FILE`) and pass it with --trust FILE"))
-    parser.add_argument("package", type=Path, help="the evidence package (.wacz)")
+    parser.add_argument("package", type=Path, nargs="?", help="the evidence package (.wacz)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--rpc", metavar="[CHAIN_ID=]URL", action="append",
@@ -66,7 +66,27 @@ def _package_parser() -> argparse.ArgumentParser:
     parser.add_argument("--pdf", type=Path, metavar="FILE",
                         help="also write a bilingual PDF certificate (needs: pip install 'tiezheng[pdf]'; "
                              "without it the verdict and exit code are unchanged)")
+    parser.add_argument("--export-page", type=Path, metavar="FILE",
+                        help="write the in-browser verifier as one self-contained HTML file (a second, independent "
+                             "implementation; runs from file:// with no network) and exit")
     return parser
+
+
+#: The in-browser verifier, built from verifier/browser by `make setup`.
+BROWSER_PAGE = Path(__file__).resolve().parent / "browser" / "dist" / "verify.html"
+
+
+def _export_page(target: Path, console: Console) -> int:
+    """Copy the built in-browser verifier to ``target``. Raises InvalidInput when it is not built."""
+    if not BROWSER_PAGE.is_file():
+        raise InvalidInput("the in-browser verifier is not built: run `make setup` in the source tree "
+                           "(it needs node and npm), or download it from a service's /verify page")
+    try:
+        target.write_bytes(BROWSER_PAGE.read_bytes())
+    except OSError as exc:
+        raise InvalidInput(f"cannot write the page to {target}: {exc.strerror or exc}") from exc
+    console.print(f"in-browser verifier written to {escape(str(target))}")
+    return EXIT_VERIFIED
 
 
 def _timestamp_parser() -> argparse.ArgumentParser:
@@ -114,6 +134,10 @@ def _load_trust(files: Sequence[Path]) -> Trust:
 
 
 def _verify_package(args: argparse.Namespace, console: Console) -> int:
+    if args.export_page is not None:
+        return _export_page(args.export_page, console)
+    if args.package is None:
+        _package_parser().error("the following arguments are required: package")
     trust = _load_trust(args.trust)
     chain = ChainSources.parse(args.rpc) if args.rpc else None
     report = verify_package(args.package, trust, chain=chain)

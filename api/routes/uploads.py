@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import CurrentUser, StateDep, client_address
 from api.errors import ApiError
-from api.intake import accept_upload
+from api.idempotency import IdempotencyKey, IdempotentRequest, digest, file_sha256, parse_key
+from api.intake import accept_upload, mark_replay
 from api.models import MAX_NOTE_CHARS, Accepted, ErrorResponse
-from api.multipart_stream import receive_form
+from api.multipart_stream import ReceivedFile, receive_form
 from api.responses import ERRORS
 
 router = APIRouter(prefix="/uploads", tags=["uploads"], responses=ERRORS)
@@ -27,20 +28,29 @@ UPLOAD_BODY = {"requestBody": {"required": True, "content": {"multipart/form-dat
              summary="Upload files as evidence", openapi_extra=UPLOAD_BODY,
              responses={413: {"model": ErrorResponse, "description": "over the upload size limit"},
                         415: {"model": ErrorResponse, "description": "not multipart/form-data"}})
-async def upload(request: Request, who: CurrentUser, state: StateDep) -> Any:
+async def upload(request: Request, response: Response, who: CurrentUser, state: StateDep,
+                 idempotency_key: IdempotencyKey = None) -> Any:
     """Package one or more ``file`` fields as one evidence item (manifest kind ``upload``) and queue it.
 
     The body streams to disk; over ``TIEZHENG_UPLOAD_MAX_BYTES`` it is refused with 413. The answer
-    comes after the package, its row and its sealing entry are committed.
+    comes after the package, its row and its sealing entry are committed. With ``Idempotency-Key``,
+    a retry of the same upload (same note, file names and bytes) answers the first evidence id.
     """
+    key = parse_key(idempotency_key)  # a malformed key is refused before the body is read
     form = await receive_form(request, workdir=state.settings.tmp_dir, limit=state.settings.upload_max_bytes)
     try:
         note = form.fields.get("note", "")
         if len(note) > MAX_NOTE_CHARS:
             raise ApiError(422, "invalid_request", f"note: at most {MAX_NOTE_CHARS} characters")
-        evidence_id = await run_in_threadpool(accept_upload, state, who, form.files, note=note,
-                                              client=client_address(request))
+        idem = None if key is None else IdempotentRequest(key, await run_in_threadpool(upload_digest, form.files, note))
+        accepted = await run_in_threadpool(accept_upload, state, who, form.files, note=note,
+                                           client=client_address(request), request=idem)
     finally:
         form.discard()
-    request.state.audited = True
-    return Accepted(evidence_ids=[evidence_id])
+    mark_replay(request, response, accepted)
+    return Accepted(evidence_ids=accepted.evidence_ids)
+
+
+def upload_digest(files: list[ReceivedFile], note: str) -> str:
+    """What an upload asked for: its note and each file's field, name and content hash, in order."""
+    return digest("POST /v1/uploads", [note, *(f"{f.field}\0{f.filename}\0{file_sha256(f.path)}" for f in files)])

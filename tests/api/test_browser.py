@@ -106,35 +106,35 @@ def test_owner_seals_and_court_verifies(web_server: Server, browser: Any, sample
     # -- a court, with the package --------------------------------------------------------------
     tampered = replace_entry(good, tmp_path / "tampered.wacz",
                              "evidence/source.html" if captured else "evidence/exhibit.txt", flip_byte)
+    trust = tmp_path / "trust.toml"
+    web_server.cli("trust", "export", str(trust))
     page.goto(f"{web_server.url}/verify")
-    page.set_input_files("#package-input", str(good))
-    verdict = page.wait_for_selector("#verdict[data-verdict]")
+    page.set_input_files("#tz-trust", str(trust))
+    page.wait_for_selector("#tz-trust-status[data-sha256]")
+    page.set_input_files("#tz-package", str(good))
+    verdict = page.wait_for_selector("#tz-verdict[data-verdict]")
     assert verdict.get_attribute("data-verdict") == "verified (offline)", verdict.inner_text()
-    for group in ("source", "path", "hash", "time"):
-        assert page.query_selector(f"section[data-group={group}] table")
     assert page.query_selector("tr[data-check=H4][data-status=pass]")
-    assert "Huatai v. Daotong" in page.inner_text("#groups")
-    assert len(page.query_selector_all("#timeline li")) >= 3
+    assert "Huatai v. Daotong" in page.inner_text("#tz-result")
+    assert page.query_selector("#tz-proves li")
     page.screenshot(path=str(shots / "verify-good-phone.png"), full_page=True)
-    with page.expect_download() as pdf_download:
-        page.click("#pdf")
-    verified_pdf = tmp_path / "verified.pdf"
-    pdf_download.value.save_as(verified_pdf)
-    assert verified_pdf.read_bytes().startswith(b"%PDF")
 
-    _drop(page, "#drop", tampered)  # a real drop event, as a person's drag-and-drop makes
-    page.wait_for_selector("#verdict[data-verdict=failed]")
+    _drop(page, "#tz-drop", tampered)  # a real drop event, as a person's drag-and-drop makes
+    page.wait_for_selector("#tz-verdict[data-verdict=failed]")
     assert page.query_selector("tr[data-check=H1][data-status=fail]")
+    assert not page.query_selector("#tz-proves")  # "what this proves" only when verified
+    assert "H1" in page.inner_text("#tz-failed")  # a failed report says what failed and what it means
     page.screenshot(path=str(shots / "verify-tampered-phone.png"), full_page=True)
 
     # -- the same in Chinese, on a desktop-sized window -------------------------------------------
     page.set_viewport_size({"width": 1280, "height": 900})
     page.goto(f"{web_server.url}/verify?lang=zh")
-    assert page.inner_text("h1") == "验证证据包"
-    page.set_input_files("#package-input", str(good))
-    page.wait_for_selector("#verdict[data-verdict]")
-    assert "验证通过" in page.inner_text("#verdict")
-    assert "来源" in page.inner_text("#groups")
+    assert page.inner_text("#tz-verify h1") == "在浏览器中核验证据"
+    page.set_input_files("#tz-trust", str(trust))
+    page.wait_for_selector("#tz-trust-status[data-sha256]")
+    page.set_input_files("#tz-package", str(good))
+    page.wait_for_selector("#tz-verdict[data-verdict]")
+    assert "已验证" in page.inner_text("#tz-verdict")
     page.screenshot(path=str(shots / "verify-good-zh-desktop.png"), full_page=True)
     page.goto(f"{web_server.url}/app")  # the language is remembered, the key kept for this tab
     page.wait_for_selector("#dashboard:not([hidden]) #evidence-list li")

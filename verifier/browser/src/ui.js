@@ -1,0 +1,191 @@
+// The page: drop a package (and a trust file), read the verdict. Everything runs here, in the
+// reader's browser; the package is never sent anywhere. Package strings reach the page only through
+// textContent, never as HTML.
+
+import { verifyPackage } from "./verify.js";
+import { loadDefaultTrust, userTrust } from "./trust.js";
+import { STRINGS } from "./strings.js";
+
+// Every character that controls a terminal or a layout instead of showing as a glyph (controls,
+// ESC/CSI/OSC, bidi embeddings, overrides and isolates, zero-width and line separators, lone
+// surrogates) is shown as a visible code: that a package carried one is itself a finding.
+const HIDDEN = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Cs}]/gu;
+export function displayText(value) {
+  return String(value).replace(HIDDEN, (c) => {
+    const point = c.codePointAt(0);
+    if (point < 0x100) return `\\x${point.toString(16).padStart(2, "0")}`;
+    if (point < 0x10000) return `\\u${point.toString(16).padStart(4, "0")}`;
+    return `\\U${point.toString(16).padStart(8, "0")}`;
+  });
+}
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "text") node.textContent = displayText(v);
+    else node.setAttribute(k, v);
+  }
+  for (const c of children) if (c !== null && c !== undefined) node.append(typeof c === "string" ? displayText(c) : c);
+  return node;
+}
+
+const readFile = (file) => file.arrayBuffer().then((b) => new Uint8Array(b));
+
+export function mount(root) {
+  let lang = root.dataset.lang === "zh" || (!root.dataset.lang && navigator.language.startsWith("zh")) ? "zh" : "en";
+  const t = (key) => STRINGS[lang][key] ?? key;
+  let trust = null, trustHash = null, trustSource = null, lastFile = null;
+  // On the service, the page's CSP lets it reach only its own origin; an RPC the reader opts into is
+  // added by reloading with ?rpc=URL, so the server's policy names that one node and nothing else.
+  const state = { rpcOptIn: Boolean(root.dataset.rpc), rpc: root.dataset.rpc || "" };
+
+  function render() {
+    root.replaceChildren();
+    document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
+    const langButton = el("button", { type: "button", id: "tz-lang", text: t("other_language") });
+    langButton.addEventListener("click", () => { lang = lang === "zh" ? "en" : "zh"; render(); });
+    const packageInput = el("input", { id: "tz-package", type: "file", accept: ".wacz,.zip,application/zip" });
+    const trustInput = el("input", { id: "tz-trust", type: "file", accept: ".toml,text/plain" });
+    const rpcOptIn = el("input", { id: "tz-rpc-optin", type: "checkbox" });
+    const rpcInput = el("input", { id: "tz-rpc", type: "url", placeholder: "https://…", disabled: "" });
+    rpcOptIn.checked = Boolean(state.rpcOptIn);
+    rpcInput.disabled = !state.rpcOptIn;
+    rpcInput.value = state.rpc || "";
+    rpcOptIn.addEventListener("change", () => { state.rpcOptIn = rpcOptIn.checked; rpcInput.disabled = !rpcOptIn.checked; });
+    rpcInput.addEventListener("change", () => {
+      state.rpc = rpcInput.value.trim();
+      if (root.dataset.rpcReload === "yes" && state.rpcOptIn && state.rpc && state.rpc !== root.dataset.rpc) {
+        const url = new URL(window.location.href);
+        url.searchParams.set("rpc", state.rpc);
+        window.location.assign(url.toString());
+      }
+    });
+    const trustLine = el("p", { id: "tz-trust-status", class: "tz-muted" });
+    trustLine.textContent = displayText(trustHash ? `${t("trust_used")}: ${trustSource} · SHA-256 ${trustHash}` : t("no_trust"));
+    const header = el("header", { class: "tz-head" }, el("h1", { text: t("title") }), langButton);
+    const controls = el("section", { class: "tz-controls" },
+      el("p", { class: "tz-intro", text: t("intro") }),
+      el("label", { class: "tz-drop", for: "tz-package", id: "tz-drop" }, el("strong", { text: t("drop_package") }), packageInput),
+      el("label", { class: "tz-field", for: "tz-trust" }, el("span", { text: t("trust_file") }), trustInput),
+      root.dataset.trustUrl ? el("button", { type: "button", id: "tz-operator-trust", text: t("load_operator_trust") }) : null,
+      trustLine,
+      el("label", { class: "tz-field" }, rpcOptIn, el("span", { text: t("rpc_optin") })), rpcInput);
+    const progress = el("p", { id: "tz-progress", class: "tz-muted", hidden: "" });
+    const result = el("section", { id: "tz-result", "aria-live": "polite" });
+    root.append(header, controls, progress, result);
+    packageInput.addEventListener("change", () => {
+      if (!packageInput.files.length) return;
+      const file = packageInput.files[0];
+      packageInput.value = ""; // choosing the same file again must verify again
+      run(file);
+    });
+    trustInput.addEventListener("change", async () => {
+      if (!trustInput.files.length) return;
+      const file = trustInput.files[0];
+      await setTrust(await readFile(file), file.name);
+    });
+    const operator = root.querySelector("#tz-operator-trust");
+    if (operator) operator.addEventListener("click", loadOperatorTrust);
+    const drop = root.querySelector("#tz-drop");
+    for (const name of ["dragenter", "dragover"]) drop.addEventListener(name, (e) => { e.preventDefault(); drop.classList.add("over"); });
+    for (const name of ["dragleave", "drop"]) drop.addEventListener(name, (e) => { e.preventDefault(); drop.classList.remove("over"); });
+    drop.addEventListener("drop", (e) => { const f = e.dataTransfer?.files; if (f && f.length) run(f[0]); });
+    if (state.report) show(state.report);
+  }
+
+  async function setTrust(bytes, source) {
+    const line = root.querySelector("#tz-trust-status");
+    try {
+      const loaded = await userTrust(bytes, source);
+      trust = loaded.trust; trustHash = loaded.sha256; trustSource = source;
+      line.textContent = displayText(`${t("trust_used")}: ${source} · SHA-256 ${trustHash}`);
+      line.dataset.sha256 = trustHash;
+      if (lastFile) await run(lastFile);
+    } catch (e) {
+      trust = null; trustHash = null;
+      line.textContent = displayText(`${t("trust_error")}: ${e.message}`);
+    }
+  }
+
+  async function loadOperatorTrust() {
+    try {
+      // Same origin only (CSP connect-src 'self'): the operator's published trust file.
+      const response = await fetch(root.dataset.trustUrl, { credentials: "omit" });
+      if (!response.ok) throw new Error(`HTTP ${response.status}`);
+      await setTrust(new Uint8Array(await response.arrayBuffer()), root.dataset.trustUrl);
+    } catch (e) {
+      root.querySelector("#tz-trust-status").textContent = displayText(`${t("trust_error")}: ${e.message}`);
+    }
+  }
+
+  async function run(file) {
+    try {
+      await runUnguarded(file);
+    } catch (e) {
+      // Never a silent page: an unexpected error is shown as one line.
+      const progress = root.querySelector("#tz-progress");
+      progress.hidden = false;
+      progress.textContent = displayText(`${t("internal_error")}: ${e && e.message ? e.message : e}`);
+    }
+  }
+
+  async function runUnguarded(file) {
+    lastFile = file;
+    const progress = root.querySelector("#tz-progress");
+    progress.hidden = false;
+    progress.textContent = t("verifying");
+    root.querySelector("#tz-result").replaceChildren();
+    const started = performance.now();
+    const bytes = await readFile(file);
+    const rpc = state.rpcOptIn && state.rpc ? state.rpc : null;
+    const report = await verifyPackage(bytes, trust ?? (await loadDefaultTrust()), { rpc, lang });
+    report.elapsed_ms = performance.now() - started;
+    report.trust_sha256 = trustHash;
+    state.report = report;
+    progress.hidden = true;
+    show(report);
+  }
+
+  function show(report) {
+    const result = root.querySelector("#tz-result");
+    const verdict = el("div", { id: "tz-verdict", class: `tz-verdict v-${report.verdict.replace(/[^a-z]+/g, "-")}`,
+      "data-verdict": report.verdict, text: `${t("verdict")}: ${t(`verdict_${report.verdict}`)}` });
+    const explain = el("p", { class: "tz-explain", text: t(`explain_${report.verdict}`) });
+    const facts = el("dl", { class: "tz-facts" },
+      el("dt", { text: t("evidence_id") }), el("dd", { class: "tz-mono", text: report.evidence_id ?? "—" }),
+      el("dt", { text: t("fingerprint") }), el("dd", { class: "tz-mono", text: report.fingerprint ?? "—" }),
+      el("dt", { text: t("trust_used") }), el("dd", { class: "tz-mono", text: report.trust_sha256 ? `SHA-256 ${report.trust_sha256}` : t("no_trust") }));
+    result.replaceChildren(verdict, explain, facts);
+    const failing = report.checks.filter((c) => c.status === "fail");
+    if (failing.length) {
+      const groups = [...new Set(failing.map((c) => c.group))];
+      result.append(el("div", { id: "tz-failed", class: "tz-error" },
+        el("strong", { text: `${t("failed_checks")}: ${failing.map((c) => `${c.id} ${t(`check_${c.id}`)}`).join(", ")}` }),
+        el("ul", {}, ...groups.map((g) => el("li", { text: t(`means_${g}`) })))));
+    }
+    if (report.error) result.append(el("p", { class: "tz-error", id: "tz-error", text: `${t("unusable_reason")}: ${report.error}` }));
+    if (report.development_trust.length) {
+      result.append(el("div", { class: "tz-notice" }, el("strong", { text: t("development_trust") }),
+        el("ul", {}, ...report.development_trust.map((d) => el("li", { text: d })))));
+    }
+    const body = el("tbody");
+    for (const c of report.checks) {
+      body.append(el("tr", { "data-check": c.id, "data-status": c.status },
+        el("td", {}, el("strong", { text: c.id }), ` ${t(`check_${c.id}`)}`),
+        el("td", {}, el("span", { class: `tz-badge s-${c.status}`, text: t(`status_${c.status}`) })),
+        el("td", { class: "tz-wrap", text: c.reason }),
+        el("td", { class: "tz-basis", text: c.basis })));
+    }
+    result.append(el("table", { class: "tz-checks" }, el("thead", {}, el("tr", {},
+      el("th", { text: t("check") }), el("th", { text: t("status") }), el("th", { text: t("finding") }), el("th", { text: t("basis") }))), body));
+    if (report.proves.length) {
+      result.append(el("h2", { text: t("proves") }), el("ul", { id: "tz-proves" }, ...report.proves.map((p) => el("li", { text: p }))),
+        el("h2", { text: t("does_not_prove") }), el("ul", { class: "tz-muted" }, ...report.does_not_prove.map((p) => el("li", { text: p }))));
+    }
+    result.append(el("p", { class: "tz-muted", id: "tz-elapsed", "data-ms": String(Math.round(report.elapsed_ms ?? 0)),
+      text: `${t("elapsed")}: ${Math.round(report.elapsed_ms ?? 0)} ms · ${t("local_only")}` }));
+  }
+
+  render();
+  return { verifyBytes: (bytes, trustObj) => verifyPackage(bytes, trustObj) };
+}
