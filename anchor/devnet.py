@@ -151,14 +151,20 @@ class Devnet:
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
-    def start(self) -> str:
+    def start(self, *, owner_pid: int | None = None) -> str:
         """Start anvil unless this data dir's devnet already runs, and return its RPC URL.
 
+        ``owner_pid`` names the process that will stop the devnet when it exits (None: it is kept
+        running, as `tiezheng chain up` wants). A running devnet whose owner died without stopping
+        it (killed) passes to the new owner, so the next command that stops on exit cleans it up.
         Waits until ``eth_chainId`` answers. Raises AnvilNotFound, or DevnetError when anvil
         exits or stays silent for ``START_TIMEOUT_SECONDS``.
         """
         running = self._running_info()
         if running is not None:
+            previous = running.get("owner_pid")
+            if owner_pid is not None and isinstance(previous, int) and not _is_alive(previous):
+                _write_json_atomic(self.info_file, {**running, "owner_pid": owner_pid})
             return str(running["rpc_url"])
         anvil = self._anvil or find_anvil()
         self.chain_dir.mkdir(parents=True, exist_ok=True)
@@ -178,6 +184,7 @@ class Devnet:
                         "rpc_url": rpc_url,
                         "chain_id": self.chain_id,
                         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                        "owner_pid": owner_pid,
                     },
                 )
                 return rpc_url
@@ -252,6 +259,12 @@ class Devnet:
         except (OSError, ValueError, DevnetError):
             block = None
         return DevnetStatus(running=True, pid=info["pid"], rpc_url=rpc_url, chain_id=info["chain_id"], block=block)
+
+    def owner_pid(self) -> int | None:
+        """The process that stops the running devnet when it exits; None when it is kept running."""
+        info = self._running_info()
+        owner = info.get("owner_pid") if info is not None else None
+        return owner if isinstance(owner, int) else None
 
     @property
     def rpc_url(self) -> str:

@@ -5,15 +5,16 @@ A new API key is printed once, when it is made, and never again: only its HMAC i
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
-from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
-from api.settings import Settings, load_settings
+from api.cli_support import DataDir, JsonFlag, existing_settings, writable_settings
+from api.settings import Settings
 
 if TYPE_CHECKING:  # the database stack loads only for the commands that use it
     from sqlmodel import Session
@@ -24,14 +25,7 @@ keys_app = typer.Typer(no_args_is_help=True, help="API keys of tenants.")
 console = Console()
 errors = Console(stderr=True)
 
-DataDir = Annotated[Path | None, typer.Option("--data-dir", envvar="TIEZHENG_DATA_DIR",
-                                              help="Data folder [default: ~/.tiezheng]")]
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 Label = Annotated[str, typer.Option(help="What the key is for (shown in listings).")]
-
-
-def _settings(data_dir: Path | None) -> Settings:
-    return load_settings(data_dir)
 
 
 def _new_key(settings: Settings, session: Session, tenant_id: int, label: str) -> tuple[str, str]:
@@ -62,7 +56,7 @@ def tenants_create(name: str, label: Label = "first key", data_dir: DataDir = No
     from api import crud
     from api.db import open_database
 
-    settings = _settings(data_dir)
+    settings = writable_settings(data_dir)
     with Session(open_database(settings)) as session:
         if crud.tenant_by_name(session, name=name) is not None:
             raise ValueError(f"a tenant named {name!r} exists already; `tiezheng keys create {name}` adds a key")
@@ -83,7 +77,7 @@ def tenants_list(data_dir: DataDir = None) -> None:
     from api.db import open_database
     from api.models import Tenant
 
-    with Session(open_database(_settings(data_dir))) as session:
+    with Session(open_database(existing_settings(data_dir))) as session:
         for tenant in session.exec(select(Tenant).order_by(Tenant.id)).all():  # type: ignore[arg-type]
             console.print(f"{tenant.id}\t{tenant.name}\t{tenant.created_at:%Y-%m-%d %H:%M}")
 
@@ -96,7 +90,7 @@ def keys_create(tenant: str, label: Label = "", data_dir: DataDir = None, as_jso
     from api import crud
     from api.db import open_database
 
-    settings = _settings(data_dir)
+    settings = existing_settings(data_dir)
     with Session(open_database(settings)) as session:
         row = crud.tenant_by_name(session, name=tenant)
         if row is None or row.id is None:
@@ -118,7 +112,7 @@ def keys_revoke(key: Annotated[str, typer.Argument(help="The key's prefix (from 
     from api.security import key_prefix
 
     prefix = key_prefix(key) or key
-    with Session(open_database(_settings(data_dir))) as session:
+    with Session(open_database(existing_settings(data_dir))) as session:
         row = crud.revoke_api_key(session, prefix=prefix)
         if row is None:
             raise ValueError(f"no API key with prefix {prefix!r}")
@@ -136,7 +130,7 @@ def keys_list(tenant: str, data_dir: DataDir = None) -> None:
     from api import crud
     from api.db import open_database
 
-    with Session(open_database(_settings(data_dir))) as session:
+    with Session(open_database(existing_settings(data_dir))) as session:
         row = crud.tenant_by_name(session, name=tenant)
         if row is None or row.id is None:
             raise ValueError(f"no tenant named {tenant!r}")
@@ -145,8 +139,10 @@ def keys_list(tenant: str, data_dir: DataDir = None) -> None:
             console.print(f"{key.prefix}\t{state}\t{key.label}")
 
 
-def serve(host: Annotated[str | None, typer.Option(help="Address to listen on [default: 127.0.0.1].")] = None,
-          port: Annotated[int | None, typer.Option(help="Port [default: 8000].")] = None,
+def serve(host: Annotated[str | None, typer.Option(
+              show_default=False, help="Address to listen on (default: $TIEZHENG_HOST, else 127.0.0.1).")] = None,
+          port: Annotated[int | None, typer.Option(
+              show_default=False, help="Port to listen on (default: $TIEZHENG_PORT, else 8000).")] = None,
           seal: Annotated[bool, typer.Option("--seal/--no-seal",
                                              help="Run the sealing loop (and the embedded TSA and devnet).")] = True,
           data_dir: DataDir = None) -> None:
@@ -154,12 +150,26 @@ def serve(host: Annotated[str | None, typer.Option(help="Address to listen on [d
     import uvicorn
 
     from api.main import create_app
+    from api.security import SecretsFilter
     from api.services import operator_for
 
-    settings = _settings(data_dir)
+    settings = writable_settings(data_dir)
     operator_for(settings)  # a key that does not load is one line here, not a traceback from the app's startup
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(SecretsFilter())
     app = create_app(settings, seal=seal)
     # One process: the rate limiter and worker pool are in-process (see api/main.py).
     uvicorn.run(app, host=host or settings.host, port=port or settings.port, log_level="info",
-                timeout_graceful_shutdown=10)
+                timeout_graceful_shutdown=10, log_config=_uvicorn_logging())
+
+
+def _uvicorn_logging() -> dict[str, Any]:
+    """uvicorn's own logging, with keys masked on every handler (access lines carry query strings)."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["filters"] = {"secrets": {"()": "api.security.SecretsFilter"}}
+    for handler in config["handlers"].values():
+        handler["filters"] = ["secrets"]
+    return config

@@ -1,280 +1,139 @@
-"""``tiezheng``: the operator's CLI. Thin wiring over evidence/, anchor/ and verifier/.
+"""``tiezheng``: the operator's CLI entry point. The commands themselves are in api/commands.py.
 
-Every command takes ``--data-dir`` (env ``TIEZHENG_DATA_DIR``, default ``~/.tiezheng``). Errors
-are printed as one clear line; no traceback reaches the user.
+This module imports only the standard library and rich (a base dependency) until it has checked
+that the service's extra is installed: counsel's plain ``pip install tiezheng`` ships this console
+script too, and it must say in one line what to install, not die with a traceback. Every error a
+user can cause ends as one ``error: …`` line with a hint, and exit code 2.
 """
 
 from __future__ import annotations
 
-import json
+import errno
 import os
 import sys
-from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import NoReturn
 
-import typer
-from rich.console import Console
-from rich.markup import escape
-
-from api.admin_cli import keys_app, serve, tenants_app
-from api.capture_cli import capture
-from api.doctor import doctor
-from api.settings import Settings, load_settings
-from api.worker_cli import worker_app
-from verifier.errors import TiezhengError
-
-if TYPE_CHECKING:
-    from anchor.devnet import Devnet
-
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="Tiezheng (铁证): capture, seal and verify web evidence.")
-chain_app = typer.Typer(no_args_is_help=True, help="The embedded anvil devnet.")
-tsa_app = typer.Typer(no_args_is_help=True, help="The embedded development TSA.")
-trust_app = typer.Typer(no_args_is_help=True, help="Trust settings for tiezheng-verify.")
-app.add_typer(chain_app, name="chain")
-app.add_typer(tsa_app, name="tsa")
-app.add_typer(trust_app, name="trust")
-app.add_typer(tenants_app, name="tenants")
-app.add_typer(keys_app, name="keys")
-app.command()(capture)
-app.command()(doctor)
-app.add_typer(worker_app, name="worker")
-
-console = Console()
-errors = Console(stderr=True)
-
-DataDir = Annotated[Path | None, typer.Option("--data-dir", envvar="TIEZHENG_DATA_DIR",
-                                              help="Data folder [default: ~/.tiezheng]")]
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON, one object per evidence item.")]
+#: Which extra brings which top-level module (the pyproject's optional dependencies).
+EXTRA_OF_MODULE = {
+    "typer": "api", "fastapi": "api", "starlette": "api", "uvicorn": "api", "sqlmodel": "api", "sqlalchemy": "api",
+    "alembic": "api", "pydantic": "api", "pydantic_settings": "api", "python_multipart": "api", "multipart": "api",
+    "jinja2": "api", "psycopg": "api", "fastapi_offline": "api",
+    "playwright": "capture", "warcio": "capture", "dns": "capture", "cdxj_indexer": "capture", "httpx": "capture",
+    "httpcore": "capture",
+    "web3": "anchor", "rlp": "anchor", "trie": "anchor", "eth_hash": "anchor", "eth_account": "anchor",
+    "reportlab": "pdf", "qrcode": "pdf",
+    "dramatiq": "scale", "redis": "scale", "boto3": "scale", "botocore": "scale",
+}
+#: What `tiezheng` needs before any command can even list itself.
+CORE_EXTRA = "api"
+DISK_HINT = "free some space, or give another --data-dir"
+READ_ONLY_HINT = "check its permissions, or give another --data-dir"
 
 
-def _settings(data_dir: Path | None) -> Settings:
-    return load_settings(data_dir)
+def missing_extra(exc: ModuleNotFoundError) -> str:
+    """One line naming the extra that brings the missing module."""
+    module = (exc.name or "").split(".")[0]
+    extra = EXTRA_OF_MODULE.get(module)
+    if extra is None:
+        return f"a Python package is missing: {module or exc} (reinstall: pip install 'tiezheng[all]')"
+    return (f"this needs the '{extra}' extra (missing Python package {module}): pip install 'tiezheng[{extra}]'"
+            + (" (tiezheng-verify works without it)" if extra == CORE_EXTRA else ""))
 
 
-def _item_json(evidence_id: str, fingerprint: str, package: Path, status: str) -> str:
-    return json.dumps({"evidence_id": evidence_id, "fingerprint": fingerprint, "package": str(package),
-                       "status": status})
+def describe_os_error(exc: OSError) -> str:
+    """One line with a hint for the file-system errors users meet: missing, read-only, full."""
+    where = exc.filename or ""
+    what = exc.strerror or str(exc)
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"no space left for {where} ({DISK_HINT})"
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return f"cannot write {where}: {what.lower()} ({READ_ONLY_HINT})"
+    if exc.errno == errno.ENOENT:
+        return f"no such file or folder: {where} (check the path)"
+    if exc.errno == errno.EISDIR:
+        return f"{where} is a folder, not a file (give a file)"
+    if exc.errno == errno.ENOTDIR:
+        return f"{where}: a part of this path is a file, not a folder (check the path)"
+    return f"{where}: {what}" if where else what
 
 
-@app.command()
-def upload(files: Annotated[list[Path], typer.Argument(help="Files to seal as one evidence item.")],
-           note: Annotated[str, typer.Option(help="A note stored in the manifest.")] = "",
-           data_dir: DataDir = None, as_json: JsonFlag = False) -> None:
-    """Make an upload evidence package of existing files and queue it for sealing."""
-    from api.services import operator_for, queue_for_sealing
-    from evidence.manifest import Requester
-    from evidence.upload import build_upload
-
-    settings = _settings(data_dir)
-    built = build_upload(files, packages_dir=settings.packages_dir, operator=operator_for(settings),
-                         requester=Requester.local(), note=note)
-    queue_for_sealing(settings, built.evidence_id, built.fingerprint, built.path)
-    if as_json:
-        print(_item_json(built.evidence_id, built.fingerprint.hex(), built.path, "pending"))
-    else:
-        console.print(f"[green]accepted[/] {built.evidence_id}  fingerprint {built.fingerprint.hex()}\n"
-                      f"  package {built.path}\n  status  pending (run `tiezheng seal`)")
+def describe_database_error(exc: Exception) -> str | None:
+    """SQLite's own words for a read-only or full disk, as one line with a hint; None for other errors."""
+    text = str(getattr(exc, "orig", None) or exc).lower()
+    if "readonly" in text or "read-only" in text:
+        return f"the database is on a read-only file system or folder ({READ_ONLY_HINT})"
+    if "disk is full" in text or "database or disk is full" in text:
+        return f"the disk holding the database is full ({DISK_HINT})"
+    if "unable to open database file" in text:
+        return f"cannot open the database file ({READ_ONLY_HINT})"
+    if "disk i/o error" in text:
+        return f"the disk holding the database failed a write; it may be full or read-only ({DISK_HINT})"
+    return None
 
 
-@app.command()
-def seal(data_dir: DataDir = None, as_json: JsonFlag = False) -> None:
-    """Seal everything pending now: batch, timestamp, anchor, attach proofs."""
-    from anchor.sealer import items_in
-    from anchor.store import ItemState
-    from api.services import engine_for, make_sealer, sealing_services
+def _fail(message: str, code: int = 2) -> NoReturn:
+    from rich.console import Console
+    from rich.markup import escape
 
-    settings = _settings(data_dir)
-    engine = engine_for(settings)
-    pending_before = items_in(engine, [ItemState.PENDING, ItemState.BATCHED])
-    with console.status(f"sealing {pending_before} item(s)…", spinner="dots"), \
-            sealing_services(settings) as running:
-        sealer = make_sealer(settings, engine, running)
-        batches = sealer.run_once(force=True)
-    _report_sealed(engine, batches, as_json)
-    left = items_in(engine, [ItemState.PENDING, ItemState.BATCHED])
-    if left:
-        errors.print(f"[yellow]{left} item(s) still pending[/]: see `tiezheng status` for the reason; "
-                     "they are retried on the next `tiezheng seal`.")
-        raise typer.Exit(1)
-
-
-def _report_sealed(engine: Any, batches: list[str], as_json: bool) -> None:
-    from sqlmodel import Session, col, select
-
-    from anchor.sealer import batch_status
-    from anchor.store import SealItem
-
-    with Session(engine) as session:
-        items = session.exec(select(SealItem).where(col(SealItem.batch_id).in_(batches))).all()
-    for batch_id in batches:
-        status = batch_status(engine, batch_id) or {}
-        anchor = status.get("anchor") or {}
-        if not as_json:
-            console.print(f"[green]sealed[/] batch {batch_id}: {status.get('tree_size')} item(s), root "
-                          f"{status.get('root')}\n  tx {anchor.get('tx_hash')} in block {anchor.get('block_number')}")
-    for item in items:
-        if as_json:
-            print(_item_json(item.evidence_id, item.fingerprint, Path(item.package_path), "sealed"))
-        else:
-            console.print(f"  {item.evidence_id}  {item.package_path}")
-
-
-@app.command()
-def status(data_dir: DataDir = None, as_json: JsonFlag = False) -> None:
-    """Show how many items are pending, batched and sealed, any batch waiting on a retry, any missing anchor."""
-    from sqlmodel import Session, col, select
-
-    from anchor.store import SealAnchor, SealBatch, counts
-    from api.services import engine_for
-
-    engine = engine_for(_settings(data_dir))
-    tally = counts(engine)
-    with Session(engine) as session:
-        stuck = session.exec(select(SealBatch).where(SealBatch.state != "attached")).all()
-        # Anchors a sealed batch still misses: a chain that was down, retried until it confirms.
-        late = session.exec(select(SealAnchor).join(SealBatch, col(SealBatch.id) == col(SealAnchor.batch_id))
-                            .where(SealBatch.state == "attached").where(SealAnchor.state != "attached")).all()
-    if as_json:
-        print(json.dumps({"items": tally, "unfinished_batches": [
-            {"id": b.id, "state": b.state, "attempts": b.attempts, "last_error": b.last_error} for b in stuck],
-            "missing_anchors": [{"batch_id": a.batch_id, "chain_id": a.chain_id, "state": a.state,
-                                 "attempts": a.attempts, "last_error": a.last_error} for a in late]}))
-        return
-    console.print("items: " + ", ".join(f"{k} {v}" for k, v in sorted(tally.items())) if tally else "no items yet")
-    for b in stuck:
-        console.print(f"[yellow]batch {b.id}[/] {b.state}, attempt {b.attempts}: {escape(b.last_error or '')}")
-    for a in late:
-        console.print(f"[yellow]batch {a.batch_id}[/] sealed, its anchor on chain {a.chain_id} still {a.state}, "
-                      f"attempt {a.attempts}: {escape(a.last_error or '')}")
-
-
-@app.command()
-def verify(package: Path, as_json: JsonFlag = False,
-           rpc: Annotated[list[str] | None, typer.Option(
-               help="Check anchors online: [CHAIN_ID=]URL, one per chain; may repeat.")] = None,
-           offline: Annotated[bool, typer.Option(help="Use no network (default).")] = False,
-           trust: Annotated[list[Path] | None, typer.Option(help="Extra trust file(s).")] = None,
-           data_dir: DataDir = None) -> None:
-    """tiezheng-verify, with this data dir's own trust added (flagged as development)."""
-    from verifier import cli as verify_cli
-
-    settings = _settings(data_dir)
-    trust_file = _write_local_trust(settings)
-    argv = [str(package), "--trust", str(trust_file), *[a for t in trust or [] for a in ("--trust", str(t))]]
-    argv += ["--json"] if as_json else []
-    argv += [a for url in rpc for a in ("--rpc", url)] if rpc else (["--offline"] if offline else [])
-    raise typer.Exit(verify_cli.main(argv))
-
-
-def _write_local_trust(settings: Settings, target: Path | None = None) -> Path:
-    from api.services import local_trust, trust_toml
-
-    path = target or settings.root / "trust-local.toml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(trust_toml(local_trust(settings)), encoding="utf-8")
-    return path
-
-
-@trust_app.command("export")
-def trust_export(file: Path, data_dir: DataDir = None) -> None:
-    """Write this data dir's trust (operator key and its declared qualifications, dev TSA CA, devnet) for
-    `tiezheng-verify --trust`."""
-    path = _write_local_trust(_settings(data_dir), file)
-    console.print(f"trust written to {path} (development entries are flagged as such)")
-
-
-SecondFlag = Annotated[bool, typer.Option(
-    "--second", help="The second devnet (chain id 31338, state in DIR/chain2): once it was started, "
-                     "the embedded sealer anchors every batch on both devnets.")]
-
-
-def _devnet(settings: Settings, second: bool) -> Devnet:
-    from anchor.devnet import Devnet
-
-    return Devnet.second(settings.root) if second else Devnet(settings.root)
-
-
-@chain_app.command("up")
-def chain_up(data_dir: DataDir = None, second: SecondFlag = False) -> None:
-    """Start the anvil devnet (state kept in the data dir)."""
-    devnet = _devnet(_settings(data_dir), second)
-    url = devnet.start()
-    console.print(f"devnet (chain {devnet.chain_id}) running at {url}")
-
-
-@chain_app.command("down")
-def chain_down(data_dir: DataDir = None, second: SecondFlag = False) -> None:
-    """Stop the anvil devnet; its state is saved."""
-    stopped = _devnet(_settings(data_dir), second).stop()
-    console.print("devnet stopped" if stopped else "devnet was not running")
-
-
-@chain_app.command("status")
-def chain_status(data_dir: DataDir = None, as_json: JsonFlag = False, second: SecondFlag = False) -> None:
-    """Show the chain the sealer anchors on (the first, or --second): RPC URL, chain id and latest block."""
-    from anchor.devnet import rpc_call
-
-    settings = _settings(data_dir)
-    if settings.uses_devnet:
-        state = _devnet(settings, second).status()
-        body = {"rpc_url": state.rpc_url, "chain_id": state.chain_id, "block": state.block}
-    else:
-        chains = settings.anchor_chains()
-        if second and len(chains) < 2:
-            raise typer.BadParameter("only one chain is configured", param_hint="--second")
-        url = chains[1 if second else 0].rpc_url
-        body = {"rpc_url": url, "chain_id": int(rpc_call(url, "eth_chainId"), 16),
-                "block": int(rpc_call(url, "eth_blockNumber"), 16)}
-    if as_json:
-        print(json.dumps(body))
-    elif body["rpc_url"] is None:
-        console.print(f"devnet not running (start it with `tiezheng chain up{' --second' if second else ''}`)")
-    else:
-        console.print(f"chain {body['chain_id']} at {body['rpc_url']}, block {body['block']}")
-
-
-@tsa_app.command("serve")
-def tsa_serve(port: Annotated[int, typer.Option(help="Loopback port (0: any free port).")] = 3161,
-              data_dir: DataDir = None) -> None:
-    """Run the development TSA alone over HTTP on loopback until interrupted."""
-    import threading
-
-    from anchor.tsa_server import DevTSA
-
-    with DevTSA(_settings(data_dir).root).serve(port=port) as server:
-        console.print(f"development TSA at {server.url} (Ctrl-C to stop)")
-        threading.Event().wait()
-
-
-@app.command()
-def demo(data_dir: DataDir = None) -> None:
-    """The main job on embedded defaults: make evidence from the samples, seal it, verify it."""
-    from api.demo import run_demo
-
-    raise typer.Exit(run_demo(_settings(data_dir), console))
-
-
-app.command()(serve)
+    Console(stderr=True).print(f"[red]error:[/] {escape(message)}", soft_wrap=True)
+    sys.exit(code)
 
 
 def main() -> None:
-    """Entry point: run the app, turning expected errors into one line and exit code 2."""
+    """Entry point: run the app, turning every expected error into one line and exit code 2."""
     try:
-        app()
+        from api.commands import app
+    except ModuleNotFoundError as exc:
+        _fail(missing_extra(exc))
+    from api.cli_support import UserError
+    from verifier.errors import TiezhengError
+
+    try:
+        # Not click's standalone mode: its usage errors are a framed box of several lines, made one here.
+        code = app(standalone_mode=False)
+    except UserError as exc:
+        _fail(exc.line())
     except TiezhengError as exc:
-        errors.print(f"[red]error:[/] {escape(exc.diagnostics())}")
-        sys.exit(2)
-    except (OSError, ValueError) as exc:
-        errors.print(f"[red]error:[/] {escape(str(exc))}")
-        sys.exit(2)
+        _fail(exc.diagnostics())
+    except ModuleNotFoundError as exc:
+        _fail(missing_extra(exc))
+    except OSError as exc:
+        _fail(describe_os_error(exc))
+    except ValueError as exc:
+        _fail(str(exc))
     except KeyboardInterrupt:
-        errors.print("interrupted")
-        sys.exit(130)
+        _fail("interrupted", 130)
     except Exception as exc:
+        usage = usage_error(exc)
+        if usage is not None:
+            if usage:
+                _fail(usage)
+            sys.exit(2)  # `tiezheng chain` alone: the help is shown already
+        if _is_named(exc, "Abort"):
+            _fail("interrupted", 130)
+        database = describe_database_error(exc) if type(exc).__module__.startswith(("sqlalchemy", "sqlite3")) else None
+        if database is not None:
+            _fail(database)
         # A bug, not the user's input: one line, never a traceback; TIEZHENG_DEBUG=1 shows it.
         if os.environ.get("TIEZHENG_DEBUG"):
             raise
-        errors.print(f"[red]internal error:[/] {type(exc).__name__}: {escape(str(exc))} "
-                     "(please report it; TIEZHENG_DEBUG=1 shows the traceback)")
-        sys.exit(2)
+        _fail(f"internal error: {type(exc).__name__}: {exc} (please report it; TIEZHENG_DEBUG=1 shows the traceback)")
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _is_named(exc: BaseException, name: str) -> bool:
+    # By name: typer vendors click in some releases and uses click itself in others.
+    return any(cls.__name__ == name for cls in type(exc).__mro__)
+
+
+def usage_error(exc: BaseException) -> str | None:
+    """A command-line mistake (unknown option, missing argument, bad value) as one line with a hint;
+    "" when the help was printed already (a group run without a command); None for other errors."""
+    if not _is_named(exc, "UsageError"):
+        return None
+    if _is_named(exc, "NoArgsIsHelpError"):
+        return ""
+    ctx = getattr(exc, "ctx", None)
+    command = getattr(ctx, "command_path", None) or "tiezheng"
+    message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+    return f"{message} (see `{command} --help`)"

@@ -26,6 +26,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from api.cli_support import DataDir, JsonFlag
 from api.settings import Settings, load_settings
 
 #: Network probes give up after this long: a doctor that hangs is no help.
@@ -436,9 +437,8 @@ def _settings_problem(exc: Exception) -> Check:
                  "fix the TIEZHENG_* environment variables named here")
 
 
-def doctor(data_dir: Annotated[Path | None, typer.Option("--data-dir", envvar="TIEZHENG_DATA_DIR",
-                                                         help="Data folder [default: ~/.tiezheng]")] = None,
-           as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+def doctor(data_dir: DataDir = None,
+           as_json: JsonFlag = False,
            seal: Annotated[bool, typer.Option("--seal/--no-seal",
                                               help="Whether this host seals (needs the chain key).")] = True) -> None:
     """Check this host's setup: data dir, database, Redis, TSAs, chain and key, blob store, operator key.

@@ -51,7 +51,10 @@ def error_body(code: str, message: str, details: list[Any] | None = None) -> dic
 
 def _api_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
-    return JSONResponse(error_body(exc.code, exc.message, exc.details), status_code=exc.status, headers=exc.headers)
+    from api.security import hide_server_paths  # last guard: no message may name a path on the server
+
+    return JSONResponse(error_body(exc.code, hide_server_paths(exc.message), exc.details), status_code=exc.status,
+                        headers=exc.headers)
 
 
 def _http_error(_request: Request, exc: Exception) -> JSONResponse:

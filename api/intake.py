@@ -66,7 +66,8 @@ def accept_upload(state: ServiceState, who: Principal, files: Sequence[ReceivedF
         requester = jobs.requester_for(session, tenant_id=who.tenant_id, api_key_id=who.api_key_id)
     try:
         built = build_upload([f.path for f in files], packages_dir=state.settings.packages_dir,
-                             operator=state.operator, requester=requester, note=note)
+                             operator=state.operator, requester=requester, note=note,
+                             names=[f.filename for f in files])
     except UploadError as exc:
         raise ApiError(422, "invalid_upload", str(exc)) from None
     address = state.blobs.put_file(built.path)

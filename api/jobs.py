@@ -26,6 +26,7 @@ from api import crud, leases
 from api.blobs import BlobBackend, blob_store
 from api.db import open_database
 from api.models import ApiKey, Evidence, EvidenceKind, Tenant
+from api.security import hide_server_paths
 from api.services import operator_for, service_clock_references
 from api.settings import Settings, load_settings
 from evidence.manifest import Requester
@@ -194,6 +195,7 @@ def _lost(row_id: str) -> str:
 
 
 def _fail(engine: Engine, row_id: str, tenant_id: int, reason: str, *, owner: str) -> str:
+    reason = hide_server_paths(reason)  # the tenant reads it: a browser or disk error may name host paths
     with Session(engine) as session:
         if not leases.release(session.connection(), row_id=row_id, owner=owner):
             return _lost(row_id)

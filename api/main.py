@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from api import docs, errors
 from api.audit import AuditMiddleware
 from api.routes import batches, captures, evidence, health, pages, uploads, verification, well_known
+from api.security import RefuseKeysInQuery
 from api.settings import Settings, load_settings
 from api.state import ServiceState
 from verifier import __version__
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None, *, seal: bool = True) -> FastAP
     errors.install(app)
     docs.install(app)
     app.add_middleware(AuditMiddleware)
+    app.add_middleware(RefuseKeysInQuery)  # outermost: a key in the URL is refused before anything runs
     v1 = APIRouter(prefix="/v1")
     for module in (captures, uploads, evidence, batches, verification):
         v1.include_router(module.router)

@@ -4,23 +4,27 @@ The framework's own form parsing spools parts in memory first and applies no tot
 so uploads and /v1/verify read the raw stream here instead. A declared Content-Length over the
 limit is refused before a byte is read; a body that grows past it is refused as soon as it does.
 Either way the caller gets a 413 ``payload_too_large``. Files land in a fresh folder the caller
-removes; each keeps its (sanitised) original name, because build_upload records it.
+removes, under plain numbered names: the sender's name is kept apart (``ReceivedFile.filename``,
+for the manifest), so a long or odd name never reaches the file system. A body whose framing is
+broken, or that ends before its closing boundary, is a 400: a truncated file is never accepted.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import shutil
 import tempfile
-import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from python_multipart.multipart import MultipartParser, parse_options_header
+from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
 from api.errors import ApiError
+
+log = logging.getLogger(__name__)
 
 #: Multipart framing (boundaries, part headers) allowed on top of the file bytes themselves.
 FRAMING_ALLOWANCE = 64 << 10
@@ -29,7 +33,11 @@ FRAMING_ALLOWANCE = 64 << 10
 DRAIN_MAX_BYTES = 16 << 20
 MAX_FIELD_BYTES = 8 << 10
 MAX_PARTS = 200
-MAX_FILENAME_CHARS = 200
+#: Characters of a sender's file name kept, as sent (for the manifest); the name on disk is always ours.
+MAX_FILENAME_CHARS = 1000
+#: RFC 2046 section 5.1.1: a boundary is 1 to 70 characters from this set, not ending in a space.
+MAX_BOUNDARY_CHARS = 70
+_BOUNDARY = re.compile(rb"[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]")
 
 
 @dataclass
@@ -50,12 +58,8 @@ class ReceivedForm:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def safe_filename(raw: str) -> str:
-    """The last path component, without control characters, trimmed; ``file`` when nothing is left."""
-    name = raw.replace("\\", "/").rsplit("/", 1)[-1]
-    name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C").strip().strip(".")
-    name = re.sub(r"\s+", " ", name)[:MAX_FILENAME_CHARS]
-    return name or "file"
+def bad_multipart(reason: str) -> ApiError:
+    return ApiError(400, "bad_request", f"malformed multipart body: {reason}")
 
 
 def too_large(limit: int) -> ApiError:
@@ -76,6 +80,7 @@ class _Parts:
         self.field_value = bytearray()
         self.file_bytes = 0
         self.parts = 0
+        self.open_part = False
 
     def callbacks(self) -> dict[str, object]:
         return {"on_part_begin": self.part_begin, "on_header_field": self.header_field,
@@ -85,6 +90,7 @@ class _Parts:
 
     def part_begin(self) -> None:
         self.parts += 1
+        self.open_part = True
         if self.parts > MAX_PARTS:
             raise ApiError(422, "invalid_request", f"more than {MAX_PARTS} parts in the form")
         self.headers = {}
@@ -101,15 +107,18 @@ class _Parts:
         self.header_name, self.header_value = b"", b""
 
     def headers_finished(self) -> None:
-        _, params = parse_options_header(self.headers.get(b"content-disposition", b""))
-        name = params.get(b"name", b"").decode("utf-8", "replace")
+        disposition, params = parse_options_header(self.headers.get(b"content-disposition", b""))
+        if disposition != b"form-data" or b"name" not in params:
+            raise bad_multipart("a part has no Content-Disposition: form-data with a name")
+        name = params[b"name"].decode("utf-8", "replace")
         filename = params.get(b"filename")
         if name in self.file_fields:
             original = filename.decode("utf-8", "replace") if filename is not None else "file"
             index = len(self.form.files)
             folder = self.form.folder / str(index)
             folder.mkdir()
-            self.current = ReceivedFile(field=name, filename=original, path=folder / safe_filename(original))
+            # The name on disk is ours; the sender's, as sent, is kept for the manifest only.
+            self.current = ReceivedFile(field=name, filename=original[:MAX_FILENAME_CHARS], path=folder / "content")
             self.sink = self.current.path.open("wb")
             self.form.files.append(self.current)
         else:
@@ -130,6 +139,7 @@ class _Parts:
             self.field_value += data[start:end]
 
     def part_end(self) -> None:
+        self.open_part = False
         if self.sink is not None:
             self.sink.close()
             self.sink = None
@@ -174,15 +184,21 @@ async def receive_form(request: Request, *, workdir: Path, limit: int,
     """Stream the request's multipart body into a new folder under ``workdir``.
 
     Raises ApiError: 415 when the body is not multipart/form-data, 413 over ``limit`` file bytes,
-    422 for a malformed body or no file at all. The folder is removed on error.
+    400 for a bad boundary, broken framing or a body cut short, 422 for no file at all. The folder
+    is removed on error.
     """
     content_type, params = parse_options_header(request.headers.get("content-type", ""))
-    boundary = params.get(b"boundary")
-    if content_type != b"multipart/form-data" or not boundary:
+    if content_type != b"multipart/form-data":
         raise ApiError(415, "unsupported_media_type", "send multipart/form-data with one or more 'file' fields")
     body = _Body(request)
     ceiling = limit + FRAMING_ALLOWANCE
     declared = _declared_length(request)
+    if not _BOUNDARY.fullmatch(params.get(b"boundary", b"")):
+        if declared is not None and declared <= ceiling + DRAIN_MAX_BYTES:
+            await body.drain()
+        raise ApiError(400, "bad_request", f"the multipart boundary must be 1 to {MAX_BOUNDARY_CHARS} characters "
+                       "of the RFC 2046 set")
+    boundary: bytes = params[b"boundary"]
     if declared is not None and declared > ceiling:
         if declared <= ceiling + DRAIN_MAX_BYTES:
             await body.drain()
@@ -198,22 +214,30 @@ async def receive_form(request: Request, *, workdir: Path, limit: int,
                 raise too_large(limit)
             parser.write(chunk)
         parser.finalize()
+        if parser.state != MultipartState.END or parts.open_part:
+            raise bad_multipart("it ends before its closing boundary (truncated?)")
         if not form.files:
             raise ApiError(422, "invalid_request", "no 'file' field in the form")
     except ApiError as exc:
         parts.close()
         form.discard()
-        if exc.status == 413 and body.received <= ceiling + DRAIN_MAX_BYTES:
+        if exc.status in (400, 413) and body.received <= ceiling + DRAIN_MAX_BYTES:
             await body.drain()
         raise
     except ClientDisconnect:
         parts.close()
         form.discard()
         raise ApiError(400, "bad_request", "the client went away before the body was complete") from None
-    except Exception as exc:  # the parser's own errors: malformed framing
+    except OSError:
+        # Storage trouble (disk full, permissions): the details, paths included, stay in the log.
         parts.close()
         form.discard()
-        raise ApiError(422, "invalid_request", f"malformed multipart body: {exc}") from None
+        log.exception("could not store a request body")
+        raise ApiError(507, "insufficient_storage", "the server could not store the request body") from None
+    except Exception as exc:  # the parser's own errors: malformed framing (their text holds no paths)
+        parts.close()
+        form.discard()
+        raise bad_multipart(str(exc)) from None
     return form
 
 

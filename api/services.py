@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -142,9 +143,9 @@ def sealing_services(settings: Settings, *, keep_devnet: bool = True) -> Iterato
         chains: list[ChainEndpoint] = []
         if settings.uses_devnet:
             for devnet, name in zip(embedded_devnets(settings), (DEVNET_NAME, SECOND_DEVNET_NAME), strict=False):
-                was_running = devnet.status().running
-                rpc_url = devnet.start()
-                if not keep_devnet and not was_running:
+                rpc_url = devnet.start(owner_pid=None if keep_devnet else os.getpid())
+                # Stopped on exit when this process started it, or took it over from a killed starter.
+                if not keep_devnet and devnet.owner_pid() == os.getpid():
                     stack.callback(devnet.stop)
                 chains.append(ChainEndpoint(rpc_url=rpc_url, chain_id=devnet.chain_id, private_key=DEV_OPERATOR_KEY,
                                             confirmations=settings.confirmations or 1, name=name))

@@ -132,6 +132,8 @@ class Settings(BaseSettings):
     capture_lease_seconds: float = 60.0
     #: How often the API's relay looks for lapsed leases and captures queued but never run.
     sweep_seconds: float = 10.0
+    #: How often the service removes temp files that no live process owns (api/scratch.py).
+    sweep_interval_seconds: float = 600.0
 
     @property
     def root(self) -> Path:

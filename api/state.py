@@ -5,12 +5,14 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
 from api import jobs
 from api.blobs import BlobBackend, blob_store
 from api.ratelimit import RateLimiter
+from api.scratch import Sweeper, claim
 from api.security import server_secret
 from api.services import local_trust, operator_for, trust_toml
 from api.settings import Settings
@@ -45,6 +47,8 @@ class ServiceState:
     #: Calls without a key (verify, failed logins) are limited per client address.
     anonymous_limiter: RateLimiter
     pool: WorkerPool
+    #: Removes temp files of dead processes, at start and periodically; owns this process's temp folder.
+    sweeper: Sweeper
     _trust: tuple[float, PublishedTrust] | None = field(default=None, repr=False)
     _trust_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -52,14 +56,20 @@ class ServiceState:
     def open(cls, settings: Settings, *, seal: bool = True) -> ServiceState:
         """Migrate the database and start the job threads, and the sealing loop when ``seal``."""
         engine = jobs.database(settings)
-        settings.tmp_dir.mkdir(parents=True, exist_ok=True)
+        sweeper = Sweeper(settings).start()
         pool = WorkerPool(settings, engine, seal=seal)
         state = cls(settings=settings, engine=engine, blobs=blob_store(settings),
                     key_secret=server_secret(settings), operator=operator_for(settings),
                     limiter=RateLimiter(settings.rate_per_second, settings.rate_burst),
-                    anonymous_limiter=RateLimiter(settings.rate_per_second, settings.rate_burst), pool=pool)
+                    anonymous_limiter=RateLimiter(settings.rate_per_second, settings.rate_burst), pool=pool,
+                    sweeper=sweeper)
         pool.start()
         return state
+
+    @property
+    def scratch(self) -> Path:
+        """This process's temp folder: request bodies go there, and go with it when the process dies."""
+        return claim(self.settings)
 
     def published_trust(self) -> PublishedTrust:
         """This data dir's trust as `tiezheng trust export` writes it, and what the service verifies with."""
@@ -78,4 +88,5 @@ class ServiceState:
 
     def close(self) -> None:
         self.pool.stop()
+        self.sweeper.stop()
         jobs.forget_database(self.settings)

@@ -11,19 +11,17 @@ import os
 import signal
 import sys
 import threading
-from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
+from api.cli_support import DataDir
 from api.settings import load_settings
 
 worker_app = typer.Typer(no_args_is_help=True, help="Scale-out workers: captures from Redis, and the sealer.")
 errors = Console(stderr=True)
 
-DataDir = Annotated[Path | None, typer.Option("--data-dir", envvar="TIEZHENG_DATA_DIR",
-                                              help="Data folder [default: ~/.tiezheng]")]
 
 
 @worker_app.command("capture")

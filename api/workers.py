@@ -52,7 +52,8 @@ class WorkerPool:
         self._executor = ThreadPoolExecutor(max_workers=max(1, self.settings.workers),
                                             thread_name_prefix="tiezheng-job")
         if self.seal:
-            self.running = self._stack.enter_context(sealing_services(self.settings))
+            # A devnet started here stops with the service (`tiezheng chain up` starts one that stays).
+            self.running = self._stack.enter_context(sealing_services(self.settings, keep_devnet=False))
             self.sealer = make_sealer(self.settings, self.engine, self.running)
             # Called in the sealer's thread after each committed transition: keep the sealed bytes.
             self.sealer.on_transition = self._on_transition
@@ -124,7 +125,7 @@ def run_sealer(settings: Settings, stop: threading.Event) -> None:
     """
     engine = jobs.database(settings)
     failpoint = os.environ.get(FAILPOINT_ENV, "").removeprefix("seal:")
-    with sealing_services(settings, keep_devnet=True) as running:
+    with sealing_services(settings, keep_devnet=False) as running:
         sealer = make_sealer(settings, engine, running)
 
         def on_transition(batch_id: str, state: str) -> None:

@@ -64,14 +64,21 @@ class BuiltPackage:
 
 
 def safe_name(original: str, taken: set[str]) -> str:
-    """A zip-safe, unique artifact file name that keeps the original's look and extension."""
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(original).name).strip("._") or "file"
-    stem = stem[:MAX_NAME_CHARS]
-    name, counter = stem, 1
+    """A short ASCII, zip-safe, unique artifact file name that keeps the original's look and extension.
+
+    The original name (any length, any script) is recorded in the manifest instead; a name made of
+    other scripts only becomes ``file`` plus its extension.
+    """
+    base = original.replace("\\", "/").rsplit("/", 1)[-1]
+    stem, dot, ext = base.rpartition(".")
+    if not (dot and stem and re.fullmatch(r"[A-Za-z0-9]{1,10}", ext)):
+        stem, ext = base, ""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._-")[:MAX_NAME_CHARS] or "file"
+    suffix = f".{ext}" if ext else ""
+    name, counter = stem + suffix, 1
     while name in taken or name in ("manifest.json", "manifest.sig"):
         counter += 1
-        base, dot, ext = stem.rpartition(".")
-        name = f"{base}-{counter}.{ext}" if dot and base else f"{stem}-{counter}"
+        name = f"{stem}-{counter}{suffix}"
     taken.add(name)
     return name
 
@@ -88,27 +95,37 @@ def _copy_hashed(source: Path, target: Path) -> tuple[str, int]:
 
 
 def build_upload(files: Sequence[Path], *, packages_dir: Path, operator: OperatorKey, requester: Requester,
-                 note: str | None = None) -> BuiltPackage:
-    """Make one signed upload package of ``files`` in ``packages_dir``. Raises UploadError."""
+                 note: str | None = None, names: Sequence[str] | None = None) -> BuiltPackage:
+    """Make one signed upload package of ``files`` in ``packages_dir``. Raises UploadError.
+
+    ``names`` are the files' original names when they differ from the names on disk (a service
+    stores received files under names of its own); the manifest records them, and errors show
+    them instead of the paths on disk.
+    """
     if not files:
         raise UploadError("no files to upload")
     if len(files) > MAX_UPLOAD_FILES:
         raise UploadError(f"{len(files)} files in one upload; the limit is {MAX_UPLOAD_FILES}")
-    for file in files:
+    originals = list(names) if names is not None else [file.name for file in files]
+    if len(originals) != len(files):
+        raise UploadError("one name per file, please")
+    for file, shown in zip(files, originals if names is not None else map(str, files), strict=True):
+        if file.is_dir():
+            raise UploadError(f"{shown} is a directory; give the files in it")
         if not file.is_file():
-            raise UploadError(f"{file} is not a readable file")
+            raise UploadError(f"{shown} is not a readable file")
     started = datetime.now(UTC)
     evidence_id = new_evidence_id(started)
     with tempfile.TemporaryDirectory(prefix="tiezheng-upload-") as workdir:
         work = Path(workdir)
         taken: set[str] = set()
         uploads: list[_Received] = []
-        for file in files:
-            name = safe_name(file.name, taken)
+        for file, original in zip(files, originals, strict=True):
+            name = safe_name(original, taken)
             copy = work / f"upload-{len(uploads)}"
             sha, size = _copy_hashed(file, copy)
-            media_type = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
-            uploads.append(_Received(file.name, f"evidence/{name}", media_type, sha, size, copy))
+            media_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+            uploads.append(_Received(original, f"evidence/{name}", media_type, sha, size, copy))
         warc = work / "data.warc.gz"
         with warc.open("wb") as out:
             writer = WARCWriter(out, gzip=True)

@@ -26,18 +26,23 @@ UPLOAD_BODY = {"requestBody": {"required": True, "content": {"multipart/form-dat
 
 @router.post("", status_code=202, response_model=Accepted, name="evidence.upload",
              summary="Upload files as evidence", openapi_extra=UPLOAD_BODY,
-             responses={413: {"model": ErrorResponse, "description": "over the upload size limit"},
+             responses={400: {"model": ErrorResponse, "description":
+                              "malformed or truncated multipart body, or a boundary over 70 characters"},
+                        413: {"model": ErrorResponse, "description": "over the upload size limit"},
                         415: {"model": ErrorResponse, "description": "not multipart/form-data"}})
 async def upload(request: Request, response: Response, who: CurrentUser, state: StateDep,
                  idempotency_key: IdempotencyKey = None) -> Any:
     """Package one or more ``file`` fields as one evidence item (manifest kind ``upload``) and queue it.
 
-    The body streams to disk; over ``TIEZHENG_UPLOAD_MAX_BYTES`` it is refused with 413. The answer
-    comes after the package, its row and its sealing entry are committed. With ``Idempotency-Key``,
-    a retry of the same upload (same note, file names and bytes) answers the first evidence id.
+    The body streams to disk; over ``TIEZHENG_UPLOAD_MAX_BYTES`` it is refused with 413, and a body
+    with broken framing or without its closing boundary with 400 (never sealed truncated). Each
+    file's name is recorded as sent; on disk and in the package it gets a safe name of ours. The
+    answer comes after the package, its row and its sealing entry are committed. With
+    ``Idempotency-Key``, a retry of the same upload (same note, file names and bytes) answers the
+    first evidence id.
     """
     key = parse_key(idempotency_key)  # a malformed key is refused before the body is read
-    form = await receive_form(request, workdir=state.settings.tmp_dir, limit=state.settings.upload_max_bytes)
+    form = await receive_form(request, workdir=state.scratch, limit=state.settings.upload_max_bytes)
     try:
         note = form.fields.get("note", "")
         if len(note) > MAX_NOTE_CHARS:

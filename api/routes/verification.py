@@ -62,7 +62,7 @@ def _busy() -> ApiError:
 
 
 async def _received(request: Request, state: ServiceState) -> ReceivedForm:
-    return await receive_form(request, workdir=state.settings.tmp_dir, limit=state.settings.verify_max_bytes)
+    return await receive_form(request, workdir=state.scratch, limit=state.settings.verify_max_bytes)
 
 
 async def _verify_received(request: Request, state: ServiceState) -> tuple[ReceivedForm, Report]:

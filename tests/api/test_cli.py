@@ -44,7 +44,10 @@ def test_upload_seal_verify_export(data_dir: Path, tmp_path: Path) -> None:
 
     sealed = [json.loads(line) for line in tiezheng(data_dir, "seal", "--json").stdout.splitlines()]
     assert sealed == [{**uploaded, "status": "sealed"}]
+    stopped = json.loads(tiezheng(data_dir, "chain", "status", "--json").stdout)
+    assert stopped["rpc_url"] is None  # seal stopped the devnet it had started; its state is kept
 
+    tiezheng(data_dir, "chain", "up")
     chain = json.loads(tiezheng(data_dir, "chain", "status", "--json").stdout)
     assert chain["chain_id"] == 31337 and chain["block"] >= 1 and chain["rpc_url"].startswith("http://127.0.0.1:")
 
@@ -90,8 +93,11 @@ def test_capture_seal_verify(data_dir: Path) -> None:
     ok = [r for r in records if r["status"] == "pending"]
     failed = [r for r in records if r["status"] == "failed"]
     assert len(ok) == 1 and len(failed) == 1 and "404" in failed[0]["error"]
+    assert "--accept-error-status" in failed[0]["error"] and "accept_error_status" not in failed[0]["error"]
     blocked = tiezheng(data_dir, "capture", "http://127.0.0.1:9/", check=False)
-    assert blocked.returncode == 1 and "private" in (blocked.stdout + blocked.stderr).lower()
+    said = blocked.stdout + blocked.stderr
+    assert blocked.returncode == 1 and "private" in said.lower()
+    assert "--allow-private" in said and "allow_private" not in said  # messages name flags, not settings
 
     tiezheng(data_dir, "seal")
     verified = json.loads(tiezheng(data_dir, "verify", ok[0]["package"], "--json").stdout)

@@ -35,3 +35,26 @@ def test_secret_from_settings_wins(tmp_path: Path) -> None:
     assert server_secret(settings) == b"shared by the servers"
     assert not (tmp_path / "keys").exists()
     assert "shared by the servers" not in settings.redacted()
+
+
+def test_keys_are_masked_in_any_text() -> None:
+    from api.security import key_in_query, redact_secrets
+
+    token = new_key(b"s" * 32).token
+    line = f'127.0.0.1:5 - "GET /v1/evidence?page=2&api_key={token}&x=1 HTTP/1.1" 400 and {token[:30]}'
+    masked = redact_secrets(line)
+    assert token[:12] not in masked and "page=2" in masked and "&x=1" in masked
+    assert redact_secrets("/v1/evidence?TOKEN=abc") == "/v1/evidence?TOKEN=***"
+    assert key_in_query(f"q={token}".encode()) and key_in_query(b"Api_Key=") and key_in_query(b"x=1&token=z")
+    assert not key_in_query(b"q=catalogue&page=2&status=sealed") and not key_in_query(b"")
+
+
+def test_server_paths_are_hidden_but_urls_and_routes_stay() -> None:
+    from api.security import hide_server_paths
+
+    assert hide_server_paths("[Errno 28] No space left on device: '/srv/data/packages/x.wacz'") == (
+        "[Errno 28] No space left on device: '[path on the server]'")
+    assert hide_server_paths("cannot start /root/.cache/ms-playwright/chrome (exit 1)") == (
+        "cannot start [path on the server] (exit 1)")
+    for kept in ("see https://example.com/a/b?c=/d/e&x=/y/z", "POST /v1/verify", "a 4xx/5xx page", "20/s"):
+        assert hide_server_paths(kept) == kept
