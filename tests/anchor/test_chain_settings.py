@@ -74,6 +74,7 @@ def data_dir(tmp_path: Path, anvil: Path) -> Iterator[Path]:
 
 
 def test_chain_up_second_anchors_on_both_devnets(data_dir: Path, tmp_path: Path) -> None:
+    tiezheng(data_dir, "chain", "up")  # both kept running after `seal`, to check the anchors online
     up = tiezheng(data_dir, "chain", "up", "--second")
     assert f"chain {SECOND_DEVNET_CHAIN_ID}" in up.stdout
     second = json.loads(tiezheng(data_dir, "chain", "status", "--second", "--json").stdout)
