@@ -60,7 +60,7 @@ def chains(first_url: str, second_url: str) -> tuple[ChainEndpoint, ...]:
 def two_chain_sealer(workspace: Workspace, tsa_url: str, first_url: str, second_url: str,
                      min_chains: int = 1) -> Sealer:
     config = SealerConfig(tsas=(endpoint(workspace.tsa, tsa_url),), chains=chains(first_url, second_url),
-                          min_chains=min_chains, tsa_attempts=1, anchor_timeout=5)
+                          min_chains=min_chains, tsa_attempts=1, anchor_timeout=30)
     return Sealer(make_engine(sqlite_url(workspace.root / "tiezheng.db")), config)
 
 
