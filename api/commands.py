@@ -180,7 +180,7 @@ def verify(package: Annotated[Path, typer.Argument(metavar="PACKAGE", help="The 
     settings = load_settings(data_dir)
     if data_dir is not None:
         existing_settings(data_dir, needs_database=False)  # a mistyped --data-dir is an error, not silence
-    if not settings.operator_key_path.is_file():
+    if settings.signer == "file" and not settings.operator_key_path.is_file():
         errors.print(f"[yellow]note:[/] no operator key in {escape(str(settings.root))}: verifying with the "
                      "default trust only")
         raise typer.Exit(verify_cli.main(argv))
@@ -208,7 +208,8 @@ def trust_export(file: Annotated[Path, typer.Argument(metavar="FILE", help="Wher
     if file.is_dir():
         raise UserError(f"{file} is a folder", "give the name of the file to write, e.g. trust.toml")
     settings = existing_settings(data_dir, needs_database=False)
-    if not settings.operator_key_path.is_file():
+    # A key file is made by the first upload or capture; a token's key exists on its own.
+    if settings.signer == "file" and not settings.operator_key_path.is_file():
         raise UserError(f"{settings.root} has no operator key yet",
                         "check --data-dir; a first upload or capture makes one")
     path = _write_local_trust(settings, file)

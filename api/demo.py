@@ -79,8 +79,8 @@ def _write_reports(folder: Path, package: Path, report: Report) -> list[Path]:
     stem = folder / package.stem
     written = [stem.with_suffix(".json"), stem.with_suffix(".html")]
     written[0].write_text(json.dumps(report.to_json(), indent=2, ensure_ascii=False), encoding="utf-8")
-    written[1].write_text(render_html(report, source=str(package)), encoding="utf-8")
+    written[1].write_text(render_html(report, source=str(package), package=package), encoding="utf-8")
     if pdf_available():
-        write_pdf(report, stem.with_suffix(".pdf"), source=str(package))
+        write_pdf(report, stem.with_suffix(".pdf"), source=str(package), package=package)
         written.append(stem.with_suffix(".pdf"))
     return written

@@ -51,7 +51,7 @@ def renderers_available() -> dict[str, bool]:
     return found
 
 
-def write_pdf(report: Report, target: Path, *, source: str) -> Path:
+def write_pdf(report: Report, target: Path, *, source: str, package: Path | None = None) -> Path:
     """Render ``report`` to ``target`` atomically (temp file, then rename). Raises ApiError 501 without a renderer."""
     render = _renderer(PDF_MODULE, "write_pdf")
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -59,7 +59,7 @@ def write_pdf(report: Report, target: Path, *, source: str) -> Path:
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        render(report, tmp, source=source)
+        render(report, tmp, source=source, package=package)  # the package: its screenshot goes in
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
@@ -80,4 +80,4 @@ def certificate_pdf(cache_dir: Path, package: Path, package_sha256: str, trust: 
     target = cache_dir / f"{package_sha256}-{trust_key}.pdf"
     if target.is_file():
         return target
-    return write_pdf(verify(package, trust), target, source=source)
+    return write_pdf(verify(package, trust), target, source=source, package=package)

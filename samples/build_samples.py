@@ -22,8 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from anchor.devnet import Devnet
+from api.sample_site import serve_site
 from evidence.operator_key import OperatorKey
 from evidence.upload import BuiltPackage
+from tests.capture_site import BrowserRunner
 from tests.factory import Workspace, make_workspace, seal_batch
 from tests.tamper import flip_byte
 from verifier.canonical import canonical_json, sha256
@@ -73,8 +75,22 @@ def _alter_first_path_hash(data: bytes) -> bytes:
     return canonical_json(proof)
 
 
+def capture_site(workspace: Workspace) -> BuiltPackage:
+    """A real capture of samples/site: served on loopback over HTTPS, captured by Chromium with the
+    pre-capture clean check measured against a development TSA."""
+    runner = BrowserRunner()
+    try:
+        with serve_site(SITE, workspace.root / "site-tls") as site:
+            # Over HTTPS with the site's own CA trusted for this capture only, so S3 shows a verified TLS chain.
+            return runner.capture(site.https_url + "index.html", workspace.packages, workspace.operator,
+                                  extra_ca_pem=site.ca_pem, note="Tiezheng sample: the sample shop page")
+    finally:
+        runner.close()
+
+
 def build(workspace: Workspace, rpc_url: str) -> list[dict[str, Any]]:
     site = [(p.name, p.read_bytes()) for p in sorted(SITE.iterdir()) if p.is_file()]
+    captured = capture_site(workspace)
     good = workspace.upload(site)
     own = _resign(workspace.upload([("listing.html", site[0][1])]), workspace.operator,
                   lambda m: m["requester"].update(tenant=m["operator"]["name"]))
@@ -83,7 +99,7 @@ def build(workspace: Workspace, rpc_url: str) -> list[dict[str, Any]]:
     stale = _resign(workspace.upload([("listing.html", site[0][1])]), workspace.operator,
                     lambda m: m["capture"].update(started_at="2020-01-01T00:00:00.000000Z",
                                                   ended_at="2020-01-01T00:00:01.000000Z"))
-    seal_batch(workspace, [good, own, late, stale], rpc_url, batch_id="samples")
+    seal_batch(workspace, [good, captured, own, late, stale], rpc_url, batch_id="samples")
 
     samples: list[dict[str, Any]] = []
 
@@ -94,6 +110,8 @@ def build(workspace: Workspace, rpc_url: str) -> list[dict[str, Any]]:
         samples.append({"file": f"packages/{target.name}", "verdict": verdict, "fails": check, "how": how})
 
     add("good-upload", good.path, "verified (offline)", None, "the sample site's files, uploaded and sealed")
+    add("good-capture", captured.path, "verified (offline)", None,
+        "the sample site served on loopback over HTTPS, captured by Chromium and sealed")
     add("bad-S2-requester-is-operator", own.path, "failed", "S2",
         "manifest names the operator as its own requester (signed and sealed as such)")
     add("bad-T1-capture-after-timestamp", late.path, "failed", "T1",

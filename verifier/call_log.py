@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from verifier import canonical
+from verifier.court_time import format_time
 from verifier.errors import InvalidPackage, VerificationError
 from verifier.package import parse_json
 
@@ -154,11 +155,11 @@ def verify_times(lines: Sequence[LogLine], started: datetime | None, ended: date
     previous: datetime | None = None
     for number, line in enumerate(lines, start=1):
         if previous is not None and line.time < previous:
-            raise ChainError(number, f"time {line.time.isoformat()} is earlier than the line before it")
+            raise ChainError(number, f"time {format_time(line.time)} is earlier than the line before it")
         if started is not None and line.time < started:
-            raise ChainError(number, f"time {line.time.isoformat()} is before the capture started")
+            raise ChainError(number, f"time {format_time(line.time)} is before the capture started")
         if ended is not None and line.time > ended:
-            raise ChainError(number, f"time {line.time.isoformat()} is after the capture ended")
+            raise ChainError(number, f"time {format_time(line.time)} is after the capture ended")
         previous = line.time
 
 

@@ -21,8 +21,10 @@ from rich.markup import escape
 
 from verifier import merkle
 from verifier.chain_source import ChainSources
+from verifier.court_time import format_time, ordinal_of
 from verifier.errors import InvalidInput, TiezhengError, TrustError, VerificationError
-from verifier.render import render_report
+from verifier.exhibit import verification_link
+from verifier.render import WIDTH, render_report
 from verifier.report import Report
 from verifier.report_html import render_html
 from verifier.report_pdf import PDF_EXTRA, pdf_available, write_pdf
@@ -31,6 +33,7 @@ from verifier.timestamp import UnreadableToken, verify_timestamp
 from verifier.trust import Trust, default_trust, load_trust
 from verifier.tsa_chain import load_certificates, load_roots
 from verifier.verify import verify_package
+from verifier.wording import LANGS
 
 EXIT_VERIFIED, EXIT_FAILED, EXIT_UNUSABLE, EXIT_CANNOT_JUDGE = 0, 1, 2, 3
 SUBCOMMANDS = ("timestamp", "inclusion")
@@ -54,7 +57,12 @@ def _package_parser() -> argparse.ArgumentParser:
                 "                   get the operator's trust file (/.well-known/tiezheng/trust.toml on its\n"
                 "                   service, or `tiezheng trust export FILE`) and pass it with --trust FILE"))
     parser.add_argument("package", type=Path, nargs="?", help="the evidence package (.wacz)")
-    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument("--json", action="store_true",
+                        help="print the report as JSON (every text in English and Chinese: reason, reason_zh, …)")
+    parser.add_argument("--lang", choices=LANGS, default="en",
+                        help="language of the terminal report: en (default), zh (中文) or both")
+    parser.add_argument("--details", action="store_true",
+                        help="print each check's full finding and its legal basis")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--rpc", metavar="[CHAIN_ID=]URL", action="append",
                       help="check anchors online against this JSON-RPC node; one per chain id "
@@ -66,6 +74,9 @@ def _package_parser() -> argparse.ArgumentParser:
     parser.add_argument("--pdf", type=Path, metavar="FILE",
                         help="also write a bilingual PDF certificate (needs: pip install 'tiezheng[pdf]'; "
                              "without it the verdict and exit code are unchanged)")
+    parser.add_argument("--verify-url", metavar="URL",
+                        help="the operator's service (https://host): the certificate's QR code links to its "
+                             "/verify?fingerprint=... page (default: verify_url of the operator in the trust file)")
     parser.add_argument("--export-page", type=Path, metavar="FILE",
                         help="write the in-browser verifier as one self-contained HTML file (a second, independent "
                              "implementation; runs from file:// with no network) and exit")
@@ -138,18 +149,30 @@ def _verify_package(args: argparse.Namespace, console: Console) -> int:
         return _export_page(args.export_page, console)
     if args.package is None:
         _package_parser().error("the following arguments are required: package")
+    if args.verify_url is not None and verification_link(args.verify_url, "0") is None:
+        raise InvalidInput("--verify-url must be an http(s) URL without user name or password, "
+                           "such as https://evidence.example")
     trust = _load_trust(args.trust)
     chain = ChainSources.parse(args.rpc) if args.rpc else None
     report = verify_package(args.package, trust, chain=chain)
+    args.verify_url = args.verify_url or _operator_verify_url(report, trust)
     if args.json:
         print(json.dumps(report.to_json(), indent=2, ensure_ascii=True))
     else:
-        console.print(render_report(report, source=str(args.package)))
+        console.print(render_report(report, source=str(args.package), lang=args.lang, details=args.details,
+                                    width=min(console.width, WIDTH)))
     err = Console(stderr=True)
     for kind, path in _write_documents(report, args, err):
         if not args.json:  # with --json, stdout carries the JSON and nothing else
             console.print(f"{kind} written to {escape(display_text(str(path)))}")
     return report.exit_code
+
+
+def _operator_verify_url(report: Report, trust: Trust) -> str | None:
+    """The verify_url the trust file gives for the operator that signed this package, if any."""
+    key = report.facts.get("operator", {}).get("key_id") if isinstance(report.facts.get("operator"), dict) else None
+    operator = trust.operator(key) if isinstance(key, str) else None
+    return operator.verify_url if operator else None
 
 
 def _write_documents(report: Report, args: argparse.Namespace, err: Console) -> list[tuple[str, Path]]:
@@ -160,8 +183,10 @@ def _write_documents(report: Report, args: argparse.Namespace, err: Console) -> 
     """
     source = str(args.package)
     writers: tuple[tuple[str, Path | None, Callable[[Path], object]], ...] = (
-        ("HTML report", args.html, lambda path: path.write_text(render_html(report, source=source), encoding="utf-8")),
-        ("PDF certificate", args.pdf, lambda path: write_pdf(report, path, source=source)))
+        ("HTML report", args.html, lambda path: path.write_text(
+            render_html(report, source=source, package=args.package), encoding="utf-8")),
+        ("PDF certificate", args.pdf, lambda path: write_pdf(report, path, source=source, package=args.package,
+                                                           verify_url=args.verify_url)))
     written = []
     for kind, path, write in writers:
         if path is None:
@@ -207,7 +232,7 @@ def _verify_timestamp(args: argparse.Namespace, console: Console) -> int:
            "serial": str(info.serial), "policy": info.policy, "hash_algorithm": info.hash_algorithm,
            "bare_token": info.bare_token, "rfc3161_client_checked": info.rfc3161_client_checked,
            "warnings": list(info.warnings)},
-          f"[green]VALID[/] {escape(tsa)} at {info.gen_time.isoformat()} (serial {info.serial})"
+          f"[green]VALID[/] {escape(tsa)} at {format_time(info.gen_time)} (serial {info.serial})"
           + "".join(f"\n[yellow]warning:[/] {escape(w)}" for w in info.warnings))
     return EXIT_VERIFIED
 
@@ -223,7 +248,7 @@ def _verify_inclusion(args: argparse.Namespace, console: Console) -> int:
         _emit(args.json, console, {"valid": False, "error": exc.diagnostics()}, f"[red]INVALID[/] {escape(str(exc))}")
         return EXIT_FAILED
     _emit(args.json, console, {"valid": True},
-          f"[green]VALID[/] leaf {args.index} of {args.size} is under {root.hex()}")
+          f"[green]VALID[/] leaf index {args.index} ({ordinal_of(args.index, args.size)}) is under {root.hex()}")
     return EXIT_VERIFIED
 
 

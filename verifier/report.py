@@ -11,6 +11,21 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from verifier.legal_basis import legal_basis
+from verifier.wording import (
+    DOES_NOT_PROVE_ZH,
+    FAILURE_MEANING_ZH,
+    NOT_CHECKED_ZH,
+    PROVES_OFFLINE_ZH,
+    PROVES_ZH,
+    STATUS_ZH,
+    TITLES_ZH,
+    TRUST_HELP_ZH,
+    VERDICT_ZH,
+    compose_zh,
+    shown_name,
+)
+
 
 class Status(StrEnum):
     PASS = "pass"  # noqa: S105 - a check status, not a password
@@ -41,39 +56,36 @@ class CheckSpec:
     id: str
     group: str
     title: str
-    basis: str
+
+    @property
+    def title_zh(self) -> str:
+        return TITLES_ZH[self.id]
+
+    @property
+    def basis(self) -> str:
+        """The legal basis in English; ``legal_basis`` holds the one table of citations."""
+        return legal_basis(self.id, "en")
+
+    @property
+    def basis_zh(self) -> str:
+        return legal_basis(self.id, "zh")
 
 
-HUATAI = "Huatai v. Daotong (Hangzhou Internet Court, 2018)"
 CHECKS: tuple[CheckSpec, ...] = (
-    CheckSpec("S1", "source", "operator signature",
-              f"{HUATAI}: neutral platform; SPC Evidence Provisions (2019) Art. 94"),
-    CheckSpec("S2", "source", "neutral third party",
-              "SPC Evidence Provisions (2019) Art. 94: data kept by a neutral third-party platform"),
-    CheckSpec("S3", "source", "network facts",
-              "SPC Evidence Provisions (2019) Art. 93(1): reliable hardware and software environment"),
-    CheckSpec("S4", "source", "capture environment",
-              f"{HUATAI}: open, general-purpose tools; Evidence Provisions Art. 93(1)-(2); FRE 902(13)"),
-    CheckSpec("P1", "path", "call log chain",
-              f"{HUATAI}: clear generation path; Evidence Provisions Art. 93(3): process monitored"),
-    CheckSpec("P2", "path", "corroboration",
-              f"{HUATAI}: screenshot, source code and call logs corroborate each other"),
-    CheckSpec("P3", "path", "package complete",
-              "SPC Evidence Provisions (2019) Art. 93(4)-(5): reliable storage, transmission and extraction"),
-    CheckSpec("H1", "hash", "artifact hashes",
-              f"{HUATAI}: hash consistency; SPC Internet Courts Provisions (2018) Art. 11; FRE 902(14)"),
-    CheckSpec("H2", "hash", "evidence fingerprint",
-              "SPC Internet Courts Provisions (2018) Art. 11: hash verification"),
-    CheckSpec("H3", "hash", "Merkle inclusion",
-              "SPC Online Litigation Rules (2021) Art. 16: consistent after technical verification"),
-    CheckSpec("H4", "hash", "trusted timestamp",
-              "SPC Internet Courts Provisions (2018) Art. 11: trusted timestamps; eIDAS Art. 41"),
-    CheckSpec("H5", "hash", "blockchain anchor",
-              f"{HUATAI}: hash on chain; Online Litigation Rules (2021) Arts. 16-17"),
-    CheckSpec("T1", "time", "times agree",
-              "SPC Online Litigation Rules (2021) Art. 16; Internet Courts Provisions Art. 11"),
-    CheckSpec("T2", "time", "pre-chain gap",
-              "SPC Online Litigation Rules (2021) Art. 18: the time before going on chain is examined on its own"),
+    CheckSpec("S1", "source", "operator signature"),
+    CheckSpec("S2", "source", "neutral third party"),
+    CheckSpec("S3", "source", "network facts"),
+    CheckSpec("S4", "source", "capture environment"),
+    CheckSpec("P1", "path", "call log chain"),
+    CheckSpec("P2", "path", "corroboration"),
+    CheckSpec("P3", "path", "package complete"),
+    CheckSpec("H1", "hash", "artifact hashes"),
+    CheckSpec("H2", "hash", "evidence fingerprint"),
+    CheckSpec("H3", "hash", "Merkle inclusion"),
+    CheckSpec("H4", "hash", "trusted timestamp"),
+    CheckSpec("H5", "hash", "blockchain anchor"),
+    CheckSpec("T1", "time", "times agree"),
+    CheckSpec("T2", "time", "pre-chain gap"),
 )
 CHECK_BY_ID: Mapping[str, CheckSpec] = {spec.id: spec for spec in CHECKS}
 GROUPS = ("source", "path", "hash", "time")
@@ -86,6 +98,8 @@ class CheckResult:
     id: str
     status: Status
     reason: str
+    #: The finding in Chinese, composed from the check id, status and facts (``wording.compose_zh``).
+    reason_zh: str = ""
 
     @property
     def spec(self) -> CheckSpec:
@@ -93,8 +107,9 @@ class CheckResult:
 
     def to_json(self) -> dict[str, str]:
         spec = self.spec
-        return {"id": self.id, "group": spec.group, "title": spec.title, "status": self.status.value,
-                "reason": self.reason, "basis": spec.basis}
+        return {"id": self.id, "group": spec.group, "title": spec.title, "title_zh": spec.title_zh,
+                "status": self.status.value, "status_zh": STATUS_ZH[self.status.value],
+                "reason": self.reason, "reason_zh": self.reason_zh, "basis": spec.basis, "basis_zh": spec.basis_zh}
 
 
 #: What a failure of each check means for the evidence, said once for every output.
@@ -150,6 +165,8 @@ class Report:
     not_checked: tuple[tuple[str, str], ...] = ()
     #: (trust source, SHA-256 of its bytes): the trust this report was judged against.
     trust_used: tuple[tuple[str, str], ...] = ()
+    #: SHA-256 of the package file as the verifier read it: the file the court was handed.
+    package_sha256: str | None = None
 
     def result(self, check_id: str) -> CheckResult:
         return next(r for r in self.checks if r.id == check_id)
@@ -202,6 +219,30 @@ class Report:
         return PROVES_OFFLINE if self.verdict is Verdict.VERIFIED_OFFLINE else PROVES
 
     @property
+    def proves_zh(self) -> tuple[str, ...]:
+        if not self.verified:
+            return ()
+        return PROVES_OFFLINE_ZH if self.verdict is Verdict.VERIFIED_OFFLINE else PROVES_ZH
+
+    @property
+    def findings_zh(self) -> list[str]:
+        """``findings`` in Chinese, point for point. Quoted trust and reasons stay as the package and
+        checks state them."""
+        verdict = self.verdict
+        if verdict is Verdict.UNUSABLE:
+            return [f"该文件无法作为证据包检验：{self.unusable_reason}。对证据本身不能得出任何结论。"]
+        if verdict is Verdict.FAILED:
+            unmet = [self.result(i) for i in self.unmet_required]
+            failed = [(i, "未通过") for i in self.failed_ids] or [
+                (r.id, f"未获通过（{STATUS_ZH[r.status.value]}：{r.reason_zh or r.reason}）") for r in unmet]
+            return [f"{i} {TITLES_ZH[i]}{how}：{FAILURE_MEANING_ZH[i]}。" for i, how in failed] + [
+                "该证据不能按封存时的状态成立；在上述问题得到解释之前，不应依赖该证据。"]
+        if verdict is Verdict.CANNOT_JUDGE:
+            return [f"{i} {TITLES_ZH[i]}无法判断：所给信任配置中缺少 {what}。" for i, what in self.missing_trust] + [
+                f"已完成的检查均成立，但因缺少上述信任配置，验证程序无法作出判断：{TRUST_HELP_ZH}。"]
+        return [f"离线未核对（{i}）：{NOT_CHECKED_ZH.get(i, what)}" for i, what in self.not_checked]
+
+    @property
     def findings(self) -> list[str]:
         """What the verdict means, one sentence per point: what failed and what that means, why the
         input is unusable, which trust is missing and how to get it, or what was left unchecked."""
@@ -226,23 +267,29 @@ class Report:
         return {
             "verified": self.verified,
             "verdict": self.verdict.value,
+            "verdict_zh": VERDICT_ZH[self.verdict.value],
             "fingerprint": self.fingerprint,
+            "package_sha256": self.package_sha256,
             "evidence_id": self.evidence_id,
             "mode": "offline" if self.offline else "online",
             "checks": [r.to_json() for r in self.checks],
             "facts": dict(self.facts),
             "development_trust": list(self.development),
             "findings": self.findings,
+            "findings_zh": self.findings_zh,
             "missing_trust": [{"check": i, "missing": what} for i, what in self.missing_trust],
             "not_checked": [{"check": i, "what": what} for i, what in self.not_checked],
-            "trust_used": [{"source": source, "sha256": digest} for source, digest in self.trust_used],
+            "trust_used": [{"source": shown_name(source), "sha256": digest} for source, digest in self.trust_used],
             "proves": list(self.proves),
             "does_not_prove": list(DOES_NOT_PROVE),
+            "proves_zh": list(self.proves_zh),
+            "does_not_prove_zh": list(DOES_NOT_PROVE_ZH),
             **({"error": self.unusable_reason} if self.unusable_reason else {}),
         }
 
 
 def unusable(reason: str, *, trust_used: tuple[tuple[str, str], ...] = ()) -> Report:
     """A report for input that could not be examined at all."""
-    return Report(checks=tuple(CheckResult(s.id, Status.SKIP, "input unusable") for s in CHECKS),
+    return Report(checks=tuple(CheckResult(s.id, Status.SKIP, "input unusable",
+                                              compose_zh(s.id, "skip", {}, unusable=True)) for s in CHECKS),
                   unusable_reason=reason, trust_used=trust_used)

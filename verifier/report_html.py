@@ -12,11 +12,16 @@ import html
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from verifier import __version__
+from verifier.exhibit import target_rows
 from verifier.report import DOES_NOT_PROVE, GROUPS, PROVES, PROVES_OFFLINE, Report, Status, Verdict
 from verifier.sanitize import display_text
+
+if TYPE_CHECKING:
+    pass
 
 GROUP_LABELS: Mapping[str, tuple[str, str]] = {
     "source": ("Source", "电子数据来源"),
@@ -172,6 +177,13 @@ def offset_text(seconds: float | None) -> str:
     return f"{sign}{size / 3600:.1f} h"
 
 
+def display_name(source: str) -> str:
+    """A file's name without the folders of the verifier's machine: an absolute path of a file here
+    becomes its name; anything else (a relative path, the service's /.well-known/… URL path) stays."""
+    path = Path(source)
+    return path.name if path.is_absolute() and path.exists() else source
+
+
 def _e(value: object) -> str:
     return html.escape(text(value), quote=True)
 
@@ -228,6 +240,11 @@ line-height:1.35;text-align:center}
 .s-skip{background:#818b98}
 ul.scope{margin:0 0 8px;padding-left:1.2em} ul.scope li{margin:0 0 6px}
 footer{color:var(--muted);font-size:.85rem;overflow-wrap:anywhere}
+.shot{margin:12px 0 8px} .fold{overflow:hidden;border:1px solid var(--line);max-width:100%}
+.fold img,img.full{display:block;width:100%;height:auto} img.full{border:1px solid var(--line);margin-top:8px}
+figcaption,summary{color:var(--muted);font-size:.9rem} details{margin-top:8px}
+.cert h3{font-size:1rem;margin:14px 0 4px} .cert p{margin:0 0 6px;overflow-wrap:anywhere}
+dl.sign dd{border-bottom:1px solid var(--muted);min-height:2.2em}
 @media (max-width:700px){
  main{padding:12px 10px 32px} h1{font-size:1.25rem} .banner strong{font-size:1.2rem}
  dl{grid-template-columns:1fr;gap:0} dd{margin-bottom:8px}
@@ -245,8 +262,10 @@ def _facts(report: Report, source: str) -> str:
         ("Evidence ID", "证据编号", text(report.evidence_id), True),
         ("Evidence fingerprint (SHA-256)", "证据指纹", text(report.fingerprint), True),
         ("Package file", "证据包文件", source, True),
+        ("Package file SHA-256", "证据包文件 SHA-256", text(report.package_sha256), True),
         ("Kind", "类型", text(fact(report, "kind")), False),
-        ("Target URL", "目标网址", target_url(report) or "none: uploaded files / 无：上传文件", True),
+        *([] if target_rows(report) else  # a capture's target has its own table
+          [("Target URL", "目标网址", target_url(report) or "none: uploaded files / 无：上传文件", True)]),
         ("Operator", "运营方", text(fact(report, "operator", "name")), False),
         ("Requester", "申请人", " · ".join(text(fact(report, "requester", k)) for k in ("tenant", "identity")),
          False),
@@ -307,7 +326,9 @@ def _scope_list(sentences: Iterable[str]) -> str:
 
 
 def _trust_used(report: Report) -> str:
-    rows = "".join(f"<dt>{_e(source)}</dt><dd class=mono>{_e(digest)}</dd>" for source, digest in report.trust_used)
+    # The file's name only: the folders are of the verifier's machine, not of the evidence.
+    rows = "".join(f"<dt>{_e(display_name(source))}</dt><dd class=mono>{_e(digest)}</dd>"
+                   for source, digest in report.trust_used)
     return f"<section><h2>{_bi(*TRUST_USED_TITLE)}</h2><dl>{rows or '<dd>—</dd>'}</dl></section>"
 
 
@@ -319,10 +340,20 @@ _FOOTER = ("<footer><p>"
            + ' <span class="mono">--json</span>.</p></footer>')
 
 
-def render_html(report: Report, *, source: str, generated_at: datetime | None = None) -> str:
-    """The report as a complete HTML document (a ``str``); raises nothing for any report."""
+def render_html(report: Report, *, source: str, generated_at: datetime | None = None,
+                package: Path | str | None = None) -> str:
+    """The report as a complete HTML document (a ``str``); raises nothing for any report.
+
+    ``package`` is the package file the report is of: its screenshot and file list go into the page."""
+    # Imported here: these modules build on the labels above.
+    from verifier.certification import certifications
+    from verifier.exhibit import Exhibit, both_times, load_exhibit
+    from verifier.report_html_exhibit import captured_section, certification_section
+
     verdict = report.verdict
-    when = (generated_at or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M:%S UTC")
+    when = both_times((generated_at or datetime.now(UTC)).isoformat())
+    source = display_name(source)  # never the folders of the verifier's machine
+    exhibit = load_exhibit(package, report) if package is not None else Exhibit()
     css_class = {Verdict.VERIFIED: "verified", Verdict.VERIFIED_OFFLINE: "offline",
                  Verdict.FAILED: "failed", Verdict.UNUSABLE: "unusable", Verdict.CANNOT_JUDGE: "cannot-judge"}[verdict]
     explained_en, explained_zh = VERDICT_EXPLAINED[verdict]
@@ -348,14 +379,20 @@ def render_html(report: Report, *, source: str, generated_at: datetime | None = 
     if report.findings:
         items = "".join(f"<li>{_e(item)}</li>" for item in report.findings)
         parts.append(f'<section class="findings"><h2>{_bi(*FINDINGS_TITLES[verdict])}</h2><ul>{items}</ul></section>')
-    parts += [_facts(report, source), _timeline(report), _checks(report), _trust_used(report)]
+    parts += [captured_section(report, exhibit), _facts(report, source), _timeline(report), _checks(report),
+              _trust_used(report)]
     if report.proves:  # only a verified package proves anything
         parts.append(f"<section><h2>{_bi('What this proves', '本报告证明')}</h2>{_scope_list(report.proves)}"
                      f"<h2>{_bi('What it does not prove', '本报告不证明')}</h2>{_scope_list(DOES_NOT_PROVE)}</section>")
+    if report.verified:  # a qualified person can only certify evidence that verified
+        english, chinese = certifications(report, exhibit, when=when, translations=TRANSLATIONS)
+        parts += [certification_section(english), certification_section(chinese)]
     parts.append(_FOOTER)
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
             # No script, style or image may load from anywhere: the page is data, not an application.
-            "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">"
+            # Images only as data: URIs (the screenshot, embedded).
+            "<meta http-equiv=\"Content-Security-Policy\" "
+            "content=\"default-src 'none'; style-src 'unsafe-inline'; img-src data:\">"
             f"<title>{_e(label_en)} · {_e(report.evidence_id)} · Tiezheng</title><style>{STYLE}</style></head>"
             f"<body><main>{''.join(parts)}</main></body></html>\n")

@@ -7,6 +7,7 @@ only when a file names it, and every report flags it.
 Format (TOML)::
 
     [[operators]]           name, public_key (base64 raw Ed25519), development = false
+    (operators) verify_url   optional: the operator's service, linked from certificates' QR codes
     [operators.qualifications]  the operator's declared filings and certifications (key = "text")
     [[tsa]]                 name, roots (PEM text) or roots_file (relative to this file), development
     [[chains]]              chain_id, name, rpc_urls = [...], confirmations, development
@@ -23,6 +24,7 @@ from datetime import timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from cryptography import x509
 
@@ -43,6 +45,8 @@ class TrustedOperator:
     development: bool = False
     #: What the operator declares about itself in this trust file (not verifiable by software).
     qualifications: Qualifications = ()
+    #: The operator's service, e.g. ``https://evidence.example``: certificates link to its /verify page.
+    verify_url: str | None = None
 
     @property
     def key_id(self) -> str:
@@ -139,7 +143,8 @@ def parse_trust(text: str, *, base_dir: Path | None = None, source: str = "<trus
         operators = tuple(
             TrustedOperator(name=str(item["name"]), public_key=decode_public_key(str(item["public_key"])),
                             development=bool(item.get("development", False)),
-                            qualifications=parse_qualifications(item.get("qualifications")))
+                            qualifications=parse_qualifications(item.get("qualifications")),
+                            verify_url=_web_url(item.get("verify_url")))
             for item in _table_list(document, "operators"))
         tsas = []
         for item in _table_list(document, "tsa"):
@@ -172,6 +177,16 @@ def parse_trust(text: str, *, base_dir: Path | None = None, source: str = "<trus
     digest = sha256 or hashlib.sha256(text.encode()).hexdigest()
     return Trust(operators=operators, tsas=tuple(tsas), chains=chains, policy=policy, sources=(source,),
                  digests=((source, digest),))
+
+
+def _web_url(value: object) -> str | None:
+    """An operator's verify_url: a plain http(s) URL (no credentials), or ValueError."""
+    if value is None or value == "":
+        return None
+    parts = urlsplit(str(value))
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.username or parts.password:
+        raise ValueError(f"verify_url {str(value)!r} is not an http(s) URL without user name or password")
+    return str(value)
 
 
 def load_trust(path: Path | str) -> Trust:

@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from verifier.court_time import format_time
 from verifier.errors import InvalidInput, TimestampError
 
 #: Certificate files (``tsa-<n>.pem``, ``--certs``) hold a chain, not a CA bundle dump.
@@ -141,8 +142,8 @@ def _split_der(data: bytes, limit: int) -> list[bytes]:
 def check_valid_at(cert: x509.Certificate, at: datetime, what: str) -> None:
     if not cert.not_valid_before_utc <= at <= cert.not_valid_after_utc:
         raise TimestampError(
-            f"{what} {cert.subject.rfc4514_string()} is not valid at {at.isoformat()} "
-            f"(valid {cert.not_valid_before_utc.isoformat()} to {cert.not_valid_after_utc.isoformat()})")
+            f"{what} {cert.subject.rfc4514_string()} is not valid at {format_time(at)} "
+            f"(valid {format_time(cert.not_valid_before_utc)} to {format_time(cert.not_valid_after_utc)})")
     for ext in cert.extensions:
         # An extension we cannot read may restrict the certificate in ways we would miss.
         if ext.critical and isinstance(ext.value, x509.UnrecognizedExtension):

@@ -6,6 +6,8 @@ unusable input becomes a report with verdict ``unusable``.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 from datetime import datetime
 from pathlib import Path
 
@@ -46,8 +48,24 @@ def verify_opened(package: Package, trust: Trust, *, chain: ChainSource | ChainS
 def verify_package(path: Path | str, trust: Trust, *, chain: ChainSource | ChainSources | None = None,
                    now: datetime | None = None) -> Report:
     """Verify the package at ``path``. Never raises for bad input: returns an ``unusable`` report."""
+    digest = file_sha256(Path(path))
     try:
         package = open_package(path)
     except InvalidPackage as exc:
-        return unusable(exc.diagnostics(), trust_used=trust.digests)
-    return verify_opened(package, trust, chain=chain, now=now)
+        report = unusable(exc.diagnostics(), trust_used=trust.digests)
+    else:
+        report = verify_opened(package, trust, chain=chain, now=now)
+    return dataclasses.replace(report, package_sha256=digest)
+
+
+def file_sha256(path: Path) -> str | None:
+    """SHA-256 of the package file, as ``sha256sum`` shows it; None when it cannot be read (the
+    report then says why). Streamed, so any size the package reader accepts costs no memory."""
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as stream:
+            while chunk := stream.read(1 << 20):
+                digest.update(chunk)
+    except OSError:
+        return None
+    return digest.hexdigest()

@@ -45,7 +45,7 @@ def test_table_output_names_the_verdict(sealed: tuple[Path, Path]) -> None:
     package, trust = sealed
     result = run(package, "--trust", trust)
     assert result.returncode == 0
-    assert "VERIFIED (OFFLINE)" in result.stdout and "H4 trusted timestamp" in result.stdout
+    assert "VERIFIED (OFFLINE)" in result.stdout and "H4 pass trusted timestamp" in result.stdout
 
 
 def test_tampered_package_exits_1(sealed: tuple[Path, Path], tmp_path: Path) -> None:

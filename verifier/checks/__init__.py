@@ -15,7 +15,9 @@ from verifier.checks import source as source_checks
 from verifier.checks import time as time_checks
 from verifier.checks.context import Context, Outcome, Skip
 from verifier.errors import InvalidPackage, VerificationError
+from verifier.package import PROOF_PATH
 from verifier.report import CHECKS, CheckResult, Status
+from verifier.wording import compose_zh
 
 CheckFunction = Callable[[Context], Outcome]
 
@@ -38,17 +40,25 @@ REGISTRY: dict[str, CheckFunction] = {
 assert tuple(REGISTRY) == tuple(spec.id for spec in CHECKS)
 
 
-def run_check(check_id: str, ctx: Context) -> CheckResult:
-    """Run one check and turn whatever it raised on purpose into a result."""
+def _outcome(check_id: str, ctx: Context) -> Outcome:
+    """Run one check and turn whatever it raised on purpose into a status and reason."""
     try:
-        status, reason = REGISTRY[check_id](ctx)
+        return REGISTRY[check_id](ctx)
     except Skip as exc:
-        return CheckResult(check_id, Status.SKIP, str(exc))
+        return Status.SKIP, str(exc)
     except (VerificationError, InvalidPackage) as exc:
         # A damaged entry found while checking is a finding about this check, not unusable input:
         # the manifest, which decides usability, was already parsed.
-        return CheckResult(check_id, Status.FAIL, exc.diagnostics())
-    return CheckResult(check_id, status, reason)
+        return Status.FAIL, exc.diagnostics()
+
+
+def run_check(check_id: str, ctx: Context) -> CheckResult:
+    """Run one check; its Chinese finding is composed from the outcome and the facts it recorded."""
+    status, reason = _outcome(check_id, ctx)
+    lacking = next((what for i, what in ctx.missing_trust if i == check_id), None)
+    reason_zh = compose_zh(check_id, status.value, ctx.facts, kind=ctx.package.manifest.kind, offline=ctx.offline,
+                           lacking=lacking, sealed=PROOF_PATH in ctx.package.entries)
+    return CheckResult(check_id, status, reason, reason_zh)
 
 
 def run_checks(ctx: Context) -> tuple[CheckResult, ...]:

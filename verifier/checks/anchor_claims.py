@@ -14,6 +14,7 @@ from typing import Any
 
 from verifier.anchor_proof import HEADER_FIELDS, HEADER_INT_FIELDS, AnchorProofError
 from verifier.checks.context import Anchor
+from verifier.court_time import format_duration, format_time
 from verifier.ethereum_trie import RLPError, keccak256, rlp_decode
 
 #: Ethereum mainnet facts every mainnet header after The Merge obeys (EIP-3675, EIP-4895, EIP-4844).
@@ -47,7 +48,7 @@ def _mainnet_rules(header: dict[str, Any], number: int, when: datetime) -> list[
     if when >= MERGE_TIME:
         slots = int((when - MERGE_TIME) / SLOT)
         if not MERGE_BLOCK + slots * (1 - MAX_MISSED_SLOT_SHARE) <= number <= MERGE_BLOCK + slots:
-            problems.append(f"block {number} cannot be a mainnet block at {when.isoformat()} "
+            problems.append(f"block {number} cannot be a mainnet block at {format_time(when)} "
                             f"(about {MERGE_BLOCK + slots} blocks existed then)")
         if header.get("difficulty") != 0 or header.get("nonce") != bytes(8):
             problems.append("a mainnet block after The Merge has difficulty 0 and a zero nonce")
@@ -73,10 +74,10 @@ def implausible_claims(anchor: Anchor, *, stamped: datetime, slack: timedelta, w
     claimed = anchor.block_time
     problems = []
     if claimed > now + slack:
-        problems.append(f"the block time {claimed.isoformat()} is in the future")
+        problems.append(f"the block time {format_time(claimed)} is in the future")
     if claimed > stamped + window:
-        problems.append(f"the block time {claimed.isoformat()} is more than {window.total_seconds() / 3600:g} h "
-                        f"after the TSA time {stamped.isoformat()}; a batch is anchored right after it is stamped")
+        problems.append(f"the block time {format_time(claimed)} is more than {format_duration(window)} "
+                        f"after the TSA time {format_time(stamped)}; a batch is anchored right after it is stamped")
     header = _header(anchor)
     if header.get("gasUsed", 0) > header.get("gasLimit", 0):
         problems.append("the header's gasUsed exceeds its gasLimit")

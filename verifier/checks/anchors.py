@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from verifier.court_time import plural
 from verifier.errors import InvalidPackage, TiezhengError, VerificationError
 from verifier.package import ANCHOR_NAME
 from verifier.report import Status
@@ -143,8 +144,9 @@ def _check_online(source: ChainSource, anchor: Anchor, required: int, chain_name
     confirmations = head - anchor.block_number + 1
     facts["confirmations"] = confirmations
     if confirmations < required:
-        return Status.FAIL, f"{where}: {confirmations} confirmation(s), {required} required on {chain_name}"
-    return Status.PASS, f"{where} carries the root; canonical on {chain_name} with {confirmations} confirmations"
+        return Status.FAIL, f"{where}: {plural(confirmations, 'confirmation')}, {required} required on {chain_name}"
+    return Status.PASS, (f"{where} carries the root; canonical on {chain_name} with "
+                         f"{plural(confirmations, 'confirmation')}")
 
 
 def earliest_checked(results: list[AnchorResult]) -> Anchor:

@@ -32,6 +32,7 @@ from verifier.checks.capture_material import (
     warc_records,
 )
 from verifier.checks.context import Context, Outcome
+from verifier.court_time import format_duration, plural
 from verifier.errors import InvalidPackage, TiezhengError, VerificationError
 from verifier.http_body import HttpFormatError, decode_body, parse_response
 from verifier.report import Status
@@ -60,8 +61,9 @@ def check_log_chain(ctx: Context) -> Outcome:
     if lines[0].inputs.get("evidence_id") != ctx.package.manifest.evidence_id:
         return Status.FAIL, "the capture log was started for another evidence id"
     seconds = (lines[-1].time - lines[0].time).total_seconds()
-    return Status.PASS, (f"{len(lines)} steps hash-chained from {lines[0].step} to {lines[-1].step} over "
-                         f"{seconds:.2f} s, times monotonic, all by the system; head {head[:16]}… is signed")
+    return Status.PASS, (f"{plural(len(lines), 'step')} hash-chained from {lines[0].step} to {lines[-1].step} "
+                         f"over {format_duration(round(seconds, 3))}, times monotonic, all by the system; "
+                         f"head {head[:16]}… is signed")
 
 
 def _logged_hashes(lines: tuple[LogLine, ...]) -> dict[str, tuple[str, LogLine]]:
@@ -175,7 +177,9 @@ def check_corroborates(ctx: Context) -> Outcome:
     if problems:
         return Status.FAIL, _listing(problems)
     sources = " and ".join(dict.fromkeys(matched))
-    reason = (f"{len(ctx.package.manifest.artifacts) - 1} artifacts match the hashes logged when they were made; "
+    made = len(ctx.package.manifest.artifacts) - 1
+    reason = (f"{plural(made, 'artifact')} {'matches the hash' if made == 1 else 'match the hashes'} logged when "
+              "made; "
               f"source.html equals {sources} for the final URL; screenshot, DOM and WARC name the same page")
     if urldefrag(shot_url).url != urldefrag(final_url).url:
         return Status.WARN, (f"{reason}, but the browser ended at {shot_url[:120]} while the raw fetch ended at "

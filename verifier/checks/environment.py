@@ -18,6 +18,7 @@ from verifier.capture_format import RECORDER_KIND
 from verifier.checks.capture_material import capture_times
 from verifier.checks.context import Context, Outcome
 from verifier.checks.environment_record import judge_environment_record
+from verifier.court_time import plural
 from verifier.report import Status
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -100,7 +101,8 @@ def check_capture_environment(ctx: Context) -> Outcome:
     if record.warnings:
         return Status.WARN, _listing([f"capture environment not shown clean: {record.warnings[0]}",
                                       *record.warnings[1:]])
-    return Status.PASS, (f"chromium {browser['version']} (sha256 {browser['sha256'][:16]}…) and {len(tools)} tools "
+    return Status.PASS, (f"chromium {browser['version']} (sha256 {browser['sha256'][:16]}…) and "
+                         f"{plural(len(tools), 'tool')} "
                          f"recorded with versions and hashes; fresh profile; no proxy but the capture tool's own "
                          f"recorder, which saw all browser traffic; clean check before capture: "
                          f"{', '.join(record.summary)}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from verifier.checks.anchors import AnchorResult
 from verifier.checks.context import Context, Outcome
+from verifier.court_time import format_time, ordinal_of, plural
 from verifier.errors import TiezhengError, VerificationError
 from verifier.merkle import leaf_hash, verify_inclusion
 from verifier.report import Status
@@ -16,6 +17,11 @@ def _listing(problems: list[str]) -> str:
     shown = "; ".join(problems[:MAX_LISTED])
     more = len(problems) - MAX_LISTED
     return shown + (f"; and {more} more" if more > 0 else "")
+
+
+def _all(count: int, noun: str) -> str:
+    """``the 1 artifact`` / ``all 3 artifacts``."""
+    return f"the {plural(count, noun)}" if count == 1 else f"all {plural(count, noun)}"
 
 
 def check_artifacts(ctx: Context) -> Outcome:
@@ -41,7 +47,7 @@ def check_artifacts(ctx: Context) -> Outcome:
         return Status.FAIL, _listing(problems)
     if not artifacts:
         return Status.FAIL, "the manifest lists no artifacts"
-    return Status.PASS, f"all {len(artifacts)} artifacts match their sha256 and size"
+    return Status.PASS, f"{_all(len(artifacts), 'artifact')} match their sha256 and size"
 
 
 def check_fingerprint(ctx: Context) -> Outcome:
@@ -61,8 +67,8 @@ def check_inclusion(ctx: Context) -> Outcome:
     verify_inclusion(leaf_hash(proof.leaf), proof.leaf_index, proof.tree_size, proof.inclusion_path, proof.root)
     ctx.facts["batch"] = {"batch_id": proof.batch_id, "root": proof.root.hex(), "tree_size": proof.tree_size,
                           "leaf_index": proof.leaf_index}
-    return Status.PASS, (f"leaf {proof.leaf_index} of {proof.tree_size} leads to batch root "
-                         f"{proof.root.hex()} ({len(proof.inclusion_path)} hashes)")
+    return Status.PASS, (f"{ordinal_of(proof.leaf_index, proof.tree_size)} leads to batch root "
+                         f"{proof.root.hex()} ({plural(len(proof.inclusion_path), 'hash', 'hashes')})")
 
 
 def check_timestamp(ctx: Context) -> Outcome:
@@ -88,8 +94,8 @@ def check_timestamp(ctx: Context) -> Outcome:
         if v.tsa.development:
             ctx.flag_development(f"TSA '{v.tsa.name}' is a development TSA")
     first = valid[0]
-    reason = (f"{len(valid)} of {len(results)} token(s) valid; {first.tsa.name} signed root "
-              f"{ctx.proof.root.hex()[:16]}… at {first.info.gen_time.isoformat()}")
+    reason = (f"{len(valid)} of {plural(len(results), 'token')} valid; {first.tsa.name} signed root "
+              f"{ctx.proof.root.hex()[:16]}… at {format_time(first.info.gen_time)}")
     if errors:
         reason += f" (invalid: {_listing(errors)})"
     return Status.PASS, reason
@@ -129,7 +135,7 @@ def check_anchor(ctx: Context) -> Outcome:
         status = Status.WARN
     else:
         status = Status.FAIL
-    summary = f"anchors on {len(holding)} chain(s) hold, {required} required by the trust policy"
+    summary = f"anchors on {plural(len(holding), 'chain')} hold, {required} required by the trust policy"
     if ctx.chain is not None:
         summary += f" ({len(passing)} checked online)"
     reason = summary + ": " + "; ".join(_brief(r) for r in results)
@@ -147,5 +153,5 @@ def _brief(result: AnchorResult) -> str:
         return f"{name} {result.status.value}: {result.reason}"
     where = f"chain {anchor.chain_id}, block {anchor.block_number}, tx {str(anchor.record['tx_hash'])[:18]}…"
     if result.status is Status.PASS:
-        return f"{name} pass ({where}, {result.facts.get('confirmations')} confirmations)"
+        return f"{name} pass ({where}, {plural(int(result.facts.get('confirmations', 0)), 'confirmation')})"
     return f"{name} {result.status.value} ({where}, proven offline)"

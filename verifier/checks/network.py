@@ -33,6 +33,7 @@ from verifier.checks.capture_material import (
     warc_records,
 )
 from verifier.checks.context import Context, Outcome
+from verifier.court_time import plural
 from verifier.errors import VerificationError
 from verifier.report import Status
 
@@ -157,6 +158,7 @@ def check_network_facts(ctx: Context) -> Outcome:
     ctx.facts["network"] = {"final_url": url, "server": f"{server.get('ip')}:{server.get('port')}",
                             "hosts": sorted(answers)}
     if urlsplit(url).scheme != "https":
-        return Status.WARN, f"{where} ({checked} connections checked), but plain http: no TLS protected the content"
+        return Status.WARN, (f"{where} ({plural(checked, 'connection')} checked), but plain http: no TLS protected "
+                             "the content")
     status, reason = _tls_outcome(ctx, final, host)
-    return status, f"{where} ({checked} connections checked); {reason}"
+    return status, f"{where} ({plural(checked, 'connection')} checked); {reason}"

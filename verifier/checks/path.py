@@ -6,6 +6,7 @@ from typing import Any
 
 from verifier.checks.context import Context, Outcome, Skip
 from verifier.checks.corroboration import check_corroborates, check_log_chain
+from verifier.court_time import plural
 from verifier.errors import InvalidPackage
 from verifier.package import (
     ANCHOR_NAME,
@@ -86,5 +87,6 @@ def check_complete(ctx: Context) -> Outcome:
         problems += _datapackage_problems(ctx, names)
     if problems:
         return Status.FAIL, "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
-    return Status.PASS, (f"{len(names)} files: {len(artifacts)} artifacts, the WACZ and Tiezheng files, "
-                         f"{sum(map(_is_sealing_file, names))} proof files; datapackage.json hashes valid")
+    proofs = sum(map(_is_sealing_file, names))
+    return Status.PASS, (f"{plural(len(names), 'file')}: {plural(len(artifacts), 'artifact')}, the WACZ and "
+                         f"Tiezheng files, {plural(proofs, 'proof file')}; datapackage.json hashes valid")

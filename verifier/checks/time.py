@@ -14,6 +14,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from verifier.checks.context import Anchor, Context, Outcome, Skip
+from verifier.court_time import format_duration, format_seconds, format_time
 from verifier.errors import TiezhengError
 from verifier.report import Status
 from verifier.timestamp import TimestampInfo
@@ -22,11 +23,22 @@ RPC_HINT = "check it with --rpc URL (any JSON-RPC node of that chain)"
 
 
 def _seconds(delta: timedelta) -> str:
-    return f"{delta.total_seconds():+.3f} s"
+    """A signed difference, exact to the millisecond: ``+2.5 s``, ``+1 hour 0.25 s``."""
+    return ("+" if delta >= timedelta(0) else "") + format_duration(delta)
 
 
-def _hours(delta: timedelta) -> str:
-    return f"{delta.total_seconds() / 3600:g} h"
+def _window(delta: timedelta) -> str:
+    """A policy window, exact and in the unit the trust file sets it in: ``24 hours``."""
+    hours = delta.total_seconds() / 3600
+    return f"{hours:g} hour" if hours == 1 else f"{hours:g} hours"
+
+
+def _tolerance(slack: timedelta, accuracy: timedelta | None, policy: timedelta) -> str:
+    """The allowance of a time comparison, and what it is made of: the policy number stays exact."""
+    if not accuracy:
+        return f"a tolerance of {format_seconds(slack)} (policy)"
+    return (f"a tolerance of {format_seconds(slack)} = TSA accuracy {format_seconds(accuracy)} "
+            f"+ policy {format_seconds(policy)}")
 
 
 def _earliest_stamp(ctx: Context) -> TimestampInfo | None:
@@ -43,7 +55,7 @@ def _verified_anchor(ctx: Context) -> Anchor | None:
 
 
 def _claimed_block(anchor: Anchor) -> str:
-    return f"block {anchor.block_number} of chain {anchor.chain_id} at {anchor.block_time.isoformat()}"
+    return f"block {anchor.block_number} of chain {anchor.chain_id} at {format_time(anchor.block_time)}"
 
 
 def check_times_agree(ctx: Context) -> Outcome:
@@ -53,21 +65,22 @@ def check_times_agree(ctx: Context) -> Outcome:
     if stamp is None:
         raise Skip("no valid timestamp to compare (see H4)")
     slack = (stamp.accuracy or timedelta(0)) + ctx.trust.policy.time_tolerance
+    allowed = _tolerance(slack, stamp.accuracy, ctx.trust.policy.time_tolerance)
     if ended > stamp.gen_time + slack:
-        return Status.FAIL, (f"capture ended {ended.isoformat()}, after the TSA time {stamp.gen_time.isoformat()} "
-                             f"({_seconds(ended - stamp.gen_time)}, allowed {slack.total_seconds():g} s)")
-    reason = f"capture ended {ended.isoformat()} ≤ TSA {stamp.gen_time.isoformat()}"
+        return Status.FAIL, (f"capture ended {format_time(ended)}, after the TSA time {format_time(stamp.gen_time)} "
+                             f"({_seconds(ended - stamp.gen_time)}; allowed: {allowed})")
+    reason = f"capture ended {format_time(ended)}, TSA time {format_time(stamp.gen_time)}"
     anchor = _verified_anchor(ctx)
     if anchor is None:
-        return Status.WARN, reason + "; no verified block time to compare (see H5)"
+        return Status.WARN, f"{reason}: in order (within {allowed}); no verified block time to compare (see H5)"
     block_time = anchor.block_time
     # Block timestamps have whole seconds and come from another clock: the tolerance covers both.
     # Offline too: a package whose own anchor claims a block before its timestamp contradicts itself.
     if stamp.gen_time - slack > block_time:
-        return Status.FAIL, (f"TSA time {stamp.gen_time.isoformat()} is after the block time {block_time.isoformat()} "
-                             f"({_seconds(stamp.gen_time - block_time)}, allowed {slack.total_seconds():g} s)")
+        return Status.FAIL, (f"TSA time {format_time(stamp.gen_time)} is after the block time "
+                             f"{format_time(block_time)} ({_seconds(stamp.gen_time - block_time)}; allowed: {allowed})")
     if ctx.anchor_online:
-        return Status.PASS, f"{reason} ≤ block {block_time.isoformat()} (within {slack.total_seconds():g} s tolerance)"
+        return Status.PASS, f"{reason}, block time {format_time(block_time)}: in order (within {allowed})"
     from verifier.checks.anchor_claims import implausible_claims  # keccak and RLP load only when needed
 
     problems = implausible_claims(anchor, stamped=stamp.gen_time, slack=slack,
@@ -75,15 +88,15 @@ def check_times_agree(ctx: Context) -> Outcome:
     if problems:
         return Status.FAIL, f"the anchor's claimed {_claimed_block(anchor)} is implausible: " + "; ".join(problems)
     ctx.leave_unchecked("T1", f"that {_claimed_block(anchor)} is real and its time true; {RPC_HINT}")
-    return Status.PASS, (f"{reason} (trusted time). Not checked offline: the block time "
-                         f"{block_time.isoformat()} is the anchor's claim (plausible: after the TSA time, within "
+    return Status.PASS, (f"{reason}: in order (within {allowed}). Not checked offline: the block time "
+                         f"{format_time(block_time)} is the anchor's claim (plausible: after the TSA time, within "
                          f"the policy window, header well formed); {RPC_HINT}")
 
 
 def _gap_outcome(gap: timedelta, window: timedelta, until: str) -> Outcome | None:
     if gap > window:
-        return Status.FAIL, (f"{gap} passed between capture and {until}, more than the {_hours(window)} "
-                             "policy window: that time is not covered")
+        return Status.FAIL, (f"{format_duration(gap)} passed between the end of capture and {until}, more than "
+                             f"the policy window of {_window(window)}: that time is not covered")
     return None
 
 
@@ -99,8 +112,8 @@ def check_prechain_gap(ctx: Context) -> Outcome:
         gap = block_time - ended
         ctx.facts.update(prechain_gap_seconds=round(gap.total_seconds(), 3), prechain_gap_until="block time")
         return _gap_outcome(gap, window, "anchoring") or (
-            Status.PASS, f"anchored {max(gap.total_seconds(), 0):.1f} s after the capture ended "
-                         f"(policy window {_hours(window)})")
+            Status.PASS, f"anchored {format_duration(max(gap.total_seconds(), 0))} after the capture ended "
+                         f"(policy window {_window(window)})")
     return _offline_gap(ctx, ended, window)
 
 
@@ -121,7 +134,7 @@ def _offline_gap(ctx: Context, ended: datetime, window: timedelta) -> Outcome:
         claimed = _gap_outcome(anchor.block_time - ended, window, f"the anchor's claimed {_claimed_block(anchor)}")
         if claimed:
             return claimed
-        ctx.leave_unchecked("T2", f"that the batch went on chain at {anchor.block_time.isoformat()}; {RPC_HINT}")
-    return Status.PASS, (f"fixed by the trusted timestamp {max(gap.total_seconds(), 0):.1f} s after the capture ended "
-                         f"(policy window {_hours(window)}). Not checked offline: when the batch went on chain "
-                         f"(the anchor's block time is a claim); {RPC_HINT}")
+        ctx.leave_unchecked("T2", f"that the batch went on chain at {format_time(anchor.block_time)}; {RPC_HINT}")
+    return Status.PASS, (f"fixed by the trusted timestamp {format_duration(max(gap.total_seconds(), 0))} after the "
+                         f"capture ended (policy window {_window(window)}). Not checked offline: when the batch "
+                         f"went on chain (the anchor's block time is a claim); {RPC_HINT}")
