@@ -14,26 +14,49 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn
-
-from rich.console import Console
-from rich.markup import escape
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 from verifier import merkle
-from verifier.chain_source import RpcChainSource
 from verifier.errors import InvalidInput, TiezhengError, TrustError, VerificationError
-from verifier.render import render_report
 from verifier.report import Report
-from verifier.report_html import render_html
-from verifier.report_pdf import PDF_EXTRA, pdf_available, write_pdf
 from verifier.sanitize import display_text
-from verifier.timestamp import UnreadableToken, verify_timestamp
 from verifier.trust import Trust, default_trust, load_trust
-from verifier.tsa_chain import load_certificates, load_roots
 from verifier.verify import verify_package
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+# Start-up time is most of a verification: what only some outputs need is imported where they need
+# it, so `--json` loads no rich, no HTML/PDF renderer and no HTTP stack (tests/verifier/test_lazy_imports.py).
 
 EXIT_VERIFIED, EXIT_FAILED, EXIT_UNUSABLE, EXIT_CANNOT_JUDGE = 0, 1, 2, 3
 SUBCOMMANDS = ("timestamp", "inclusion")
+
+
+class _LazyConsole:
+    """A rich ``Console`` made on first use: rich's import costs more than a whole offline verification."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._console: Console | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(**self._options)
+        return getattr(self._console, name)
+
+
+def _console(**options: Any) -> Console:
+    return cast("Console", _LazyConsole(**options))
+
+
+def escape(text: str) -> str:
+    """rich's markup escape, imported on first use."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -113,13 +136,19 @@ def _load_trust(files: Sequence[Path]) -> Trust:
 
 def _verify_package(args: argparse.Namespace, console: Console) -> int:
     trust = _load_trust(args.trust)
-    chain = RpcChainSource(args.rpc) if args.rpc else None
+    chain = None
+    if args.rpc:
+        from verifier.chain_source import RpcChainSource
+
+        chain = RpcChainSource(args.rpc)
     report = verify_package(args.package, trust, chain=chain)
     if args.json:
         print(json.dumps(report.to_json(), indent=2, ensure_ascii=True))
     else:
+        from verifier.render import render_report
+
         console.print(render_report(report, source=str(args.package)))
-    err = Console(stderr=True)
+    err = _console(stderr=True)
     for kind, path in _write_documents(report, args, err):
         if not args.json:  # with --json, stdout carries the JSON and nothing else
             console.print(f"{kind} written to {escape(display_text(str(path)))}")
@@ -132,6 +161,11 @@ def _write_documents(report: Report, args: argparse.Namespace, err: Console) -> 
     A PDF without the ``pdf`` extra is one line on stderr, not an error: the verdict and its exit code
     must not depend on which extras are installed.
     """
+    if args.html is None and args.pdf is None:
+        return []
+    from verifier.report_html import render_html
+    from verifier.report_pdf import PDF_EXTRA, pdf_available, write_pdf
+
     source = str(args.package)
     writers: tuple[tuple[str, Path | None, Callable[[Path], object]], ...] = (
         ("HTML report", args.html, lambda path: path.write_text(render_html(report, source=source), encoding="utf-8")),
@@ -156,6 +190,9 @@ def _write_documents(report: Report, args: argparse.Namespace, err: Console) -> 
 
 
 def _verify_timestamp(args: argparse.Namespace, console: Console) -> int:
+    from verifier.timestamp import UnreadableToken, verify_timestamp
+    from verifier.tsa_chain import load_certificates, load_roots
+
     try:
         token = args.tsr.read_bytes()
         roots = load_roots(args.roots.read_bytes())
@@ -211,8 +248,8 @@ def _emit(as_json: bool, console: Console, body: dict[str, object], text: str) -
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``tiezheng-verify``; returns the exit code."""
     args_list = list(sys.argv[1:] if argv is None else argv)
-    console = Console()
-    err = Console(stderr=True)
+    console = _console()
+    err = _console(stderr=True)
     handlers = {"timestamp": (_timestamp_parser, _verify_timestamp),
                 "inclusion": (_inclusion_parser, _verify_inclusion)}
     make_parser, handler = handlers.get(args_list[0] if args_list else "", (_package_parser, _verify_package))

@@ -10,11 +10,34 @@ non-minimal length or integer, trailing bytes, or a node missing from the proof 
 
 from __future__ import annotations
 
+import sys
+from types import ModuleType
 from typing import TypeAlias
 
-from Crypto.Hash import keccak as _keccak
-
 from verifier.errors import VerificationError
+
+
+def _import_keccak() -> ModuleType:
+    """Import pycryptodome's keccak bound through ctypes, not cffi.
+
+    pycryptodome binds its compiled code through cffi whenever cffi is importable, and cffi then
+    parses C declarations with pycparser at every start: about 100 ms, a third of a whole
+    ``tiezheng-verify`` run. Its ctypes binding, the one it uses where cffi is absent, loads the
+    same compiled keccak in a few ms. Hiding cffi only matters while pycryptodome picks its binding,
+    so only when nothing imported pycryptodome's binding or cffi yet.
+    """
+    hide = "Crypto.Util._raw_api" not in sys.modules and "cffi" not in sys.modules
+    if hide:
+        sys.modules["cffi"] = None  # type: ignore[assignment]  # None makes `import cffi` fail
+    try:
+        from Crypto.Hash import keccak
+    finally:
+        if hide:
+            del sys.modules["cffi"]
+    return keccak
+
+
+_keccak = _import_keccak()
 
 #: Far beyond any header, transaction or trie node; bounds work on hostile input.
 MAX_RLP_BYTES = 1 << 20
@@ -30,7 +53,7 @@ class RLPError(VerificationError):
 
 def keccak256(data: bytes) -> bytes:
     """Return Ethereum's keccak-256 (not SHA3-256: the padding differs)."""
-    return _keccak.new(digest_bits=256, data=data).digest()
+    return bytes(_keccak.new(digest_bits=256, data=data).digest())
 
 
 def _length(data: bytes, at: int, size_bytes: int) -> int:
