@@ -1,0 +1,77 @@
+"""`tiezheng-verify PKG --json` loads only what a verification needs: start-up is most of its time.
+
+Guarded by what a fresh interpreter has imported after the run, not by a clock: rich (the terminal
+table), the HTML/PDF renderers, the HTTP stack (only --rpc needs it) and cffi's C parser (pycryptodome's
+keccak binds through ctypes) are each worth tens of milliseconds, more than the checks themselves.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+#: Top-level packages, and exact modules, that the --json path must not load.
+UNNEEDED_PACKAGES = ("rich", "reportlab", "qrcode", "cffi", "pycparser")
+UNNEEDED_MODULES = ("urllib.request", "http.client", "ssl", "verifier.render", "verifier.report_html",
+                    "verifier.report_pdf")
+
+_PROBE = """
+import contextlib, io, json, sys
+from verifier.cli import main
+with contextlib.redirect_stdout(io.StringIO()) as out:
+    code = main(sys.argv[1:])
+print(json.dumps({"code": code, "report": json.loads(out.getvalue()), "modules": sorted(sys.modules)}))
+"""
+
+
+def _run_json(*argv: str) -> dict[str, object]:
+    done = subprocess.run([sys.executable, "-c", _PROBE, *argv], check=True, capture_output=True, text=True,
+                          cwd=SAMPLES.parent)
+    result: dict[str, object] = json.loads(done.stdout)
+    return result
+
+
+def _unneeded(modules: list[str]) -> list[str]:
+    return [m for m in modules if m.split(".")[0] in UNNEEDED_PACKAGES or m in UNNEEDED_MODULES]
+
+
+@pytest.mark.parametrize(("package", "exit_code"), [
+    ("good-upload.wacz", 0),
+    ("bad-H4-timestamp-token.wacz", 1),
+    ("bad-H5-anchor-block.wacz", 1),
+    ("cannot-judge-unknown-operator.wacz", 3),
+])
+def test_json_verification_loads_no_renderer_no_http_and_no_c_parser(package: str, exit_code: int) -> None:
+    result = _run_json(str(SAMPLES / "packages" / package), "--json", "--trust", str(SAMPLES / "trust.toml"))
+    assert result["code"] == exit_code
+    modules = result["modules"]
+    assert isinstance(modules, list)
+    assert _unneeded(modules) == []
+    # The probe did verify: the checks and the offline anchor proof (keccak) ran.
+    assert {"verifier.checks.hash", "verifier.anchor_proof", "Crypto.Hash.keccak"} <= set(modules)
+    report = result["report"]
+    assert isinstance(report, dict) and len(report["checks"]) > 10
+
+
+def test_an_unusable_input_with_json_loads_no_renderer_either(tmp_path: Path) -> None:
+    not_a_zip = tmp_path / "not-a-package.wacz"
+    not_a_zip.write_bytes(b"no zip here")
+    result = _run_json(str(not_a_zip), "--json")
+    assert result["code"] == 2
+    modules = result["modules"]
+    assert isinstance(modules, list) and _unneeded(modules) == []
+
+
+def test_the_keccak_binding_is_pycryptodomes_own_code_through_ctypes() -> None:
+    # Same compiled keccak, other binding: the published keccak-256 of "" and of "abc" still come out.
+    code = ("import sys; from verifier.ethereum_trie import keccak256; "
+            "from Crypto.Util import _raw_api; "
+            "print(keccak256(b'').hex(), keccak256(b'abc').hex(), _raw_api.backend, 'cffi' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout.split()
+    assert out == ["c5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470",
+                   "4e03657aea45a94fc7d47ba826c8d667c0d1e6e33a64a036ec44f58fa12d6c45", "ctypes", "False"]
