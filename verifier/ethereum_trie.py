@@ -21,10 +21,12 @@ def _import_keccak() -> ModuleType:
     """Import pycryptodome's keccak bound through ctypes, not cffi.
 
     pycryptodome binds its compiled code through cffi whenever cffi is importable, and cffi then
-    parses C declarations with pycparser at every start: about 100 ms, a third of a whole
-    ``tiezheng-verify`` run. Its ctypes binding, the one it uses where cffi is absent, loads the
-    same compiled keccak in a few ms. Hiding cffi only matters while pycryptodome picks its binding,
-    so only when nothing imported pycryptodome's binding or cffi yet.
+    parses C declarations with pycparser at every start: twice the CPU of its ctypes binding (the
+    one it uses where cffi is absent, over the same compiled keccak) and several times the wall
+    time on a busy machine, in every ``tiezheng-verify`` run of a sealed package. cffi is hidden
+    only while pycryptodome picks its binding, and only when neither was imported yet; nothing
+    else the verifier imports uses cffi (an ``import cffi`` in another thread at that very moment
+    would fail).
     """
     hide = "Crypto.Util._raw_api" not in sys.modules and "cffi" not in sys.modules
     if hide:

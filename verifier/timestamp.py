@@ -330,7 +330,7 @@ def _rfc3161_client_verify(digest: bytes, tok: TimestampToken, signer: x509.Cert
     rfc3161-client 1.0.9 puts the intermediates it is given into its trust store, so an
     untrusted self-signed CA handed over as a helper certificate makes it accept (tested).
     """
-    import rfc3161_client  # here, not above: only tokens it can judge pay for its import
+    import rfc3161_client  # here, not above: only runs that reach this cross-check pay for its import
 
     try:
         resp = rfc3161_client.decode_timestamp_response(tok.response)
