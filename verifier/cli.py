@@ -205,12 +205,12 @@ def _verify_timestamp(args: argparse.Namespace, console: Console) -> int:
     except UnreadableToken as exc:
         reason = display_text(exc.diagnostics())
         _emit(args.json, console, {"valid": False, "verdict": "unusable", "error": reason},
-              f"[red]UNUSABLE[/] {escape(reason)}")
+              lambda: f"[red]UNUSABLE[/] {escape(reason)}")
         return EXIT_UNUSABLE
     except VerificationError as exc:
         reason = display_text(exc.diagnostics())
         _emit(args.json, console, {"valid": False, "verdict": "failed", "error": reason},
-              f"[red]INVALID[/] {escape(reason)}")
+              lambda: f"[red]INVALID[/] {escape(reason)}")
         return EXIT_FAILED
     tsa = display_text(info.tsa_name)
     _emit(args.json, console,
@@ -218,7 +218,7 @@ def _verify_timestamp(args: argparse.Namespace, console: Console) -> int:
            "serial": str(info.serial), "policy": info.policy, "hash_algorithm": info.hash_algorithm,
            "bare_token": info.bare_token, "rfc3161_client_checked": info.rfc3161_client_checked,
            "warnings": list(info.warnings)},
-          f"[green]VALID[/] {escape(tsa)} at {info.gen_time.isoformat()} (serial {info.serial})"
+          lambda: f"[green]VALID[/] {escape(tsa)} at {info.gen_time.isoformat()} (serial {info.serial})"
           + "".join(f"\n[yellow]warning:[/] {escape(w)}" for w in info.warnings))
     return EXIT_VERIFIED
 
@@ -231,18 +231,21 @@ def _verify_inclusion(args: argparse.Namespace, console: Console) -> int:
     try:
         merkle.verify_inclusion(leaf, args.index, args.size, proof, root)
     except VerificationError as exc:
-        _emit(args.json, console, {"valid": False, "error": exc.diagnostics()}, f"[red]INVALID[/] {escape(str(exc))}")
+        reason = str(exc)
+        _emit(args.json, console, {"valid": False, "error": exc.diagnostics()},
+              lambda: f"[red]INVALID[/] {escape(reason)}")
         return EXIT_FAILED
     _emit(args.json, console, {"valid": True},
-          f"[green]VALID[/] leaf {args.index} of {args.size} is under {root.hex()}")
+          lambda: f"[green]VALID[/] leaf {args.index} of {args.size} is under {root.hex()}")
     return EXIT_VERIFIED
 
 
-def _emit(as_json: bool, console: Console, body: dict[str, object], text: str) -> None:
+def _emit(as_json: bool, console: Console, body: dict[str, object], text: Callable[[], str]) -> None:
+    """Print ``body`` as JSON, or ``text()``: made only for the terminal, its markup escaping needs rich."""
     if as_json:
         print(json.dumps(body, indent=2))
     else:
-        console.print(text)
+        console.print(text())
 
 
 def main(argv: Sequence[str] | None = None) -> int:

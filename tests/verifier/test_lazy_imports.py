@@ -1,4 +1,4 @@
-"""`tiezheng-verify PKG --json` loads only what a verification needs: start-up is most of its time.
+"""`tiezheng-verify … --json` loads only what a verification needs: start-up is most of its time.
 
 Guarded by what a fresh interpreter has imported after the run, not by a clock: rich (the terminal
 table), the HTML/PDF renderers, the HTTP stack (only --rpc needs it) and cffi's C parser (pycryptodome's
@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tomllib
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -75,3 +77,33 @@ def test_the_keccak_binding_is_pycryptodomes_own_code_through_ctypes() -> None:
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout.split()
     assert out == ["c5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470",
                    "4e03657aea45a94fc7d47ba826c8d667c0d1e6e33a64a036ec44f58fa12d6c45", "ctypes", "False"]
+
+
+@pytest.fixture(scope="module")
+def sample_proof(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """The good sample's token, TSA certificate, trusted TSA root and inclusion proof, as the subcommands take them."""
+    folder = tmp_path_factory.mktemp("sample-proof")
+    with zipfile.ZipFile(SAMPLES / "packages" / "good-upload.wacz") as archive:
+        (folder / "t.tsr").write_bytes(archive.read("proof/timestamp-0.tsr"))
+        (folder / "tsa.pem").write_bytes(archive.read("proof/tsa-0.pem"))
+        proof = json.loads(archive.read("proof/proof.json"))
+    [tsa] = tomllib.loads((SAMPLES / "trust.toml").read_text(encoding="utf-8"))["tsa"]
+    (folder / "root.pem").write_text(tsa["roots"], encoding="utf-8")
+    return {"tsr": str(folder / "t.tsr"), "certs": str(folder / "tsa.pem"), "roots": str(folder / "root.pem"),
+            "root": proof["root"], "leaf": proof["leaf"], "index": str(proof["leaf_index"]),
+            "size": str(proof["tree_size"]), "path": ",".join(proof["inclusion_path"])}
+
+
+@pytest.mark.parametrize("valid", [True, False])
+def test_timestamp_and_inclusion_json_load_no_rich(sample_proof: dict[str, str], valid: bool) -> None:
+    root = sample_proof["root"] if valid else "00" * 32
+    timestamp = _run_json("timestamp", sample_proof["tsr"], "--digest", root, "--roots", sample_proof["roots"],
+                          "--certs", sample_proof["certs"], "--json")
+    inclusion = _run_json("inclusion", "--leaf", sample_proof["leaf"], "--index", sample_proof["index"],
+                          "--size", sample_proof["size"], "--root", root, "--proof", sample_proof["path"], "--json")
+    for result in (timestamp, inclusion):
+        assert result["code"] == (0 if valid else 1)
+        report = result["report"]
+        assert isinstance(report, dict) and report["valid"] is valid
+        modules = result["modules"]
+        assert isinstance(modules, list) and _unneeded(modules) == []
