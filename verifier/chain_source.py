@@ -8,8 +8,6 @@ several chains needs one node per chain: ``ChainSources`` says which node answer
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -41,6 +39,9 @@ class RpcChainSource:
         self.timeout = timeout
 
     def _call(self, method: str, params: list[Any]) -> Any:
+        import urllib.error  # here, not above: offline runs, the default, need no HTTP stack
+        import urllib.request
+
         body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).encode()
         request = urllib.request.Request(  # noqa: S310 - the scheme was checked in __init__
             self.url, data=body, headers={"Content-Type": "application/json"})

