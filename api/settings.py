@@ -34,6 +34,18 @@ class TSAConfig(BaseModel):
     roots_file: Path
 
 
+class ChainConfig(BaseModel):
+    """One chain the sealer anchors on (an item of ``TIEZHENG_CHAINS``)."""
+
+    rpc_url: str
+    chain_id: int
+    #: The anchoring key on this chain. From the environment only; never logged.
+    key: SecretStr
+    #: Blocks on top of the anchor's before it counts; default 12 on a real chain.
+    confirmations: int | None = None
+    name: str | None = None
+
+
 class Qualifications(BaseModel):
     """Filings and certifications the operator declares. Every manifest and the trust file carry them;
     the verifier shows them as declarations it cannot check. ``TIEZHENG_QUALIFICATIONS`` is JSON, e.g.
@@ -66,6 +78,12 @@ class Settings(BaseSettings):
     #: The anchoring key for a real chain. From the environment only; never logged.
     chain_key: SecretStr | None = None
     confirmations: int | None = None
+    #: Several chains, each anchoring every batch on its own: JSON list of {"rpc_url", "chain_id",
+    #: "key", "confirmations", "name"}. Overrides the single-chain settings above, which mean a
+    #: one-element list. Empty (and no RPC URL): the embedded devnet(s).
+    chains: list[ChainConfig] = []
+    #: Confirmed anchors a batch needs to count as sealed; the other chains' are attached later.
+    min_chains: int = 1
     #: Where package bytes live: ``s3://bucket/prefix`` for an S3-compatible store; empty means files in
     #: the data dir. S3 credentials come from the standard AWS environment only, never from here.
     blob_url: str | None = None
@@ -151,13 +169,28 @@ class Settings(BaseSettings):
 
     @property
     def uses_devnet(self) -> bool:
-        return not self.rpc_url
+        return not self.rpc_url and not self.chains
+
+    def anchor_chains(self) -> list[ChainConfig]:
+        """The configured real chains: ``chains``, or the single-chain settings as one. [] means devnet.
+
+        Raises ValueError when the single-chain form lacks its chain id or key.
+        """
+        if self.chains:
+            return list(self.chains)
+        if not self.rpc_url:
+            return []
+        if self.chain_key is None or self.chain_id is None:
+            raise ValueError("TIEZHENG_RPC_URL needs TIEZHENG_CHAIN_ID and TIEZHENG_CHAIN_KEY in the environment")
+        return [ChainConfig(rpc_url=self.rpc_url, chain_id=self.chain_id, key=self.chain_key,
+                            confirmations=self.confirmations)]
 
     def redacted(self) -> str:
         """The settings as JSON with secrets masked, for logs and `doctor`."""
         secrets = ("chain_key", "api_key_secret", "pkcs11_pin")
-        return json.dumps(self.model_dump(mode="json", exclude=set(secrets)) | {
-            name: "***" if getattr(self, name) else None for name in secrets}, indent=2)
+        chains = [chain.model_dump(mode="json", exclude={"key"}) | {"key": "***"} for chain in self.chains]
+        return json.dumps(self.model_dump(mode="json", exclude={*secrets, "chains"}) | {
+            name: "***" if getattr(self, name) else None for name in secrets} | {"chains": chains}, indent=2)
 
 
 def load_settings(data_dir: Path | None = None) -> Settings:

@@ -87,7 +87,9 @@ def _package_parser() -> argparse.ArgumentParser:
     parser.add_argument("--details", action="store_true",
                         help="print each check's full finding and its legal basis")
     mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--rpc", metavar="URL", help="check the anchor online against this JSON-RPC node")
+    mode.add_argument("--rpc", metavar="[CHAIN_ID=]URL", action="append",
+                      help="check anchors online against this JSON-RPC node; one per chain id "
+                           "(--rpc 1=URL --rpc 11155111=URL), or a bare URL for the chain it serves; may repeat")
     mode.add_argument("--offline", action="store_true", help="use no network (the default)")
     parser.add_argument("--trust", type=Path, action="append", default=[], metavar="FILE",
                         help="a trust file (TOML) to add to the default trust; may repeat")
@@ -176,9 +178,9 @@ def _verify_package(args: argparse.Namespace, console: Console) -> int:
     trust = _load_trust(args.trust)
     chain = None
     if args.rpc:
-        from verifier.chain_source import RpcChainSource
+        from verifier.chain_source import ChainSources
 
-        chain = RpcChainSource(args.rpc)
+        chain = ChainSources.parse(args.rpc)
     report = verify_package(args.package, trust, chain=chain)
     args.verify_url = args.verify_url or _operator_verify_url(report, trust)
     if args.json:
