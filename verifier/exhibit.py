@@ -109,14 +109,17 @@ def _viewport(capture: Mapping[str, Any]) -> tuple[int, int]:
 def verification_link(base_url: str | None, fingerprint: str) -> str | None:
     """The operator's ``/verify?fingerprint=…`` page for this evidence; None without a usable base URL.
 
-    Only http(s) URLs without credentials are used: the QR code must not send a reader elsewhere."""
+    ``base_url`` is the service (``https://host``) or its verify page (``https://host/verify``, as
+    the trust file's verify_url names it). Only http(s) URLs without credentials are used: the QR
+    code must not send a reader elsewhere."""
     if not base_url:
         return None
     parts = urlsplit(base_url.strip())
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.username or parts.password:
         return None
     root = f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
-    return f"{root}/verify?fingerprint={quote(fingerprint)}"
+    page = root if root.endswith("/verify") else f"{root}/verify"
+    return f"{page}?fingerprint={quote(fingerprint)}"
 
 
 def target_rows(report: Report) -> list[tuple[str, str, str]]:
