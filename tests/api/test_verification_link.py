@@ -137,3 +137,12 @@ def test_verify_page_refuses_a_link_fingerprint_that_is_not_sha256(service: Serv
     assert page.page.query_selector("#tz-expected b") is None
     page.verify(sealed["package"])
     assert page.page.query_selector("#tz-fingerprint-match") is None  # nothing to compare with
+
+
+def test_verify_page_names_the_expected_fingerprint_without_script(service: Server) -> None:
+    """Scripts off: the server-rendered page still shows the link's fingerprint, escaped."""
+    reply = httpx.get(f"{service.url}/verify", params={"fingerprint": "<script>x</script>"}, timeout=30)
+    assert reply.status_code == 200
+    assert "&lt;script&gt;x&lt;/script&gt;" in reply.text and "<script>x</script>" not in reply.text
+    plain = httpx.get(f"{service.url}/verify", params={"fingerprint": "ab" * 32}, timeout=30).text
+    assert "Expected fingerprint (from the link)" in plain and "ab" * 32 in plain
