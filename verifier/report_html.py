@@ -231,7 +231,7 @@ ol.timeline{list-style:none;margin:0;padding:0 0 0 18px;border-left:3px solid va
 ol.timeline li{position:relative;margin:0 0 12px;padding-left:8px}
 ol.timeline li::before{content:"";position:absolute;left:-27px;top:.45em;width:13px;height:13px;border-radius:50%;
 background:#0969da;border:2px solid var(--card)}
-.when{font-weight:600} .offset{color:var(--muted);margin-left:.5em;white-space:nowrap}
+.when{font-weight:600} .offset{color:var(--muted)}
 .detail{color:var(--muted);font-size:.9rem}
 table{width:100%;border-collapse:collapse;table-layout:fixed}
 th,td{text-align:left;vertical-align:top;padding:8px 8px;border-top:1px solid var(--line);overflow-wrap:anywhere}

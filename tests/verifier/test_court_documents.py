@@ -12,11 +12,13 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.capture_site import png
 from tests.tamper import replace_entry
+from tests.verifier.browser_page import chromium
 from verifier import exhibit as exhibit_module
 from verifier import report_pdf
 from verifier.errors import TrustError
@@ -35,6 +37,8 @@ CLI = str(Path(sys.executable).parent / "tiezheng-verify")
 OPERATOR_URL = "https://evidence.example/tz"
 #: What an absolute path of the verifier's machine looks like in extracted text.
 ABSOLUTE_PATH = re.compile(r"(?<![\w.:/])/(?:home|tmp|root|usr|var|opt|srv|mnt|Users|work)/")
+
+__all__ = ["chromium"]
 
 pytestmark = pytest.mark.skipif(shutil.which("pdftotext") is None, reason="needs poppler-utils")
 
@@ -333,3 +337,16 @@ def test_cli_passes_lang_to_the_documents(tmp_path: Path) -> None:
                    check=True, capture_output=True, text=True)
     both = default.read_text(encoding="utf-8")
     assert "清单由受信任的运营方" in both and "manifest signed by trusted operator" in both
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_html_report_fits_the_screen_with_both_languages(report: Report, chromium: Any, width: int,
+                                                         tmp_path: Path) -> None:
+    page_file = tmp_path / "report.html"
+    page_file.write_text(render_html(report, source=CAPTURE.name, package=CAPTURE), encoding="utf-8")
+    tab = chromium.new_page(viewport={"width": width, "height": 900})
+    tab.goto(page_file.as_uri())
+    overflow = tab.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"{overflow} px of horizontal scrolling at {width} px"
+    assert "取证结束后" in tab.inner_text("ol.timeline")  # durations in words, in both languages
+    tab.close()
