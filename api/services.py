@@ -190,7 +190,8 @@ def local_trust(settings: Settings) -> Trust:
     # The operator's own rule (TIEZHENG_MIN_CHAINS) is the policy it publishes with its trust.
     policy = Policy(min_chains=settings.min_chains)
     return Trust(operators=(TrustedOperator(name=operator.name, public_key=operator.public_key_raw,
-                                            development=True, qualifications=operator.qualifications),),
+                                            development=True, qualifications=operator.qualifications,
+                                            verify_url=settings.verify_url),),
                  tsas=tuple(tsas), chains=tuple(chains), policy=policy, sources=(f"data dir {settings.root}",))
 
 
@@ -205,6 +206,8 @@ def trust_toml(trust: Trust) -> str:
         lines += ["[[operators]]", f"name = {_q(op.name)}",
                   f"public_key = {_q(base64.b64encode(op.public_key).decode())}",
                   f"development = {str(op.development).lower()}", ""]
+        if op.verify_url:  # certificates judged with this trust link their QR code to it
+            lines.insert(len(lines) - 1, f"verify_url = {_q(op.verify_url)}")
         if op.qualifications:
             # Declared by the operator, as in every manifest; verifiers show them and cannot check them.
             lines += ["[operators.qualifications]", *(f"{_q(key)} = {_q(text)}" for key, text in op.qualifications), ""]

@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, SecretStr
+from pydantic import BaseModel, ConfigDict, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATA_DIR = Path("~/.tiezheng")
@@ -110,6 +111,9 @@ class Settings(BaseSettings):
     # -- the service (api/) --
     host: str = "127.0.0.1"
     port: int = 8000
+    #: Where readers reach this service, e.g. ``https://evidence.example``: the trust file then names
+    #: ``<public_url>/verify`` as the operator's verify_url, and certificates' QR codes link to it.
+    public_url: str | None = None
     upload_max_bytes: int = DEFAULT_UPLOAD_MAX_BYTES
     verify_max_bytes: int = DEFAULT_VERIFY_MAX_BYTES
     verify_concurrency: int = DEFAULT_VERIFY_CONCURRENCY
@@ -134,6 +138,23 @@ class Settings(BaseSettings):
     sweep_seconds: float = 10.0
     #: How often the service removes temp files that no live process owns (api/scratch.py).
     sweep_interval_seconds: float = 600.0
+
+    @field_validator("public_url")
+    @classmethod
+    def _plain_web_url(cls, value: str | None) -> str | None:
+        """A QR code must send a reader to this service only: http(s), a host, no credentials."""
+        if not value:
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.username or parts.password:
+            raise ValueError("public_url must be an http(s) URL without user name or password, "
+                             "such as https://evidence.example")
+        return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
+
+    @property
+    def verify_url(self) -> str | None:
+        """The service's /verify page, as the trust file and the certificates name it."""
+        return f"{self.public_url}/verify" if self.public_url else None
 
     @property
     def root(self) -> Path:

@@ -82,8 +82,9 @@ def _package_parser() -> argparse.ArgumentParser:
     parser.add_argument("package", type=Path, nargs="?", help="the evidence package (.wacz)")
     parser.add_argument("--json", action="store_true",
                         help="print the report as JSON (every text in English and Chinese: reason, reason_zh, …)")
-    parser.add_argument("--lang", choices=LANGS, default="en",
-                        help="language of the terminal report: en (default), zh (中文) or both")
+    parser.add_argument("--lang", choices=LANGS, default=None,
+                        help="language of findings, reasons and legal bases: en, zh (中文) or both; default en in "
+                             "the terminal, both in the --html and --pdf documents")
     parser.add_argument("--details", action="store_true",
                         help="print each check's full finding and its legal basis")
     mode = parser.add_mutually_exclusive_group()
@@ -188,7 +189,7 @@ def _verify_package(args: argparse.Namespace, console: Console) -> int:
     else:
         from verifier.render import WIDTH, render_report
 
-        console.print(render_report(report, source=str(args.package), lang=args.lang, details=args.details,
+        console.print(render_report(report, source=str(args.package), lang=args.lang or "en", details=args.details,
                                     width=min(console.width, WIDTH)))
     err = _console(stderr=True)
     for kind, path in _write_documents(report, args, err):
@@ -216,11 +217,12 @@ def _write_documents(report: Report, args: argparse.Namespace, err: Console) -> 
     from verifier.report_pdf import PDF_EXTRA, pdf_available, write_pdf
 
     source = str(args.package)
+    lang = args.lang or "both"  # a document for a court is bilingual unless --lang asks otherwise
     writers: tuple[tuple[str, Path | None, Callable[[Path], object]], ...] = (
         ("HTML report", args.html, lambda path: path.write_text(
-            render_html(report, source=source, package=args.package), encoding="utf-8")),
+            render_html(report, source=source, package=args.package, lang=lang), encoding="utf-8")),
         ("PDF certificate", args.pdf, lambda path: write_pdf(report, path, source=source, package=args.package,
-                                                           verify_url=args.verify_url)))
+                                                           verify_url=args.verify_url, lang=lang)))
     written = []
     for kind, path, write in writers:
         if path is None:
