@@ -7,6 +7,8 @@ every ``STATE_INTERVAL_SECONDS`` and dumps it on SIGTERM, so blocks survive a re
 can find it and stop it.
 
 The devnet is development trust only: chain id 31337 and the operator key below are public.
+``tiezheng chain up --second`` starts a second one, chain id 31338, in ``data_dir/chain2``, so that
+anchoring on two chains can be tried without any real chain.
 """
 
 from __future__ import annotations
@@ -30,6 +32,11 @@ from typing import Any
 from verifier.errors import TiezhengError
 
 DEVNET_CHAIN_ID = 31337
+#: The second embedded devnet: another chain id, its own folder in the data dir.
+SECOND_DEVNET_CHAIN_ID = 31338
+SECOND_DEVNET_DIR = "chain2"
+#: Chains that are anvil devnets we start: they mine only on demand (see anchor.ethereum).
+DEVNET_CHAIN_IDS = frozenset({DEVNET_CHAIN_ID, SECOND_DEVNET_CHAIN_ID})
 #: The first of anvil's default dev accounts (mnemonic "test test ... junk"). It is published in
 #: anvil's and Hardhat's docs and funded on every devnet: a well-known test key, never a secret,
 #: and worthless on any real chain.
@@ -122,11 +129,19 @@ def rpc_call(
 class Devnet:
     """The anvil devnet of one data dir. Usable as a context manager (start/stop)."""
 
-    def __init__(self, data_dir: Path, *, anvil: Path | None = None, die_with_parent: bool = False) -> None:
+    @classmethod
+    def second(cls, data_dir: Path, **options: Any) -> Devnet:
+        """The data dir's second devnet (``tiezheng chain up --second``)."""
+        return cls(data_dir, chain_id=SECOND_DEVNET_CHAIN_ID, folder=SECOND_DEVNET_DIR, **options)
+
+    def __init__(self, data_dir: Path, *, anvil: Path | None = None, die_with_parent: bool = False,
+                 chain_id: int = DEVNET_CHAIN_ID, folder: str = "chain") -> None:
         """``die_with_parent`` (Linux) sends anvil SIGTERM when the starting thread's process dies,
-        so a killed test run leaves no node behind; by default the devnet outlives its starter."""
+        so a killed test run leaves no node behind; by default the devnet outlives its starter.
+        ``chain_id`` and ``folder`` (under ``data_dir``) tell several devnets of one data dir apart."""
         # Absolute, because the path is also how we recognise our anvil among running processes.
-        self.chain_dir = Path(data_dir).resolve() / "chain"
+        self.chain_id = chain_id
+        self.chain_dir = Path(data_dir).resolve() / folder
         self.state_file = self.chain_dir / "state.json"
         self.info_file = self.chain_dir / "devnet.json"
         self.log_file = self.chain_dir / "anvil.log"
@@ -167,7 +182,7 @@ class Devnet:
                         "pid": process.pid,
                         "port": port,
                         "rpc_url": rpc_url,
-                        "chain_id": DEVNET_CHAIN_ID,
+                        "chain_id": self.chain_id,
                         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                         "owner_pid": owner_pid,
                     },
@@ -181,7 +196,7 @@ class Devnet:
             str(anvil),
             "--host", HOST,
             "--port", str(port),
-            "--chain-id", str(DEVNET_CHAIN_ID),
+            "--chain-id", str(self.chain_id),
             "--state", str(self.state_file),
             "--state-interval", str(STATE_INTERVAL_SECONDS),
             "--silent",
@@ -209,8 +224,8 @@ class Devnet:
             except (OSError, ValueError, DevnetError):
                 time.sleep(POLL_SECONDS)
                 continue
-            if chain_id != DEVNET_CHAIN_ID:
-                return f"the node on {rpc_url} reports chain id {chain_id}, not {DEVNET_CHAIN_ID}"
+            if chain_id != self.chain_id:
+                return f"the node on {rpc_url} reports chain id {chain_id}, not {self.chain_id}"
             return ""
         return f"no answer to eth_chainId within {START_TIMEOUT_SECONDS} s"
 
@@ -344,7 +359,7 @@ def _is_our_anvil(pid: int, port: int, state_file: Path) -> bool:
     except OSError:
         # No /proc (not Linux): fall back to asking the port whether a devnet answers there.
         try:
-            return int(rpc_call(f"http://{HOST}:{port}", "eth_chainId"), 16) == DEVNET_CHAIN_ID
+            return int(rpc_call(f"http://{HOST}:{port}", "eth_chainId"), 16) in DEVNET_CHAIN_IDS
         except (OSError, ValueError, DevnetError):
             return False
     return str(port).encode() in argv and str(state_file).encode() in argv

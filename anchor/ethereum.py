@@ -35,7 +35,7 @@ from anchor.chain_proof import (
     parse_calldata,
     verify_offline_anchor,
 )
-from anchor.devnet import DEVNET_CHAIN_ID
+from anchor.devnet import DEVNET_CHAIN_IDS
 from anchor.rpc import (
     RPC_ATTEMPTS,
     RPC_BACKOFF_SECONDS,
@@ -95,7 +95,7 @@ def anchor_root(
     ``chain_id``, when given, must be the chain the node serves (fail closed on a wrong RPC URL).
     If the transaction is not mined within ``timeout`` seconds it is replaced (same nonce, fees
     +25 %) up to ``MAX_REPLACEMENTS`` times, and whichever is mined wins. Once mined, it waits for
-    ``confirmations`` blocks (on the devnet, chain id 31337, it mines them with ``evm_mine``, as
+    ``confirmations`` blocks (on the devnets, chain ids 31337 and 31338, it mines them with ``evm_mine``, as
     anvil only mines on demand). ``on_signed(tx_hash, raw_tx_hex)`` is called before each
     broadcast, so a caller can persist what is about to be sent.
 
@@ -385,7 +385,7 @@ def _await_confirmations(rpc: RpcClient, chain_id: int, block_number: int, confi
         missing = confirmations - (head - block_number + 1)
         if missing <= 0:
             return
-        if chain_id == DEVNET_CHAIN_ID:
+        if chain_id in DEVNET_CHAIN_IDS:
             # anvil mines a block per transaction and none otherwise: confirmations never come by
             # themselves. evm_mine is an anvil (and Hardhat) method; real chains never see it.
             for _ in range(missing):

@@ -5,10 +5,12 @@ killed anywhere restarts from the store and finishes each batch exactly once:
 
 * closing a batch assigns items and fixes the root in one transaction;
 * tokens are verified before they are stored, and at least ``min_tsa`` are needed;
-* the anchor transaction is stored before it is broadcast; a restart waits for that very
-  transaction (re-sending its raw bytes) instead of signing a new one;
-* proofs are attached only after the anchor is confirmed, each package rewritten atomically,
-  and attaching is idempotent.
+* every configured chain anchors the batch on its own (``anchor.anchors``): each anchor
+  transaction is stored before it is broadcast, and a restart waits for that very transaction
+  (re-sending its raw bytes) instead of signing a new one;
+* the batch is confirmed once ``min_chains`` anchors are; proofs are attached only then, each
+  package rewritten atomically, and attaching is idempotent. The other chains keep retrying and
+  their anchors are added to the packages when they confirm (the fingerprint never changes).
 
 A TSA or RPC that is down makes the step fail with a recorded reason; the batch is retried with
 exponential backoff and its items stay pending ("never report sealed without a confirmed anchor").
@@ -26,7 +28,7 @@ import socket
 import threading
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -36,15 +38,31 @@ from sqlalchemy import bindparam, func, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from anchor.attach import Token, attach
-from anchor.ethereum import anchor_root, resume_anchor
+from anchor.anchors import (
+    DONE_STATES,
+    ChainEndpoint,
+    anchor_files,
+    anchor_rows,
+    ensure_anchor_rows,
+    late_anchor_rows,
+    note_signed,
+    record_anchor_failure,
+    send_anchor,
+    update_anchor,
+)
+from anchor.attach import attach_batch
 from anchor.rpc import AnchorError
 from anchor.store import (
+    AnchorState,
     BatchState,
     ItemState,
+    SealAnchor,
     SealBatch,
     SealItem,
     acquire_lease,
+    batch_status,
+    crashed_here,
+    items_in,
     pending_item,
     release_lease,
     utcnow,
@@ -52,8 +70,9 @@ from anchor.store import (
 from anchor.tsa_client import TSAError, request_timestamp
 from verifier import merkle
 from verifier.errors import TiezhengError
-from verifier.proof import InclusionProof
 from verifier.timestamp import verify_timestamp
+
+__all__ = ["ChainEndpoint", "Sealer", "SealerConfig", "TSAEndpoint", "batch_status", "items_in"]
 
 log = logging.getLogger(__name__)
 
@@ -61,12 +80,8 @@ LEASE_NAME = "sealer"
 LEASE_TTL = timedelta(minutes=5)
 RETRY_BASE = timedelta(seconds=2)
 RETRY_MAX = timedelta(minutes=5)
-#: Items attached per committed transaction: small enough that a crash redoes little.
-ATTACH_COMMIT_EVERY = 200
 #: Bulk updates go in slices so one statement never carries a million parameters.
 ASSIGN_SLICE = 20_000
-#: Ids per IN (...) list: under every database's parameter limit.
-ID_SLICE = 1_000
 
 
 @dataclass(frozen=True)
@@ -79,17 +94,10 @@ class TSAEndpoint:
 
 
 @dataclass(frozen=True)
-class ChainEndpoint:
-    rpc_url: str
-    chain_id: int
-    private_key: str = field(repr=False)
-    confirmations: int = 1
-
-
-@dataclass(frozen=True)
 class SealerConfig:
     tsas: tuple[TSAEndpoint, ...]
-    chain: ChainEndpoint
+    #: One chain (the single-chain form); ``chains`` lists several. Give one or the other.
+    chain: ChainEndpoint | None = None
     min_tsa: int = 1
     batch_max_items: int = 100_000
     batch_max_age: timedelta = timedelta(seconds=60)
@@ -98,6 +106,13 @@ class SealerConfig:
     anchor_timeout: float = 60.0
     #: False only for benchmarks that measure the batch pipeline without package files.
     attach_packages: bool = True
+    chains: tuple[ChainEndpoint, ...] = ()
+    #: Confirmed anchors a batch needs before it counts as sealed; the rest are attached later.
+    min_chains: int = 1
+
+    @property
+    def anchor_chains(self) -> tuple[ChainEndpoint, ...]:
+        return self.chains or ((self.chain,) if self.chain is not None else ())
 
 
 class RetryLater(TiezhengError):
@@ -119,6 +134,11 @@ class Sealer:
                  on_transition: Transition | None = None) -> None:
         if config.min_tsa < 1 or len(config.tsas) < config.min_tsa:
             raise ValueError(f"{len(config.tsas)} TSA(s) configured, {config.min_tsa} required")
+        chain_ids = [c.chain_id for c in config.anchor_chains]
+        if config.min_chains < 1 or len(chain_ids) < config.min_chains:
+            raise ValueError(f"{len(chain_ids)} chain(s) configured, {config.min_chains} required")
+        if len(set(chain_ids)) != len(chain_ids):
+            raise ValueError(f"a chain id is configured twice: {chain_ids}")
         self.engine = engine
         self.config = config
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -139,7 +159,8 @@ class Sealer:
         """Finish unfinished batches, then close and seal a new one if due (or ``force``).
 
         Returns the ids of the batches that reached ``attached``. Raises nothing for a TSA or
-        chain outage: the batch records the error and waits for its next attempt.
+        chain outage: the batch records the error and waits for its next attempt. Last, anchors
+        still missing from sealed batches are retried and attached when they confirm.
         """
         if not self._lease():
             log.info("another sealer holds the lease; not sealing")
@@ -153,6 +174,7 @@ class Sealer:
                 if self.advance(new_batch) is not BatchState.ATTACHED:
                     break
                 done.append(new_batch)
+            self.finish_late_anchors(respect_backoff=not force)
             return done
         finally:
             release_lease(self.engine, LEASE_NAME, self.owner)
@@ -226,7 +248,7 @@ class Sealer:
             self._lease()
 
     def _lease(self) -> bool:
-        return acquire_lease(self.engine, LEASE_NAME, self.owner, LEASE_TTL, is_dead=_crashed_here)
+        return acquire_lease(self.engine, LEASE_NAME, self.owner, LEASE_TTL, is_dead=crashed_here)
 
     # -- the steps -----------------------------------------------------------------------------
 
@@ -249,66 +271,84 @@ class Sealer:
         self._update(batch.id, BatchState.BATCHED, state=BatchState.TIMESTAMPED, timestamps=json.dumps(tokens))
 
     def _anchor(self, batch: SealBatch) -> None:
-        chain = self.config.chain
-        signed: list[dict[str, str]] = json.loads(batch.anchor_txs or "[]")
+        """Anchor on every chain not yet confirmed; the batch is confirmed once ``min_chains`` are."""
+        chains = self.config.anchor_chains
+        rows = ensure_anchor_rows(self.engine, batch, chains)
+        problems = []
+        for chain in chains:
+            row = rows[chain.chain_id]
+            if row.state in DONE_STATES:
+                continue
+            try:
+                self._anchor_on(batch, chain, row)
+            except AnchorError as exc:
+                record_anchor_failure(self.engine, row.id, exc, _backoff)
+                problems.append(f"{chain.label}: {exc}")
+        wanted = {c.chain_id for c in chains}
+        done = [r for r in anchor_rows(self.engine, batch.id) if r.state in DONE_STATES and r.chain_id in wanted]
+        if len(done) < self.config.min_chains:
+            raise RetryLater(f"{len(done)} confirmed anchor(s), {self.config.min_chains} needed: {'; '.join(problems)}")
+        # The first confirmed chain in configuration order becomes proof/anchor.json.
+        primary = min(done, key=lambda r: r.position)
+        self._update(batch.id, BatchState(self._batch(batch.id).state), state=BatchState.CONFIRMED,
+                     anchor_record=primary.anchor_record)
+
+    def _anchor_on(self, batch: SealBatch, chain: ChainEndpoint, row: SealAnchor) -> None:
+        signed: list[dict[str, str]] = json.loads(row.anchor_txs or "[]")
 
         def persist(tx_hash: str, raw_tx: str) -> None:
             # Committed before the broadcast: a crash after this line re-sends the same transaction.
             if any(s["tx_hash"] == tx_hash for s in signed):
                 return
             signed.append({"tx_hash": tx_hash, "raw_tx": raw_tx})
-            self._update(batch.id, None, state=BatchState.ANCHORING, anchor_txs=json.dumps(signed))
-            self._transitioned(batch.id, BatchState.ANCHORING)
+            update_anchor(self.engine, row.id, state=AnchorState.ANCHORING, anchor_txs=json.dumps(signed))
+            if note_signed(self.engine, batch.id, {"tx_hash": tx_hash, "raw_tx": raw_tx, "chain_id": chain.chain_id}):
+                self._transitioned(batch.id, BatchState.ANCHORING)
+            self._signal(batch.id, f"signed:{chain.chain_id}")
 
-        if signed:
-            record = resume_anchor(chain.rpc_url, [s["raw_tx"] for s in signed], private_key=chain.private_key,
-                                   confirmations=chain.confirmations, chain_id=chain.chain_id,
-                                   timeout=self.config.anchor_timeout, on_signed=persist)
-        else:
-            record = anchor_root(chain.rpc_url, chain.private_key, bytes.fromhex(batch.root), batch.tree_size,
-                                 confirmations=chain.confirmations, chain_id=chain.chain_id,
-                                 timeout=self.config.anchor_timeout, on_signed=persist)
-        self._update(batch.id, BatchState.ANCHORING, state=BatchState.CONFIRMED, anchor_record=json.dumps(record))
+        record = send_anchor(chain, row, bytes.fromhex(batch.root), batch.tree_size,
+                             timeout=self.config.anchor_timeout, persist=persist)
+        update_anchor(self.engine, row.id, state=AnchorState.CONFIRMED, anchor_record=json.dumps(record),
+                      last_error=None, next_attempt_at=None)
+        self._signal(batch.id, f"confirmed:{chain.chain_id}")
 
     def _attach(self, batch: SealBatch) -> None:
-        tokens = [Token(tsa=t["tsa"], token=base64.b64decode(t["token"]), chain_pem=t["chain_pem"].encode())
-                  for t in json.loads(batch.timestamps or "[]")]
-        anchor: dict[str, Any] = json.loads(batch.anchor_record or "{}")
-        with Session(self.engine) as session:
-            rows = session.exec(select(SealItem.id, SealItem.fingerprint, SealItem.package_path, SealItem.state)
-                                .where(SealItem.batch_id == batch.id).order_by(col(SealItem.leaf_index))).all()
-        fingerprints = [bytes.fromhex(fp) for _, fp, _, _ in rows]
-        leaves = merkle.leaf_hashes(fingerprints)
-        root = merkle.root(leaves)
-        if root.hex() != batch.root:
-            raise RuntimeError(f"batch {batch.id}: items no longer hash to the stored root")
-        # Rewriting a package is slow, so commit often; bookkeeping alone can go in big slices.
-        commit_every = ATTACH_COMMIT_EVERY if self.config.attach_packages else ASSIGN_SLICE
-        done: list[int] = []
-        for index, ((item_id, _, package, state), path) in enumerate(
-                zip(rows, merkle.all_inclusion_proofs(leaves), strict=True)):
-            if state == ItemState.ATTACHED or item_id is None:
-                continue
-            if self.config.attach_packages:
-                proof = InclusionProof(batch_id=batch.id, leaf=fingerprints[index], leaf_index=index,
-                                       tree_size=len(rows), inclusion_path=tuple(path), root=root)
-                attach(Path(package), proof, tokens, anchor)
-            done.append(item_id)
-            if len(done) >= commit_every:
-                self._mark_attached(done)
-                done = []
-                self._lease()
-        self._mark_attached(done)
+        rows = [r for r in anchor_rows(self.engine, batch.id) if r.state in DONE_STATES]
+        self._attach_proofs(batch, rows, resume=True)
+        for row in rows:
+            update_anchor(self.engine, row.id, state=AnchorState.ATTACHED)
         self._update(batch.id, BatchState.CONFIRMED, state=BatchState.ATTACHED)
 
-    def _mark_attached(self, item_ids: Sequence[int]) -> None:
-        now = utcnow()
-        with Session(self.engine) as session:
-            for start in range(0, len(item_ids), ID_SLICE):
-                session.connection().execute(
-                    update(SealItem).where(col(SealItem.id).in_(item_ids[start:start + ID_SLICE]))
-                    .values(state=ItemState.ATTACHED, sealed_at=now))
-            session.commit()
+    def finish_late_anchors(self, *, respect_backoff: bool = True) -> int:
+        """Anchor sealed batches on the chains that missed them, and add those anchors to the packages.
+
+        Returns how many late anchors were attached. A chain still down keeps its row for later.
+        """
+        chains = {c.chain_id: c for c in self.config.anchor_chains}
+        attached = 0
+        for row in late_anchor_rows(self.engine, list(chains), respect_backoff=respect_backoff):
+            batch = self._batch(row.batch_id)
+            if row.state not in DONE_STATES:
+                try:
+                    self._anchor_on(batch, chains[row.chain_id], row)
+                except AnchorError as exc:
+                    record_anchor_failure(self.engine, row.id, exc, _backoff)
+                    log.warning("batch %s: anchor on %s still missing: %s", batch.id, chains[row.chain_id].label, exc)
+                    continue
+            rows = [r for r in anchor_rows(self.engine, batch.id) if r.state in DONE_STATES]
+            self._attach_proofs(batch, rows, resume=False)
+            update_anchor(self.engine, row.id, state=AnchorState.ATTACHED)
+            self._signal(batch.id, f"attached:{row.chain_id}")
+            attached += 1
+            self._lease()
+        return attached
+
+    def _attach_proofs(self, batch: SealBatch, rows: Sequence[SealAnchor], *, resume: bool) -> None:
+        """Write every item's proof files with the anchors of ``rows`` (see ``attach_batch``)."""
+        primary: dict[str, Any] | None = json.loads(batch.anchor_record) if batch.anchor_record else None
+        files = anchor_files(primary, [json.loads(r.anchor_record) for r in rows if r.anchor_record])
+        attach_batch(self.engine, batch, files, write_packages=self.config.attach_packages, resume=resume,
+                     renew_lease=self._lease)
 
     # -- bookkeeping ---------------------------------------------------------------------------
 
@@ -333,6 +373,11 @@ class Sealer:
         if "state" in values and expected is not None:
             self._transitioned(batch_id, BatchState(values["state"]))
 
+    def _signal(self, batch_id: str, event: str) -> None:
+        """Report a per-chain step (``signed:<chain_id>``, ``confirmed:<chain_id>``, ``attached:<chain_id>``)."""
+        if self.on_transition is not None:
+            self.on_transition(batch_id, event)
+
     def _record_failure(self, batch_id: str, exc: Exception) -> None:
         with Session(self.engine) as session:
             batch = session.get(SealBatch, batch_id)
@@ -349,39 +394,3 @@ class Sealer:
     def _transitioned(self, batch_id: str, state: BatchState) -> None:
         if self.on_transition is not None:
             self.on_transition(batch_id, state.value)
-
-
-def _crashed_here(holder: str) -> bool:
-    """True when ``holder`` names a process on this host that no longer runs."""
-    host, _, rest = holder.partition(":")
-    pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return False
-    try:
-        os.kill(int(pid_text), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
-
-
-def batch_status(engine: Engine, batch_id: str) -> dict[str, Any] | None:
-    """A batch as the CLI and API show it."""
-    with Session(engine) as session:
-        batch = session.get(SealBatch, batch_id)
-    if batch is None:
-        return None
-    anchor = json.loads(batch.anchor_record) if batch.anchor_record else None
-    return {"id": batch.id, "state": batch.state, "tree_size": batch.tree_size, "root": batch.root,
-            "timestamps": [{"tsa": t["tsa"], "gen_time": t["gen_time"]} for t in json.loads(batch.timestamps or "[]")],
-            "anchor": None if anchor is None else {
-                **{k: anchor[k] for k in ("chain_id", "tx_hash", "block_number", "block_time_utc")},
-                "confirmations": anchor.get("node_reported", {}).get("confirmations")},
-            "attempts": batch.attempts, "last_error": batch.last_error}
-
-
-def items_in(engine: Engine, states: Sequence[str]) -> int:
-    with Session(engine) as session:
-        return int(session.exec(select(func.count()).select_from(SealItem)
-                                .where(col(SealItem.state).in_(states))).one())

@@ -6,18 +6,26 @@ any SQLAlchemy URL (PostgreSQL at scale) by configuration.
 
     item:  pending -> batched -> attached
     batch: batched -> timestamped -> anchoring -> confirmed -> attached
+    anchor (one per batch and chain): pending -> anchoring -> confirmed -> attached
+
+A batch is ``confirmed`` once ``min_chains`` of its anchors are; the others keep their own state
+and are attached to the packages later, when they confirm.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+import os
+import socket
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Column, Text, event, update
+from sqlalchemy import Column, Text, UniqueConstraint, event, update
 from sqlalchemy.engine import Engine
-from sqlmodel import Field, Session, SQLModel, col, create_engine, select
+from sqlmodel import Field, Session, SQLModel, col, create_engine, func, select
 
 
 def utcnow() -> datetime:
@@ -33,6 +41,13 @@ class ItemState(StrEnum):
 class BatchState(StrEnum):
     BATCHED = "batched"
     TIMESTAMPED = "timestamped"
+    ANCHORING = "anchoring"
+    CONFIRMED = "confirmed"
+    ATTACHED = "attached"
+
+
+class AnchorState(StrEnum):
+    PENDING = "pending"
     ANCHORING = "anchoring"
     CONFIRMED = "confirmed"
     ATTACHED = "attached"
@@ -63,14 +78,36 @@ class SealBatch(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow)
     #: JSON list of the valid tokens: [{"tsa", "url", "token" (base64), "chain_pem"}].
     timestamps: str | None = Field(default=None, sa_column=Column(Text))
-    #: Every anchor transaction signed for this batch, as JSON [{"tx_hash", "raw_tx"}], stored before
-    #: it is broadcast, so a restart waits for (or re-sends) the same one and never anchors twice.
+    #: Every anchor transaction signed for this batch on any chain, as JSON [{"tx_hash", "raw_tx",
+    #: "chain_id"}]: a log for audits. What a restart resends is in each chain's SealAnchor row (a
+    #: store written before those rows existed is read from here once, see anchor.anchors).
     anchor_txs: str | None = Field(default=None, sa_column=Column(Text))
-    #: JSON of proof/anchor.json once the transaction is confirmed.
+    #: JSON of proof/anchor.json (the first confirmed chain's anchor) once the batch is confirmed.
     anchor_record: str | None = Field(default=None, sa_column=Column(Text))
     attempts: int = 0
     last_error: str | None = Field(default=None, sa_column=Column(Text))
     next_attempt_at: datetime | None = None
+
+
+class SealAnchor(SQLModel, table=True):
+    """One batch's anchor on one chain: its own signed transactions, record, retries and state."""
+
+    __tablename__ = "seal_anchor"
+    __table_args__ = (UniqueConstraint("batch_id", "chain_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    batch_id: str = Field(index=True, max_length=40)
+    chain_id: int
+    #: Where the chain stands in the configuration: the first confirmed one goes to proof/anchor.json.
+    position: int = 0
+    state: str = Field(default=AnchorState.PENDING, index=True, max_length=16)
+    #: As SealBatch.anchor_txs, for this chain only: stored before each broadcast.
+    anchor_txs: str | None = Field(default=None, sa_column=Column(Text))
+    anchor_record: str | None = Field(default=None, sa_column=Column(Text))
+    attempts: int = 0
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+    next_attempt_at: datetime | None = None
+    updated_at: datetime = Field(default_factory=utcnow)
 
 
 class Lease(SQLModel, table=True):
@@ -142,6 +179,21 @@ def acquire_lease(engine: Engine, name: str, owner: str, ttl: timedelta,
         return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
+def crashed_here(holder: str) -> bool:
+    """True when ``holder`` names a process on this host that no longer runs."""
+    host, _, rest = holder.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 def release_lease(engine: Engine, name: str, owner: str) -> None:
     with Session(engine) as session:
         lease = session.get(Lease, name)
@@ -163,3 +215,34 @@ def counts(engine: Engine) -> dict[str, int]:
     for state in rows:
         result[state] = result.get(state, 0) + 1
     return result
+
+
+def batch_status(engine: Engine, batch_id: str) -> dict[str, Any] | None:
+    """A batch as the CLI and API show it, with each chain's anchor (``anchor`` is the first's)."""
+    with Session(engine) as session:
+        batch = session.get(SealBatch, batch_id)
+        rows = session.exec(select(SealAnchor).where(SealAnchor.batch_id == batch_id)
+                            .order_by(col(SealAnchor.position))).all()
+    if batch is None:
+        return None
+    anchor = json.loads(batch.anchor_record) if batch.anchor_record else None
+    anchors = []
+    for row in rows:
+        record = json.loads(row.anchor_record) if row.anchor_record else {}
+        anchors.append({"chain_id": row.chain_id, "state": row.state, "tx_hash": record.get("tx_hash"),
+                        "block_number": record.get("block_number"), "block_time_utc": record.get("block_time_utc"),
+                        "confirmations": record.get("node_reported", {}).get("confirmations"),
+                        "attempts": row.attempts, "last_error": row.last_error})
+    return {"id": batch.id, "state": batch.state, "tree_size": batch.tree_size, "root": batch.root,
+            "timestamps": [{"tsa": t["tsa"], "gen_time": t["gen_time"]} for t in json.loads(batch.timestamps or "[]")],
+            "anchor": None if anchor is None else {
+                **{k: anchor[k] for k in ("chain_id", "tx_hash", "block_number", "block_time_utc")},
+                "confirmations": anchor.get("node_reported", {}).get("confirmations")},
+            "anchors": anchors,
+            "attempts": batch.attempts, "last_error": batch.last_error}
+
+
+def items_in(engine: Engine, states: Sequence[str]) -> int:
+    with Session(engine) as session:
+        return int(session.exec(select(func.count()).select_from(SealItem)
+                                .where(col(SealItem.state).in_(states))).one())

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import tempfile
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -24,6 +24,9 @@ from api.cli_support import writable_settings as _settings
 from api.doctor import doctor
 from api.settings import Settings, load_settings
 from api.worker_cli import worker_app
+
+if TYPE_CHECKING:
+    from anchor.devnet import Devnet
 
 plain_help_types()
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -129,29 +132,38 @@ def _report_sealed(engine: Any, batches: list[str], as_json: bool) -> None:
 
 @app.command()
 def status(data_dir: DataDir = None, as_json: JsonFlag = False) -> None:
-    """Show how many items are pending, batched and sealed, and any batch waiting on a retry."""
-    from sqlmodel import Session, select
+    """Show how many items are pending, batched and sealed, any batch waiting on a retry, any missing anchor."""
+    from sqlmodel import Session, col, select
 
-    from anchor.store import SealBatch, counts
+    from anchor.store import SealAnchor, SealBatch, counts
     from api.services import engine_for
 
     engine = engine_for(existing_settings(data_dir))
     tally = counts(engine)
     with Session(engine) as session:
         stuck = session.exec(select(SealBatch).where(SealBatch.state != "attached")).all()
+        # Anchors a sealed batch still misses: a chain that was down, retried until it confirms.
+        late = session.exec(select(SealAnchor).join(SealBatch, col(SealBatch.id) == col(SealAnchor.batch_id))
+                            .where(SealBatch.state == "attached").where(SealAnchor.state != "attached")).all()
     if as_json:
         print(json.dumps({"items": tally, "unfinished_batches": [
-            {"id": b.id, "state": b.state, "attempts": b.attempts, "last_error": b.last_error} for b in stuck]}))
+            {"id": b.id, "state": b.state, "attempts": b.attempts, "last_error": b.last_error} for b in stuck],
+            "missing_anchors": [{"batch_id": a.batch_id, "chain_id": a.chain_id, "state": a.state,
+                                 "attempts": a.attempts, "last_error": a.last_error} for a in late]}))
         return
     console.print("items: " + ", ".join(f"{k} {v}" for k, v in sorted(tally.items())) if tally else "no items yet")
     for b in stuck:
         console.print(f"[yellow]batch {b.id}[/] {b.state}, attempt {b.attempts}: {escape(b.last_error or '')}")
+    for a in late:
+        console.print(f"[yellow]batch {a.batch_id}[/] sealed, its anchor on chain {a.chain_id} still {a.state}, "
+                      f"attempt {a.attempts}: {escape(a.last_error or '')}")
 
 
 @app.command()
 def verify(package: Annotated[Path, typer.Argument(metavar="PACKAGE", help="The .wacz evidence package.")],
            as_json: JsonFlag = False,
-           rpc: Annotated[str | None, typer.Option(help="Check the anchor online at this RPC URL.")] = None,
+           rpc: Annotated[list[str] | None, typer.Option(
+               help="Check anchors online: [CHAIN_ID=]URL, one per chain; may repeat.")] = None,
            offline: Annotated[bool, typer.Option("--offline",
                                                  help="Use no network (the default without --rpc).")] = False,
            trust: Annotated[list[Path] | None, typer.Option(help="Extra trust file(s).")] = None,
@@ -164,7 +176,7 @@ def verify(package: Annotated[Path, typer.Argument(metavar="PACKAGE", help="The 
         input_file(extra, what="trust file")
     argv = [str(package), *[a for t in trust or [] for a in ("--trust", str(t))]]
     argv += ["--json"] if as_json else []
-    argv += ["--rpc", rpc] if rpc else (["--offline"] if offline else [])
+    argv += [a for url in rpc for a in ("--rpc", url)] if rpc else (["--offline"] if offline else [])
     settings = load_settings(data_dir)
     if data_dir is not None:
         existing_settings(data_dir, needs_database=False)  # a mistyped --data-dir is an error, not silence
@@ -204,41 +216,53 @@ def trust_export(file: Annotated[Path, typer.Argument(metavar="FILE", help="Wher
     console.print(f"trust written to {path} (development entries are flagged as such)")
 
 
-@chain_app.command("up")
-def chain_up(data_dir: DataDir = None) -> None:
-    """Start the anvil devnet (state kept in the data dir)."""
+SecondFlag = Annotated[bool, typer.Option(
+    "--second", help="The second devnet (chain id 31338, state in DIR/chain2): once it was started, "
+                     "the embedded sealer anchors every batch on both devnets.")]
+
+
+def _devnet(settings: Settings, second: bool) -> Devnet:
     from anchor.devnet import Devnet
 
-    url = Devnet(_settings(data_dir).root).start()
-    console.print(f"devnet running at {url}; it keeps running until `tiezheng chain down`")
+    return Devnet.second(settings.root) if second else Devnet(settings.root)
+
+
+@chain_app.command("up")
+def chain_up(data_dir: DataDir = None, second: SecondFlag = False) -> None:
+    """Start the anvil devnet (state kept in the data dir)."""
+    devnet = _devnet(_settings(data_dir), second)
+    url = devnet.start()
+    console.print(f"devnet (chain {devnet.chain_id}) running at {url}; it keeps running until "
+                  f"`tiezheng chain down{' --second' if second else ''}`")
 
 
 @chain_app.command("down")
-def chain_down(data_dir: DataDir = None) -> None:
+def chain_down(data_dir: DataDir = None, second: SecondFlag = False) -> None:
     """Stop the anvil devnet; its state is saved."""
-    from anchor.devnet import Devnet
-
-    stopped = Devnet(load_settings(data_dir).root).stop()
+    stopped = _devnet(load_settings(data_dir), second).stop()
     console.print("devnet stopped" if stopped else "devnet was not running")
 
 
 @chain_app.command("status")
-def chain_status(data_dir: DataDir = None, as_json: JsonFlag = False) -> None:
-    """Show the chain the sealer anchors on: RPC URL, chain id and latest block."""
-    from anchor.devnet import Devnet, rpc_call
+def chain_status(data_dir: DataDir = None, as_json: JsonFlag = False, second: SecondFlag = False) -> None:
+    """Show the chain the sealer anchors on (the first, or --second): RPC URL, chain id and latest block."""
+    from anchor.devnet import rpc_call
 
     settings = load_settings(data_dir)
     if settings.uses_devnet:
-        state = Devnet(settings.root).status()
+        state = _devnet(settings, second).status()
         body = {"rpc_url": state.rpc_url, "chain_id": state.chain_id, "block": state.block}
     else:
-        url = str(settings.rpc_url)
+        chains = settings.anchor_chains()
+        if second and len(chains) < 2:
+            raise UserError("only one chain is configured", "list several in TIEZHENG_CHAINS")
+        url = chains[1 if second else 0].rpc_url
         body = {"rpc_url": url, "chain_id": int(rpc_call(url, "eth_chainId"), 16),
                 "block": int(rpc_call(url, "eth_blockNumber"), 16)}
     if as_json:
         print(json.dumps(body))
     elif body["rpc_url"] is None:
-        console.print("devnet not running (start it with `tiezheng chain up`)")
+        console.print(f"devnet not running (start it with `tiezheng chain up{' --second' if second else ''}`)")
     else:
         console.print(f"chain {body['chain_id']} at {body['rpc_url']}, block {body['block']}")
 

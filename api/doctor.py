@@ -369,11 +369,27 @@ def _check_token_key(settings: Settings) -> Check:
     return Check("operator_key", "ok", f"pkcs11 signer: key {key_id} in {signer.location} signs and verifies")
 
 
+def _each_chain(check: Callable[[Settings], Check]) -> Callable[[Settings], Check | list[Check]]:
+    """Run a one-chain check on each chain of TIEZHENG_CHAINS (named in its result), or once."""
+    def run(settings: Settings) -> Check | list[Check]:
+        if not settings.chains:
+            return check(settings)
+        results = []
+        for chain in settings.chains:
+            one = settings.model_copy(update={"chains": [], "rpc_url": chain.rpc_url, "chain_id": chain.chain_id,
+                                              "chain_key": chain.key, "confirmations": chain.confirmations})
+            found = check(one)
+            results.append(Check(f"{found.name} {chain.name or chain.chain_id}", found.status, found.reason,
+                                 found.hint))
+        return results
+    return run
+
+
 def run_checks(settings: Settings, *, seal: bool = True) -> list[Check]:
     """Every check, in the order a deployment depends on them. Never raises."""
     steps: list[tuple[str, Callable[[Settings], Check | list[Check]]]] = [
         ("data_dir", check_data_dir), ("database", check_database), ("redis", check_redis), ("tsa", check_tsas),
-        ("chain", check_chain), ("chain_key", lambda s: check_chain_key(s, seal=seal)),
+        ("chain", _each_chain(check_chain)), ("chain_key", _each_chain(lambda s: check_chain_key(s, seal=seal))),
         ("blob_store", check_blob_store), ("operator_key", check_operator_key)]
     checks: list[Check] = []
     for name, step in steps:

@@ -166,6 +166,8 @@ class BatchPublic(SQLModel):
     root: str
     timestamps: list[TimestampPublic] = []
     anchor: AnchorPublic | None = None
+    #: Every confirmed anchor, one per chain (``anchor`` is the first: the package's proof/anchor.json).
+    anchors: list[AnchorPublic] = []
 
 
 class EvidencePublic(EvidenceBase):

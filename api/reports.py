@@ -51,15 +51,18 @@ def renderers_available() -> dict[str, bool]:
     return found
 
 
-def write_pdf(report: Report, target: Path, *, source: str, package: Path | None = None) -> Path:
-    """Render ``report`` to ``target`` atomically (temp file, then rename). Raises ApiError 501 without a renderer."""
+def write_pdf(report: Report, target: Path, *, source: str, package: Path | None = None,
+              verify_url: str | None = None) -> Path:
+    """Render ``report`` to ``target`` atomically (temp file, then rename). Raises ApiError 501 without a renderer.
+
+    ``verify_url`` is the service's /verify page (settings.verify_url): the QR code links to it."""
     render = _renderer(PDF_MODULE, "write_pdf")
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=".cert.", suffix=".pdf", dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        render(report, tmp, source=source, package=package)  # the package: its screenshot goes in
+        render(report, tmp, source=source, package=package, verify_url=verify_url)  # the package: its screenshot
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
@@ -71,13 +74,16 @@ def render_html(report: Report, *, source: str) -> str:
     return str(render(report, source=source))
 
 
-def certificate_pdf(cache_dir: Path, package: Path, package_sha256: str, trust: Trust, *, source: str) -> Path:
+def certificate_pdf(cache_dir: Path, package: Path, package_sha256: str, trust: Trust, *, source: str,
+                    verify_url: str | None = None) -> Path:
     """The certificate of a sealed package, made once per package content and trust, then served from disk.
 
     The trust is part of the key: a certificate names the SHA-256 of the trust it was judged with.
     """
-    trust_key = hashlib.sha256("".join(digest for _, digest in trust.digests).encode()).hexdigest()[:16]
+    # The verify page is part of the key too: the QR code of a cached certificate must not go stale.
+    trust_key = hashlib.sha256(("".join(digest for _, digest in trust.digests) + (verify_url or ""))
+                               .encode()).hexdigest()[:16]
     target = cache_dir / f"{package_sha256}-{trust_key}.pdf"
     if target.is_file():
         return target
-    return write_pdf(verify(package, trust), target, source=source, package=package)
+    return write_pdf(verify(package, trust), target, source=source, package=package, verify_url=verify_url)

@@ -14,7 +14,7 @@ from cryptography import x509
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from anchor.devnet import DEV_OPERATOR_KEY, DEVNET_CHAIN_ID, Devnet
+from anchor.devnet import DEV_OPERATOR_KEY, Devnet
 from anchor.sealer import ChainEndpoint, Sealer, SealerConfig, TSAEndpoint
 from anchor.store import make_engine, pending_item
 from anchor.tsa_server import DevTSA
@@ -26,6 +26,9 @@ from verifier.trust import Policy, Trust, TrustedChain, TrustedOperator, Trusted
 
 DEV_TSA_NAME = "Tiezheng development TSA"
 DEVNET_NAME = "Tiezheng anvil devnet"
+SECOND_DEVNET_NAME = "Tiezheng second anvil devnet"
+#: A real chain's default confirmations when the configuration names none.
+REAL_CHAIN_CONFIRMATIONS = 12
 
 
 def engine_for(settings: Settings) -> Engine:
@@ -104,10 +107,21 @@ def service_clock_references(settings: Settings) -> ClockReferences:
 
 @dataclass
 class Running:
-    """The TSA endpoints and chain a sealer uses, with embedded ones started for the duration."""
+    """The TSA endpoints and chains a sealer uses, with embedded ones started for the duration."""
 
     tsas: tuple[TSAEndpoint, ...]
-    chain: ChainEndpoint
+    chains: tuple[ChainEndpoint, ...]
+
+    @property
+    def chain(self) -> ChainEndpoint:
+        """The first chain: the one whose anchor is each package's proof/anchor.json."""
+        return self.chains[0]
+
+
+def embedded_devnets(settings: Settings) -> list[Devnet]:
+    """The data dir's devnets: the first always, the second once `tiezheng chain up --second` made it."""
+    second = Devnet.second(settings.root)
+    return [Devnet(settings.root)] + ([second] if second.chain_dir.exists() else [])
 
 
 @contextlib.contextmanager
@@ -126,25 +140,26 @@ def sealing_services(settings: Settings, *, keep_devnet: bool = True) -> Iterato
             tsas = (TSAEndpoint(name=DEV_TSA_NAME, url=server.url,
                                 roots=tuple(x509.load_pem_x509_certificates(dev_tsa.ca_certificate_pem())),
                                 chain_pem=dev_tsa.chain_pem()),)
+        chains: list[ChainEndpoint] = []
         if settings.uses_devnet:
-            devnet = Devnet(settings.root)
-            rpc_url = devnet.start(owner_pid=None if keep_devnet else os.getpid())
-            # Stopped on exit when this process started it, or took it over from a killed starter.
-            if not keep_devnet and devnet.owner_pid() == os.getpid():
-                stack.callback(devnet.stop)
-            chain = ChainEndpoint(rpc_url=rpc_url, chain_id=DEVNET_CHAIN_ID, private_key=DEV_OPERATOR_KEY,
-                                  confirmations=settings.confirmations or 1)
+            for devnet, name in zip(embedded_devnets(settings), (DEVNET_NAME, SECOND_DEVNET_NAME), strict=False):
+                rpc_url = devnet.start(owner_pid=None if keep_devnet else os.getpid())
+                # Stopped on exit when this process started it, or took it over from a killed starter.
+                if not keep_devnet and devnet.owner_pid() == os.getpid():
+                    stack.callback(devnet.stop)
+                chains.append(ChainEndpoint(rpc_url=rpc_url, chain_id=devnet.chain_id, private_key=DEV_OPERATOR_KEY,
+                                            confirmations=settings.confirmations or 1, name=name))
         else:
-            if settings.chain_key is None or settings.chain_id is None:
-                raise ValueError("TIEZHENG_RPC_URL needs TIEZHENG_CHAIN_ID and TIEZHENG_CHAIN_KEY in the environment")
-            chain = ChainEndpoint(rpc_url=str(settings.rpc_url), chain_id=settings.chain_id,
-                                  private_key=settings.chain_key.get_secret_value(),
-                                  confirmations=settings.confirmations or 12)
-        yield Running(tsas=tsas, chain=chain)
+            chains = [ChainEndpoint(rpc_url=c.rpc_url, chain_id=c.chain_id, private_key=c.key.get_secret_value(),
+                                    confirmations=c.confirmations or REAL_CHAIN_CONFIRMATIONS,
+                                    name=c.name or f"chain {c.chain_id}")
+                      for c in settings.anchor_chains()]
+        yield Running(tsas=tsas, chains=tuple(chains))
 
 
 def make_sealer(settings: Settings, engine: Engine, running: Running) -> Sealer:
-    config = SealerConfig(tsas=running.tsas, chain=running.chain, min_tsa=settings.min_tsa,
+    config = SealerConfig(tsas=running.tsas, chains=running.chains, min_chains=settings.min_chains,
+                          min_tsa=settings.min_tsa,
                           batch_max_items=settings.batch_max_items,
                           batch_max_age=timedelta(seconds=settings.batch_max_age_seconds))
     return Sealer(engine, config)
@@ -163,15 +178,21 @@ def local_trust(settings: Settings) -> Trust:
     dev_tsa = DevTSA(settings.root)
     tsas.append(TrustedTSA(name=DEV_TSA_NAME, development=True,
                            roots=tuple(x509.load_pem_x509_certificates(dev_tsa.ca_certificate_pem()))))
-    chains = [TrustedChain(chain_id=DEVNET_CHAIN_ID, name=DEVNET_NAME, development=True, confirmations=1,
-                           rpc_urls=(Devnet(settings.root).status().rpc_url or "",))]
-    if settings.chain_id is not None:
-        chains.append(TrustedChain(chain_id=settings.chain_id, name=f"chain {settings.chain_id}",
-                                   rpc_urls=(settings.rpc_url,) if settings.rpc_url else (),
-                                   confirmations=settings.confirmations or 12))
+    chains = [TrustedChain(chain_id=devnet.chain_id, name=name, development=True, confirmations=1,
+                           rpc_urls=(devnet.status().rpc_url or "",))
+              for devnet, name in zip(embedded_devnets(settings), (DEVNET_NAME, SECOND_DEVNET_NAME), strict=False)]
+    try:
+        configured = settings.anchor_chains()
+    except ValueError:
+        configured = []  # sealing says what is missing; trust still names the devnet
+    chains += [TrustedChain(chain_id=c.chain_id, name=c.name or f"chain {c.chain_id}", rpc_urls=(c.rpc_url,),
+                            confirmations=c.confirmations or REAL_CHAIN_CONFIRMATIONS) for c in configured]
+    # The operator's own rule (TIEZHENG_MIN_CHAINS) is the policy it publishes with its trust.
+    policy = Policy(min_chains=settings.min_chains)
     return Trust(operators=(TrustedOperator(name=operator.name, public_key=operator.public_key_raw,
-                                            development=True, qualifications=operator.qualifications),),
-                 tsas=tuple(tsas), chains=tuple(chains), policy=Policy(), sources=(f"data dir {settings.root}",))
+                                            development=True, qualifications=operator.qualifications,
+                                            verify_url=settings.verify_url),),
+                 tsas=tuple(tsas), chains=tuple(chains), policy=policy, sources=(f"data dir {settings.root}",))
 
 
 def trust_toml(trust: Trust) -> str:
@@ -185,6 +206,8 @@ def trust_toml(trust: Trust) -> str:
         lines += ["[[operators]]", f"name = {_q(op.name)}",
                   f"public_key = {_q(base64.b64encode(op.public_key).decode())}",
                   f"development = {str(op.development).lower()}", ""]
+        if op.verify_url:  # certificates judged with this trust link their QR code to it
+            lines.insert(len(lines) - 1, f"verify_url = {_q(op.verify_url)}")
         if op.qualifications:
             # Declared by the operator, as in every manifest; verifiers show them and cannot check them.
             lines += ["[operators.qualifications]", *(f"{_q(key)} = {_q(text)}" for key, text in op.qualifications), ""]
@@ -197,7 +220,8 @@ def trust_toml(trust: Trust) -> str:
         lines += ["[[chains]]", f"chain_id = {chain.chain_id}", f"name = {_q(chain.name)}", f"rpc_urls = [{urls}]",
                   f"confirmations = {chain.confirmations}", f"development = {str(chain.development).lower()}", ""]
     lines += ["[policy]", f"prechain_window_hours = {trust.policy.prechain_window.total_seconds() / 3600:g}",
-              f"time_tolerance_seconds = {trust.policy.time_tolerance.total_seconds():g}", ""]
+              f"time_tolerance_seconds = {trust.policy.time_tolerance.total_seconds():g}",
+              f"min_chains = {trust.policy.min_chains}", ""]
     return "\n".join(lines)
 
 

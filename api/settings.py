@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, SecretStr
+from pydantic import BaseModel, ConfigDict, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATA_DIR = Path("~/.tiezheng")
@@ -32,6 +33,18 @@ class TSAConfig(BaseModel):
     url: str
     #: PEM file with the TSA's trusted root(s) (and, optionally, its chain to embed beside tokens).
     roots_file: Path
+
+
+class ChainConfig(BaseModel):
+    """One chain the sealer anchors on (an item of ``TIEZHENG_CHAINS``)."""
+
+    rpc_url: str
+    chain_id: int
+    #: The anchoring key on this chain. From the environment only; never logged.
+    key: SecretStr
+    #: Blocks on top of the anchor's before it counts; default 12 on a real chain.
+    confirmations: int | None = None
+    name: str | None = None
 
 
 class Qualifications(BaseModel):
@@ -66,6 +79,12 @@ class Settings(BaseSettings):
     #: The anchoring key for a real chain. From the environment only; never logged.
     chain_key: SecretStr | None = None
     confirmations: int | None = None
+    #: Several chains, each anchoring every batch on its own: JSON list of {"rpc_url", "chain_id",
+    #: "key", "confirmations", "name"}. Overrides the single-chain settings above, which mean a
+    #: one-element list. Empty (and no RPC URL): the embedded devnet(s).
+    chains: list[ChainConfig] = []
+    #: Confirmed anchors a batch needs to count as sealed; the other chains' are attached later.
+    min_chains: int = 1
     #: Where package bytes live: ``s3://bucket/prefix`` for an S3-compatible store; empty means files in
     #: the data dir. S3 credentials come from the standard AWS environment only, never from here.
     blob_url: str | None = None
@@ -92,6 +111,9 @@ class Settings(BaseSettings):
     # -- the service (api/) --
     host: str = "127.0.0.1"
     port: int = 8000
+    #: Where readers reach this service, e.g. ``https://evidence.example``: the trust file then names
+    #: ``<public_url>/verify`` as the operator's verify_url, and certificates' QR codes link to it.
+    public_url: str | None = None
     upload_max_bytes: int = DEFAULT_UPLOAD_MAX_BYTES
     verify_max_bytes: int = DEFAULT_VERIFY_MAX_BYTES
     verify_concurrency: int = DEFAULT_VERIFY_CONCURRENCY
@@ -116,6 +138,23 @@ class Settings(BaseSettings):
     sweep_seconds: float = 10.0
     #: How often the service removes temp files that no live process owns (api/scratch.py).
     sweep_interval_seconds: float = 600.0
+
+    @field_validator("public_url")
+    @classmethod
+    def _plain_web_url(cls, value: str | None) -> str | None:
+        """A QR code must send a reader to this service only: http(s), a host, no credentials."""
+        if not value:
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.username or parts.password:
+            raise ValueError("public_url must be an http(s) URL without user name or password, "
+                             "such as https://evidence.example")
+        return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
+
+    @property
+    def verify_url(self) -> str | None:
+        """The service's /verify page, as the trust file and the certificates name it."""
+        return f"{self.public_url}/verify" if self.public_url else None
 
     @property
     def root(self) -> Path:
@@ -151,13 +190,28 @@ class Settings(BaseSettings):
 
     @property
     def uses_devnet(self) -> bool:
-        return not self.rpc_url
+        return not self.rpc_url and not self.chains
+
+    def anchor_chains(self) -> list[ChainConfig]:
+        """The configured real chains: ``chains``, or the single-chain settings as one. [] means devnet.
+
+        Raises ValueError when the single-chain form lacks its chain id or key.
+        """
+        if self.chains:
+            return list(self.chains)
+        if not self.rpc_url:
+            return []
+        if self.chain_key is None or self.chain_id is None:
+            raise ValueError("TIEZHENG_RPC_URL needs TIEZHENG_CHAIN_ID and TIEZHENG_CHAIN_KEY in the environment")
+        return [ChainConfig(rpc_url=self.rpc_url, chain_id=self.chain_id, key=self.chain_key,
+                            confirmations=self.confirmations)]
 
     def redacted(self) -> str:
         """The settings as JSON with secrets masked, for logs and `doctor`."""
         secrets = ("chain_key", "api_key_secret", "pkcs11_pin")
-        return json.dumps(self.model_dump(mode="json", exclude=set(secrets)) | {
-            name: "***" if getattr(self, name) else None for name in secrets}, indent=2)
+        chains = [chain.model_dump(mode="json", exclude={"key"}) | {"key": "***"} for chain in self.chains]
+        return json.dumps(self.model_dump(mode="json", exclude={*secrets, "chains"}) | {
+            name: "***" if getattr(self, name) else None for name in secrets} | {"chains": chains}, indent=2)
 
 
 def load_settings(data_dir: Path | None = None) -> Settings:

@@ -24,7 +24,9 @@ def batch_public(status: dict[str, Any]) -> BatchPublic:
     anchor = status.get("anchor")
     return BatchPublic(id=status["id"], state=status["state"], tree_size=status["tree_size"], root=status["root"],
                        timestamps=[TimestampPublic(**t) for t in status.get("timestamps", [])],
-                       anchor=AnchorPublic(**anchor) if anchor else None)
+                       anchor=AnchorPublic(**anchor) if anchor else None,
+                       anchors=[AnchorPublic(**{k: a[k] for k in AnchorPublic.model_fields})
+                                for a in status.get("anchors", []) if a["tx_hash"] and a["confirmations"] is not None])
 
 
 def evidence_public(evidence: Evidence, item: SealItem | None, *, engine: Engine | None = None) -> EvidencePublic:

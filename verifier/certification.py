@@ -18,16 +18,9 @@ from typing import Any
 from verifier import __version__
 from verifier.exhibit import Exhibit, both_times
 from verifier.report import DOES_NOT_PROVE, Report, Status
+from verifier.wording import DOES_NOT_PROVE_ZH, STATUS_ZH, VERDICT_ZH
 
 BLANK = "________________________"
-#: Chinese renderings of DOES_NOT_PROVE.
-# TODO: use the shared wording layer for these sentences once it exists.
-DOES_NOT_PROVE_ZH = (
-    "网站服务器本身为内容作保：HTTP 响应并未由其来源签名。",
-    "采集之前的任何情况，或内容所述是否属实。",
-    "其法律效力，仍由法院认定。",
-)
-
 
 @dataclass(frozen=True)
 class Section:
@@ -74,7 +67,7 @@ def _custody(report: Report, zh: bool) -> list[str]:
     position = (f"{index + 1}" if isinstance(index, int) else "—", size if size is not None else "—")
     if zh:
         steps = [f"{both_times(capture.get('started_at'))} 至 {both_times(capture.get('ended_at'))}：由运营方"
-                 f"“{operator}”采集或接收，并以其密钥签署清单。",
+                 f"“{operator}”取证或接收，并以其密钥签署清单。",
                  f"封存于批次 {batch.get('batch_id', '—')}（默克尔根 {batch.get('root', '—')}，"
                  f"共 {position[1]} 份证据中的第 {position[0]} 份）。"]
         steps += [f"{both_times(s.get('gen_time'))}：时间戳机构“{s.get('tsa', '—')}”对该批次根签发 RFC 3161 时间戳。"
@@ -120,10 +113,10 @@ def _hashes(report: Report, exhibit: Exhibit, zh: bool) -> list[str]:
     return lines
 
 
-def _scope(report: Report, zh: bool, translations: Mapping[str, str]) -> tuple[str, str]:
+def _scope(report: Report, zh: bool) -> tuple[str, str]:
     proves = report.proves
     if zh:
-        shown = "".join(translations.get(s, s) for s in proves) if proves else \
+        shown = "".join(report.proves_zh) if proves else \
             "本次验证结论不是“验证通过”，故本证明不据此证明任何事项。"
         return (f"上述检查能够证明：{shown}", f"上述检查不能证明：{''.join(DOES_NOT_PROVE_ZH)}"
                 "哈希值比对只能证明文件自封存以来未被更改，不能证明封存之前的情况。")
@@ -134,12 +127,12 @@ def _scope(report: Report, zh: bool, translations: Mapping[str, str]) -> tuple[s
             "changed since they were sealed; it says nothing about them before that.")
 
 
-def certifications(report: Report, exhibit: Exhibit, *, when: str,
-                   translations: Mapping[str, str]) -> tuple[Certification, Certification]:
+def certifications(report: Report, exhibit: Exhibit, *, when: str) -> tuple[Certification, Certification]:
     """The English FRE 902(13)/(14) certification and the Chinese 电子数据存证证明, ready to fill in."""
     tools = _tools(report)
     verifier_tool = f"tiezheng-verify {__version__} (Python {platform.python_version()})"
     checks = "; ".join(f"{r.id} {r.status.value}" for r in report.checks)
+    checks_zh = "；".join(f"{r.id} {STATUS_ZH[r.status.value]}" for r in report.checks)
     verdict = report.verdict.value
     target = _fact(report, "target", "requested_url") or _fact(report, "target", "url")
     english = Certification(
@@ -163,7 +156,7 @@ def certifications(report: Report, exhibit: Exhibit, *, when: str,
             Section("5. Hashes and algorithm (FRE 902(14))",
                     (_hash_basis(report, zh=False), *_hashes(report, exhibit, zh=False))),
             Section("6. Chain of custody", tuple(_custody(report, zh=False))),
-            Section("7. Scope", _scope(report, False, translations)),
+            Section("7. Scope", _scope(report, False)),
             Section("Declaration", (
                 "I declare under penalty of perjury under the laws of the United States of America that the "
                 "foregoing is true and correct.",)),
@@ -177,18 +170,19 @@ def certifications(report: Report, exhibit: Exhibit, *, when: str,
             Section("一、出具人", (f"出具人 {BLANK}（姓名），系 {BLANK}（单位）的 {BLANK}（职务），"
                                  f"其了解上述存证过程的依据为：{BLANK}{BLANK}。",)),
             Section("二、存证对象", (
-                f"证据编号 {report.evidence_id or '—'}" + (f"，采集对象为 {target}" if target else "")
+                f"证据编号 {report.evidence_id or '—'}" + (f"，取证对象为 {target}" if target else "")
                 + f"；证据包文件 SHA-256 值为 {report.package_sha256 or '—'}。",)),
             Section("三、存证过程", (
-                "铁证系统采集或接收上述文件，在以运营方 Ed25519 密钥签署的清单中逐一记载其 SHA-256 值，"
+                "铁证系统取证或接收上述文件，在以运营方 Ed25519 密钥签署的清单中逐一记载其 SHA-256 值，"
                 "将清单的哈希值封存于 RFC 9162 默克尔批次，由时间戳机构依 RFC 3161 对批次根签发时间戳，"
                 "并将批次根记载于区块链。",
-                f"本人于 {when} 使用 {verifier_tool} 验证该证据包，结论为 {verdict}；各项检查结果：{checks}。")),
+                f"本人于 {when} 使用 {verifier_tool} 验证该证据包，结论为“{VERDICT_ZH[verdict]}”；"
+                f"各项检查结果：{checks_zh}。")),
             Section("四、使用的工具及版本",
-                    (*(tools or ["—（上传文件，无采集工具记录）"]), f"验证程序：{verifier_tool}")),
+                    (*(tools or ["—（上传文件，无取证工具记录）"]), f"验证程序：{verifier_tool}")),
             Section("五、哈希值及算法", (_hash_basis(report, zh=True), *_hashes(report, exhibit, zh=True))),
             Section("六、保管链", tuple(_custody(report, zh=True))),
-            Section("七、证明范围", _scope(report, True, translations)),
+            Section("七、证明范围", _scope(report, True)),
             Section("声明", ("本人确认以上内容真实、准确；如有虚假，愿承担相应法律责任。",)),
         ),
         signature_fields=("出具日期", "出具地点", "出具人签名", "单位（盖章）"), lang="zh-CN",

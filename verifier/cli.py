@@ -14,29 +14,52 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn
-
-from rich.console import Console
-from rich.markup import escape
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 from verifier import merkle
-from verifier.chain_source import RpcChainSource
 from verifier.court_time import format_time, ordinal_of
 from verifier.errors import InvalidInput, TiezhengError, TrustError, VerificationError
 from verifier.exhibit import verification_link
-from verifier.render import WIDTH, render_report
 from verifier.report import Report
-from verifier.report_html import render_html
-from verifier.report_pdf import PDF_EXTRA, pdf_available, write_pdf
 from verifier.sanitize import display_text
-from verifier.timestamp import UnreadableToken, verify_timestamp
 from verifier.trust import Trust, default_trust, load_trust
-from verifier.tsa_chain import load_certificates, load_roots
 from verifier.verify import verify_package
 from verifier.wording import LANGS
 
+if TYPE_CHECKING:
+    from rich.console import Console
+
+# Start-up time is most of a verification: what only some outputs need is imported where they need
+# it, so `--json` loads no rich, no HTML/PDF renderer and no HTTP stack (tests/verifier/test_lazy_imports.py).
+
 EXIT_VERIFIED, EXIT_FAILED, EXIT_UNUSABLE, EXIT_CANNOT_JUDGE = 0, 1, 2, 3
 SUBCOMMANDS = ("timestamp", "inclusion")
+
+
+class _LazyConsole:
+    """A rich ``Console`` made on first use: rich's import costs more than a whole offline verification."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._console: Console | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(**self._options)
+        return getattr(self._console, name)
+
+
+def _console(**options: Any) -> Console:
+    return cast("Console", _LazyConsole(**options))
+
+
+def escape(text: str) -> str:
+    """rich's markup escape, imported on first use."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -59,12 +82,15 @@ def _package_parser() -> argparse.ArgumentParser:
     parser.add_argument("package", type=Path, nargs="?", help="the evidence package (.wacz)")
     parser.add_argument("--json", action="store_true",
                         help="print the report as JSON (every text in English and Chinese: reason, reason_zh, …)")
-    parser.add_argument("--lang", choices=LANGS, default="en",
-                        help="language of the terminal report: en (default), zh (中文) or both")
+    parser.add_argument("--lang", choices=LANGS, default=None,
+                        help="language of findings, reasons and legal bases: en, zh (中文) or both; default en in "
+                             "the terminal, both in the --html and --pdf documents")
     parser.add_argument("--details", action="store_true",
                         help="print each check's full finding and its legal basis")
     mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--rpc", metavar="URL", help="check the anchor online against this JSON-RPC node")
+    mode.add_argument("--rpc", metavar="[CHAIN_ID=]URL", action="append",
+                      help="check anchors online against this JSON-RPC node; one per chain id "
+                           "(--rpc 1=URL --rpc 11155111=URL), or a bare URL for the chain it serves; may repeat")
     mode.add_argument("--offline", action="store_true", help="use no network (the default)")
     parser.add_argument("--trust", type=Path, action="append", default=[], metavar="FILE",
                         help="a trust file (TOML) to add to the default trust; may repeat")
@@ -151,15 +177,21 @@ def _verify_package(args: argparse.Namespace, console: Console) -> int:
         raise InvalidInput("--verify-url must be an http(s) URL without user name or password, "
                            "such as https://evidence.example")
     trust = _load_trust(args.trust)
-    chain = RpcChainSource(args.rpc) if args.rpc else None
+    chain = None
+    if args.rpc:
+        from verifier.chain_source import ChainSources
+
+        chain = ChainSources.parse(args.rpc)
     report = verify_package(args.package, trust, chain=chain)
     args.verify_url = args.verify_url or _operator_verify_url(report, trust)
     if args.json:
         print(json.dumps(report.to_json(), indent=2, ensure_ascii=True))
     else:
-        console.print(render_report(report, source=str(args.package), lang=args.lang, details=args.details,
+        from verifier.render import WIDTH, render_report
+
+        console.print(render_report(report, source=str(args.package), lang=args.lang or "en", details=args.details,
                                     width=min(console.width, WIDTH)))
-    err = Console(stderr=True)
+    err = _console(stderr=True)
     for kind, path in _write_documents(report, args, err):
         if not args.json:  # with --json, stdout carries the JSON and nothing else
             console.print(f"{kind} written to {escape(display_text(str(path)))}")
@@ -179,12 +211,18 @@ def _write_documents(report: Report, args: argparse.Namespace, err: Console) -> 
     A PDF without the ``pdf`` extra is one line on stderr, not an error: the verdict and its exit code
     must not depend on which extras are installed.
     """
+    if args.html is None and args.pdf is None:
+        return []
+    from verifier.report_html import render_html
+    from verifier.report_pdf import PDF_EXTRA, pdf_available, write_pdf
+
     source = str(args.package)
+    lang = args.lang or "both"  # a document for a court is bilingual unless --lang asks otherwise
     writers: tuple[tuple[str, Path | None, Callable[[Path], object]], ...] = (
         ("HTML report", args.html, lambda path: path.write_text(
-            render_html(report, source=source, package=args.package), encoding="utf-8")),
+            render_html(report, source=source, package=args.package, lang=lang), encoding="utf-8")),
         ("PDF certificate", args.pdf, lambda path: write_pdf(report, path, source=source, package=args.package,
-                                                           verify_url=args.verify_url)))
+                                                           verify_url=args.verify_url, lang=lang)))
     written = []
     for kind, path, write in writers:
         if path is None:
@@ -205,6 +243,9 @@ def _write_documents(report: Report, args: argparse.Namespace, err: Console) -> 
 
 
 def _verify_timestamp(args: argparse.Namespace, console: Console) -> int:
+    from verifier.timestamp import UnreadableToken, verify_timestamp
+    from verifier.tsa_chain import load_certificates, load_roots
+
     try:
         token = args.tsr.read_bytes()
         roots = load_roots(args.roots.read_bytes())
@@ -217,12 +258,12 @@ def _verify_timestamp(args: argparse.Namespace, console: Console) -> int:
     except UnreadableToken as exc:
         reason = display_text(exc.diagnostics())
         _emit(args.json, console, {"valid": False, "verdict": "unusable", "error": reason},
-              f"[red]UNUSABLE[/] {escape(reason)}")
+              lambda: f"[red]UNUSABLE[/] {escape(reason)}")
         return EXIT_UNUSABLE
     except VerificationError as exc:
         reason = display_text(exc.diagnostics())
         _emit(args.json, console, {"valid": False, "verdict": "failed", "error": reason},
-              f"[red]INVALID[/] {escape(reason)}")
+              lambda: f"[red]INVALID[/] {escape(reason)}")
         return EXIT_FAILED
     tsa = display_text(info.tsa_name)
     _emit(args.json, console,
@@ -230,7 +271,7 @@ def _verify_timestamp(args: argparse.Namespace, console: Console) -> int:
            "serial": str(info.serial), "policy": info.policy, "hash_algorithm": info.hash_algorithm,
            "bare_token": info.bare_token, "rfc3161_client_checked": info.rfc3161_client_checked,
            "warnings": list(info.warnings)},
-          f"[green]VALID[/] {escape(tsa)} at {format_time(info.gen_time)} (serial {info.serial})"
+          lambda: f"[green]VALID[/] {escape(tsa)} at {format_time(info.gen_time)} (serial {info.serial})"
           + "".join(f"\n[yellow]warning:[/] {escape(w)}" for w in info.warnings))
     return EXIT_VERIFIED
 
@@ -243,25 +284,29 @@ def _verify_inclusion(args: argparse.Namespace, console: Console) -> int:
     try:
         merkle.verify_inclusion(leaf, args.index, args.size, proof, root)
     except VerificationError as exc:
-        _emit(args.json, console, {"valid": False, "error": exc.diagnostics()}, f"[red]INVALID[/] {escape(str(exc))}")
+        reason = str(exc)
+        _emit(args.json, console, {"valid": False, "error": exc.diagnostics()},
+              lambda: f"[red]INVALID[/] {escape(reason)}")
         return EXIT_FAILED
     _emit(args.json, console, {"valid": True},
-          f"[green]VALID[/] leaf index {args.index} ({ordinal_of(args.index, args.size)}) is under {root.hex()}")
+          lambda: f"[green]VALID[/] leaf index {args.index} ({ordinal_of(args.index, args.size)}) "
+                  f"is under {root.hex()}")
     return EXIT_VERIFIED
 
 
-def _emit(as_json: bool, console: Console, body: dict[str, object], text: str) -> None:
+def _emit(as_json: bool, console: Console, body: dict[str, object], text: Callable[[], str]) -> None:
+    """Print ``body`` as JSON, or ``text()``: made only for the terminal, its markup escaping needs rich."""
     if as_json:
         print(json.dumps(body, indent=2))
     else:
-        console.print(text)
+        console.print(text())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``tiezheng-verify``; returns the exit code."""
     args_list = list(sys.argv[1:] if argv is None else argv)
-    console = Console()
-    err = Console(stderr=True)
+    console = _console()
+    err = _console(stderr=True)
     handlers = {"timestamp": (_timestamp_parser, _verify_timestamp),
                 "inclusion": (_inclusion_parser, _verify_inclusion)}
     make_parser, handler = handlers.get(args_list[0] if args_list else "", (_package_parser, _verify_package))

@@ -12,11 +12,11 @@ from __future__ import annotations
 import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from verifier.court_time import format_time
 from verifier.errors import InvalidPackage
 from verifier.package import Package, open_package
 from verifier.report import Report, Status
@@ -31,7 +31,6 @@ MAX_SIDE = 65_535
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 #: The viewport the capture service uses unless the manifest says otherwise (evidence/capture_options.py).
 DEFAULT_VIEWPORT = (1280, 800)
-BEIJING = timedelta(hours=8)
 
 
 @dataclass(frozen=True)
@@ -80,14 +79,17 @@ def _screenshot(package: Package, report: Report) -> tuple[Screenshot | None, st
     if not listed and SCREENSHOT_PATH not in package.entries:
         return None, None
     if not listed or report.result("H1").status is not Status.PASS:
-        return None, ("the screenshot is not shown: H1 did not show it to be the file that was sealed")
+        return None, ("截图未显示：H1 未能表明其为封存时的文件 / "
+                      "the screenshot is not shown: H1 did not show it to be the file that was sealed")
     try:
         data = package.read(SCREENSHOT_PATH, MAX_SCREENSHOT_BYTES)
         width, height = png_size(data)
     except (InvalidPackage, KeyError, ValueError) as exc:
-        return None, f"the screenshot is not shown: {display_text(str(exc))}"
+        return None, f"截图未显示 / the screenshot is not shown: {display_text(str(exc))}"
     if width * height > MAX_SCREENSHOT_PIXELS:
-        return None, (f"the screenshot ({width} x {height} px) is larger than this document shows "
+        return None, (f"截图（{width} × {height} 像素）超出本文件可显示的大小，"
+                      f"完整截图见证据包中的 {SCREENSHOT_PATH} / "
+                      f"the screenshot ({width} x {height} px) is larger than this document shows "
                       f"({MAX_SCREENSHOT_PIXELS:,} px); it is in the package as {SCREENSHOT_PATH}")
     view_width, view_height = _viewport(package.manifest.capture)
     # A device scale factor above 1 makes the image wider than the viewport: scale the fold with it.
@@ -107,14 +109,17 @@ def _viewport(capture: Mapping[str, Any]) -> tuple[int, int]:
 def verification_link(base_url: str | None, fingerprint: str) -> str | None:
     """The operator's ``/verify?fingerprint=…`` page for this evidence; None without a usable base URL.
 
-    Only http(s) URLs without credentials are used: the QR code must not send a reader elsewhere."""
+    ``base_url`` is the service (``https://host``) or its verify page (``https://host/verify``, as
+    the trust file's verify_url names it). Only http(s) URLs without credentials are used: the QR
+    code must not send a reader elsewhere."""
     if not base_url:
         return None
     parts = urlsplit(base_url.strip())
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.username or parts.password:
         return None
     root = f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
-    return f"{root}/verify?fingerprint={quote(fingerprint)}"
+    page = root if root.endswith("/verify") else f"{root}/verify"
+    return f"{page}?fingerprint={quote(fingerprint)}"
 
 
 def target_rows(report: Report) -> list[tuple[str, str, str]]:
@@ -143,20 +148,9 @@ def _hop(hop: object) -> str:
     return f"{hop.get('status', '—')} {hop.get('url', '—')} → {hop.get('location', '—')}"
 
 
-# TODO: use the shared wording layer (time formatting) once it exists; until then this is the one
-# place the documents turn an ISO time into "Beijing time (UTC+8) / UTC".
 def both_times(value: object) -> str:
-    """``2026-12-01 23:26:55 (UTC+8) / 2026-12-01 15:26:55 UTC`` for an ISO time; other text as is."""
-    if not isinstance(value, str):
-        return display_text(str(value)) if value is not None else "—"
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return display_text(value)
-    if moment.tzinfo is None:
-        return display_text(value)
-    utc = moment.astimezone(UTC)
-    beijing = utc + BEIJING
-    fraction = f".{utc.microsecond // 1000:03d}" if utc.microsecond else ""
-    return (f"{beijing:%Y-%m-%d %H:%M:%S}{fraction} 北京时间 (UTC+8) / "
-            f"{utc:%Y-%m-%d %H:%M:%S}{fraction} UTC")
+    """A package time in the one court format (``format_time``: UTC+8, then UTC), escaped for display;
+    a value that is not a time stays visible as it is, and a missing one is an em dash."""
+    if value is None or value == "":
+        return "—"
+    return display_text(format_time(value) if isinstance(value, str) else str(value))

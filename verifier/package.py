@@ -54,6 +54,8 @@ MANIFEST_PATH = "evidence/manifest.json"
 SIGNATURE_PATH = "evidence/manifest.sig"
 PROOF_PATH = "proof/proof.json"
 ANCHOR_PATH = "proof/anchor.json"
+#: With several chains, each anchor after the first is proof/anchor-<chain_id>.json.
+ANCHOR_NAME = re.compile(r"^proof/anchor-(\d{1,20})\.json$")
 DATAPACKAGE_PATH = "datapackage.json"
 DATAPACKAGE_DIGEST_PATH = "datapackage-digest.json"
 MANIFEST_FORMAT = "tiezheng/1"
@@ -179,9 +181,20 @@ class Package:
         """Parse a JSON entry strictly. Raises InvalidPackage, KeyError if absent."""
         return parse_json(self.read(name, limit), name)
 
+    def anchor_names(self) -> list[str]:
+        """proof/anchor.json (if present) first, then proof/anchor-<chain_id>.json by chain id."""
+        extra = sorted((n for n in self.entries if ANCHOR_NAME.match(n)),
+                       key=lambda n: int(ANCHOR_NAME.match(n).group(1)))  # type: ignore[union-attr]
+        return ([ANCHOR_PATH] if ANCHOR_PATH in self.entries else []) + extra
+
     def timestamp_names(self) -> list[str]:
         return sorted((n for n in self.entries if TIMESTAMP_NAME.match(n)),
                       key=lambda n: int(TIMESTAMP_NAME.match(n).group(1)))  # type: ignore[union-attr]
+
+
+def anchor_path(chain_id: int) -> str:
+    """The file of an anchor on ``chain_id`` that is not the package's first."""
+    return f"proof/anchor-{chain_id}.json"
 
 
 @contextmanager

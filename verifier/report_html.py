@@ -16,12 +16,25 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from verifier import __version__
-from verifier.exhibit import target_rows
-from verifier.report import DOES_NOT_PROVE, GROUPS, PROVES, PROVES_OFFLINE, Report, Status, Verdict
+from verifier.court_time import format_duration, format_time
+from verifier.exhibit import both_times, target_rows
+from verifier.legal_basis import legal_basis
+from verifier.report import DOES_NOT_PROVE, GROUPS, Report, Status, Verdict
 from verifier.sanitize import display_text
+from verifier.wording import (
+    DEVELOPMENT_TITLE,
+    DOES_NOT_PROVE_ZH,
+    STATUS_ZH,
+    TITLES_ZH,
+    VERDICT_ZH,
+    development_zh,
+    finding_lines,
+    lines,
+    shown_name,
+)
 
 if TYPE_CHECKING:
-    pass
+    from verifier.report import CheckResult
 
 GROUP_LABELS: Mapping[str, tuple[str, str]] = {
     "source": ("Source", "电子数据来源"),
@@ -29,23 +42,11 @@ GROUP_LABELS: Mapping[str, tuple[str, str]] = {
     "hash": ("Hash consistency", "哈希值一致性"),
     "time": ("Time", "时间"),
 }
-CHECK_TITLES_ZH: Mapping[str, str] = {
-    "S1": "运营方签名", "S2": "中立第三方", "S3": "网络环境事实", "S4": "取证环境",
-    "P1": "调用日志链", "P2": "相互印证", "P3": "证据包完整",
-    "H1": "文件哈希值", "H2": "证据指纹", "H3": "默克尔包含证明", "H4": "可信时间戳", "H5": "区块链锚定",
-    "T1": "时间一致", "T2": "上链前间隔",
-}
 STATUS_LABELS: Mapping[Status, tuple[str, str]] = {
-    Status.PASS: ("pass", "通过"), Status.FAIL: ("fail", "未通过"),
-    Status.WARN: ("warn", "警告"), Status.SKIP: ("not checked", "未检查"),
-}
+    status: ("not checked" if status is Status.SKIP else status.value, STATUS_ZH[status.value]) for status in Status}
 VERDICT_LABELS: Mapping[Verdict, tuple[str, str]] = {
-    Verdict.VERIFIED: ("VERIFIED", "验证通过"),
-    Verdict.VERIFIED_OFFLINE: ("VERIFIED (OFFLINE)", "验证通过（离线）"),
-    Verdict.FAILED: ("NOT VERIFIED", "验证未通过"),
-    Verdict.UNUSABLE: ("INPUT UNUSABLE", "输入无法检验"),
-    Verdict.CANNOT_JUDGE: ("CANNOT JUDGE", "无法判断"),
-}
+    verdict: ("NOT VERIFIED" if verdict is Verdict.FAILED else "INPUT UNUSABLE" if verdict is Verdict.UNUSABLE
+              else verdict.value.upper(), VERDICT_ZH[verdict.value]) for verdict in Verdict}
 VERDICT_EXPLAINED: Mapping[Verdict, tuple[str, str]] = {
     Verdict.VERIFIED: ("No check failed; the hash checks H1-H4 and the online anchor check H5 pass.",
                        "没有检查项未通过；哈希检查 H1–H4 及在线区块链锚定检查 H5 均通过。"),
@@ -71,17 +72,6 @@ FINDINGS_TITLES: Mapping[Verdict, tuple[str, str]] = {
     Verdict.CANNOT_JUDGE: ("Trust missing, and how to get it", "缺少的信任及获取方式"),
 }
 TRUST_USED_TITLE = ("Trust used (SHA-256 of each trust file)", "所用信任配置（各信任文件的 SHA-256）")
-#: Chinese renderings of report.PROVES and DOES_NOT_PROVE, keyed by the English text: a sentence
-#: added there without a translation is shown in English only rather than mistranslated.
-TRANSLATIONS: Mapping[str, str] = {
-    PROVES[0]: "本证据包中的证据文件（逐字节）不晚于所示的可信时间戳时间和区块时间已经存在，且此后未被更改。",
-    PROVES_OFFLINE[0]: "本证据包中的证据文件（逐字节）不晚于所示的可信时间戳时间已经存在，且此后未被更改。",
-    PROVES[1]: "这些文件由列明的运营方采集或接收，其密钥签署了清单，采集过程如清单和调用日志所记录。",
-    DOES_NOT_PROVE[0]: "网站服务器本身为内容作保：HTTP 响应并未由其来源签名。",
-    DOES_NOT_PROVE[1]: "采集之前的任何情况，或内容所述是否属实。",
-    DOES_NOT_PROVE[2]: "其法律效力，仍由法院认定。",
-}
-DEVELOPMENT_TITLE = ("Development trust: not for court use", "开发环境信任：不得用于诉讼")
 #: Keys of manifest ``target`` shown first, in this order; any other key follows.
 TARGET_KEYS = ("requested_url", "url", "final_url", "redirects")
 
@@ -94,7 +84,7 @@ class Event:
     kind: str  # capture_started | capture_ended | timestamp | block
     label: str
     label_zh: str
-    when: str
+    when: str  # in the court format (format_time), escaped for display
     detail: str
     offset: float | None
 
@@ -147,8 +137,8 @@ def _parse(value: object) -> datetime | None:
 
 def timeline(report: Report) -> list[Event]:
     """Capture started → ended → each TSA time → block time, as the package states them."""
-    events = [("capture_started", "Capture started", "采集开始", fact(report, "capture", "started_at"), ""),
-              ("capture_ended", "Capture ended", "采集结束", fact(report, "capture", "ended_at"), "")]
+    events = [("capture_started", "Capture started", "取证开始", fact(report, "capture", "started_at"), ""),
+              ("capture_ended", "Capture ended", "取证结束", fact(report, "capture", "ended_at"), "")]
     for stamp in timestamps(report):
         events.append(("timestamp", "Trusted timestamp (TSA)", "可信时间戳", stamp.get("gen_time"),
                        f"{text(stamp.get('trusted_as'))} ({text(stamp.get('tsa'))})"))
@@ -158,30 +148,37 @@ def timeline(report: Report) -> list[Event]:
         events.append(("block", "Block time (anchor)", "区块时间（锚定）", block, where))
     ended = _parse(fact(report, "capture", "ended_at"))
     # Offsets count from capture end, the start of the "pre-chain" gap that T1/T2 examine.
-    return [Event(kind, label, label_zh, text(when), detail,
+    return [Event(kind, label, label_zh, both_times(when), detail,
                   (moment - ended).total_seconds()
                   if kind != "capture_ended" and ended and (moment := _parse(when)) else None)
             for kind, label, label_zh, when, detail in events]
 
 
-def offset_text(seconds: float | None) -> str:
-    """``+0.021 s`` or ``+2.5 h`` relative to capture end; empty when unknown."""
+def offset_text(seconds: float | None, lang: str = "both") -> str:
+    """How long after capture ended, in words: ``取证结束后 0.7 秒 / 0.7 s after capture ended``."""
     if seconds is None:
         return ""
-    sign = "+" if seconds >= 0 else "-"  # ASCII: the fallback CID font has no U+2212 minus
-    size = abs(seconds)
-    if size < 120:
-        return f"{sign}{size:.3f} s"
-    if size < 7200:
-        return f"{sign}{size / 60:.1f} min"
-    return f"{sign}{size / 3600:.1f} h"
+    zh = (f"取证结束后 {format_duration(seconds, 'zh')}" if seconds >= 0
+          else f"取证结束前 {format_duration(-seconds, 'zh')}")
+    en = (f"{format_duration(seconds)} after capture ended" if seconds >= 0
+          else f"{format_duration(-seconds)} before capture ended")
+    return " / ".join(lines(en, zh, lang))
 
 
-def display_name(source: str) -> str:
-    """A file's name without the folders of the verifier's machine: an absolute path of a file here
-    becomes its name; anything else (a relative path, the service's /.well-known/… URL path) stays."""
-    path = Path(source)
-    return path.name if path.is_absolute() and path.exists() else source
+def scope_pairs(report: Report) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(English, Chinese) of what the report proves and what it does not; nothing proved unless verified."""
+    return (list(zip(report.proves, report.proves_zh, strict=True)),
+            list(zip(DOES_NOT_PROVE, DOES_NOT_PROVE_ZH, strict=True)))
+
+
+def finding_pairs(report: Report) -> list[tuple[str, str]]:
+    """(English, Chinese) of each point of the findings section (``findings_zh`` is point for point)."""
+    english, chinese = report.findings, report.findings_zh
+    return list(zip(english, chinese, strict=True)) if len(english) == len(chinese) else [(e, "") for e in english]
+
+
+def development_pairs(report: Report) -> list[tuple[str, str]]:
+    return [(item, development_zh(item)) for item in report.development]
 
 
 def _e(value: object) -> str:
@@ -190,6 +187,15 @@ def _e(value: object) -> str:
 
 def _bi(english: str, chinese: str) -> str:
     return f'{html.escape(english)} <span lang="zh-CN" class="zh">{html.escape(chinese)}</span>'
+
+
+def _lines(parts: Iterable[str]) -> str:
+    """Lines of text, each escaped on its own; a Chinese line is marked as such for fonts and readers."""
+    return "<br>".join(f'<span lang="zh-CN">{_e(p)}</span>' if _has_cjk(p) else _e(p) for p in parts)
+
+
+def _has_cjk(value: str) -> bool:
+    return any("\u4e00" <= c <= "\u9fff" for c in value)
 
 
 def _bi_lines(english: str, chinese: str) -> str:
@@ -225,7 +231,7 @@ ol.timeline{list-style:none;margin:0;padding:0 0 0 18px;border-left:3px solid va
 ol.timeline li{position:relative;margin:0 0 12px;padding-left:8px}
 ol.timeline li::before{content:"";position:absolute;left:-27px;top:.45em;width:13px;height:13px;border-radius:50%;
 background:#0969da;border:2px solid var(--card)}
-.when{font-weight:600} .offset{color:var(--muted);margin-left:.5em;white-space:nowrap}
+.when{font-weight:600} .offset{color:var(--muted)}
 .detail{color:var(--muted);font-size:.9rem}
 table{width:100%;border-collapse:collapse;table-layout:fixed}
 th,td{text-align:left;vertical-align:top;padding:8px 8px;border-top:1px solid var(--line);overflow-wrap:anywhere}
@@ -282,22 +288,25 @@ def _facts(report: Report, source: str) -> str:
     return f"<section><h2>{_bi('Evidence', '证据信息')}</h2><dl>{items}</dl></section>"
 
 
-def _timeline(report: Report) -> str:
+def _timeline(report: Report, lang: str) -> str:
     items = []
     for event in timeline(report):
         detail = f'<div class="detail">{_e(event.detail)}</div>' if event.detail else ""
-        offset = f'<span class="offset">{_e(offset_text(event.offset))}</span>' if event.offset is not None else ""
+        offset = (f'<div class="offset">{_e(offset_text(event.offset, lang))}</div>'
+                  if event.offset is not None else "")
         items.append(f"<li><div>{_bi(event.label, event.label_zh)}</div>"
-                     f'<div><span class="when mono">{_e(event.when)}</span>{offset}</div>{detail}</li>')
+                     f'<div><span class="when mono">{html.escape(event.when)}</span>{offset}</div>{detail}</li>')
     gap = fact(report, "prechain_gap_seconds")
     until = fact(report, "prechain_gap_until") or "block time"
+    shown = (" / ".join(lines(format_duration(gap), format_duration(gap, "zh"), lang))
+             if isinstance(gap, int | float) else gap)
     note = (f'<p class="detail">{_bi(f"Pre-chain gap (capture ended → {until}):", "上链前间隔：")} '
-            f"{_e(offset_text(gap if isinstance(gap, int | float) else None) or gap)}</p>")
+            f"{_e(shown)}</p>")
     return (f"<section><h2>{_bi('Timeline', '时间线')}</h2>"
             f'<ol class="timeline">{"".join(items)}</ol>{note}</section>')
 
 
-def _checks(report: Report) -> str:
+def _checks(report: Report, lang: str) -> str:
     rows = []
     for group in GROUPS:
         en, zh = GROUP_LABELS[group]
@@ -307,11 +316,11 @@ def _checks(report: Report) -> str:
             rows.append(
                 f'<tr class="check" id="check-{_e(result.id)}">'
                 f'<td><strong>{_e(result.id)}</strong> '
-                f"{_bi_lines(result.spec.title, CHECK_TITLES_ZH.get(result.id, ''))}</td>"
+                f"{_bi_lines(result.spec.title, TITLES_ZH[result.id])}</td>"
                 f'<td data-label="Status 结果"><span class="badge s-{result.status.value}">'
                 f"{_bi(status_en, status_zh)}</span></td>"
-                f'<td data-label="Finding 检查发现">{_e(result.reason)}</td>'
-                f'<td data-label="Legal basis 法律依据" class="basis">{_e(result.spec.basis)}</td></tr>')
+                f'<td data-label="Finding 检查发现">{_lines(finding_lines(result, lang))}</td>'
+                f'<td data-label="Legal basis 法律依据" class="basis">{_basis(result, lang)}</td></tr>')
     head = "".join(f"<th>{_bi(en, zh)}</th>" for en, zh in
                    (("Check", "检查项"), ("Status", "结果"), ("Finding", "检查发现"), ("Legal basis", "法律依据")))
     return (f"<section><h2>{_bi('Checks', '检查项')}</h2><table>"
@@ -319,15 +328,18 @@ def _checks(report: Report) -> str:
             f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></section>")
 
 
-def _scope_list(sentences: Iterable[str]) -> str:
-    items = "".join(f'<li>{_e(s)}<br><span lang="zh-CN" class="zh">{_e(TRANSLATIONS[s])}</span></li>'
-                    if s in TRANSLATIONS else f"<li>{_e(s)}</li>" for s in sentences)
+def _basis(result: CheckResult, lang: str) -> str:
+    return _lines(legal_basis(result.id, part) for part in (("zh", "en") if lang == "both" else (lang,)))
+
+
+def _scope_list(pairs: Iterable[tuple[str, str]], lang: str) -> str:
+    items = "".join(f"<li>{_lines(lines(en, zh, lang))}</li>" for en, zh in pairs)
     return f'<ul class="scope">{items}</ul>'
 
 
 def _trust_used(report: Report) -> str:
     # The file's name only: the folders are of the verifier's machine, not of the evidence.
-    rows = "".join(f"<dt>{_e(display_name(source))}</dt><dd class=mono>{_e(digest)}</dd>"
+    rows = "".join(f"<dt>{_e(shown_name(source))}</dt><dd class=mono>{_e(digest)}</dd>"
                    for source, digest in report.trust_used)
     return f"<section><h2>{_bi(*TRUST_USED_TITLE)}</h2><dl>{rows or '<dd>—</dd>'}</dl></section>"
 
@@ -341,18 +353,20 @@ _FOOTER = ("<footer><p>"
 
 
 def render_html(report: Report, *, source: str, generated_at: datetime | None = None,
-                package: Path | str | None = None) -> str:
+                package: Path | str | None = None, lang: str = "both") -> str:
     """The report as a complete HTML document (a ``str``); raises nothing for any report.
 
-    ``package`` is the package file the report is of: its screenshot and file list go into the page."""
+    ``package`` is the package file the report is of: its screenshot and file list go into the page.
+    ``lang`` (``zh``, ``en`` or ``both``) is the language of findings, reasons and legal bases; the
+    labels are always bilingual."""
     # Imported here: these modules build on the labels above.
     from verifier.certification import certifications
-    from verifier.exhibit import Exhibit, both_times, load_exhibit
+    from verifier.exhibit import Exhibit, load_exhibit
     from verifier.report_html_exhibit import captured_section, certification_section
 
     verdict = report.verdict
-    when = both_times((generated_at or datetime.now(UTC)).isoformat())
-    source = display_name(source)  # never the folders of the verifier's machine
+    when = format_time(generated_at or datetime.now(UTC))
+    source = shown_name(source)  # never the folders of the verifier's machine
     exhibit = load_exhibit(package, report) if package is not None else Exhibit()
     css_class = {Verdict.VERIFIED: "verified", Verdict.VERIFIED_OFFLINE: "offline",
                  Verdict.FAILED: "failed", Verdict.UNUSABLE: "unusable", Verdict.CANNOT_JUDGE: "cannot-judge"}[verdict]
@@ -371,21 +385,23 @@ def render_html(report: Report, *, source: str, generated_at: datetime | None = 
         f"<p>{_bi_lines(explained_en, explained_zh)}</p>{detail}</div>",
     ]
     if report.development:
-        items = "".join(f"<li>{_e(item)}</li>" for item in report.development)
+        items = "".join(f"<li>{_lines(lines(en, zh, lang))}</li>" for en, zh in development_pairs(report))
         intro = _bi_lines("This verification relied on development keys or services:",
                           "本次验证依赖开发环境的密钥或服务：")
         parts.append(f'<section class="devtrust"><h2>{_bi(*DEVELOPMENT_TITLE)}</h2>'
                      f"<p>{intro}</p><ul>{items}</ul></section>")
     if report.findings:
-        items = "".join(f"<li>{_e(item)}</li>" for item in report.findings)
+        items = "".join(f"<li>{_lines(lines(en, zh, lang))}</li>" for en, zh in finding_pairs(report))
         parts.append(f'<section class="findings"><h2>{_bi(*FINDINGS_TITLES[verdict])}</h2><ul>{items}</ul></section>')
-    parts += [captured_section(report, exhibit), _facts(report, source), _timeline(report), _checks(report),
+    parts += [captured_section(report, exhibit), _facts(report, source), _timeline(report, lang),
+              _checks(report, lang),
               _trust_used(report)]
     if report.proves:  # only a verified package proves anything
-        parts.append(f"<section><h2>{_bi('What this proves', '本报告证明')}</h2>{_scope_list(report.proves)}"
-                     f"<h2>{_bi('What it does not prove', '本报告不证明')}</h2>{_scope_list(DOES_NOT_PROVE)}</section>")
+        proves, does_not = scope_pairs(report)
+        parts.append(f"<section><h2>{_bi('What this proves', '本报告证明')}</h2>{_scope_list(proves, lang)}"
+                     f"<h2>{_bi('What it does not prove', '本报告不证明')}</h2>{_scope_list(does_not, lang)}</section>")
     if report.verified:  # a qualified person can only certify evidence that verified
-        english, chinese = certifications(report, exhibit, when=when, translations=TRANSLATIONS)
+        english, chinese = certifications(report, exhibit, when=when)
         parts += [certification_section(english), certification_section(chinese)]
     parts.append(_FOOTER)
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,28 +20,30 @@ from typing import TYPE_CHECKING, Any
 
 from verifier import __version__
 from verifier.certification import Certification, certifications
+from verifier.court_time import format_time
 from verifier.errors import InvalidInput
 from verifier.exhibit import Exhibit, both_times, load_exhibit, target_rows, verification_link
+from verifier.legal_basis import legal_basis
 from verifier.pdf_fonts import MONO, SANS, SANS_BOLD, markup, register_cjk_font, register_latin_fonts
 from verifier.pdf_screenshot import decode, mm_points, screenshot_band
-from verifier.report import DOES_NOT_PROVE, GROUPS, Report, Status, Verdict
+from verifier.report import GROUPS, Report, Status, Verdict
 from verifier.report_html import (
-    CHECK_TITLES_ZH,
-    DEVELOPMENT_TITLE,
     FINDINGS_TITLES,
     GROUP_LABELS,
     STATUS_LABELS,
-    TRANSLATIONS,
     TRUST_USED_TITLE,
     VERDICT_EXPLAINED,
     VERDICT_LABELS,
-    display_name,
+    development_pairs,
     fact,
+    finding_pairs,
     offset_text,
+    scope_pairs,
     target_url,
     text,
     timeline,
 )
+from verifier.wording import DEVELOPMENT_TITLE, LANGS, TITLES_ZH, finding_lines, lines, shown_name
 
 if TYPE_CHECKING:
     from reportlab.platypus import Flowable
@@ -94,21 +96,25 @@ def pdf_available() -> bool:
 
 
 def write_pdf(report: Report, path: Path, *, source: str, generated_at: datetime | None = None,
-              package: Path | str | None = None, verify_url: str | None = None) -> None:
+              package: Path | str | None = None, verify_url: str | None = None, lang: str = "both") -> None:
     """Write the certificate for ``report`` to ``path``.
 
     ``package`` is the package file the report is of: its screenshot and file list go into the
     certificate. ``verify_url`` is the operator's service (``https://host``): the QR code then links
-    to its ``/verify?fingerprint=…`` page. Raises InvalidInput when the ``pdf`` extra is missing or
+    to its ``/verify?fingerprint=…`` page. ``lang`` (``zh``, ``en`` or ``both``) is the language of
+    findings, reasons and legal bases; labels stay bilingual. Raises InvalidInput when the ``pdf`` extra is missing or
     CJK_FONT_ENV names no usable font, and OSError when ``path`` cannot be written.
     """
-    data = render_pdf(report, source=source, generated_at=generated_at, package=package, verify_url=verify_url)
+    data = render_pdf(report, source=source, generated_at=generated_at, package=package, verify_url=verify_url,
+                      lang=lang)
     path.write_bytes(data)
 
 
 def render_pdf(report: Report, *, source: str, generated_at: datetime | None = None,
-               package: Path | str | None = None, verify_url: str | None = None) -> bytes:
+               package: Path | str | None = None, verify_url: str | None = None, lang: str = "both") -> bytes:
     """The certificate as PDF bytes. Raises InvalidInput as ``write_pdf`` does."""
+    if lang not in LANGS:
+        raise InvalidInput(f"unknown language {lang!r}: use one of {', '.join(LANGS)}")
     try:
         import PIL  # noqa: F401
         import qrcode  # noqa: F401
@@ -122,15 +128,16 @@ def render_pdf(report: Report, *, source: str, generated_at: datetime | None = N
 
     cjk = register_cjk_font()
     register_latin_fonts()
-    when = both_times((generated_at or datetime.now(UTC)).isoformat())
-    source = display_name(source)
+    when = format_time(generated_at or datetime.now(UTC))
+    source = shown_name(source)
     exhibit = load_exhibit(package, report) if package is not None else Exhibit()
     image = None
     if exhibit.screenshot is not None:
         try:
             image = decode(exhibit.screenshot)
         except InvalidInput as exc:  # a sealed but undecodable image: say so, still certify the rest
-            exhibit = replace(exhibit, screenshot=None, screenshot_note=f"the screenshot is not shown: {exc}")
+            exhibit = replace(exhibit, screenshot=None,
+                              screenshot_note=f"截图未显示 / the screenshot is not shown: {exc}")
     link = verification_link(verify_url, report.fingerprint) if report.fingerprint else None
     pages = 0
     for _ in range(2):  # the first pass only counts the pages, for "page N of M" in the footer
@@ -143,7 +150,7 @@ def render_pdf(report: Report, *, source: str, generated_at: datetime | None = N
                                 author=f"tiezheng-verify {__version__}", subject=report.fingerprint or "")
         footer = _footer(report, cjk, pages)
         builder = _Builder(report, cjk, doc.width, source, when, exhibit=exhibit, image=image, link=link,
-                           page_height=doc.height)
+                           page_height=doc.height, lang=lang)
         doc.build(builder.story(), onFirstPage=footer, onLaterPages=footer)
         pages = doc.page
     return buffer.getvalue()
@@ -153,13 +160,14 @@ class _Builder:
     """Builds the story (the list of flowables) for one certificate."""
 
     def __init__(self, report: Report, cjk: str, width: float, source: str, when: str, *, exhibit: Exhibit,
-                 image: Any, link: str | None, page_height: float) -> None:
+                 image: Any, link: str | None, page_height: float, lang: str = "both") -> None:
         from reportlab.lib.styles import ParagraphStyle
 
         # Tables get the full text width: centred in the frame, their borders sit on the page margins
         # while cell text lines up with paragraph text (both inset 6 pt, the frame's padding).
         self.report, self.cjk, self.width, self.source, self.when = report, cjk, width, source, when
         self.exhibit, self.image, self.link, self.page_height = exhibit, image, link, page_height
+        self.lang = lang
         # CJK wrapping breaks Chinese between any two characters and still keeps Latin words whole.
         base = ParagraphStyle("tz", fontName=SANS, fontSize=8.2, leading=10.8, textColor=INK, wordWrap="CJK",
                               bulletFontName=SANS)
@@ -186,15 +194,16 @@ class _Builder:
         parts: list[Flowable] = [self._heading(), self._spacer(4), self._banner(), *self._captured()]
         if report.findings:
             parts += [self.p(self.bi(*FINDINGS_TITLES[report.verdict], sep="  "), self.h2),
-                      *self._scope(report.findings)]
+                      *self._scope(finding_pairs(report))]
         if report.development:
             parts += [self._spacer(6), self._development()]
         parts += [self.p(self.bi("Evidence", "证据信息", sep="  "), self.h2), self._facts(),
                   self.p(self.bi("Checks", "检查项", sep="  "), self.h2), self._checks()]
         if report.proves:  # only a verified package proves anything
-            parts += [self.p(self.bi("What this proves", "本证书证明", sep="  "), self.h2), *self._scope(report.proves),
+            proves, does_not = scope_pairs(report)
+            parts += [self.p(self.bi("What this proves", "本证书证明", sep="  "), self.h2), *self._scope(proves),
                       self.p(self.bi("What it does not prove", "本证书不证明", sep="  "), self.h2),
-                      *self._scope(DOES_NOT_PROVE)]
+                      *self._scope(does_not)]
         statement = [self.p(self.bi("Certification of the verification process", "验证过程证明", sep="  "), self.h2)]
         for template in CERTIFICATION:
             filled = template.format(date=self.when, version=__version__, source=self.source)
@@ -204,7 +213,7 @@ class _Builder:
         # The statement and the signature lines belong on one page: a signature must not stand alone.
         pages = [*parts, KeepTogether(statement), *self._screenshot_pages()]
         if report.verified:  # a qualified person can only certify evidence that verified
-            english, chinese = certifications(report, self.exhibit, when=self.when, translations=TRANSLATIONS)
+            english, chinese = certifications(report, self.exhibit, when=self.when)
             pages += [*self._certification(english), *self._certification(chinese)]
         return pages
 
@@ -214,7 +223,7 @@ class _Builder:
         shot = self.exhibit.screenshot
         if not rows and shot is None and not self.exhibit.screenshot_note:
             return []
-        parts = [self.p(self.bi("What was captured", "采集对象", sep="  "), self.h2)]
+        parts = [self.p(self.bi("What was captured", "取证对象", sep="  "), self.h2)]
         if rows:
             parts.append(self._table(
                 [[self.p(self.bi(en, zh, sep="  "), self.small), self.p(markup(value, self.cjk))]
@@ -252,7 +261,7 @@ class _Builder:
             top = number * per_page
             head = (f"Screenshot, full page: part {number + 1} of {total}  "
                     f"截图（整页）：第 {number + 1} 部分，共 {total} 部分")
-            where = f"{text(url)} · captured 采集于 {when}"
+            where = f"{text(url)} · captured 取证于 {when}"
             parts += [PageBreak(), self.p(markup(head, self.cjk) + "<br/>" + markup(where, self.cjk), self.small),
                       self._spacer(3),
                       screenshot_band(shot, self.image, top, min(shot.height, top + per_page), scale, self.width)]
@@ -316,9 +325,11 @@ class _Builder:
                             ("TOPPADDING", (0, 0), (0, 0), 8), ("BOTTOMPADDING", (0, -1), (-1, -1), 8)])
 
     def _development(self) -> Flowable:
-        lines = [self.p("<b>" + self.bi(*DEVELOPMENT_TITLE, sep="  ") + "</b>")]
-        lines += [self.p(markup(f"• {item}", self.cjk)) for item in self.report.development]
-        return self._table([[line] for line in lines], [self.width],
+        rows = [self.p("<b>" + self.bi(*DEVELOPMENT_TITLE, sep="  ") + "</b>")]
+        for en, zh in development_pairs(self.report):
+            first, *rest = lines(en, zh, self.lang)
+            rows.append(self.p(self._lines(("• " + first, *rest))))
+        return self._table([[row] for row in rows], [self.width],
                            [("BACKGROUND", (0, 0), (-1, -1), "#fff8c5"), ("BOX", (0, 0), (-1, -1), 0.8, "#d4a72c"),
                             ("LEFTPADDING", (0, 0), (-1, -1), 10), ("TOPPADDING", (0, 0), (0, 0), 6),
                             ("BOTTOMPADDING", (0, -1), (-1, -1), 6)])
@@ -328,7 +339,7 @@ class _Builder:
         events = timeline(report)
 
         def after(offset: float | None) -> str:
-            return f" ({offset_text(offset)} after capture ended)" if offset is not None else ""
+            return f" ({offset_text(offset, self.lang)})" if offset is not None else ""
 
         capture = (f"{both_times(fact(report, 'capture', 'started_at'))} →\n"
                    f"{both_times(fact(report, 'capture', 'ended_at'))}")
@@ -351,7 +362,7 @@ class _Builder:
             ("Evidence fingerprint (SHA-256)", "证据指纹", text(report.fingerprint), True),
             *([] if target_rows(report) else
               [("Target URL", "目标网址", target_url(report) or "none: uploaded files  无（上传文件）", False)]),
-            ("Capture time", "采集时间", capture, False),
+            ("Capture time", "取证时间", capture, False),
             ("Trusted timestamp", "可信时间戳", "\n".join(stamps) or "—", False),
             ("Blockchain anchor", "区块链锚定", chain, False),
             ("Transaction", "交易哈希", text(fact(report, "anchor", "tx_hash")), True),
@@ -361,7 +372,7 @@ class _Builder:
             *([("Verification page (QR code)", "验证页面（二维码）", self.link, True)] if self.link else []),
             ("Package file", "证据包文件", self.source, False),
             (TRUST_USED_TITLE[0], TRUST_USED_TITLE[1],
-             "\n".join(f"{text(display_name(source))}: {digest}" for source, digest in report.trust_used) or "—", True),
+             "\n".join(f"{text(shown_name(source))}: {digest}" for source, digest in report.trust_used) or "—", True),
         ]
 
     def _heading(self) -> Flowable:
@@ -429,21 +440,24 @@ class _Builder:
                 style.append(("BACKGROUND", (1, len(rows)), (1, len(rows)), STATUS_COLOURS[result.status]))
                 rows.append([
                     self.p(f"<b>{markup(result.id, self.cjk)}</b> "
-                           + self.bi(result.spec.title, CHECK_TITLES_ZH.get(result.id, ""))),
+                           + self.bi(result.spec.title, TITLES_ZH[result.id])),
                     self.p(markup(status_en, self.cjk) + "<br/>" + markup(status_zh, self.cjk), white),
-                    self.p(markup(result.reason, self.cjk)),
-                    self.p(markup(result.spec.basis, self.cjk), self.small)])
+                    self.p(self._lines(finding_lines(result, self.lang))),
+                    self.p(self._lines(legal_basis(result.id, part) for part in
+                                       (("zh", "en") if self.lang == "both" else (self.lang,))), self.small)])
         widths = [30 * mm, 20 * mm, 0.0, 56 * mm]
         widths[2] = self.width - sum(widths)
         return self._table(rows, widths, style, repeat=1)
 
-    def _scope(self, sentences: Sequence[str]) -> list[Flowable]:
+    def _lines(self, parts: Iterable[str], sep: str = "<br/>") -> str:
+        """Lines of text, each escaped on its own (package text is never split or joined)."""
+        return sep.join(markup(part, self.cjk) for part in parts)
+
+    def _scope(self, pairs: Sequence[tuple[str, str]]) -> list[Flowable]:
         from reportlab.lib.styles import ParagraphStyle
 
         item = ParagraphStyle("tz-item", self.body, leftIndent=10, bulletIndent=0, spaceAfter=3)
-        return [self.p(markup(s, self.cjk) + (f'<br/><font color="{MUTED}">{markup(TRANSLATIONS[s], self.cjk)}</font>'
-                                              if s in TRANSLATIONS else "") + "<bullet>•</bullet>", item)
-                for s in sentences]
+        return [self.p(self._lines(lines(en, zh, self.lang)) + "<bullet>•</bullet>", item) for en, zh in pairs]
 
 
 def _footer(report: Report, cjk: str, pages: int) -> Any:

@@ -11,16 +11,17 @@ Format (TOML)::
     [operators.qualifications]  the operator's declared filings and certifications (key = "text")
     [[tsa]]                 name, roots (PEM text) or roots_file (relative to this file), development
     [[chains]]              chain_id, name, rpc_urls = [...], confirmations, development
-    [policy]                prechain_window_hours = 24, time_tolerance_seconds = 300
+    [policy]                prechain_window_hours = 24, time_tolerance_seconds = 300,
+                            min_chains = 1 (anchors on distinct trusted chains that must hold)
 """
 
 from __future__ import annotations
 
 import hashlib
+import pkgutil
 import tomllib
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
-from importlib import resources
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -72,6 +73,8 @@ class TrustedChain:
 class Policy:
     prechain_window: timedelta = DEFAULT_PRECHAIN_WINDOW
     time_tolerance: timedelta = DEFAULT_TIME_TOLERANCE
+    #: How many anchors, each on a different trusted chain, must hold for H5 to hold.
+    min_chains: int = 1
 
 
 @dataclass(frozen=True)
@@ -120,6 +123,12 @@ def _table_list(document: dict[str, Any], key: str) -> list[dict[str, Any]]:
     return value
 
 
+def _min_chains(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"policy min_chains must be an integer of at least 1, not {value!r}")
+    return value
+
+
 def parse_trust(text: str, *, base_dir: Path | None = None, source: str = "<trust>",
                 sha256: str | None = None) -> Trust:
     """Parse trust TOML. Raises TrustError for anything malformed or empty.
@@ -159,6 +168,7 @@ def parse_trust(text: str, *, base_dir: Path | None = None, source: str = "<trus
         policy = Policy(
             prechain_window=timedelta(hours=float(policy_table.get("prechain_window_hours", 24))),
             time_tolerance=timedelta(seconds=float(policy_table.get("time_tolerance_seconds", 300))),
+            min_chains=_min_chains(policy_table.get("min_chains", 1)),
         )
     except (KeyError, TypeError, ValueError, InvalidInput) as exc:
         raise TrustError(f"{source}: malformed entry: {exc}") from exc
@@ -195,5 +205,9 @@ def load_trust(path: Path | str) -> Trust:
 
 def default_trust() -> Trust:
     """The trust that ships with the verifier: public chains and the public TSAs we document."""
-    text = resources.files("verifier").joinpath("default_trust.toml").read_text(encoding="utf-8")
+    # pkgutil, not importlib.resources: the same loader underneath, ~10 ms fewer imports on every run.
+    data = pkgutil.get_data("verifier", "default_trust.toml")
+    if data is None:
+        raise TrustError("the default trust (verifier/default_trust.toml) is missing from this installation")
+    text = data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")  # as text mode reads it
     return parse_trust(text, source="default trust")

@@ -11,7 +11,7 @@ import hashlib
 from datetime import datetime
 from pathlib import Path
 
-from verifier.chain_source import ChainSource
+from verifier.chain_source import ChainSource, ChainSources
 from verifier.checks import run_checks
 from verifier.checks.context import Context
 from verifier.errors import InvalidPackage
@@ -20,11 +20,15 @@ from verifier.report import Report, Status, unusable
 from verifier.trust import Trust
 
 
-def verify_opened(package: Package, trust: Trust, *, chain: ChainSource | None = None,
+def verify_opened(package: Package, trust: Trust, *, chain: ChainSource | ChainSources | None = None,
                   now: datetime | None = None) -> Report:
-    """Run every check on an opened package and return the report; online when ``chain`` is given."""
+    """Run every check on an opened package and return the report; online when ``chain`` is given.
+
+    ``chain`` is one node (it answers for the chain it serves) or a node per chain id.
+    """
     offline = chain is None
-    ctx = Context(package=package, trust=trust, offline=offline, chain=chain)
+    sources = chain if isinstance(chain, ChainSources) or chain is None else ChainSources(default=chain)
+    ctx = Context(package=package, trust=trust, offline=offline, chain=sources)
     if now is not None:
         ctx.now = now
     manifest = package.manifest
@@ -41,7 +45,7 @@ def verify_opened(package: Package, trust: Trust, *, chain: ChainSource | None =
                   trust_used=trust.digests)
 
 
-def verify_package(path: Path | str, trust: Trust, *, chain: ChainSource | None = None,
+def verify_package(path: Path | str, trust: Trust, *, chain: ChainSource | ChainSources | None = None,
                    now: datetime | None = None) -> Report:
     """Verify the package at ``path``. Never raises for bad input: returns an ``unusable`` report."""
     digest = file_sha256(Path(path))

@@ -240,3 +240,28 @@ def shown_name(source: str) -> str:
 def pick(en: str, zh: str, lang: str) -> str:
     """One of two texts, or both (Chinese first) for ``both``."""
     return zh if lang == "zh" else en if lang == "en" else f"{zh} / {en}"
+
+
+def lines(en: str, zh: str, lang: str) -> tuple[str, ...]:
+    """Two texts as separate lines for a document: Chinese then English for ``both``, else the one
+    asked for. A renderer escapes each line on its own, so package text is never split or joined."""
+    if lang == "zh":
+        return (zh or en,)
+    if lang == "en" or not zh:
+        return (en,)
+    return (zh, en)
+
+
+class ReadsFinding(Protocol):
+    """What ``finding_lines`` reads of a check; read-only, so a frozen CheckResult fits."""
+
+    @property
+    def reason(self) -> str: ...
+
+    @property
+    def reason_zh(self) -> str: ...
+
+
+def finding_lines(check: ReadsFinding, lang: str = "both") -> tuple[str, ...]:
+    """``finding`` as separate lines (see ``lines``)."""
+    return lines(check.reason, check.reason_zh, lang)

@@ -126,7 +126,7 @@ def download_certificate(evidence_id: str, session: SessionDep, who: CurrentUser
     name = f"{evidence.evidence_id or evidence.id}"
     with package_file(state, address) as path:
         pdf = certificate_pdf(state.settings.root / "certificates", path, address, state.trust(),
-                              source=f"{name}.wacz")
+                              source=f"{name}.wacz", verify_url=state.settings.verify_url)
     return FileResponse(pdf, media_type="application/pdf", filename=f"{name}-certificate.pdf")
 
 

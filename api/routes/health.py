@@ -49,15 +49,21 @@ def readiness(state: ServiceState) -> list[dict[str, Any]]:
         checks.append({"name": "tsa", "ok": False, "error": "no TSA running or configured (sealing is off here)"})
     for url in tsa_urls:
         checks.append(_probe(f"tsa {urlsplit(url).netloc}", lambda u=url: _tcp(u)))
-    rpc = running.chain.rpc_url if running else (settings.rpc_url or Devnet(settings.root).status().rpc_url)
+    if running:
+        rpcs: list[str | None] = [c.rpc_url for c in running.chains]
+    else:
+        configured: list[str | None] = [c.rpc_url for c in settings.chains] or [settings.rpc_url]
+        rpcs = [url or Devnet(settings.root).status().rpc_url for url in configured]
 
-    def chain() -> str:
+    def chain(rpc: str | None) -> str:
         if not rpc:
             raise ConnectionError("no chain RPC running or configured")
         return f"chain {int(rpc_call(rpc, 'eth_chainId', timeout=PROBE_TIMEOUT_SECONDS), 16)}, block " \
                f"{int(rpc_call(rpc, 'eth_blockNumber', timeout=PROBE_TIMEOUT_SECONDS), 16)}"
 
-    checks.append(_probe("chain", chain))
+    # The first chain keeps the probe's old name; each further chain (several anchors per batch) adds one.
+    for number, rpc in enumerate(rpcs):
+        checks.append(_probe("chain" if number == 0 else f"chain {number + 1}", lambda u=rpc: chain(u)))
     return checks
 
 

@@ -109,8 +109,8 @@ async def verify_certificate(request: Request, state: StateDep) -> FileResponse:
     try:
         upload = form.files[0]
         pdf = form.folder / "certificate.pdf"
-        await run_in_threadpool(lambda: write_pdf(report, pdf, source=upload.filename,
-                                                               package=upload.path))
+        await run_in_threadpool(lambda: write_pdf(report, pdf, source=upload.filename, package=upload.path,
+                                                  verify_url=state.settings.verify_url))
     except BaseException:
         form.discard()
         raise

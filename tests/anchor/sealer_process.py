@@ -1,9 +1,11 @@
 """A sealer in its own process, for crash tests: ``python -m tests.anchor.sealer_process DATA RPC [KILL_AT]``.
 
 It serves the data dir's development TSA, seals everything pending once, and prints the sealed
-batch ids as JSON. With KILL_AT it SIGKILLs itself right after the sealer commits that state
-(``batched``, ``timestamped``, ``anchoring``, ``confirmed``) or after the first package is
-rewritten (``attaching``): a real kill, at a known point.
+batch ids as JSON. RPC is a URL of the devnet (chain 31337), or several ``CHAIN_ID=URL`` joined by
+commas to anchor on each. With KILL_AT it SIGKILLs itself right after the sealer commits that state
+(``batched``, ``timestamped``, ``anchoring``, ``confirmed``, or per chain ``signed:<id>``,
+``confirmed:<id>``) or after the first package is rewritten (``attaching``): a real kill, at a
+known point.
 """
 
 from __future__ import annotations
@@ -17,11 +19,21 @@ from typing import Any
 
 from cryptography import x509
 
-import anchor.sealer as sealer_module
+import anchor.attach as attach_module
 from anchor.devnet import DEV_OPERATOR_KEY, DEVNET_CHAIN_ID
 from anchor.sealer import ChainEndpoint, Sealer, SealerConfig, TSAEndpoint
 from anchor.store import make_engine, sqlite_url
 from anchor.tsa_server import DevTSA
+
+
+def chains(spec: str) -> tuple[ChainEndpoint, ...]:
+    if "=" not in spec:
+        return (ChainEndpoint(rpc_url=spec, chain_id=DEVNET_CHAIN_ID, private_key=DEV_OPERATOR_KEY),)
+    endpoints = []
+    for item in spec.split(","):
+        chain_id, _, url = item.partition("=")
+        endpoints.append(ChainEndpoint(rpc_url=url, chain_id=int(chain_id), private_key=DEV_OPERATOR_KEY))
+    return tuple(endpoints)
 
 
 def main(data_dir: Path, rpc_url: str, kill_at: str | None) -> None:
@@ -33,14 +45,14 @@ def main(data_dir: Path, rpc_url: str, kill_at: str | None) -> None:
             kill()
 
     if kill_at == "attaching":
-        real_attach = sealer_module.attach
+        real_attach = attach_module.attach
 
         def attach_then_die(*args: Any, **kwargs: Any) -> bool:
             real_attach(*args, **kwargs)
             kill()
             return True
 
-        sealer_module.attach = attach_then_die  # type: ignore[assignment]
+        attach_module.attach = attach_then_die  # type: ignore[assignment]
 
     tsa = DevTSA(data_dir)
     with tsa.serve() as server:
@@ -48,7 +60,7 @@ def main(data_dir: Path, rpc_url: str, kill_at: str | None) -> None:
             tsas=(TSAEndpoint(name="dev", url=server.url,
                               roots=tuple(x509.load_pem_x509_certificates(tsa.ca_certificate_pem())),
                               chain_pem=tsa.chain_pem()),),
-            chain=ChainEndpoint(rpc_url=rpc_url, chain_id=DEVNET_CHAIN_ID, private_key=DEV_OPERATOR_KEY))
+            chains=chains(rpc_url))
         sealer = Sealer(make_engine(sqlite_url(data_dir / "tiezheng.db")), config, on_transition=on_transition)
         print(json.dumps(sealer.run_once(force=True)))
 

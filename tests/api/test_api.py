@@ -69,6 +69,7 @@ def test_sealed_upload_in_detail(server: Server, client_a: httpx.Client, sealed:
     assert batch["id"] == sealed["batch_id"] and batch["state"] == "attached" and len(batch["root"]) == 64
     assert batch["timestamps"][0]["tsa"] == "Tiezheng development TSA"
     assert batch["anchor"]["chain_id"] == 31337 and batch["anchor"]["tx_hash"].startswith("0x")
+    assert batch["anchors"] == [batch["anchor"]]  # one chain configured: one anchor
     again = client_a.get(f"/v1/batches/{sealed['batch_id']}")
     assert again.status_code == 200 and again.json() == batch
 

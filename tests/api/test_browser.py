@@ -134,7 +134,7 @@ def test_owner_seals_and_court_verifies(web_server: Server, browser: Any, sample
     page.wait_for_selector("#tz-trust-status[data-sha256]")
     page.set_input_files("#tz-package", str(good))
     page.wait_for_selector("#tz-verdict[data-verdict]")
-    assert "已验证" in page.inner_text("#tz-verdict")
+    assert "验证通过" in page.inner_text("#tz-verdict")
     page.screenshot(path=str(shots / "verify-good-zh-desktop.png"), full_page=True)
     page.goto(f"{web_server.url}/app")  # the language is remembered, the key kept for this tab
     page.wait_for_selector("#dashboard:not([hidden]) #evidence-list li")

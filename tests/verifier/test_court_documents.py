@@ -5,21 +5,25 @@ certifications, read back with poppler's pdftotext, pdfimages and pdffonts and d
 from __future__ import annotations
 
 import hashlib
+import html
 import json
 import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.capture_site import png
 from tests.tamper import replace_entry
+from tests.verifier.browser_page import chromium
 from verifier import exhibit as exhibit_module
 from verifier import report_pdf
 from verifier.errors import TrustError
 from verifier.exhibit import Exhibit, Screenshot, load_exhibit, png_size, target_rows, verification_link
+from verifier.legal_basis import legal_basis
 from verifier.report import Report
 from verifier.report_html import render_html
 from verifier.report_pdf import write_pdf
@@ -33,6 +37,8 @@ CLI = str(Path(sys.executable).parent / "tiezheng-verify")
 OPERATOR_URL = "https://evidence.example/tz"
 #: What an absolute path of the verifier's machine looks like in extracted text.
 ABSOLUTE_PATH = re.compile(r"(?<![\w.:/])/(?:home|tmp|root|usr|var|opt|srv|mnt|Users|work)/")
+
+__all__ = ["chromium"]
 
 pytestmark = pytest.mark.skipif(shutil.which("pdftotext") is None, reason="needs poppler-utils")
 
@@ -66,7 +72,7 @@ def test_pdf_text_shows_package_hash_target_and_no_absolute_path(report: Report,
     flat = re.sub(r"\s+", "", words)
     assert report.package_sha256 and report.package_sha256 in flat
     assert report.fingerprint and report.fingerprint in flat
-    for label in ("Requested URL", "Final URL", "HTTP status", "Page title", "What was captured", "采集对象"):
+    for label in ("Requested URL", "Final URL", "HTTP status", "Page title", "What was captured", "取证对象"):
         assert label in words
     assert "Spring Collection" in words and "good-capture.wacz" in words
     assert not ABSOLUTE_PATH.search(words), ABSOLUTE_PATH.search(words)
@@ -74,7 +80,7 @@ def test_pdf_text_shows_package_hash_target_and_no_absolute_path(report: Report,
     # Counted from 1: the first leaf of the batch is "evidence 1", never "leaf 0".
     index = report.facts["batch"]["leaf_index"]
     assert f"evidence {index + 1} of {report.facts['batch']['tree_size']}" in words and "leaf 0" not in words
-    assert "北京时间 (UTC+8)" in words
+    assert "(北京时间 UTC+8)" in words
 
 
 def test_pdf_embeds_the_screenshot_and_every_font(certificate: Path) -> None:
@@ -101,7 +107,7 @@ def test_screenshot_pages_carry_url_and_capture_time(report: Report, certificate
     final_url = report.facts["target"]["final_url"]
     for number in headed:
         page = poppler("pdftotext", "-f", str(number), "-l", str(number), certificate, "-")
-        assert final_url in page and "UTC+8" in page and "captured 采集于" in page
+        assert final_url in page and "UTC+8" in page and "captured 取证于" in page
 
 
 def test_qr_code_links_to_the_operator_verify_page(report: Report, certificate: Path, tmp_path: Path) -> None:
@@ -261,3 +267,86 @@ def test_an_undecodable_screenshot_is_named_not_fatal(report: Report, tmp_path: 
     words = poppler("pdftotext", out, "-")
     assert "the screenshot is not shown: the screenshot cannot be decoded" in " ".join(words.split())
     assert "Certification of Electronic Evidence" in words  # the rest of the certificate stands
+
+
+#: One time in the court format: Beijing time first, UTC second, to the millisecond.
+COURT_TIME = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} \(北京时间 UTC\+8\) / "
+                        r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} UTC")
+#: Any date with a clock time, in whatever format: what remains once the court-format times are removed.
+ANY_TIME = re.compile(r"\d{4}-\d\d-\d\d[ T]?\d\d:\d\d")
+
+
+def assert_court_times_only(words: str) -> None:
+    # A line may wrap between two Chinese characters ("北京 / 时间"); extraction makes that a space.
+    flat = re.sub(r"(?<=[\u4e00-\u9fff])\s+(?=[\u4e00-\u9fff])", "", " ".join(words.split()))
+    assert len(COURT_TIME.findall(flat)) >= 5  # issued, capture start and end, timestamp, block
+    assert not ANY_TIME.search(COURT_TIME.sub("", flat)), ANY_TIME.search(COURT_TIME.sub("", flat))
+
+
+def assert_bilingual_findings(report: Report, words: str) -> None:
+    flat = re.sub(r"\s+", "", words)
+    for result in report.checks:
+        assert result.reason_zh, result.id
+        assert re.sub(r"\s+", "", result.reason_zh) in flat, result.id
+        assert re.sub(r"\s+", "", result.reason) in flat, result.id
+        for lang in ("zh", "en"):
+            assert re.sub(r"\s+", "", legal_basis(result.id, lang)) in flat, (result.id, lang)
+
+
+def test_pdf_has_every_finding_and_basis_in_chinese_and_english(report: Report, certificate: Path) -> None:
+    assert_bilingual_findings(report, poppler("pdftotext", "-raw", certificate, "-"))
+
+
+def test_pdf_gives_every_time_in_beijing_time_and_utc(certificate: Path) -> None:
+    words = poppler("pdftotext", "-raw", certificate, "-")
+    assert_court_times_only(words)
+    assert "after capture ended" in words and "取证结束后" in words  # durations in words
+
+
+def html_words(page: str) -> str:
+    return html.unescape(re.sub(r"<[^>]+>", " ", re.sub(r"<(style|script)[^>]*>.*?</\1>", "", page, flags=re.S)))
+
+
+def test_html_has_every_finding_basis_and_time_in_both_languages(report: Report) -> None:
+    words = html_words(render_html(report, source=str(CAPTURE), package=CAPTURE))
+    assert_bilingual_findings(report, words)
+    assert_court_times_only(words)
+
+
+def test_documents_in_one_language_when_asked(report: Report, tmp_path: Path) -> None:
+    english = html_words(render_html(report, source="good-capture.wacz", lang="en"))
+    chinese = html_words(render_html(report, source="good-capture.wacz", lang="zh"))
+    for result in report.checks:
+        assert result.reason in english and result.reason_zh not in english
+        assert result.reason_zh in chinese and legal_basis(result.id, "en") not in chinese
+    out = tmp_path / "zh.pdf"
+    write_pdf(report, out, source="good-capture.wacz", lang="zh")
+    flat = re.sub(r"\s+", "", poppler("pdftotext", "-raw", out, "-"))
+    assert re.sub(r"\s+", "", report.result("H1").reason_zh) in flat
+    assert re.sub(r"\s+", "", legal_basis("H1", "en")) not in flat
+
+
+def test_cli_passes_lang_to_the_documents(tmp_path: Path) -> None:
+    page = tmp_path / "report.html"
+    subprocess.run([CLI, str(CAPTURE), "--trust", str(TRUST), "--lang", "zh", "--html", str(page)],
+                   check=True, capture_output=True, text=True)
+    text = page.read_text(encoding="utf-8")
+    assert "清单由受信任的运营方" in text and "manifest signed by trusted operator" not in text
+    default = tmp_path / "both.html"
+    subprocess.run([CLI, str(CAPTURE), "--trust", str(TRUST), "--html", str(default)],
+                   check=True, capture_output=True, text=True)
+    both = default.read_text(encoding="utf-8")
+    assert "清单由受信任的运营方" in both and "manifest signed by trusted operator" in both
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_html_report_fits_the_screen_with_both_languages(report: Report, chromium: Any, width: int,
+                                                         tmp_path: Path) -> None:
+    page_file = tmp_path / "report.html"
+    page_file.write_text(render_html(report, source=CAPTURE.name, package=CAPTURE), encoding="utf-8")
+    tab = chromium.new_page(viewport={"width": width, "height": 900})
+    tab.goto(page_file.as_uri())
+    overflow = tab.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"{overflow} px of horizontal scrolling at {width} px"
+    assert "取证结束后" in tab.inner_text("ol.timeline")  # durations in words, in both languages
+    tab.close()

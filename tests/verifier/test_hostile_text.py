@@ -34,7 +34,7 @@ BIN = Path(sys.executable).parent
 def hostile(workspace: Workspace, rpc_url: str, tmp_path: Path) -> Path:
     exhibit = tmp_path / "exhibit.txt"
     exhibit.write_bytes(b"infringing copy\n")
-    operator = OperatorKey(name="Operator " + FAKE_LINE, private_key=workspace.operator.private_key)
+    operator = OperatorKey(name="Operator " + FAKE_LINE, signer=workspace.operator.signer)
     built = build_upload([exhibit], packages_dir=workspace.packages, operator=operator,
                          requester=Requester(tenant=FAKE_LINE + REVERSED, identity=HYPERLINK))
     seal_batch(workspace, [built], rpc_url)

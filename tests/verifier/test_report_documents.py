@@ -19,10 +19,11 @@ from verifier import pdf_fonts, report_pdf
 from verifier.errors import InvalidInput
 from verifier.pdf_fonts import CJK_FONT_ENV
 from verifier.report import CHECKS, CheckResult, Report, Status
-from verifier.report_html import CHECK_TITLES_ZH, GROUP_LABELS, render_html
+from verifier.report_html import GROUP_LABELS, render_html
 from verifier.report_pdf import write_pdf
 from verifier.trust import load_trust
 from verifier.verify import verify_package
+from verifier.wording import TITLES_ZH
 
 CLI = str(Path(sys.executable).parent / "tiezheng-verify")
 HOSTILE = '<script>alert("pwned")</script>'
@@ -79,7 +80,7 @@ def test_html_report_shows_fingerprint_checks_and_chinese_labels(report: Report)
         assert f'id="check-{spec.id}"' in page
         assert spec.basis in page
     for chinese in ("电子证据验证报告", "验证通过（离线）", "证据指纹", "时间线", "本报告证明", "本报告不证明",
-                    "开发环境信任", *CHECK_TITLES_ZH.values(), *(zh for _en, zh in GROUP_LABELS.values())):
+                    "开发用信任材料", *TITLES_ZH.values(), *(zh for _en, zh in GROUP_LABELS.values())):
         assert chinese in page
     # The timeline runs capture → TSA → block, and the development trust is flagged.
     assert page.index("Capture ended") < page.index("Trusted timestamp (TSA)") < page.index("Block time (anchor)")

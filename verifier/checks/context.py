@@ -14,9 +14,10 @@ from typing import Any
 
 from cryptography import x509
 
-from verifier.chain_source import ChainSource
+from verifier.chain_source import ChainSources
+from verifier.checks.anchors import Anchor, AnchorResult, earliest_checked, judge_anchors
 from verifier.errors import InvalidPackage, TiezhengError, TimestampError, VerificationError
-from verifier.package import ANCHOR_PATH, PROOF_PATH, TSA_CERTS_NAME, Package
+from verifier.package import PROOF_PATH, TSA_CERTS_NAME, Package
 from verifier.proof import InclusionProof, parse_proof
 from verifier.report import Status
 from verifier.timestamp import TimestampInfo, TimestampToken, parse_timestamp_token, verify_timestamp
@@ -24,6 +25,8 @@ from verifier.trust import Trust, TrustedTSA
 from verifier.tsa_chain import load_certificates
 
 Outcome = tuple[Status, str]
+
+__all__ = ["Anchor", "Context", "Outcome", "Skip", "ValidTimestamp"]
 #: Self-signed certificates tried per token when no trusted root accepts it; bounds a hostile
 #: package's cost (a genuine token carries one root, if any).
 MAX_OWN_ROOTS = 4
@@ -40,25 +43,13 @@ class ValidTimestamp:
     tsa: TrustedTSA
 
 
-@dataclass(frozen=True)
-class Anchor:
-    """An anchor record whose offline proof verified: the tx is in the block with that hash."""
-
-    record: dict[str, Any]
-    root: bytes
-    tree_size: int
-    chain_id: int
-    block_number: int
-    block_hash: str
-    block_time: datetime
-
-
 @dataclass
 class Context:
     package: Package
     trust: Trust
     offline: bool = True
-    chain: ChainSource | None = None
+    #: Where to check anchors online; None offline. A single source answers for the chain it serves.
+    chain: ChainSources | None = None
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
     development: list[str] = field(default_factory=list)
     facts: dict[str, Any] = field(default_factory=dict)
@@ -165,22 +156,26 @@ class Context:
         return [r for _, r in self.timestamp_results if isinstance(r, ValidTimestamp)]
 
     @cached_property
-    def anchor(self) -> Anchor:
-        """The anchor record, its offline proof verified. Raises Skip if absent, VerificationError if bad."""
-        from verifier.anchor_proof import verify_offline_anchor  # keccak and trie load only when needed
+    def anchor_results(self) -> list[AnchorResult]:
+        """Each anchor file judged on its own (H5's sub-results). Raises Skip when not sealed."""
+        return judge_anchors(self)
 
-        if ANCHOR_PATH not in self.package.entries:
-            raise VerificationError("the package carries no proof/anchor.json")
+    @property
+    def anchor(self) -> Anchor:
+        """The anchor times are read from: the earliest one that was checked. VerificationError if none holds."""
+        return earliest_checked(self.anchor_results)
+
+    @property
+    def anchor_online(self) -> bool:
+        """True when a node confirmed the anchor times are read from (H5 passed it online).
+
+        Offline, or for a chain no ``--rpc`` node answers for, its block time stays a claim.
+        """
         try:
-            record = self.package.read_json(ANCHOR_PATH)
-        except InvalidPackage as exc:
-            raise VerificationError(f"anchor.json unreadable: {exc}") from exc
-        if not isinstance(record, dict):
-            raise VerificationError("anchor.json must be a JSON object")
-        root, tree_size = verify_offline_anchor(record)
-        return Anchor(record=record, root=root, tree_size=tree_size, chain_id=record["chain_id"],
-                      block_number=record["block_number"], block_hash=str(record["block_hash"]).lower(),
-                      block_time=datetime.fromtimestamp(record["block_time"], UTC))
+            used = self.anchor
+        except (Skip, TiezhengError):
+            return False
+        return any(r.anchor is used and r.status is Status.PASS for r in self.anchor_results)
 
     @cached_property
     def capture_ended(self) -> datetime:

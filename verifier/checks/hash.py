@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from verifier.checks.context import Anchor, Context, Outcome
+from verifier.checks.anchors import AnchorResult
+from verifier.checks.context import Context, Outcome
 from verifier.court_time import format_time, ordinal_of, plural
 from verifier.errors import TiezhengError, VerificationError
 from verifier.merkle import leaf_hash, verify_inclusion
@@ -101,48 +102,56 @@ def check_timestamp(ctx: Context) -> Outcome:
 
 
 def check_anchor(ctx: Context) -> Outcome:
-    """H5: the anchor transaction carries TZ01‖root‖size on a trusted chain, in a confirmed block.
+    """H5: the anchor transactions carry TZ01‖root‖size on trusted chains, in confirmed blocks.
 
-    Offline, the proof shows the tx is in the block with that hash; that the block is canonical is
-    left open and said so (warn). Online, one node settles it.
+    Each anchor file is a sub-result of its own (one per chain, in ``facts.anchors`` and on the
+    report line); H5 holds when anchors on ``min_chains`` distinct chains hold (trust policy).
+    Offline, a proof shows the tx is in the block with that hash; that the block is canonical is
+    left open and said so (warn). Online, one node per chain settles it.
     """
-    proof = ctx.proof
-    anchor = ctx.anchor
-    if (anchor.root, anchor.tree_size) != (proof.root, proof.tree_size):
-        return Status.FAIL, (f"the transaction anchors root {anchor.root.hex()[:16]}… of {anchor.tree_size} "
-                             f"items, not this batch's {proof.root.hex()[:16]}… of {proof.tree_size}")
-    chain = ctx.trust.chain(anchor.chain_id)
-    where = (f"tx {anchor.record['tx_hash']} in block {anchor.block_number} ({anchor.block_hash}) "
-             f"of chain {anchor.chain_id}")
-    ctx.facts["anchor"] = {"chain_id": anchor.chain_id, "chain": chain.name if chain else None,
-                           "tx_hash": anchor.record["tx_hash"], "block_number": anchor.block_number,
-                           "block_hash": anchor.block_hash, "block_time": anchor.block_time.isoformat()}
-    if chain is None:
-        raise ctx.lack_trust("H5", f"chain {anchor.chain_id} (where {where} anchors the root)")
-    if chain.development:
-        ctx.flag_development(f"chain '{chain.name}' ({chain.chain_id}) is a development chain")
-    if ctx.chain is None:
-        return Status.WARN, (f"{where} carries the root (proven offline). Not checked offline: that this block is "
-                             f"canonical; ask any explorer or RPC for block {anchor.block_number} and compare its "
-                             f"hash, or run with --rpc URL")
-    return _check_online(ctx, anchor, chain.confirmations, chain.name, where)
+    ctx.proof  # noqa: B018 - an unsealed package skips H5 (Skip is raised here)
+    results = ctx.anchor_results
+    if not results:
+        raise VerificationError("the package carries no proof/anchor.json")
+    required = ctx.trust.policy.min_chains
+    ctx.facts["anchors"] = [r.facts or {"file": r.file, "status": r.status.value, "reason": r.reason}
+                            for r in results]
+    try:  # the anchor the times are read from (or, when none holds, the one the package claims)
+        used = ctx.anchor
+        ctx.facts["anchor"] = next(r.facts for r in results if r.anchor is used)
+    except VerificationError:
+        pass
+    passing = {r.chain_id for r in results if r.status is Status.PASS}
+    holding = passing | {r.chain_id for r in results if r.status is Status.WARN}
+    unjudged = {r.chain_id for r in results if r.lacks} - holding
+    if len(holding) < required and unjudged and len(holding) + len(unjudged) >= required:
+        # Enough anchors might hold, but the trust given cannot say: "cannot judge", not "failed".
+        raise ctx.lack_trust("H5", "; ".join(r.lacks for r in results if r.lacks))
+    if len(results) == 1 and required == 1:
+        return results[0].status, results[0].reason  # the one-chain report, as it always read
+    if len(passing) >= required:
+        status = Status.PASS
+    elif len(holding) >= required:
+        status = Status.WARN
+    else:
+        status = Status.FAIL
+    summary = f"anchors on {plural(len(holding), 'chain')} hold, {required} required by the trust policy"
+    if ctx.chain is not None:
+        summary += f" ({len(passing)} checked online)"
+    reason = summary + ": " + "; ".join(_brief(r) for r in results)
+    if any(r.status is Status.WARN for r in results):
+        reason += (". Not checked offline: that the blocks marked 'proven offline' are canonical; ask an explorer "
+                   "or RPC of each chain, or run with --rpc CHAIN_ID=URL for each")
+    return status, reason
 
 
-def _check_online(ctx: Context, anchor: Anchor, required: int, chain_name: str, where: str) -> Outcome:
-    assert ctx.chain is not None
-    try:
-        served = ctx.chain.chain_id()
-        canonical = ctx.chain.block_hash(anchor.block_number)
-        head = ctx.chain.head()
-    except TiezhengError as exc:
-        return Status.FAIL, f"online check requested but the RPC failed: {exc}"
-    if served != anchor.chain_id:
-        return Status.FAIL, f"the RPC serves chain {served}, the anchor is on chain {anchor.chain_id}"
-    if canonical != anchor.block_hash:
-        return Status.FAIL, f"{where}: block {anchor.block_number} on {chain_name} is now {canonical} (reorged out)"
-    confirmations = head - anchor.block_number + 1
-    ctx.facts["anchor"]["confirmations"] = confirmations
-    if confirmations < required:
-        return Status.FAIL, f"{where}: {plural(confirmations, 'confirmation')}, {required} required on {chain_name}"
-    return Status.PASS, (f"{where} carries the root; canonical on {chain_name} with "
-                         f"{plural(confirmations, 'confirmation')}")
+def _brief(result: AnchorResult) -> str:
+    """One anchor's sub-result on the H5 line; the full reason is in facts.anchors."""
+    name = result.file.removeprefix("proof/")
+    anchor = result.anchor
+    if result.status in (Status.FAIL, Status.SKIP) or anchor is None:
+        return f"{name} {result.status.value}: {result.reason}"
+    where = f"chain {anchor.chain_id}, block {anchor.block_number}, tx {str(anchor.record['tx_hash'])[:18]}…"
+    if result.status is Status.PASS:
+        return f"{name} pass ({where}, {plural(int(result.facts.get('confirmations', 0)), 'confirmation')})"
+    return f"{name} {result.status.value} ({where}, proven offline)"

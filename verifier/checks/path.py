@@ -9,6 +9,7 @@ from verifier.checks.corroboration import check_corroborates, check_log_chain
 from verifier.court_time import plural
 from verifier.errors import InvalidPackage
 from verifier.package import (
+    ANCHOR_NAME,
     ANCHOR_PATH,
     DATAPACKAGE_DIGEST_PATH,
     DATAPACKAGE_PATH,
@@ -40,7 +41,7 @@ def check_corroboration(ctx: Context) -> Outcome:
 
 
 def _is_sealing_file(name: str) -> bool:
-    return name in SEALING or bool(TIMESTAMP_NAME.match(name) or TSA_CERTS_NAME.match(name))
+    return name in SEALING or bool(TIMESTAMP_NAME.match(name) or TSA_CERTS_NAME.match(name) or ANCHOR_NAME.match(name))
 
 
 def _datapackage_problems(ctx: Context, names: set[str]) -> list[str]:

@@ -79,7 +79,7 @@ def check_times_agree(ctx: Context) -> Outcome:
     if stamp.gen_time - slack > block_time:
         return Status.FAIL, (f"TSA time {format_time(stamp.gen_time)} is after the block time "
                              f"{format_time(block_time)} ({_seconds(stamp.gen_time - block_time)}; allowed: {allowed})")
-    if ctx.chain is not None:
+    if ctx.anchor_online:
         return Status.PASS, f"{reason}, block time {format_time(block_time)}: in order (within {allowed})"
     from verifier.checks.anchor_claims import implausible_claims  # keccak and RLP load only when needed
 
@@ -104,7 +104,7 @@ def check_prechain_gap(ctx: Context) -> Outcome:
     """T2: capture ended -> anchored within the policy window (Online Litigation Rules Art. 18)."""
     ended = ctx.capture_ended
     window = ctx.trust.policy.prechain_window
-    if ctx.chain is not None:
+    if ctx.anchor_online:
         try:
             block_time = ctx.anchor.block_time
         except TiezhengError as exc:

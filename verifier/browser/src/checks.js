@@ -6,7 +6,7 @@ import { CheckFailure, Skip } from "./errors.js";
 import { isObject } from "./json.js";
 import { leafHash, verifyInclusion } from "./merkle.js";
 import {
-  ANCHOR_PATH, DATAPACKAGE_DIGEST_PATH, DATAPACKAGE_PATH, MANIFEST_PATH, PROOF_PATH, SIGNATURE_PATH, TIMESTAMP_NAME,
+  ANCHOR_NAME, ANCHOR_PATH, DATAPACKAGE_DIGEST_PATH, DATAPACKAGE_PATH, MANIFEST_PATH, PROOF_PATH, SIGNATURE_PATH, TIMESTAMP_NAME,
   TSA_CERTS_NAME, readJson,
 } from "./package.js";
 import { checkEnvironment } from "./environment.js";
@@ -19,7 +19,8 @@ import { implausibleClaims } from "./claims.js";
 const STRUCTURAL = new Set([DATAPACKAGE_PATH, DATAPACKAGE_DIGEST_PATH, MANIFEST_PATH, SIGNATURE_PATH]);
 const SEALING = new Set([PROOF_PATH, ANCHOR_PATH]);
 const MAX_LISTED = 3;
-const isSealingFile = (name) => SEALING.has(name) || TIMESTAMP_NAME.test(name) || TSA_CERTS_NAME.test(name);
+const isSealingFile = (name) =>
+  SEALING.has(name) || TIMESTAMP_NAME.test(name) || TSA_CERTS_NAME.test(name) || ANCHOR_NAME.test(name);
 const listing = (problems, max = MAX_LISTED) =>
   problems.slice(0, max).join("; ") + (problems.length > max ? `; and ${problems.length - max} more` : "");
 const seconds = (ms) => `${ms / 1000}`;

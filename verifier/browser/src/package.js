@@ -16,6 +16,9 @@ export const DATAPACKAGE_PATH = "datapackage.json";
 export const DATAPACKAGE_DIGEST_PATH = "datapackage-digest.json";
 export const TIMESTAMP_NAME = /^proof\/timestamp-(\d{1,3})\.tsr$/;
 export const TSA_CERTS_NAME = /^proof\/tsa-(\d{1,3})\.pem$/;
+// With several chains, each anchor after the first is proof/anchor-<chain_id>.json; this page judges
+// proof/anchor.json (the first) and accepts the others as sealing files (tiezheng-verify judges them all).
+export const ANCHOR_NAME = /^proof\/anchor-(\d{1,20})\.json$/;
 export const MAX_MANIFEST_BYTES = 4 << 20;
 export const MAX_JSON_BYTES = 16 << 20;
 const MAX_SIGNATURE_BYTES = 64 << 10;

@@ -31,6 +31,15 @@ function el(tag, attrs = {}, ...children) {
 
 const readFile = (file) => file.arrayBuffer().then((b) => new Uint8Array(b));
 
+// A certificate's QR code opens /verify?fingerprint=HEX: the evidence the reader expects. Only a
+// SHA-256 value (64 hex digits) is taken; anything else is named as a bad link, never compared.
+export function expectedFingerprint(search) {
+  const raw = new URLSearchParams(search).get("fingerprint");
+  if (raw === null || raw.trim() === "") return null;
+  const hex = raw.trim().toLowerCase();
+  return /^[0-9a-f]{64}$/.test(hex) ? { hex, valid: true } : { hex: raw, valid: false };
+}
+
 export function mount(root) {
   let lang = root.dataset.lang === "zh" || (!root.dataset.lang && navigator.language.startsWith("zh")) ? "zh" : "en";
   const t = (key) => STRINGS[lang][key] ?? key;
@@ -38,6 +47,7 @@ export function mount(root) {
   // On the service, the page's CSP lets it reach only its own origin; an RPC the reader opts into is
   // added by reloading with ?rpc=URL, so the server's policy names that one node and nothing else.
   const state = { rpcOptIn: Boolean(root.dataset.rpc), rpc: root.dataset.rpc || "" };
+  const expected = expectedFingerprint(window.location.search);
 
   function render() {
     root.replaceChildren();
@@ -63,8 +73,12 @@ export function mount(root) {
     const trustLine = el("p", { id: "tz-trust-status", class: "tz-muted" });
     trustLine.textContent = displayText(trustHash ? `${t("trust_used")}: ${trustSource} · SHA-256 ${trustHash}` : t("no_trust"));
     const header = el("header", { class: "tz-head" }, el("h1", { text: t("title") }), langButton);
+    const expectedLine = !expected ? null : expected.valid
+      ? el("p", { id: "tz-expected", class: "tz-expected", "data-fingerprint": expected.hex },
+        el("strong", { text: `${t("expected_fingerprint")}: ` }), el("span", { class: "tz-mono tz-wrap", text: expected.hex }))
+      : el("p", { id: "tz-expected", class: "tz-error", text: `${t("fingerprint_bad_link")}: ${expected.hex}` });
     const controls = el("section", { class: "tz-controls" },
-      el("p", { class: "tz-intro", text: t("intro") }),
+      el("p", { class: "tz-intro", text: t("intro") }), expectedLine,
       el("label", { class: "tz-drop", for: "tz-package", id: "tz-drop" }, el("strong", { text: t("drop_package") }), packageInput),
       el("label", { class: "tz-field", for: "tz-trust" }, el("span", { text: t("trust_file") }), trustInput),
       root.dataset.trustUrl ? el("button", { type: "button", id: "tz-operator-trust", text: t("load_operator_trust") }) : null,
@@ -156,6 +170,7 @@ export function mount(root) {
       el("dt", { text: t("fingerprint") }), el("dd", { class: "tz-mono", text: report.fingerprint ?? "—" }),
       el("dt", { text: t("trust_used") }), el("dd", { class: "tz-mono", text: report.trust_sha256 ? `SHA-256 ${report.trust_sha256}` : t("no_trust") }));
     result.replaceChildren(verdict, explain, facts);
+    if (expected && expected.valid) result.insertBefore(fingerprintMatch(report.fingerprint), verdict);
     const failing = report.checks.filter((c) => c.status === "fail");
     if (failing.length) {
       const groups = [...new Set(failing.map((c) => c.group))];
@@ -184,6 +199,18 @@ export function mount(root) {
     }
     result.append(el("p", { class: "tz-muted", id: "tz-elapsed", "data-ms": String(Math.round(report.elapsed_ms ?? 0)),
       text: `${t("elapsed")}: ${Math.round(report.elapsed_ms ?? 0)} ms · ${t("local_only")}` }));
+  }
+
+  // Whether this package is the evidence the link names: the fingerprint the verifier recomputed
+  // from the manifest, compared with the one in the link. Said plainly, before the verdict.
+  function fingerprintMatch(actual) {
+    const same = typeof actual === "string" && actual.toLowerCase() === expected.hex;
+    const text = same ? t("fingerprint_matches") : actual ? t("fingerprint_differs") : t("fingerprint_none");
+    return el("div", { id: "tz-fingerprint-match", class: same ? "tz-match" : "tz-error", "data-match": same ? "yes" : "no" },
+      el("strong", { text }),
+      el("dl", { class: "tz-facts" },
+        el("dt", { text: t("expected_fingerprint") }), el("dd", { class: "tz-mono", text: expected.hex }),
+        el("dt", { text: t("package_fingerprint") }), el("dd", { class: "tz-mono", text: actual ?? "—" })));
   }
 
   render();
