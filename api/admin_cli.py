@@ -149,17 +149,25 @@ def serve(host: Annotated[str | None, typer.Option(help="Address to listen on [d
           port: Annotated[int | None, typer.Option(help="Port [default: 8000].")] = None,
           seal: Annotated[bool, typer.Option("--seal/--no-seal",
                                              help="Run the sealing loop (and the embedded TSA and devnet).")] = True,
+          workers: Annotated[int | None, typer.Option(
+              "--workers", min=1, help="Web processes [default: TIEZHENG_WEB_WORKERS, else min(2, CPUs)]. "
+                                       "With more than one, this process supervises them and runs the one "
+                                       "sealing loop.")] = None,
           data_dir: DataDir = None) -> None:
     """Run the HTTP API and pages, the worker pool and (by default) the sealer with embedded services."""
     import uvicorn
 
     from api.main import create_app
+    from api.serve_workers import default_workers, run
     from api.services import operator_for
 
     settings = _settings(data_dir)
     operator_for(settings)  # a key that does not load is one line here, not a traceback from the app's startup
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    app = create_app(settings, seal=seal)
-    # One process: the rate limiter and worker pool are in-process (see api/main.py).
-    uvicorn.run(app, host=host or settings.host, port=port or settings.port, log_level="info",
-                timeout_graceful_shutdown=10)
+    count = workers or settings.web_workers or default_workers()
+    if count > 1:
+        run(settings, host=host or settings.host, port=port or settings.port, workers=count, seal=seal)
+        return
+    # One process: the app, its rate limiter and its worker pool all live in it (see api/main.py).
+    uvicorn.run(create_app(settings, seal=seal), host=host or settings.host, port=port or settings.port,
+                log_level="info", timeout_graceful_shutdown=10)

@@ -2,6 +2,8 @@
 
 An upload is packaged (evidence.upload.build_upload), its bytes stored in the blob store, and its
 evidence row, sealing-store row and audit event committed in one transaction, all before the 202.
+The tenant and key come from the request's ``Principal`` (looked up once, at authentication), so
+an upload without an ``Idempotency-Key`` opens one database session after that.
 A capture request commits its rows together with their queue messages (api/outbox.py); the relay
 publishes them. With an ``Idempotency-Key`` (api/idempotency.py) the key's record commits in the
 same transaction, and a retry answers with the ids of the first request.
@@ -26,6 +28,7 @@ from api.multipart_stream import ReceivedFile
 from api.state import ServiceState
 from evidence.manifest import new_evidence_id
 from evidence.upload import UploadError, build_upload
+from verifier.wacz import fsync_dir
 
 
 @dataclass(frozen=True)
@@ -62,14 +65,16 @@ def accept_upload(state: ServiceState, who: Principal, files: Sequence[ReceivedF
     """Package ``files`` as one upload evidence item and queue it for sealing."""
     if (replay := _replay(state.engine, who, request)) is not None:
         return replay
-    with Session(state.engine) as session:
-        requester = jobs.requester_for(session, tenant_id=who.tenant_id, api_key_id=who.api_key_id)
+    packages_dir = state.settings.packages_dir
     try:
-        built = build_upload([f.path for f in files], packages_dir=state.settings.packages_dir,
-                             operator=state.operator, requester=requester, note=note)
+        # The package folder's fsync waits until the blob is stored: one flush then covers both names.
+        built = build_upload([f.path for f in files], packages_dir=packages_dir, operator=state.operator,
+                             requester=jobs.requester_named(who.tenant_name, who.key_prefix), note=note,
+                             sync_folder=False)
     except UploadError as exc:
         raise ApiError(422, "invalid_upload", str(exc)) from None
     address = state.blobs.put_file(built.path)
+    fsync_dir(packages_dir)
     with Session(state.engine) as session:
         crud.accept_package(session, tenant_id=who.tenant_id, api_key_id=who.api_key_id,
                             evidence_id=built.evidence_id, fingerprint=built.fingerprint, package_path=built.path,
