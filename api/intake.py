@@ -11,7 +11,10 @@ same transaction, and a retry answers with the ids of the first request.
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 from fastapi import Request, Response
@@ -47,10 +50,22 @@ def _replay(engine: Engine, who: Principal, request: IdempotentRequest | None) -
     return None if found is None else Acceptance(found.evidence_ids, replayed=True)
 
 
+#: SQLite lets one writer in at a time and makes the others sleep and retry (busy_timeout, in steps
+#: of up to 100 ms). With dozens of uploads committing at once most of that time is spent asleep,
+#: so the commits of one process queue on this lock instead and the file lock is only contended
+#: between processes. PostgreSQL needs no such thing.
+_sqlite_commit_lock = threading.Lock()
+
+
+def _commit_turn(engine: Engine) -> AbstractContextManager[object]:
+    return _sqlite_commit_lock if engine.dialect.name == "sqlite" else contextlib.nullcontext()
+
+
 def _commit(session: Session, engine: Engine, who: Principal, request: IdempotentRequest | None) -> Acceptance | None:
     """Commit; when a concurrent request with the same key won the race, roll back and return its answer."""
     try:
-        session.commit()
+        with _commit_turn(engine):
+            session.commit()
     except IntegrityError:
         session.rollback()
         replay = _replay(engine, who, request)
