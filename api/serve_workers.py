@@ -50,6 +50,8 @@ def run(settings: Settings, *, host: str, port: int, workers: int, seal: bool) -
 
     pool = WorkerPool(settings, jobs.database(settings), seal=seal)
     pool.start()
+    log.info("supervising %d web processes on %s:%d; sealing %s in this process (pid %d)", workers, host, port,
+             "on" if seal else "off", os.getpid())
     try:
         os.environ["TIEZHENG_DATA_DIR"] = str(settings.data_dir)
         os.environ[SUPERVISOR_ENV] = str(os.getpid())
@@ -69,6 +71,9 @@ def web_app() -> FastAPI:
     if supervisor:
         threading.Thread(target=_follow_supervisor, args=(supervisor,), name="tiezheng-supervisor-watch",
                          daemon=True).start()
+    # uvicorn configured its own loggers in this process, not the root logger that `serve` set up.
+    logging.getLogger("uvicorn.error").info("web process %d: no sealing here, the supervisor (pid %d) seals",
+                                            os.getpid(), supervisor)
     return create_app(load_settings(), seal=False)
 
 
