@@ -12,9 +12,10 @@ same transaction, and a retry answers with the ids of the first request.
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import os
 import threading
-from collections.abc import Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from fastapi import Request, Response
@@ -51,14 +52,29 @@ def _replay(engine: Engine, who: Principal, request: IdempotentRequest | None) -
 
 
 #: SQLite lets one writer in at a time and makes the others sleep and retry (busy_timeout, in steps
-#: of up to 100 ms). With dozens of uploads committing at once most of that time is spent asleep,
-#: so the commits of one process queue on this lock instead and the file lock is only contended
-#: between processes. PostgreSQL needs no such thing.
+#: of up to 100 ms). With dozens of uploads committing at once most of that time is spent asleep, so
+#: upload commits queue instead: on a lock within the process, then on an flock of a file beside the
+#: database across processes (``serve --workers``); the kernel wakes the next waiter at once. Other
+#: writers (the sealer) still meet the busy timeout, but rarely. PostgreSQL needs none of this.
 _sqlite_commit_lock = threading.Lock()
+_lock_files: dict[str, int] = {}
 
 
-def _commit_turn(engine: Engine) -> AbstractContextManager[object]:
-    return _sqlite_commit_lock if engine.dialect.name == "sqlite" else contextlib.nullcontext()
+@contextlib.contextmanager
+def _commit_turn(engine: Engine) -> Iterator[None]:
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        yield
+        return
+    with _sqlite_commit_lock:
+        fd = _lock_files.get(database)
+        if fd is None:
+            fd = _lock_files[database] = os.open(f"{database}.commit-lock", os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 def _commit(session: Session, engine: Engine, who: Principal, request: IdempotentRequest | None) -> Acceptance | None:
