@@ -97,7 +97,7 @@ def create_app() -> FastAPI:
         try:
             ids = await run_in_threadpool(_store, root, form, token)
         finally:
-            form.discard()
+            await run_in_threadpool(form.discard)
         return {"evidence_ids": ids}
 
     return app
