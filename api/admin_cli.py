@@ -150,9 +150,9 @@ def serve(host: Annotated[str | None, typer.Option(help="Address to listen on [d
           seal: Annotated[bool, typer.Option("--seal/--no-seal",
                                              help="Run the sealing loop (and the embedded TSA and devnet).")] = True,
           workers: Annotated[int | None, typer.Option(
-              "--workers", min=1, help="Web processes [default: TIEZHENG_WEB_WORKERS, else min(2, CPUs)]. "
-                                       "With more than one, this process supervises them and runs the one "
-                                       "sealing loop.")] = None,
+              "--workers", min=1, help="Web processes (default: TIEZHENG_WEB_WORKERS, else min(2, CPUs)). "
+                                       "With more than one, this process serves too, runs the one sealing "
+                                       "loop and keeps the others running.")] = None,
           data_dir: DataDir = None) -> None:
     """Run the HTTP API and pages, the worker pool and (by default) the sealer with embedded services."""
     import uvicorn
