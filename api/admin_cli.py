@@ -5,10 +5,9 @@ A new API key is printed once, when it is made, and never again: only its HMAC i
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -145,12 +144,17 @@ def serve(host: Annotated[str | None, typer.Option(
               show_default=False, help="Port to listen on (default: $TIEZHENG_PORT, else 8000).")] = None,
           seal: Annotated[bool, typer.Option("--seal/--no-seal",
                                              help="Run the sealing loop (and the embedded TSA and devnet).")] = True,
+          workers: Annotated[int | None, typer.Option(
+              "--workers", min=1, help="Web processes (default: TIEZHENG_WEB_WORKERS, else min(2, CPUs)). "
+                                       "With more than one, this process serves too, runs the one sealing "
+                                       "loop and keeps the others running.")] = None,
           data_dir: DataDir = None) -> None:
     """Run the HTTP API and pages, the worker pool and (by default) the sealer with embedded services."""
     import uvicorn
 
     from api.main import create_app
-    from api.security import SecretsFilter
+    from api.security import SecretsFilter, uvicorn_log_config
+    from api.serve_workers import default_workers, run
     from api.services import operator_for
 
     settings = writable_settings(data_dir)
@@ -158,18 +162,10 @@ def serve(host: Annotated[str | None, typer.Option(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for handler in logging.getLogger().handlers:
         handler.addFilter(SecretsFilter())
-    app = create_app(settings, seal=seal)
-    # One process: the rate limiter and worker pool are in-process (see api/main.py).
-    uvicorn.run(app, host=host or settings.host, port=port or settings.port, log_level="info",
-                timeout_graceful_shutdown=10, log_config=_uvicorn_logging())
-
-
-def _uvicorn_logging() -> dict[str, Any]:
-    """uvicorn's own logging, with keys masked on every handler (access lines carry query strings)."""
-    from uvicorn.config import LOGGING_CONFIG
-
-    config = copy.deepcopy(LOGGING_CONFIG)
-    config["filters"] = {"secrets": {"()": "api.security.SecretsFilter"}}
-    for handler in config["handlers"].values():
-        handler["filters"] = ["secrets"]
-    return config
+    count = workers or settings.web_workers or default_workers()
+    if count > 1:
+        run(settings, host=host or settings.host, port=port or settings.port, workers=count, seal=seal)
+        return
+    # One process: the app, its rate limiter and its worker pool all live in it (see api/main.py).
+    uvicorn.run(create_app(settings, seal=seal), host=host or settings.host, port=port or settings.port,
+                log_level="info", timeout_graceful_shutdown=10, log_config=uvicorn_log_config())

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import threading
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Protocol
 
@@ -89,24 +89,25 @@ class BlobStore:
             return False
 
     def put_file(self, source: Path) -> str:
-        """Store the bytes of ``source`` and return their address. Idempotent; durable on return."""
-        address = _sha256_file(source)
-        target = self.path(address)
-        if target.is_file():
-            return address
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=".blob.", dir=target.parent)
-        os.close(fd)
-        tmp = Path(tmp_name)
+        """Store the bytes of ``source`` and return their address. Idempotent; durable on return.
+
+        The bytes are linked (or copied) to a private name first and hashed there, once: the address
+        is the hash of exactly what is then renamed into place. A linked source shares its bytes
+        with the blob, so sources must not change afterwards (packages are replaced by rename).
+        """
+        incoming = self.root.parent / "incoming"
+        incoming.mkdir(parents=True, exist_ok=True)
+        tmp = incoming / f".blob.{uuid.uuid4().hex}"
         try:
-            tmp.unlink()
             try:
                 os.link(source, tmp)
+                address = _sha256_file(tmp)
             except OSError:
-                _copy_durably(source, tmp)
-            # Hashing happened before linking: re-check so a file changed in between is never misfiled.
-            if _sha256_file(tmp) != address:
-                raise OSError(f"{source} changed while it was being stored")
+                address = _copy_durably(source, tmp)
+            target = self.path(address)
+            if target.is_file():
+                return address
+            target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(tmp, target)
             fsync_dir(target.parent)
         finally:
@@ -120,9 +121,13 @@ class BlobStore:
             raise BlobMissing(address) from exc
 
 
-def _copy_durably(source: Path, target: Path) -> None:
+def _copy_durably(source: Path, target: Path) -> str:
+    """Copy ``source`` to ``target`` and fsync it; returns the sha256 hex of the bytes copied."""
+    hasher = hashlib.sha256()
     with source.open("rb") as src, target.open("wb") as dst:
         while chunk := src.read(CHUNK_BYTES):
+            hasher.update(chunk)
             dst.write(chunk)
         dst.flush()
         os.fsync(dst.fileno())
+    return hasher.hexdigest()

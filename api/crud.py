@@ -74,6 +74,8 @@ class KeyCheck:
 
     key: ApiKey | None
     problem: str | None
+    #: The key's tenant, read in the same query (the caller names it in the audit trail and manifests).
+    tenant_name: str | None = None
 
 
 _DUMMY_HASH = "0" * 64
@@ -81,14 +83,17 @@ _DUMMY_HASH = "0" * 64
 
 def check_api_key(session: Session, *, token: str, secret: bytes) -> KeyCheck:
     prefix = key_prefix(token)
-    row = session.exec(select(ApiKey).where(ApiKey.prefix == prefix)).first() if prefix else None
+    # One query per request: the key and its tenant's name together.
+    found = session.exec(select(ApiKey, Tenant.name).join(Tenant, col(Tenant.id) == col(ApiKey.tenant_id))
+                         .where(ApiKey.prefix == prefix)).first() if prefix else None
+    row, tenant_name = found if found else (None, None)
     # Compare even when there is no row, so a miss costs the same time as a wrong secret.
     matched = key_matches(token, row.key_hash if row else _DUMMY_HASH, secret)
     if row is None or not matched:
         return KeyCheck(None, "invalid_api_key")
     if row.revoked_at is not None:
         return KeyCheck(None, "revoked_api_key")
-    return KeyCheck(row, None)
+    return KeyCheck(row, None, tenant_name)
 
 
 # -- evidence --------------------------------------------------------------------------------------

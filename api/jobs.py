@@ -74,8 +74,13 @@ def requester_for(session: Session, *, tenant_id: int, api_key_id: int | None) -
     """The manifest's requester: the tenant, and the key that asked (its public prefix only)."""
     tenant = session.get(Tenant, tenant_id)
     key = session.get(ApiKey, api_key_id) if api_key_id is not None else None
-    name = tenant.name if tenant else f"tenant {tenant_id}"
-    return Requester(tenant=name, identity=f"{name} (API key {key.prefix})" if key else name)
+    return requester_named(tenant.name if tenant else f"tenant {tenant_id}", key.prefix if key else None)
+
+
+def requester_named(tenant_name: str, key_prefix: str | None) -> Requester:
+    """The manifest's requester from names already at hand (an authenticated request has both)."""
+    identity = f"{tenant_name} (API key {key_prefix})" if key_prefix else tenant_name
+    return Requester(tenant=tenant_name, identity=identity)
 
 
 def load_capture() -> ModuleType:

@@ -10,6 +10,7 @@ several servers share a database.
 from __future__ import annotations
 
 import base64
+import copy
 import hmac
 import json
 import logging
@@ -158,3 +159,14 @@ class RefuseKeysInQuery:
         await send({"type": "http.response.start", "status": 400, "headers": [
             (b"content-type", b"application/json"), (b"content-length", str(len(self.BODY)).encode())]})
         await send({"type": "http.response.body", "body": self.BODY})
+
+
+def uvicorn_log_config() -> dict[str, Any]:
+    """uvicorn's own logging, with keys masked on every handler (access lines carry query strings)."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["filters"] = {"secrets": {"()": "api.security.SecretsFilter"}}
+    for handler in config["handlers"].values():
+        handler["filters"] = ["secrets"]
+    return config

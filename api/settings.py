@@ -122,6 +122,8 @@ class Settings(BaseSettings):
     rate_burst: int = DEFAULT_RATE_BURST
     #: Threads running capture jobs in the service process.
     workers: int = 2
+    #: Web processes of ``tiezheng serve`` (``--workers``); unset means min(2, CPUs).
+    web_workers: int | None = None
     #: Secret keying the API-key HMAC. Several servers on one database must share it; by default one
     #: is made in the data dir (keys/api-key-secret). From the environment only; never logged.
     api_key_secret: SecretStr | None = None

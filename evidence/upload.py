@@ -7,7 +7,9 @@ record, so replay tools can show it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import mimetypes
 import re
 import tempfile
@@ -15,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import BinaryIO
 
 from warcio.warcwriter import WARCWriter
 
@@ -28,7 +31,7 @@ from evidence.manifest import (
     utc_iso,
 )
 from evidence.operator_key import OperatorKey
-from evidence.warc_index import cdxj_index, pages_jsonl
+from evidence.warc_index import ReplayIndex, cdxj_index, pages_jsonl
 from verifier.capture_format import INDEX_PATH, INDEX_SUMMARY_PATH, ROLES
 from verifier.package import MANIFEST_PATH, SIGNATURE_PATH
 from verifier.wacz import Member, package_metadata, write_package
@@ -36,6 +39,8 @@ from verifier.wacz import Member, package_metadata, write_package
 MAX_UPLOAD_FILES = 100
 MAX_NAME_CHARS = 100
 COPY_CHUNK_BYTES = 1 << 20
+#: Uploads (all files together) up to this size are packaged in memory, without a work folder.
+IN_MEMORY_BYTES = 4 << 20
 
 
 class UploadError(ValueError):
@@ -49,11 +54,18 @@ class _Received:
     media_type: str
     sha256: str
     size: int
-    copy: Path
+    #: The bytes as received: in memory for a small upload, else a private copy in the work folder.
+    copy: bytes | Path
 
     def artifact(self) -> dict[str, str | int]:
         return {"path": self.path, "role": "upload", "media_type": self.media_type, "size": self.size,
                 "sha256": self.sha256}
+
+    def open(self) -> BinaryIO:
+        return io.BytesIO(self.copy) if isinstance(self.copy, bytes) else self.copy.open("rb")
+
+    def member(self) -> Member:
+        return Member(self.path, data=self.copy) if isinstance(self.copy, bytes) else Member(self.path, path=self.copy)
 
 
 @dataclass(frozen=True)
@@ -94,13 +106,32 @@ def _copy_hashed(source: Path, target: Path) -> tuple[str, int]:
     return hasher.hexdigest(), size
 
 
+def _receive(file: Path, index: int, work: Path | None) -> tuple[bytes | Path, str, int]:
+    """The file's bytes as packaged (read once, hashed as read), their sha256 hex and size."""
+    if work is None:
+        data = file.read_bytes()
+        return data, hashlib.sha256(data).hexdigest(), len(data)
+    copy = work / f"upload-{index}"
+    sha, size = _copy_hashed(file, copy)
+    return copy, sha, size
+
+
+def _artifact(path_in_package: str, role: str, media_type: str, data: bytes) -> dict[str, str | int]:
+    return {"path": path_in_package, "role": role, "media_type": media_type, "size": len(data),
+            "sha256": hashlib.sha256(data).hexdigest()}
+
+
 def build_upload(files: Sequence[Path], *, packages_dir: Path, operator: OperatorKey, requester: Requester,
-                 note: str | None = None, names: Sequence[str] | None = None) -> BuiltPackage:
+                 note: str | None = None, names: Sequence[str] | None = None,
+                 sync_folder: bool = True) -> BuiltPackage:
     """Make one signed upload package of ``files`` in ``packages_dir``. Raises UploadError.
 
     ``names`` are the files' original names when they differ from the names on disk (a service
     stores received files under names of its own); the manifest records them, and errors show
-    them instead of the paths on disk.
+    them instead of the paths on disk. An upload of up to ``IN_MEMORY_BYTES`` is packaged in
+    memory: small uploads, the common case, then touch the disk only to write the package. Bigger
+    ones are copied to a work folder first. ``sync_folder=False`` leaves the fsync of
+    ``packages_dir`` (for the package's name) to the caller.
     """
     if not files:
         raise UploadError("no files to upload")
@@ -116,39 +147,24 @@ def build_upload(files: Sequence[Path], *, packages_dir: Path, operator: Operato
             raise UploadError(f"{shown} is not a readable file")
     started = datetime.now(UTC)
     evidence_id = new_evidence_id(started)
-    with tempfile.TemporaryDirectory(prefix="tiezheng-upload-") as workdir:
-        work = Path(workdir)
+    in_memory = sum(file.stat().st_size for file in files) <= IN_MEMORY_BYTES
+    with contextlib.ExitStack() as stack:
+        work = None if in_memory else Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tiezheng-upload-")))
         taken: set[str] = set()
         uploads: list[_Received] = []
         for file, original in zip(files, originals, strict=True):
             name = safe_name(original, taken)
-            copy = work / f"upload-{len(uploads)}"
-            sha, size = _copy_hashed(file, copy)
+            copy, sha, size = _receive(file, len(uploads), work)
             media_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
             uploads.append(_Received(original, f"evidence/{name}", media_type, sha, size, copy))
-        warc = work / "data.warc.gz"
-        with warc.open("wb") as out:
-            writer = WARCWriter(out, gzip=True)
-            writer.write_record(writer.create_warcinfo_record("data.warc.gz", {
-                "software": f"Tiezheng {tool_record()['version']}", "format": "WARC File Format 1.1",
-                "description": f"upload {evidence_id}"}))
-            for item in uploads:
-                with item.copy.open("rb") as payload:
-                    writer.write_record(writer.create_warc_record(
-                        f"urn:tiezheng:{evidence_id}:{item.path}", "resource", payload=payload,
-                        warc_content_type=item.media_type))
+        warc_member, warc_record, index = _write_warc(evidence_id, uploads, work)
         pages = pages_jsonl({"url": f"urn:tiezheng:{evidence_id}:{item.path}", "ts": utc_iso(started),
                              "title": item.original_name} for item in uploads)
-        index = cdxj_index(warc)
-        (work / "pages.jsonl").write_bytes(pages)
-        (work / "index.cdx.gz").write_bytes(index.blocks)
-        (work / "index.idx").write_bytes(index.summary)
         artifacts = [item.artifact() for item in uploads]
-        artifacts += [artifact_record("archive/data.warc.gz", "warc", "application/warc", warc),
-                      artifact_record("pages/pages.jsonl", "wacz-pages", "application/x-ndjson", work / "pages.jsonl"),
-                      artifact_record(INDEX_PATH, ROLES[INDEX_PATH], "application/gzip", work / "index.cdx.gz"),
-                      artifact_record(INDEX_SUMMARY_PATH, ROLES[INDEX_SUMMARY_PATH], "text/plain",
-                                      work / "index.idx")]
+        artifacts += [warc_record,
+                      _artifact("pages/pages.jsonl", "wacz-pages", "application/x-ndjson", pages),
+                      _artifact(INDEX_PATH, ROLES[INDEX_PATH], "application/gzip", index.blocks),
+                      _artifact(INDEX_SUMMARY_PATH, ROLES[INDEX_SUMMARY_PATH], "text/plain", index.summary)]
         _, body, fingerprint = finish({
             "evidence_id": evidence_id,
             "kind": "upload",
@@ -163,11 +179,40 @@ def build_upload(files: Sequence[Path], *, packages_dir: Path, operator: Operato
             "upload": {"files": [{"original_name": item.original_name, "path": item.path} for item in uploads]},
             "artifacts": artifacts,
         })
-        members = [Member(item.path, path=item.copy) for item in uploads]
-        members += [Member("archive/data.warc.gz", path=warc), Member("pages/pages.jsonl", data=pages),
+        members = [item.member() for item in uploads]
+        members += [warc_member, Member("pages/pages.jsonl", data=pages),
                     Member(INDEX_PATH, data=index.blocks), Member(INDEX_SUMMARY_PATH, data=index.summary),
                     Member(MANIFEST_PATH, data=body),
                     Member(SIGNATURE_PATH, data=operator.sign_manifest(body))]
         destination = packages_dir / f"{evidence_id}.wacz"
-        write_package(destination, members, package_metadata(f"Tiezheng upload {evidence_id}", started))
+        write_package(destination, members, package_metadata(f"Tiezheng upload {evidence_id}", started),
+                      sync_folder=sync_folder)
     return BuiltPackage(evidence_id=evidence_id, fingerprint=fingerprint, path=destination)
+
+
+def _write_warc(evidence_id: str, uploads: Sequence[_Received],
+                work: Path | None) -> tuple[Member, dict[str, str | int], ReplayIndex]:
+    """The WARC (each file one ``resource`` record) as a package member, its artifact record and index."""
+    if work is None:
+        buffer = io.BytesIO()
+        _warc_records(buffer, evidence_id, uploads)
+        data = buffer.getvalue()
+        return (Member("archive/data.warc.gz", data=data),
+                _artifact("archive/data.warc.gz", "warc", "application/warc", data), cdxj_index(io.BytesIO(data)))
+    warc_path = work / "data.warc.gz"
+    with warc_path.open("wb") as out:
+        _warc_records(out, evidence_id, uploads)
+    return (Member("archive/data.warc.gz", path=warc_path),
+            artifact_record("archive/data.warc.gz", "warc", "application/warc", warc_path), cdxj_index(warc_path))
+
+
+def _warc_records(out: BinaryIO, evidence_id: str, uploads: Sequence[_Received]) -> None:
+    writer = WARCWriter(out, gzip=True)
+    writer.write_record(writer.create_warcinfo_record("data.warc.gz", {
+        "software": f"Tiezheng {tool_record()['version']}", "format": "WARC File Format 1.1",
+        "description": f"upload {evidence_id}"}))
+    for item in uploads:
+        with item.open() as payload:
+            writer.write_record(writer.create_warc_record(
+                f"urn:tiezheng:{evidence_id}:{item.path}", "resource", payload=payload,
+                warc_content_type=item.media_type))

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import io
 import json
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from cdxj_indexer import CDXJIndexer
 
@@ -29,18 +29,20 @@ class ReplayIndex:
     summary: bytes
 
 
-def cdxj_index(warc_path: Path, name_in_package: str = "data.warc.gz",
+def cdxj_index(warc: Path | BinaryIO, name_in_package: str = "data.warc.gz",
                blocks_name: str = "index.cdx.gz") -> ReplayIndex:
-    """Return the ZipNum CDXJ index of a WARC. ``blocks_name`` is the blocks file's name in ``indexes/``."""
-    blocks = io.BytesIO()
-    with tempfile.TemporaryDirectory(prefix="tiezheng-cdx-") as workdir:
-        out = Path(workdir) / "index.idx"
-        # The gzip members are written by zlib with no file name and mtime 0: identical WARCs give
-        # byte-identical indexes.
-        CDXJIndexer(output=str(out), inputs=[str(warc_path)], sort=True, filename=name_in_package,
-                    compress=blocks, data_out_name=blocks_name, lines=LINES_PER_BLOCK).process_all()
-        summary = out.read_bytes()
-    return ReplayIndex(blocks=blocks.getvalue(), summary=summary)
+    """Return the ZipNum CDXJ index of a WARC (a file, or a readable stream at the WARC's start).
+
+    ``blocks_name`` is the blocks file's name in ``indexes/``. Both outputs are built in memory (an
+    index is small next to its WARC), so indexing leaves no temporary files behind to remove.
+    """
+    blocks, summary = io.BytesIO(), io.StringIO()
+    # The gzip members are written by zlib with no file name and mtime 0: identical WARCs give
+    # byte-identical indexes.
+    CDXJIndexer(output=summary, inputs=[str(warc) if isinstance(warc, Path) else warc], sort=True,
+                filename=name_in_package, compress=blocks, data_out_name=blocks_name,
+                lines=LINES_PER_BLOCK).process_all()
+    return ReplayIndex(blocks=blocks.getvalue(), summary=summary.getvalue().encode())
 
 
 def pages_jsonl(pages: Iterable[dict[str, str]]) -> bytes:

@@ -103,8 +103,12 @@ def datapackage_digest(datapackage_bytes: bytes) -> bytes:
                                      "hash": f"sha256:{canonical.sha256_hex(datapackage_bytes)}"})
 
 
-def write_package(dest: Path, members: Iterable[Member], metadata: Mapping[str, str]) -> None:
-    """Write a WACZ package atomically: temp file in the same folder, fsync, rename.
+def write_package(dest: Path, members: Iterable[Member], metadata: Mapping[str, str], *,
+                  sync_folder: bool = True) -> None:
+    """Write a WACZ package atomically: temp file in the same folder, fsync, rename, fsync the folder.
+
+    ``sync_folder=False`` leaves the folder's fsync (the new name's durability) to the caller, who
+    may batch it with other renames: the file's bytes are always on disk before the rename.
 
     Hashes every member while copying it (one read), then appends datapackage.json and its digest.
     Entries follow each other with no gap and no data descriptors (the file is seekable), the
@@ -136,7 +140,8 @@ def write_package(dest: Path, members: Iterable[Member], metadata: Mapping[str, 
             raw.flush()
             os.fsync(raw.fileno())
         os.replace(tmp, dest)
-        fsync_dir(dest.parent)
+        if sync_folder:
+            fsync_dir(dest.parent)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

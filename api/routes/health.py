@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from anchor.devnet import Devnet, rpc_call
 from api.db import ping
 from api.deps import StateDep
+from api.serve_workers import sealer_tsa_urls
 from api.state import ServiceState
 
 router = APIRouter(tags=["health"])
@@ -44,7 +45,8 @@ def readiness(state: ServiceState) -> list[dict[str, Any]]:
     settings = state.settings
     running = state.pool.running
     checks = [_probe("database", lambda: ping(state.engine))]
-    tsa_urls = [t.url for t in running.tsas] if running else [t.url for t in settings.tsa]
+    # A web process under `serve --workers` has no sealer of its own: probe the TSA its supervisor's uses.
+    tsa_urls = [t.url for t in running.tsas] if running else [t.url for t in settings.tsa] or sealer_tsa_urls()
     if not tsa_urls:
         checks.append({"name": "tsa", "ok": False, "error": "no TSA running or configured (sealing is off here)"})
     for url in tsa_urls:

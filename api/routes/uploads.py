@@ -51,7 +51,7 @@ async def upload(request: Request, response: Response, who: CurrentUser, state: 
         accepted = await run_in_threadpool(accept_upload, state, who, form.files, note=note,
                                            client=client_address(request), request=idem)
     finally:
-        form.discard()
+        await run_in_threadpool(form.discard)  # removing a folder may wait on the disk: not on the event loop
     mark_replay(request, response, accepted)
     return Accepted(evidence_ids=accepted.evidence_ids)
 

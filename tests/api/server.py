@@ -31,6 +31,9 @@ TEST_SETTINGS = {
     "TIEZHENG_RATE_BURST": "60",
     "TIEZHENG_CAPTURE_ALLOW_PRIVATE": "true",
     "TIEZHENG_WORKERS": "2",
+    # One web process, so SIGKILL and failpoint tests hit the process they start; several are tested apart
+    # (tests/api/test_serve_workers.py).
+    "TIEZHENG_WEB_WORKERS": "1",
 }
 
 

@@ -8,6 +8,8 @@ package after sealing rewrote it, and for the ZIP64 decision at sizes too big to
 from __future__ import annotations
 
 import gzip
+import hashlib
+import io
 import json
 import struct
 import subprocess
@@ -19,9 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from warcio.archiveiterator import ArchiveIterator
 
+from evidence import upload
 from tests.factory import Workspace, seal_batch
 from verifier.capture_format import INDEX_PATH, INDEX_SUMMARY_PATH
+from verifier.package import MANIFEST_PATH
 from verifier.wacz import ZIP64_LIMIT, zip_entry
 
 LOCAL = struct.Struct("<4sHHHHHIIIHH")
@@ -152,3 +157,24 @@ def test_zip64_only_where_a_size_needs_it(name: str, size: int, method: int, zip
         # zipfile's own rule for the central directory, once the entry is written: the same answer.
         info.compress_size = size
         assert (info.file_size > ZIP64_LIMIT or info.compress_size > ZIP64_LIMIT) == needs_zip64
+
+
+@pytest.mark.parametrize("in_memory_bytes", [upload.IN_MEMORY_BYTES, 100])
+def test_upload_packaged_in_memory_or_through_a_work_folder(workspace: Workspace, monkeypatch: pytest.MonkeyPatch,
+                                                            in_memory_bytes: int) -> None:
+    """Small uploads are packaged in memory, bigger ones through a work folder: the same package either way."""
+    monkeypatch.setattr(upload, "IN_MEMORY_BYTES", in_memory_bytes)
+    contents = [("exhibit.txt", b"infringing copy\n" * 20), ("photo.png", b"\x89PNG" + bytes(5000))]
+    built = workspace.upload(contents)
+    assert_replayable_zip(built.path)
+    assert_zipnum_index(built.path)
+    with zipfile.ZipFile(built.path) as archive:
+        manifest = json.loads(archive.read(MANIFEST_PATH))
+        for artifact in manifest["artifacts"]:  # every artifact record describes the bytes in the zip
+            data = archive.read(artifact["path"])
+            assert (len(data), hashlib.sha256(data).hexdigest()) == (artifact["size"], artifact["sha256"])
+        assert [archive.read(f"evidence/{name}") for name, _ in contents] == [data for _, data in contents]
+        warc = archive.read("archive/data.warc.gz")
+    payloads = [record.content_stream().read() for record in ArchiveIterator(io.BytesIO(warc))
+                if record.rec_type == "resource"]
+    assert payloads == [data for _, data in contents]
