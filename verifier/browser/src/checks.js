@@ -15,7 +15,7 @@ import { checkCallLog } from "./calllog.js";
 import { checkNetwork } from "./network.js";
 import { checkCorroboration } from "./corroboration.js";
 import { implausibleClaims } from "./claims.js";
-import { formatDuration, formatSeconds, formatTime, plural } from "./courttime.js";
+import { epochMicros, formatDuration, formatSeconds, formatTime, plural } from "./courttime.js";
 
 const STRUCTURAL = new Set([DATAPACKAGE_PATH, DATAPACKAGE_DIGEST_PATH, MANIFEST_PATH, SIGNATURE_PATH]);
 const SEALING = new Set([PROOF_PATH, ANCHOR_PATH]);
@@ -116,7 +116,7 @@ async function checkComplete(ctx) {
   if (!missing.length) problems = problems.concat(await datapackageProblems(ctx, names));
   if (problems.length) return ["fail", listing(problems, 5)];
   const sealing = [...names].filter(isSealingFile).length;
-  return ["pass", `${names.size} files: ${artifacts.size} artifacts, the WACZ and Tiezheng files, ${sealing} proof files; datapackage.json hashes valid`];
+  return ["pass", `${plural(names.size, "file")}: ${plural(artifacts.size, "artifact")}, the WACZ and Tiezheng files, ${plural(sealing, "proof file")}; datapackage.json hashes valid`];
 }
 
 // -- hash -------------------------------------------------------------------------------------------
@@ -135,7 +135,7 @@ async function checkArtifacts(ctx) {
   }
   if (problems.length) return ["fail", listing(problems)];
   if (!artifacts.length) return ["fail", "the manifest lists no artifacts"];
-  return ["pass", `all ${artifacts.length} artifacts match their sha256 and size`];
+  return ["pass", `${artifacts.length === 1 ? "the" : "all"} ${plural(artifacts.length, "artifact")} match their sha256 and size`];
 }
 
 async function checkFingerprint(ctx) {
@@ -168,7 +168,7 @@ async function checkTimestamp(ctx) {
     gen_time: iso(v.info.genTime), serial: v.info.serial, policy: v.info.policy, development: v.tsa.development }));
   for (const v of valid) if (v.tsa.development) ctx.flagDevelopment(`TSA '${v.tsa.name}' is a development TSA`);
   const first = valid[0];
-  let reason = `${valid.length} of ${results.length} token(s) valid; ${first.tsa.name} signed root ${toHex((await ctx.proof()).root).slice(0, 16)}… at ${when(first.info.genTime)}`;
+  let reason = `${valid.length} of ${plural(results.length, "token")} valid; ${first.tsa.name} signed root ${toHex((await ctx.proof()).root).slice(0, 16)}… at ${when(first.info.genTime)}`;
   if (errors.length) reason += ` (invalid: ${listing(errors)})`;
   return ["pass", reason];
 }
@@ -231,34 +231,44 @@ async function checkTimesAgree(ctx) {
   return ["pass", `${reason} (trusted time). Not checked offline: the block time ${when(anchor.blockTime)} is the anchor's claim (plausible: after the TSA time, within the policy window, header well formed); ${RPC_HINT}`];
 }
 
+// The gap in seconds as a reader is told it, from the microseconds both records carry (a Date keeps
+// milliseconds); the verdict compares the Dates, as before.
+function statedGap(ctx, later, laterMicros) {
+  const ended = epochMicros(ctx.pkg.manifest.capture.ended_at);
+  return ended !== null && laterMicros !== null && laterMicros !== undefined
+    ? Number(laterMicros - ended) / 1e6 : (later - ctx.captureEnded()) / 1000;
+}
+
 async function checkPrechainGap(ctx) {
   const ended = ctx.captureEnded();
   const window = ctx.trust.policy.prechainWindowMs;
   const hours = window === 3600e3 ? "1 hour" : `${window / 3600e3} hours`; // exact, as the trust file sets it
-  const tooLong = (gap, until) => (gap > window
-    ? ["fail", `${formatDuration(gap / 1000)} passed between the end of capture and ${until}, more than the policy window of ${hours}: that time is not covered`]
+  const tooLong = (gap, shown, until) => (gap > window
+    ? ["fail", `${formatDuration(shown)} passed between the end of capture and ${until}, more than the policy window of ${hours}: that time is not covered`]
     : null);
+  const blockGap = (anchor) => statedGap(ctx, anchor.blockTime, BigInt(anchor.blockTime.getTime()) * 1000n);
   if (!ctx.offline) {
     let anchor;
     try { anchor = await ctx.anchor(); } catch (e) { throw new Skip(`no verified anchor time (${e.message})`); }
-    const gap = anchor.blockTime - ended;
-    ctx.facts.prechain_gap_seconds = Math.round(gap) / 1000;
-    return tooLong(gap, "anchoring") ?? ["pass", `anchored ${formatDuration(Math.max(gap, 0) / 1000)} after the capture ended (policy window ${hours})`];
+    const shown = blockGap(anchor);
+    ctx.facts.prechain_gap_seconds = Math.round(shown * 1000) / 1000;
+    return tooLong(anchor.blockTime - ended, shown, "anchoring")
+      ?? ["pass", `anchored ${formatDuration(Math.max(shown, 0))} after the capture ended (policy window ${hours})`];
   }
   // Offline the trusted timestamp fixes the content; the anchor's block time is only a claim.
   const stamp = await earliestStamp(ctx);
   if (!stamp) throw new Skip(`no trusted time to measure the gap: no valid timestamp (see H4); the anchor's block time is a claim offline; ${RPC_HINT}`);
-  const gap = stamp.genTime - ended;
-  ctx.facts.prechain_gap_seconds = Math.round(gap) / 1000;
-  const failed = tooLong(gap, "the trusted timestamp");
+  const shown = statedGap(ctx, stamp.genTime, stamp.genTimeMicros);
+  ctx.facts.prechain_gap_seconds = Math.round(shown * 1000) / 1000;
+  const failed = tooLong(stamp.genTime - ended, shown, "the trusted timestamp");
   if (failed) return failed;
   const anchor = await verifiedAnchor(ctx);
   if (anchor) {
     // The package's own claim of a later anchoring counts against it, never for it.
-    const claimed = tooLong(anchor.blockTime - ended, `the anchor's claimed ${claimedBlock(anchor)}`);
+    const claimed = tooLong(anchor.blockTime - ended, blockGap(anchor), `the anchor's claimed ${claimedBlock(anchor)}`);
     if (claimed) return claimed;
   }
-  return ["pass", `fixed by the trusted timestamp ${formatDuration(Math.max(gap, 0) / 1000)} after the capture ended (policy window ${hours}). Not checked offline: when the batch went on chain (the anchor's block time is a claim); ${RPC_HINT}`];
+  return ["pass", `fixed by the trusted timestamp ${formatDuration(Math.max(shown, 0))} after the capture ended (policy window ${hours}). Not checked offline: when the batch went on chain (the anchor's block time is a claim); ${RPC_HINT}`];
 }
 
 export const REGISTRY = {

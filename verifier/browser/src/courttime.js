@@ -48,3 +48,21 @@ export function formatDuration(seconds, lang = "en") {
 
 /** A policy number as the trust file sets it, exact: `300 s` / `300 秒`. */
 export const formatSeconds = (seconds, lang = "en") => (lang === "zh" ? `${formatNumber(seconds)} 秒` : `${formatNumber(seconds)} s`);
+
+const ISO = /^(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)(?:[.,](\d+))?(Z|[+-]\d\d:\d\d)$/;
+const GENERALIZED = /^(\d{4})(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)(?:[.,](\d+))?(Z)$/;
+
+/**
+ * Microseconds since 1970 (a BigInt) of an ISO 8601 time or an ASN.1 GeneralizedTime, or null. A Date
+ * keeps milliseconds only; a duration between two recorded times is stated to the millisecond as
+ * verifier/court_time.py states it, which needs the microseconds both records carry.
+ */
+export function epochMicros(text) {
+  const m = ISO.exec(String(text)) ?? GENERALIZED.exec(String(text));
+  if (!m) return null;
+  const [, y, mo, d, h, mi, s, fraction = "", zone] = m;
+  const seconds = Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s)) / 1000;
+  if (Number.isNaN(seconds)) return null;
+  const offset = zone === "Z" ? 0 : (zone[0] === "-" ? -1 : 1) * (Number(zone.slice(1, 3)) * 3600 + Number(zone.slice(4, 6)) * 60);
+  return BigInt(seconds - offset) * 1000000n + BigInt(fraction.slice(0, 6).padEnd(6, "0"));
+}
