@@ -33,7 +33,8 @@ CLI = str(Path(sys.executable).parent / "tiezheng-verify")
 CHECK_IDS = ("S1", "S2", "S3", "S4", "P1", "P2", "P3", "H1", "H2", "H3", "H4", "H5", "T1", "T2")
 
 #: The one court format: ``2026-12-01 23:14:42.123 (北京时间 UTC+8) / 2026-12-01 15:14:42.123 UTC``.
-COURT_TIME = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} \(北京时间 UTC\+8\) / \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} UTC")
+_CLOCK = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}"
+COURT_TIME = re.compile(rf"{_CLOCK} \(北京时间 UTC\+8\) / {_CLOCK} UTC")
 #: Anything that looks like a time of day on a date, in any notation (ISO 8601, a space, a "T").
 ANY_TIME = re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d")
 HAN = re.compile(r"[\u4e00-\u9fff]")
@@ -159,6 +160,9 @@ def test_every_sample_reads_in_both_languages(page: Any) -> None:
 def test_verified_page_says_what_it_proves_in_both_languages(page: Any) -> None:
     report = page.verify(SAMPLES / "packages" / "good-capture.wacz", SAMPLES / "trust.toml")
     assert report.verdict == "verified (offline)", report
+    assert "验证通过（离线） / verified (offline)" in page.page.inner_text("#tz-verdict")
+    explain = page.page.eval_on_selector(".tz-explain", "p => [...p.children].map(c => c.lang)")
+    assert explain == ["zh-CN", "en"], explain
     for block in ("#tz-proves", "#tz-does-not-prove"):
         items = page.page.eval_on_selector_all(
             f"{block} li", "items => items.map(li => [li.querySelector('.tz-zh')?.textContent ?? '', "

@@ -53,6 +53,8 @@ export function mount(root) {
     if (findingsLang !== "zh" || !zh) parts.push(el(tag === "li" ? "span" : "div", { class: "tz-en", lang: "en", text: en }));
     return el(tag, attrs, ...parts);
   };
+  // A page word in the languages of the findings: the verdict is said in both when they are.
+  const inFindings = (key) => (findingsLang === "both" ? [STRINGS.zh[key], STRINGS.en[key]] : [STRINGS[findingsLang][key]]);
   let trust = null, trustHash = null, trustSource = null, lastFile = null;
   // On the service, the page's CSP lets it reach only its own origin; an RPC the reader opts into is
   // added by reloading with ?rpc=URL, so the server's policy names that one node and nothing else.
@@ -179,8 +181,8 @@ export function mount(root) {
   function show(report) {
     const result = root.querySelector("#tz-result");
     const verdict = el("div", { id: "tz-verdict", class: `tz-verdict v-${report.verdict.replace(/[^a-z]+/g, "-")}`,
-      "data-verdict": report.verdict, text: `${t("verdict")}: ${t(`verdict_${report.verdict}`)}` });
-    const explain = el("p", { class: "tz-explain", text: t(`explain_${report.verdict}`) });
+      "data-verdict": report.verdict, text: `${t("verdict")}: ${inFindings(`verdict_${report.verdict}`).join(" / ")}` });
+    const explain = bilingual("p", STRINGS.zh[`explain_${report.verdict}`], STRINGS.en[`explain_${report.verdict}`], { class: "tz-explain" });
     const facts = el("dl", { class: "tz-facts" },
       el("dt", { text: t("evidence_id") }), el("dd", { class: "tz-mono", text: report.evidence_id ?? "—" }),
       el("dt", { text: t("fingerprint") }), el("dd", { class: "tz-mono", text: report.fingerprint ?? "—" }),
@@ -192,7 +194,7 @@ export function mount(root) {
       const groups = [...new Set(failing.map((c) => c.group))];
       result.append(el("div", { id: "tz-failed", class: "tz-error" },
         el("strong", { text: `${t("failed_checks")}: ${failing.map((c) => `${c.id} ${t(`check_${c.id}`)}`).join(", ")}` }),
-        el("ul", {}, ...groups.map((g) => el("li", { text: t(`means_${g}`) })))));
+        el("ul", {}, ...groups.map((g) => bilingual("li", STRINGS.zh[`means_${g}`], STRINGS.en[`means_${g}`])))));
     }
     if (report.error) result.append(el("p", { class: "tz-error", id: "tz-error", text: `${t("unusable_reason")}: ${report.error}` }));
     if (report.development_trust.length) {
