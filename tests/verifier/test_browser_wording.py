@@ -14,15 +14,20 @@ import re
 import shutil
 import subprocess
 import sys
+import zipfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.factory import make_workspace, seal_batch
 from tests.verifier.browser_page import built_page, chromium, open_page
+from tests.verifier.test_hostile_cli import CASES as HOSTILE_CASES
+from tests.verifier.test_tamper_matrix import DATAPACKAGE_PATH, mutations, rebuild
 from verifier.court_time import format_duration, format_seconds, format_time
 from verifier.legal_basis import BASES, RULES, legal_basis, sources
+from verifier.wording import FAILURE_MEANING_ZH
 
 __all__ = ["chromium"]  # the fixture, imported for pytest
 
@@ -37,6 +42,7 @@ _CLOCK = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}"
 COURT_TIME = re.compile(rf"{_CLOCK} \(北京时间 UTC\+8\) / {_CLOCK} UTC")
 #: Anything that looks like a time of day on a date, in any notation (ISO 8601, a space, a "T").
 ANY_TIME = re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d")
+QUOTED = re.compile(r'"[^"]*"')
 HAN = re.compile(r"[\u4e00-\u9fff]")
 
 #: Where the page's Chinese rightly differs from the CLI's: the page names its own controls.
@@ -193,10 +199,8 @@ def test_findings_language_switch(page: Any) -> None:
 
 def test_package_strings_stay_inert_in_chinese(page: Any, tmp_path: Path) -> None:
     """A hostile operator name reaches the Chinese finding too, as visible text and codes, never as markup."""
-    from tests.verifier.test_hostile_cli import CASES
-
     trust = SAMPLES / "trust.toml"
-    for name, make in CASES.items():
+    for name, make in HOSTILE_CASES.items():
         path = tmp_path / "hostile.wacz"
         path.write_bytes(make())
         page.verify(path, trust)
@@ -218,3 +222,31 @@ def test_page_fits_desktop_and_phone(chromium: Any, tmp_path: Path, width: int, 
     assert fresh.page.evaluate("document.documentElement.lang") == ("zh-CN" if lang == "zh" else "en")
     overflow = fresh.page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
     assert overflow <= 0, f"{overflow} px wider than a {width} px screen"
+
+
+def test_every_tampered_package_reads_in_both_languages(page: Any, rpc_url: str, tmp_path: Path) -> None:
+    """The tamper matrix through the page: each check has a Chinese finding; each failure says what it
+    means in the CLI's words; every time a finding shows is in the court format."""
+    workspace = make_workspace(tmp_path / "ws")
+    packages = [workspace.upload([("exhibit.txt", f"exhibit {i}\n".encode() * 40), ("photo.png", bytes(range(256)))])
+                for i in range(2)]
+    seal_batch(workspace, packages, rpc_url)
+    with zipfile.ZipFile(packages[1].path) as archive:
+        entries = {name: archive.read(name) for name in archive.namelist()}
+    metadata = json.loads(entries[DATAPACKAGE_PATH])
+    trust = workspace.trust_file()
+    problems: list[str] = []
+    for number, (name, mutate, _expected) in enumerate(mutations(entries)):
+        changed = dict(entries)
+        mutate(changed)
+        page.verify(rebuild(changed, metadata, tmp_path / f"m{number}.wacz"), trust)
+        for row in shown_rows(page):
+            if not HAN.search(row["finding_zh"]):
+                problems.append(f"{name} {row['id']}: no Chinese finding")
+            if row["status"] == "fail" and row["finding_zh"] != FAILURE_MEANING_ZH[row["id"]]:
+                problems.append(f"{name} {row['id']}: failure said as {row['finding_zh']!r}")
+            # A malformed package value is quoted as written ("…"), so the reader sees what is wrong with it.
+            shown = untimed(QUOTED.sub("", row["finding_en"] + row["finding_zh"]))
+            if shown:
+                problems.append(f"{name} {row['id']}: times not in the court format: {shown}")
+    assert problems == [], "\n".join(problems)

@@ -5,7 +5,7 @@
 
 import { keccak256 } from "./ethereum.js";
 import { equal } from "./bytes.js";
-import { formatTime } from "./courttime.js";
+import { formatDuration, formatTime } from "./courttime.js";
 
 const MAINNET = 1;
 const MERGE_BLOCK = 15_537_394;
@@ -48,7 +48,7 @@ export function implausibleClaims(anchor, { stamped, slackMs, windowMs, now = Da
   const problems = [];
   if (claimed > now + slackMs) problems.push(`the block time ${formatTime(anchor.blockTime)} is in the future`);
   if (claimed > stamped.getTime() + windowMs) {
-    problems.push(`the block time ${formatTime(anchor.blockTime)} is more than ${windowMs / 3600e3} h after the TSA time ${formatTime(stamped)}; a batch is anchored right after it is stamped`);
+    problems.push(`the block time ${formatTime(anchor.blockTime)} is more than ${formatDuration(windowMs / 1000)} after the TSA time ${formatTime(stamped)}; a batch is anchored right after it is stamped`);
   }
   if (int(anchor.header[AT.gasUsed]) > int(anchor.header[AT.gasLimit])) problems.push("the header's gasUsed exceeds its gasLimit");
   if (anchor.blockNumber === 0) problems.push("block 0 is the genesis block, which carries no transactions");
