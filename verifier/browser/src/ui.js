@@ -48,9 +48,9 @@ export function mount(root) {
   // One text in the languages the reader asked for: Chinese first, then English, each marked with its
   // language so a screen reader and the fonts treat it right. Package strings stay textContent.
   const bilingual = (tag, zh, en, attrs = {}) => {
-    const parts = [];
-    if (findingsLang !== "en" && zh) parts.push(el(tag === "li" ? "span" : "div", { class: "tz-zh", lang: "zh-CN", text: zh }));
-    if (findingsLang !== "zh" || !zh) parts.push(el(tag === "li" ? "span" : "div", { class: "tz-en", lang: "en", text: en }));
+    const parts = [], inner = tag === "td" ? "div" : "span";
+    if (findingsLang !== "en" && zh) parts.push(el(inner, { class: "tz-zh", lang: "zh-CN", text: zh }));
+    if (findingsLang !== "zh" || !zh) parts.push(el(inner, { class: "tz-en", lang: "en", text: en }));
     return el(tag, attrs, ...parts);
   };
   // A page word in the languages of the findings: the verdict is said in both when they are.

@@ -59,9 +59,9 @@ export async function verifyPackage(bytes, trust, { rpc = null } = {}) {
   ctx.facts.kind = manifest.kind;
   ctx.facts.target = manifest.target;
   ctx.facts.capture = { started_at: manifest.capture.started_at ?? null, ended_at: manifest.capture.ended_at ?? null };
-  const checks = [];
-  for (const spec of CHECKS) checks.push(await runCheck(spec, ctx));
-  checks.splice(0, checks.length, ...checks.map((c) => withChinese(c, ctx)));
+  const results = [];
+  for (const spec of CHECKS) results.push(await runCheck(spec, ctx));
+  const checks = results.map((c) => withChinese(c, ctx));
   const verdict = verdictOf(checks, { offline: ctx.offline, unusable: false });
   const verified = isVerified(verdict);
   const proves = verdict === VERDICTS.VERIFIED_OFFLINE ? PROVES_OFFLINE : PROVES;
