@@ -115,7 +115,8 @@ def test_owner_seals_and_court_verifies(web_server: Server, browser: Any, sample
     verdict = page.wait_for_selector("#tz-verdict[data-verdict]")
     assert verdict.get_attribute("data-verdict") == "verified (offline)", verdict.inner_text()
     assert page.query_selector("tr[data-check=H4][data-status=pass]")
-    assert "Huatai v. Daotong" in page.inner_text("#tz-result")
+    shown = page.inner_text("#tz-result")  # the legal bases in both languages, as verifier/legal_basis.py cites them
+    assert "Huatai Yimei v. Shenzhen Daotong" in shown and "杭州华泰一媒文化传媒有限公司" in shown
     assert page.query_selector("#tz-proves li")
     page.screenshot(path=str(shots / "verify-good-phone.png"), full_page=True)
 

@@ -6,6 +6,7 @@
 import { fromHex, toHex, equal } from "./bytes.js";
 import { CheckFailure } from "./errors.js";
 import { keccak256, rlpDecode, rlpEncodeUint, trieGet } from "./ethereum.js";
+import { formatTime } from "./courttime.js";
 
 export const ANCHOR_FORMAT = "tiezheng-anchor/1";
 const ANCHOR_FIELDS = new Set(["format", "chain_id", "tx_hash", "raw_tx", "to", "nonce", "block_number", "block_hash",
@@ -128,7 +129,7 @@ export function verifyOfflineAnchor(anchor) {
   if (number !== BigInt(recordInt(anchor, "block_number"))) fail(`header block number ${number} differs from the record's ${anchor.block_number}`);
   if (timestamp !== BigInt(recordInt(anchor, "block_time"))) fail(`header timestamp ${timestamp} differs from the record's block_time ${anchor.block_time}`);
   if (anchor.block_time_utc != null && anchor.block_time_utc !== isoUtc(Number(timestamp))) {
-    fail(`block_time_utc ${JSON.stringify(anchor.block_time_utc)} is not ${isoUtc(Number(timestamp))}`);
+    fail(`block_time_utc ${JSON.stringify(anchor.block_time_utc)} is not ${JSON.stringify(isoUtc(Number(timestamp)))}, the block header's time ${formatTime(new Date(Number(timestamp) * 1000))}`);
   }
   if (anchor.transactions_root != null && !equal(recordHex(anchor, "transactions_root", { size: 32 }), txRoot)) {
     fail("transactions root mismatch");

@@ -6,6 +6,7 @@
 import { sha256, toHex } from "./bytes.js";
 import { CheckFailure, Skip } from "./errors.js";
 import { isObject, parseJson } from "./json.js";
+import { epochMicros, formatDuration, plural } from "./courttime.js";
 
 export const CAPTURE_LOG_PATH = "evidence/capture-log.jsonl";
 const GENESIS = "0".repeat(64);
@@ -86,6 +87,9 @@ export async function checkCallLog(ctx) {
     at++;
   }
   if (lines[0].inputs.evidence_id !== manifest.evidenceId) return ["fail", "the capture log was started for another evidence id"];
-  const seconds = (Date.parse(lines[lines.length - 1].time) - Date.parse(lines[0].time)) / 1000;
-  return ["pass", `${lines.length} steps hash-chained from ${lines[0].step} to ${lines[lines.length - 1].step} over ${seconds.toFixed(2)} s, times monotonic, all by the system; head ${head.slice(0, 16)}… is signed`];
+  // From the microseconds the log records (a Date keeps milliseconds), stated to the millisecond.
+  const [first, last] = [epochMicros(lines[0].time), epochMicros(lines[lines.length - 1].time)];
+  const seconds = first !== null && last !== null ? Number(last - first) / 1e6
+    : (Date.parse(lines[lines.length - 1].time) - Date.parse(lines[0].time)) / 1000;
+  return ["pass", `${plural(lines.length, "step")} hash-chained from ${lines[0].step} to ${lines[lines.length - 1].step} over ${formatDuration(Math.round(seconds * 1000) / 1000)}, times monotonic, all by the system; head ${head.slice(0, 16)}… is signed`];
 }

@@ -5,6 +5,7 @@
 import * as asn1js from "asn1js";
 import * as pkijs from "pkijs";
 import { equal, toHex } from "./bytes.js";
+import { formatTime } from "./courttime.js";
 
 export const MAX_CERTIFICATES = 64;
 export const MAX_CHAIN_DEPTH = 8;
@@ -208,7 +209,7 @@ async function issuedBy(cert, issuer) {
   }
 }
 
-const iso = (d) => d.toISOString().replace(".000Z", "+00:00").replace("Z", "+00:00");
+const iso = (d) => formatTime(d); // shown in the court format, Beijing time and UTC
 
 /** Throw TimestampError unless `cert` is valid at `at` and has no unknown critical extension. */
 export function checkValidAt(cert, at, what) {

@@ -15,6 +15,7 @@ import { checkCallLog } from "./calllog.js";
 import { checkNetwork } from "./network.js";
 import { checkCorroboration } from "./corroboration.js";
 import { implausibleClaims } from "./claims.js";
+import { epochMicros, formatDuration, formatSeconds, formatTime, plural } from "./courttime.js";
 
 const STRUCTURAL = new Set([DATAPACKAGE_PATH, DATAPACKAGE_DIGEST_PATH, MANIFEST_PATH, SIGNATURE_PATH]);
 const SEALING = new Set([PROOF_PATH, ANCHOR_PATH]);
@@ -23,8 +24,9 @@ const isSealingFile = (name) =>
   SEALING.has(name) || TIMESTAMP_NAME.test(name) || TSA_CERTS_NAME.test(name) || ANCHOR_NAME.test(name);
 const listing = (problems, max = MAX_LISTED) =>
   problems.slice(0, max).join("; ") + (problems.length > max ? `; and ${problems.length - max} more` : "");
-const seconds = (ms) => `${ms / 1000}`;
+// Facts keep ISO 8601 (data); a reason shows each time in the court format, Beijing time and UTC.
 const iso = (d) => d.toISOString();
+const when = (d) => formatTime(d);
 
 // -- source -----------------------------------------------------------------------------------------
 
@@ -114,7 +116,7 @@ async function checkComplete(ctx) {
   if (!missing.length) problems = problems.concat(await datapackageProblems(ctx, names));
   if (problems.length) return ["fail", listing(problems, 5)];
   const sealing = [...names].filter(isSealingFile).length;
-  return ["pass", `${names.size} files: ${artifacts.size} artifacts, the WACZ and Tiezheng files, ${sealing} proof files; datapackage.json hashes valid`];
+  return ["pass", `${plural(names.size, "file")}: ${plural(artifacts.size, "artifact")}, the WACZ and Tiezheng files, ${plural(sealing, "proof file")}; datapackage.json hashes valid`];
 }
 
 // -- hash -------------------------------------------------------------------------------------------
@@ -133,7 +135,7 @@ async function checkArtifacts(ctx) {
   }
   if (problems.length) return ["fail", listing(problems)];
   if (!artifacts.length) return ["fail", "the manifest lists no artifacts"];
-  return ["pass", `all ${artifacts.length} artifacts match their sha256 and size`];
+  return ["pass", `${artifacts.length === 1 ? "the" : "all"} ${plural(artifacts.length, "artifact")} match their sha256 and size`];
 }
 
 async function checkFingerprint(ctx) {
@@ -148,7 +150,7 @@ async function checkInclusion(ctx) {
   const p = await ctx.proof();
   await verifyInclusion(await leafHash(p.leaf), p.leafIndex, p.treeSize, p.path, p.root);
   ctx.facts.batch = { batch_id: p.batchId, root: toHex(p.root), tree_size: p.treeSize, leaf_index: p.leafIndex };
-  return ["pass", `leaf ${p.leafIndex} of ${p.treeSize} leads to batch root ${toHex(p.root)} (${p.path.length} hashes)`];
+  return ["pass", `leaf ${p.leafIndex + 1} of ${p.treeSize} leads to batch root ${toHex(p.root)} (${plural(p.path.length, "hash", "hashes")})`];
 }
 
 async function checkTimestamp(ctx) {
@@ -166,7 +168,7 @@ async function checkTimestamp(ctx) {
     gen_time: iso(v.info.genTime), serial: v.info.serial, policy: v.info.policy, development: v.tsa.development }));
   for (const v of valid) if (v.tsa.development) ctx.flagDevelopment(`TSA '${v.tsa.name}' is a development TSA`);
   const first = valid[0];
-  let reason = `${valid.length} of ${results.length} token(s) valid; ${first.tsa.name} signed root ${toHex((await ctx.proof()).root).slice(0, 16)}… at ${iso(first.info.genTime)}`;
+  let reason = `${valid.length} of ${plural(results.length, "token")} valid; ${first.tsa.name} signed root ${toHex((await ctx.proof()).root).slice(0, 16)}… at ${when(first.info.genTime)}`;
   if (errors.length) reason += ` (invalid: ${listing(errors)})`;
   return ["pass", reason];
 }
@@ -206,7 +208,7 @@ async function earliestStamp(ctx) {
   return valid.length ? valid.reduce((a, b) => (b.info.genTime < a.info.genTime ? b : a)).info : null;
 }
 
-const claimedBlock = (a) => `block ${a.blockNumber} of chain ${a.chainId} at ${iso(a.blockTime)}`;
+const claimedBlock = (a) => `block ${a.blockNumber} of chain ${a.chainId} at ${when(a.blockTime)}`;
 
 async function checkTimesAgree(ctx) {
   const ended = ctx.captureEnded();
@@ -214,49 +216,59 @@ async function checkTimesAgree(ctx) {
   if (!stamp) throw new Skip("no valid timestamp to compare (see H4)");
   const slack = (stamp.accuracyMs || 0) + ctx.trust.policy.toleranceMs;
   if (ended.getTime() > stamp.genTime.getTime() + slack) {
-    return ["fail", `capture ended ${iso(ended)}, after the TSA time ${iso(stamp.genTime)} (${seconds(ended - stamp.genTime)} s, allowed ${seconds(slack)} s)`];
+    return ["fail", `capture ended ${when(ended)}, after the TSA time ${when(stamp.genTime)} (${formatDuration((ended - stamp.genTime) / 1000)} later, allowed ${formatSeconds(slack / 1000)})`];
   }
-  const reason = `capture ended ${iso(ended)} ≤ TSA ${iso(stamp.genTime)}`;
+  const reason = `capture ended ${when(ended)} ≤ TSA ${when(stamp.genTime)}`;
   const anchor = await verifiedAnchor(ctx);
   if (!anchor) return ["warn", `${reason}; no verified block time to compare (see H5)`];
   // Offline too: a package whose own anchor claims a block before its timestamp contradicts itself.
   if (stamp.genTime.getTime() - slack > anchor.blockTime.getTime()) {
-    return ["fail", `TSA time ${iso(stamp.genTime)} is after the block time ${iso(anchor.blockTime)} (allowed ${seconds(slack)} s)`];
+    return ["fail", `TSA time ${when(stamp.genTime)} is after the block time ${when(anchor.blockTime)} (allowed ${formatSeconds(slack / 1000)})`];
   }
-  if (!ctx.offline) return ["pass", `${reason} ≤ block ${iso(anchor.blockTime)} (within ${seconds(slack)} s tolerance)`];
+  if (!ctx.offline) return ["pass", `${reason} ≤ block ${when(anchor.blockTime)} (within a tolerance of ${formatSeconds(slack / 1000)})`];
   const problems = implausibleClaims(anchor, { stamped: stamp.genTime, slackMs: slack, windowMs: ctx.trust.policy.prechainWindowMs });
   if (problems.length) return ["fail", `the anchor's claimed ${claimedBlock(anchor)} is implausible: ${problems.join("; ")}`];
-  return ["pass", `${reason} (trusted time). Not checked offline: the block time ${iso(anchor.blockTime)} is the anchor's claim (plausible: after the TSA time, within the policy window, header well formed); ${RPC_HINT}`];
+  return ["pass", `${reason} (trusted time). Not checked offline: the block time ${when(anchor.blockTime)} is the anchor's claim (plausible: after the TSA time, within the policy window, header well formed); ${RPC_HINT}`];
+}
+
+// The gap in seconds as a reader is told it, from the microseconds both records carry (a Date keeps
+// milliseconds); the verdict compares the Dates, as before.
+function statedGap(ctx, later, laterMicros) {
+  const ended = epochMicros(ctx.pkg.manifest.capture.ended_at);
+  return ended !== null && laterMicros !== null && laterMicros !== undefined
+    ? Number(laterMicros - ended) / 1e6 : (later - ctx.captureEnded()) / 1000;
 }
 
 async function checkPrechainGap(ctx) {
   const ended = ctx.captureEnded();
   const window = ctx.trust.policy.prechainWindowMs;
-  const hours = `${window / 3600e3} h`;
-  const tooLong = (gap, until) => (gap > window
-    ? ["fail", `${seconds(gap)} s passed between capture and ${until}, more than the ${hours} policy window: that time is not covered`]
+  const hours = window === 3600e3 ? "1 hour" : `${window / 3600e3} hours`; // exact, as the trust file sets it
+  const tooLong = (gap, shown, until) => (gap > window
+    ? ["fail", `${formatDuration(shown)} passed between the end of capture and ${until}, more than the policy window of ${hours}: that time is not covered`]
     : null);
+  const blockGap = (anchor) => statedGap(ctx, anchor.blockTime, BigInt(anchor.blockTime.getTime()) * 1000n);
   if (!ctx.offline) {
     let anchor;
     try { anchor = await ctx.anchor(); } catch (e) { throw new Skip(`no verified anchor time (${e.message})`); }
-    const gap = anchor.blockTime - ended;
-    ctx.facts.prechain_gap_seconds = Math.round(gap) / 1000;
-    return tooLong(gap, "anchoring") ?? ["pass", `anchored ${(Math.max(gap, 0) / 1000).toFixed(1)} s after the capture ended (policy window ${hours})`];
+    const shown = blockGap(anchor);
+    ctx.facts.prechain_gap_seconds = Math.round(shown * 1000) / 1000;
+    return tooLong(anchor.blockTime - ended, shown, "anchoring")
+      ?? ["pass", `anchored ${formatDuration(Math.max(shown, 0))} after the capture ended (policy window ${hours})`];
   }
   // Offline the trusted timestamp fixes the content; the anchor's block time is only a claim.
   const stamp = await earliestStamp(ctx);
   if (!stamp) throw new Skip(`no trusted time to measure the gap: no valid timestamp (see H4); the anchor's block time is a claim offline; ${RPC_HINT}`);
-  const gap = stamp.genTime - ended;
-  ctx.facts.prechain_gap_seconds = Math.round(gap) / 1000;
-  const failed = tooLong(gap, "the trusted timestamp");
+  const shown = statedGap(ctx, stamp.genTime, stamp.genTimeMicros);
+  ctx.facts.prechain_gap_seconds = Math.round(shown * 1000) / 1000;
+  const failed = tooLong(stamp.genTime - ended, shown, "the trusted timestamp");
   if (failed) return failed;
   const anchor = await verifiedAnchor(ctx);
   if (anchor) {
     // The package's own claim of a later anchoring counts against it, never for it.
-    const claimed = tooLong(anchor.blockTime - ended, `the anchor's claimed ${claimedBlock(anchor)}`);
+    const claimed = tooLong(anchor.blockTime - ended, blockGap(anchor), `the anchor's claimed ${claimedBlock(anchor)}`);
     if (claimed) return claimed;
   }
-  return ["pass", `fixed by the trusted timestamp ${(Math.max(gap, 0) / 1000).toFixed(1)} s after the capture ended (policy window ${hours}). Not checked offline: when the batch went on chain (the anchor's block time is a claim); ${RPC_HINT}`];
+  return ["pass", `fixed by the trusted timestamp ${formatDuration(Math.max(shown, 0))} after the capture ended (policy window ${hours}). Not checked offline: when the batch went on chain (the anchor's block time is a claim); ${RPC_HINT}`];
 }
 
 export const REGISTRY = {

@@ -5,6 +5,7 @@
 
 import { keccak256 } from "./ethereum.js";
 import { equal } from "./bytes.js";
+import { formatDuration, formatTime } from "./courttime.js";
 
 const MAINNET = 1;
 const MERGE_BLOCK = 15_537_394;
@@ -27,7 +28,7 @@ function mainnetRules(header, number, when) {
   if (when >= MERGE_TIME) {
     const slots = Math.floor((when - MERGE_TIME) / SLOT_MS);
     if (!(MERGE_BLOCK + slots * (1 - MAX_MISSED_SLOT_SHARE) <= number && number <= MERGE_BLOCK + slots)) {
-      problems.push(`block ${number} cannot be a mainnet block at ${new Date(when).toISOString()} (about ${MERGE_BLOCK + slots} blocks existed then)`);
+      problems.push(`block ${number} cannot be a mainnet block at ${formatTime(new Date(when))} (about ${MERGE_BLOCK + slots} blocks existed then)`);
     }
     const nonce = header[AT.nonce];
     if (int(header[AT.difficulty]) !== 0n || !(nonce instanceof Uint8Array && nonce.length === 8 && nonce.every((b) => b === 0))) {
@@ -45,9 +46,9 @@ function mainnetRules(header, number, when) {
 export function implausibleClaims(anchor, { stamped, slackMs, windowMs, now = Date.now() }) {
   const claimed = anchor.blockTime.getTime();
   const problems = [];
-  if (claimed > now + slackMs) problems.push(`the block time ${anchor.blockTime.toISOString()} is in the future`);
+  if (claimed > now + slackMs) problems.push(`the block time ${formatTime(anchor.blockTime)} is in the future`);
   if (claimed > stamped.getTime() + windowMs) {
-    problems.push(`the block time ${anchor.blockTime.toISOString()} is more than ${windowMs / 3600e3} h after the TSA time ${stamped.toISOString()}; a batch is anchored right after it is stamped`);
+    problems.push(`the block time ${formatTime(anchor.blockTime)} is more than ${formatDuration(windowMs / 1000)} after the TSA time ${formatTime(stamped)}; a batch is anchored right after it is stamped`);
   }
   if (int(anchor.header[AT.gasUsed]) > int(anchor.header[AT.gasLimit])) problems.push("the header's gasUsed exceeds its gasLimit");
   if (anchor.blockNumber === 0) problems.push("block 0 is the genesis block, which carries no transactions");

@@ -10,6 +10,7 @@ import { isObject } from "./json.js";
 import { NETWORK_PATH } from "./network.js";
 import { readJson } from "./package.js";
 import { WARC_PATH, warcRecords } from "./warc.js";
+import { plural } from "./courttime.js";
 
 const SOURCE_PATH = "evidence/source.html";
 const MAX_SOURCE_BYTES = 256 << 20;
@@ -99,7 +100,8 @@ export async function checkCorroboration(ctx) {
   if (!responded.has(defrag(shotUrl))) problems.push(`the WARC holds no response for the page the screenshot shows (${shotUrl.slice(0, 120)})`);
   if (problems.length) return ["fail", listing(problems)];
   const sources = [...new Set(matched)].join(" and ");
-  const reason = `${manifest.artifacts.length - 1} artifacts match the hashes logged when they were made; source.html equals ${sources} for the final URL; screenshot, DOM and WARC name the same page`;
+  const made = manifest.artifacts.length - 1;
+  const reason = `${plural(made, "artifact")} ${made === 1 ? "matches the hash" : "match the hashes"} logged when made; source.html equals ${sources} for the final URL; screenshot, DOM and WARC name the same page`;
   if (defrag(shotUrl) !== defrag(finalUrl)) {
     return ["warn", `${reason}, but the browser ended at ${shotUrl.slice(0, 120)} while the raw fetch ended at ${finalUrl.slice(0, 120)} (moved by script?)`];
   }

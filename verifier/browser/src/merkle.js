@@ -3,6 +3,7 @@
 
 import { concat, equal, sha256, toHex } from "./bytes.js";
 import { CheckFailure } from "./errors.js";
+import { plural } from "./courttime.js";
 
 export const MAX_PROOF_LEN = 64;
 
@@ -19,7 +20,7 @@ export async function rootFromInclusion(leaf, index, size, path) {
   let fn = BigInt(index), sn = BigInt(size - 1);
   let r = leaf;
   for (const p of path) {
-    if (sn === 0n) throw new CheckFailure(`inclusion proof has ${path.length} hashes, too many for leaf ${index} of ${size}`);
+    if (sn === 0n) throw new CheckFailure(`inclusion proof has ${plural(path.length, "hash", "hashes")}, too many for leaf ${index + 1} of ${size}`);
     if ((fn & 1n) === 1n || fn === sn) {
       r = await nodeHash(p, r);
       if ((fn & 1n) === 0n) while ((fn & 1n) === 0n && fn !== 0n) { fn >>= 1n; sn >>= 1n; }
@@ -29,7 +30,7 @@ export async function rootFromInclusion(leaf, index, size, path) {
     fn >>= 1n;
     sn >>= 1n;
   }
-  if (sn !== 0n) throw new CheckFailure(`inclusion proof has ${path.length} hashes, too few for leaf ${index} of ${size}`);
+  if (sn !== 0n) throw new CheckFailure(`inclusion proof has ${plural(path.length, "hash", "hashes")}, too few for leaf ${index + 1} of ${size}`);
   return r;
 }
 

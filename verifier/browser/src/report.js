@@ -1,24 +1,18 @@
 // The report contract shared with the Python verifier (DESIGN §5, §6): stable check ids with their
 // group, title and legal basis; four verdicts; and what a verified package proves, in English and
-// Chinese. Only a verified report carries "what this proves".
+// Chinese. Only a verified report carries "what this proves"; the words are those of verifier/report.py
+// and verifier/wording.py, so the page and the printed report say the same.
 
-const HUATAI = "Huatai v. Daotong (Hangzhou Internet Court, 2018)";
+import { legalBasis } from "./legalbasis.js";
+
+// Titles in both languages are in strings.js; the legal bases come from the page's own table.
 export const CHECKS = [
-  ["S1", "source", "operator signature", `${HUATAI}: neutral platform; SPC Evidence Provisions (2019) Art. 94`],
-  ["S2", "source", "neutral third party", "SPC Evidence Provisions (2019) Art. 94: data kept by a neutral third-party platform"],
-  ["S3", "source", "network facts", "SPC Evidence Provisions (2019) Art. 93(1): reliable hardware and software environment"],
-  ["S4", "source", "capture environment", `${HUATAI}: open, general-purpose tools; Evidence Provisions Art. 93(1)-(2); FRE 902(13)`],
-  ["P1", "path", "call log chain", `${HUATAI}: clear generation path; Evidence Provisions Art. 93(3): process monitored`],
-  ["P2", "path", "corroboration", `${HUATAI}: screenshot, source code and call logs corroborate each other`],
-  ["P3", "path", "package complete", "SPC Evidence Provisions (2019) Art. 93(4)-(5): reliable storage, transmission and extraction"],
-  ["H1", "hash", "artifact hashes", `${HUATAI}: hash consistency; SPC Internet Courts Provisions (2018) Art. 11; FRE 902(14)`],
-  ["H2", "hash", "evidence fingerprint", "SPC Internet Courts Provisions (2018) Art. 11: hash verification"],
-  ["H3", "hash", "Merkle inclusion", "SPC Online Litigation Rules (2021) Art. 16: consistent after technical verification"],
-  ["H4", "hash", "trusted timestamp", "SPC Internet Courts Provisions (2018) Art. 11: trusted timestamps; eIDAS Art. 41"],
-  ["H5", "hash", "blockchain anchor", `${HUATAI}: hash on chain; Online Litigation Rules (2021) Arts. 16-17`],
-  ["T1", "time", "times agree", "SPC Online Litigation Rules (2021) Art. 16; Internet Courts Provisions Art. 11"],
-  ["T2", "time", "pre-chain gap", "SPC Online Litigation Rules (2021) Art. 18: the time before going on chain is examined on its own"],
-].map(([id, group, title, basis]) => ({ id, group, title, basis }));
+  ["S1", "source", "operator signature"], ["S2", "source", "neutral third party"], ["S3", "source", "network facts"],
+  ["S4", "source", "capture environment"], ["P1", "path", "call log chain"], ["P2", "path", "corroboration"],
+  ["P3", "path", "package complete"], ["H1", "hash", "artifact hashes"], ["H2", "hash", "evidence fingerprint"],
+  ["H3", "hash", "Merkle inclusion"], ["H4", "hash", "trusted timestamp"], ["H5", "hash", "blockchain anchor"],
+  ["T1", "time", "times agree"], ["T2", "time", "pre-chain gap"],
+].map(([id, group, title]) => ({ id, group, title, basis: legalBasis(id, "en"), basis_zh: legalBasis(id, "zh") }));
 export const REQUIRED_PASS = ["H1", "H2", "H3", "H4"];
 
 export const VERDICTS = {
@@ -26,15 +20,20 @@ export const VERDICTS = {
   CANNOT_JUDGE: "cannot judge",
 };
 
+// Online the block time is confirmed; offline it is the anchor's claim, so only the trusted time is proven.
 export const PROVES = {
   en: [
     "The evidence files in this package existed, byte for byte, no later than the trusted timestamp and the block time shown, and have not changed since.",
     "They were captured or received by the named operator, whose key signed the manifest, with the process the manifest and call log record.",
   ],
   zh: [
-    "本证据包中的文件（逐字节）最迟在所示可信时间戳和区块时间之时已经存在，此后未被改动。",
-    "这些文件由所列运营方采集或接收，其密钥签署了清单；过程如清单与调用日志所记录。",
+    "本证据包中的证据文件（逐字节）不晚于所示的可信时间戳时间和区块时间已经存在，且此后未被改动。",
+    "这些文件由列明的运营方取证或接收，其密钥签署了清单；取证过程如清单和调用日志所记录。",
   ],
+};
+export const PROVES_OFFLINE = {
+  en: ["The evidence files in this package existed, byte for byte, no later than the trusted timestamp shown, and have not changed since.", PROVES.en[1]],
+  zh: ["本证据包中的证据文件（逐字节）不晚于所示的可信时间戳时间已经存在，且此后未被改动。", PROVES.zh[1]],
 };
 export const DOES_NOT_PROVE = {
   en: [
@@ -43,9 +42,9 @@ export const DOES_NOT_PROVE = {
     "Its legal weight, which stays with the court.",
   ],
   zh: [
-    "网站服务器本身为内容作保：HTTP 响应并无来源方签名。",
-    "采集之前的任何情况，或内容所述是否属实。",
-    "其法律效力——这由法院判断。",
+    "网站服务器本身为内容作保：HTTP 响应并未由其来源签名。",
+    "取证之前的任何情况，或内容所述是否属实。",
+    "其法律效力，仍由法院认定。",
   ],
 };
 

@@ -1,4 +1,5 @@
-// The page's words in English and Chinese. Check reasons stay as the verifier wrote them.
+// The page's words in English and Chinese. The findings themselves come in both languages from the
+// checks (English) and wording.js (Chinese).
 
 const CHECK_TITLES = {
   en: { S1: "operator signature", S2: "neutral third party", S3: "network facts", S4: "capture environment",
@@ -21,7 +22,8 @@ export const STRINGS = {
     no_trust: "No trust file given: the verdict can at best be “cannot judge”.", trust_error: "Trust file refused",
     rpc_optin: "Also confirm the anchor online through this RPC URL (optional; contacts that node)",
     verifying: "Verifying…", internal_error: "Internal error (please report it)", verdict: "Verdict", evidence_id: "Evidence id", fingerprint: "Fingerprint",
-    unusable_reason: "Why it could not be read", development_trust: "Development trust in use",
+    unusable_reason: "Why it could not be read", development_trust: "Development trust in use (not for court use)",
+    findings_language: "Findings in", findings_both: "中文 + English", findings_zh: "中文", findings_en: "English",
     check: "Check", status: "Status", finding: "Finding", basis: "Legal basis",
     status_pass: "pass", status_fail: "fail", status_warn: "warn", status_skip: "skip",
     proves: "What this proves", does_not_prove: "What it does not prove", elapsed: "Checked in",
@@ -51,7 +53,8 @@ export const STRINGS = {
     no_trust: "未提供信任文件：结论至多为“无法判断”。", trust_error: "信任文件被拒绝",
     rpc_optin: "另通过此 RPC 地址在线确认锚定（可选；会联系该节点）",
     verifying: "核验中…", internal_error: "内部错误（请报告）", verdict: "结论", evidence_id: "证据编号", fingerprint: "证据指纹",
-    unusable_reason: "无法读取的原因", development_trust: "正在使用开发用信任",
+    unusable_reason: "无法读取的原因", development_trust: "正在使用开发用信任材料（不得用于诉讼）",
+    findings_language: "结果语言", findings_both: "中文 + English", findings_zh: "中文", findings_en: "English",
     check: "检查项", status: "状态", finding: "结果", basis: "法律依据",
     status_pass: "通过", status_fail: "未通过", status_warn: "警告", status_skip: "未检查",
     proves: "本结果证明", does_not_prove: "本结果不证明", elapsed: "核验用时",

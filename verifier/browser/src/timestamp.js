@@ -6,6 +6,7 @@
 import * as asn1js from "asn1js";
 import * as pkijs from "pkijs";
 import { digest, equal, toHex } from "./bytes.js";
+import { epochMicros } from "./courttime.js";
 import {
   Cert, TimestampError, buildChain, checkValidAt, hashName, keyUsageBits, MAX_CERTIFICATES, OID, sameName,
   verifyWithKey,
@@ -46,10 +47,22 @@ function parse(data) {
       .map((c) => Cert.fromDer(c.toSchema().toBER(false)));
     if (certs.length > MAX_CERTIFICATES) throw new TimestampError(`token embeds ${certs.length} certificates, more than ${MAX_CERTIFICATES}`);
     if (signed.signerInfos.length !== 1) throw new TimestampError(`expected exactly one SignerInfo, got ${signed.signerInfos.length}`);
-    return { signed, tst, tstBytes, certs, si: signed.signerInfos[0] };
+    return { signed, tst, tstBytes, certs, si: signed.signerInfos[0], genTimeMicros: genTimeMicros(tstBytes) };
   } catch (e) {
     if (e instanceof TimestampError) throw e;
     throw new TimestampError(`not an RFC 3161 TimeStampResp: ${e.message || e}`);
+  }
+}
+
+// genTime as written: GeneralizedTime may carry microseconds, which pkijs's Date drops. Only durations
+// shown to a reader use it; every comparison keeps the Date.
+function genTimeMicros(tstBytes) {
+  try {
+    const block = asn1js.fromBER(tstBytes).result.valueBlock.value[4];
+    return block instanceof asn1js.GeneralizedTime
+      ? epochMicros(new TextDecoder("latin1").decode(block.valueBlock.valueHexView)) : null;
+  } catch {
+    return null;
   }
 }
 
@@ -154,7 +167,7 @@ function accuracyMs(tst) {
  * checked token for `chainToRoots`. Throws TimestampError.
  */
 export async function checkToken(data, root, extras = [], roots = []) {
-  const { tst, tstBytes, certs, si } = parse(data);
+  const { tst, tstBytes, certs, si, genTimeMicros: micros } = parse(data);
   const attrs = signedAttributes(si);
   const genTime = tst.genTime;
   // 1. The signer is whoever SignerInfo's sid names; the bag's order means nothing.
@@ -180,7 +193,7 @@ export async function checkToken(data, root, extras = [], roots = []) {
   const imprint = bytesOf(tst.messageImprint.hashedMessage);
   if (!equal(imprint, root)) throw new TimestampError(`message imprint mismatch: expected ${toHex(root)}, token has ${toHex(imprint)}`);
   if (tst.tsa && !tsaNameMatches(tst.tsa, signer)) throw new TimestampError("TSTInfo tsa name does not match the signing certificate");
-  return { signer, pool: [...certs, ...extras], info: { genTime, accuracyMs: accuracyMs(tst), tsaName: signer.subjectText,
+  return { signer, pool: [...certs, ...extras], info: { genTime, genTimeMicros: micros, accuracyMs: accuracyMs(tst), tsaName: signer.subjectText,
     serial: BigInt(`0x${toHex(bytesOf(tst.serialNumber)) || "0"}`).toString(), policy: tst.policy } };
 }
 

@@ -42,7 +42,19 @@ export function expectedFingerprint(search) {
 
 export function mount(root) {
   let lang = root.dataset.lang === "zh" || (!root.dataset.lang && navigator.language.startsWith("zh")) ? "zh" : "en";
+  // The findings, legal bases and "what this proves" are in both languages unless the reader picks one.
+  let findingsLang = ["zh", "en", "both"].includes(root.dataset.findings) ? root.dataset.findings : "both";
   const t = (key) => STRINGS[lang][key] ?? key;
+  // One text in the languages the reader asked for: Chinese first, then English, each marked with its
+  // language so a screen reader and the fonts treat it right. Package strings stay textContent.
+  const bilingual = (tag, zh, en, attrs = {}) => {
+    const parts = [], inner = tag === "td" ? "div" : "span";
+    if (findingsLang !== "en" && zh) parts.push(el(inner, { class: "tz-zh", lang: "zh-CN", text: zh }));
+    if (findingsLang !== "zh" || !zh) parts.push(el(inner, { class: "tz-en", lang: "en", text: en }));
+    return el(tag, attrs, ...parts);
+  };
+  // A page word in the languages of the findings: the verdict is said in both when they are.
+  const inFindings = (key) => (findingsLang === "both" ? [STRINGS.zh[key], STRINGS.en[key]] : [STRINGS[findingsLang][key]]);
   let trust = null, trustHash = null, trustSource = null, lastFile = null;
   // On the service, the page's CSP lets it reach only its own origin; an RPC the reader opts into is
   // added by reloading with ?rpc=URL, so the server's policy names that one node and nothing else.
@@ -72,7 +84,13 @@ export function mount(root) {
     });
     const trustLine = el("p", { id: "tz-trust-status", class: "tz-muted" });
     trustLine.textContent = displayText(trustHash ? `${t("trust_used")}: ${trustSource} · SHA-256 ${trustHash}` : t("no_trust"));
-    const header = el("header", { class: "tz-head" }, el("h1", { text: t("title") }), langButton);
+    const findingsSelect = el("select", { id: "tz-findings-lang" },
+      ...["both", "zh", "en"].map((v) => el("option", { value: v, text: t(`findings_${v}`) })));
+    findingsSelect.value = findingsLang;
+    findingsSelect.addEventListener("change", () => { findingsLang = findingsSelect.value; render(); });
+    const header = el("header", { class: "tz-head" }, el("h1", { text: t("title") }),
+      el("div", { class: "tz-langs" }, el("label", { class: "tz-field", for: "tz-findings-lang" },
+        el("span", { text: t("findings_language") }), findingsSelect), langButton));
     const expectedLine = !expected ? null : expected.valid
       ? el("p", { id: "tz-expected", class: "tz-expected", "data-fingerprint": expected.hex },
         el("strong", { text: `${t("expected_fingerprint")}: ` }), el("span", { class: "tz-mono tz-wrap", text: expected.hex }))
@@ -152,7 +170,7 @@ export function mount(root) {
     const started = performance.now();
     const bytes = await readFile(file);
     const rpc = state.rpcOptIn && state.rpc ? state.rpc : null;
-    const report = await verifyPackage(bytes, trust ?? (await loadDefaultTrust()), { rpc, lang });
+    const report = await verifyPackage(bytes, trust ?? (await loadDefaultTrust()), { rpc });
     report.elapsed_ms = performance.now() - started;
     report.trust_sha256 = trustHash;
     state.report = report;
@@ -163,8 +181,8 @@ export function mount(root) {
   function show(report) {
     const result = root.querySelector("#tz-result");
     const verdict = el("div", { id: "tz-verdict", class: `tz-verdict v-${report.verdict.replace(/[^a-z]+/g, "-")}`,
-      "data-verdict": report.verdict, text: `${t("verdict")}: ${t(`verdict_${report.verdict}`)}` });
-    const explain = el("p", { class: "tz-explain", text: t(`explain_${report.verdict}`) });
+      "data-verdict": report.verdict, text: `${t("verdict")}: ${inFindings(`verdict_${report.verdict}`).join(" / ")}` });
+    const explain = bilingual("p", STRINGS.zh[`explain_${report.verdict}`], STRINGS.en[`explain_${report.verdict}`], { class: "tz-explain" });
     const facts = el("dl", { class: "tz-facts" },
       el("dt", { text: t("evidence_id") }), el("dd", { class: "tz-mono", text: report.evidence_id ?? "—" }),
       el("dt", { text: t("fingerprint") }), el("dd", { class: "tz-mono", text: report.fingerprint ?? "—" }),
@@ -176,26 +194,28 @@ export function mount(root) {
       const groups = [...new Set(failing.map((c) => c.group))];
       result.append(el("div", { id: "tz-failed", class: "tz-error" },
         el("strong", { text: `${t("failed_checks")}: ${failing.map((c) => `${c.id} ${t(`check_${c.id}`)}`).join(", ")}` }),
-        el("ul", {}, ...groups.map((g) => el("li", { text: t(`means_${g}`) })))));
+        el("ul", {}, ...groups.map((g) => bilingual("li", STRINGS.zh[`means_${g}`], STRINGS.en[`means_${g}`])))));
     }
     if (report.error) result.append(el("p", { class: "tz-error", id: "tz-error", text: `${t("unusable_reason")}: ${report.error}` }));
     if (report.development_trust.length) {
-      result.append(el("div", { class: "tz-notice" }, el("strong", { text: t("development_trust") }),
-        el("ul", {}, ...report.development_trust.map((d) => el("li", { text: d })))));
+      result.append(el("div", { class: "tz-notice", id: "tz-development" }, el("strong", { text: t("development_trust") }),
+        el("ul", {}, ...report.development_trust.map((d, i) => bilingual("li", report.development_trust_zh[i], d)))));
     }
     const body = el("tbody");
     for (const c of report.checks) {
       body.append(el("tr", { "data-check": c.id, "data-status": c.status },
         el("td", {}, el("strong", { text: c.id }), ` ${t(`check_${c.id}`)}`),
         el("td", {}, el("span", { class: `tz-badge s-${c.status}`, text: t(`status_${c.status}`) })),
-        el("td", { class: "tz-wrap", text: c.reason }),
-        el("td", { class: "tz-basis", text: c.basis })));
+        bilingual("td", c.reason_zh, c.reason, { class: "tz-wrap tz-finding" }),
+        bilingual("td", c.basis_zh, c.basis, { class: "tz-basis" })));
     }
     result.append(el("table", { class: "tz-checks" }, el("thead", {}, el("tr", {},
       el("th", { text: t("check") }), el("th", { text: t("status") }), el("th", { text: t("finding") }), el("th", { text: t("basis") }))), body));
-    if (report.proves.length) {
-      result.append(el("h2", { text: t("proves") }), el("ul", { id: "tz-proves" }, ...report.proves.map((p) => el("li", { text: p }))),
-        el("h2", { text: t("does_not_prove") }), el("ul", { class: "tz-muted" }, ...report.does_not_prove.map((p) => el("li", { text: p }))));
+    if (report.proves.length) { // only a verified report carries these
+      result.append(el("h2", { text: t("proves") }),
+        el("ul", { id: "tz-proves" }, ...report.proves.map((p, i) => bilingual("li", report.proves_zh[i], p))),
+        el("h2", { text: t("does_not_prove") }),
+        el("ul", { id: "tz-does-not-prove", class: "tz-muted" }, ...report.does_not_prove.map((p, i) => bilingual("li", report.does_not_prove_zh[i], p))));
     }
     result.append(el("p", { class: "tz-muted", id: "tz-elapsed", "data-ms": String(Math.round(report.elapsed_ms ?? 0)),
       text: `${t("elapsed")}: ${Math.round(report.elapsed_ms ?? 0)} ms · ${t("local_only")}` }));
