@@ -1,19 +1,28 @@
 """Build the sample packages: good ones and one tampered package per check that can fail.
 
-    python samples/build_samples.py        (needs the project's setup: anvil, the dev TSA)
-    python samples/build_samples.py --only-cannot-judge   (remake only that sample)
+    python -m samples.build_samples        (needs the project's setup: anvil, the dev TSA; and root)
+    python -m samples.build_samples --only-cannot-judge   (remake only that sample)
 
 Every package is really sealed: a development TSA token and an anchor on a fresh anvil devnet,
 with the offline proof inside, so each verifies offline as `verified (offline)` against
 `samples/trust.toml`. Each tampered package is made from a good one by the one change its entry in
 `samples/expected.json` describes, and must fail exactly that check. Regenerating makes new keys,
 so all files change together.
+
+The build runs in a clean room (``samples/clean_room.py``): the capture's clean-environment record
+and manifest would otherwise publish the build machine (its hosts file, resolver, host name, home
+folder). There they record a stock hosts file, ``nameserver 127.0.0.1`` and the host name
+``tiezheng-sample``, so S4 passes; the build then checks that no fact of the machine got through.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
+import os
+import re
 import shutil
+import socket
 import sys
 import tempfile
 import zipfile
@@ -25,6 +34,7 @@ from anchor.devnet import Devnet
 from api.sample_site import serve_site
 from evidence.operator_key import OperatorKey
 from evidence.upload import BuiltPackage
+from samples.clean_room import MARKER, run_in_clean_room, why_not
 from tests.capture_site import BrowserRunner
 from tests.factory import Workspace, make_workspace, seal_batch
 from tests.tamper import flip_byte
@@ -111,7 +121,8 @@ def build(workspace: Workspace, rpc_url: str) -> list[dict[str, Any]]:
 
     add("good-upload", good.path, "verified (offline)", None, "the sample site's files, uploaded and sealed")
     add("good-capture", captured.path, "verified (offline)", None,
-        "the sample site served on loopback over HTTPS, captured by Chromium and sealed")
+        "the sample site served on loopback over HTTPS, captured by Chromium in a clean room (stock hosts "
+        "file and resolver, neutral host name) and sealed")
     add("bad-S2-requester-is-operator", own.path, "failed", "S2",
         "manifest names the operator as its own requester (signed and sealed as such)")
     add("bad-T1-capture-after-timestamp", late.path, "failed", "T1",
@@ -165,9 +176,54 @@ def add_cannot_judge_only() -> None:
     (HERE / "expected.json").write_text(json.dumps([*samples, sample], indent=2) + "\n")
 
 
+def _machine_facts() -> list[bytes]:
+    """What of the build machine must not be in a published package: its names, resolvers and folders."""
+    facts = {socket.gethostname(), socket.getfqdn(), str(Path.home()) + "/", str(HERE.parent) + "/"}
+    try:
+        resolv = Path("/etc/resolv.conf").read_text()
+    except OSError:
+        resolv = ""
+    facts |= {fields[1] for fields in map(str.split, resolv.splitlines())
+              if len(fields) > 1 and fields[0] == "nameserver"}
+    return sorted({f.encode() for f in facts} - {b"localhost", b"127.0.0.1", b"/"})
+
+
+def _member_texts(path: Path) -> dict[str, bytes]:
+    texts = {}
+    for name, data in _entries(path).items():
+        texts[name] = gzip.decompress(data) if name.endswith(".gz") else data
+    return texts
+
+
+def machine_facts_in(paths: list[Path]) -> list[str]:
+    """Where the packages record this machine: its host names, resolver addresses, home or checkout folder."""
+    facts, found_in = _machine_facts(), []
+    for path in paths:
+        for name, data in _member_texts(path).items():
+            for fact in facts:
+                # A short host name ("vm") would match inside any compressed or encoded byte run, so it
+                # is looked for as a whole JSON string or host-name token, the way a record would hold it.
+                found = (re.search(rb'["/@ \t]' + re.escape(fact) + rb'["\s:/.]', data) if len(fact) < 8
+                         else fact in data)
+                if found:
+                    found_in.append(f"{path.name}: {name} records the build machine ({fact.decode()!r})")
+    return found_in
+
+
 def main() -> None:
     if sys.argv[1:] == ["--only-cannot-judge"]:
         add_cannot_judge_only()
+        return
+    if MARKER not in os.environ:
+        reason = why_not()
+        if reason:
+            sys.exit(f"build_samples: {reason}")
+        done = run_in_clean_room(["-m", "samples.build_samples", *sys.argv[1:]])
+        if done.returncode:
+            sys.exit(done.returncode)
+        leaks = machine_facts_in(sorted(OUT.glob("*.wacz")))
+        if leaks:
+            sys.exit("build_samples: the samples are not fit to publish:\n" + "\n".join(leaks))
         return
     shutil.rmtree(OUT, ignore_errors=True)
     OUT.mkdir(parents=True)
