@@ -13,10 +13,10 @@ from anchor.tsa_server import TSAServer
 from tests.anchor.test_sealer import accept
 from tests.anchor.test_two_chains import SECOND, names, second_devnet, served_tsa, trust, two_chain_sealer
 from tests.factory import Workspace
-from tests.verifier.browser_page import built_page, chromium, open_page
+from tests.verifier.browser_page import built_page, open_page
 from tests.verifier.test_browser_parity import cli_report, mismatches
 
-__all__ = ["chromium", "second_devnet", "served_tsa"]  # fixtures, imported for pytest
+__all__ = ["second_devnet", "served_tsa"]  # fixtures, imported for pytest
 
 
 def test_page_agrees_on_a_two_chain_package(chromium: Any, workspace: Workspace, served_tsa: TSAServer,

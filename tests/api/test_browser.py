@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,9 +20,6 @@ from tests.api.conftest import capture_available, start_server
 from tests.api.server import Server
 from tests.tamper import flip_byte, replace_entry
 
-CHROMIUM = Path("/usr/bin/chromium")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 PHONE = {"width": 390, "height": 844}
 SEAL_TIMEOUT_MS = 120_000
 
@@ -35,19 +31,6 @@ def web_server(anvil: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     yield from start_server(tmp_path_factory.mktemp("service-web"), "sqlite")
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    path = Path(os.environ.get("TIEZHENG_CHROMIUM", CHROMIUM))
-    if not path.is_file() or shutil.which(str(path)) is None:
-        pytest.skip(f"no Chromium at {path} (install Debian's chromium package)")
-    with playwright_sync.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(path), headless=True, args=FLAGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
-
 @pytest.fixture()
 def shots(tmp_path: Path) -> Path:
     folder = Path(os.environ.get("TIEZHENG_SCREENSHOTS", tmp_path / "screenshots"))
@@ -55,10 +38,10 @@ def shots(tmp_path: Path) -> Path:
     return folder
 
 
-def test_owner_seals_and_court_verifies(web_server: Server, browser: Any, sample_site: str, shots: Path,
+def test_owner_seals_and_court_verifies(web_server: Server, chromium: Any, sample_site: str, shots: Path,
                                         tmp_path: Path) -> None:
     key = web_server.new_tenant("Acme Rights")["api_key"]
-    context = browser.new_context(viewport=PHONE, accept_downloads=True, locale="en-US")
+    context = chromium.new_context(viewport=PHONE, accept_downloads=True, locale="en-US")
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))

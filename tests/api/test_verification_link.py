@@ -19,10 +19,8 @@ import httpx
 import pytest
 
 from tests.api.server import Server, wait_for_status
-from tests.verifier.browser_page import built_page, chromium, open_page
+from tests.verifier.browser_page import built_page, open_page
 from verifier.trust import load_trust, parse_trust
-
-__all__ = ["chromium"]
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 OTHER = SAMPLES / "packages" / "good-upload.wacz"

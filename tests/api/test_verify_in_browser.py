@@ -20,10 +20,8 @@ import pytest
 from tests.api.conftest import capture_available, start_server
 from tests.api.server import Server, wait_for_status
 from tests.tamper import replace_entry
-from tests.verifier.browser_page import built_page, chromium, open_page
+from tests.verifier.browser_page import built_page, open_page
 from tests.verifier.test_browser_parity import cli_report, mismatches
-
-__all__ = ["chromium"]
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 GOOD = SAMPLES / "packages" / "good-upload.wacz"

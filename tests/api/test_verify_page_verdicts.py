@@ -19,7 +19,6 @@ import pytest
 
 from tests.api.conftest import start_server
 from tests.api.server import Server
-from tests.api.test_browser import browser  # noqa: F401  (the shared Chromium fixture)
 from tests.factory import Workspace
 from tests.verifier.test_hostile_text import FORBIDDEN, hostile  # noqa: F401
 
@@ -31,10 +30,10 @@ def page_server(anvil: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     yield from start_server(tmp_path_factory.mktemp("service-verify-page"), "sqlite")
 
 
-def test_hostile_package_on_the_verify_page(page_server: Server, browser: Any, workspace: Workspace,  # noqa: F811
+def test_hostile_package_on_the_verify_page(page_server: Server, chromium: Any, workspace: Workspace,
                                             hostile: Path) -> None:  # noqa: F811
     digest = hashlib.sha256(httpx.get(f"{page_server.url}{TRUST_PATH}", timeout=30).content).hexdigest()
-    context = browser.new_context()
+    context = chromium.new_context()
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))

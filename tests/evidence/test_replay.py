@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import time
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,26 +22,11 @@ from tests.capture_site import BrowserRunner, Site, wacz_validate, warcio_check
 from tests.factory import Workspace, seal_batch
 from tests.replay_viewer import serve_replay, viewer_available
 
-CHROMIUM = Path(os.environ.get("TIEZHENG_CHROMIUM", "/usr/bin/chromium"))
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
 REPLAY_TIMEOUT_SECONDS = 60
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 pytestmark = [pytest.mark.skipif(not viewer_available(), reason="ReplayWeb.page not unpacked (run make setup)"),
               pytest.mark.timeout(240)]
-
-
-@pytest.fixture(scope="module")
-def viewer_browser() -> Iterator[Any]:
-    if not CHROMIUM.is_file():
-        pytest.skip(f"no Chromium at {CHROMIUM}")
-    with playwright_sync.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=FLAGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 def _replayed_frame(page: Any, needle: str) -> tuple[str, str]:
@@ -66,7 +50,7 @@ def _replayed_frame(page: Any, needle: str) -> tuple[str, str]:
 
 
 def test_sealed_capture_replays_in_replaywebpage(runner: BrowserRunner, http_site: Site, operator: OperatorKey,
-                                                 packages: Path, viewer_browser: Any, workspace: Workspace,
+                                                 packages: Path, chromium: Any, workspace: Workspace,
                                                  rpc_url: str, tmp_path: Path) -> None:
     url = http_site.url("/dynamic")
     built = runner.capture(url, packages, operator)
@@ -77,7 +61,7 @@ def test_sealed_capture_replays_in_replaywebpage(runner: BrowserRunner, http_sit
     assert wacz_validate(built.path).returncode == 0
     assert warcio_check(built.path).returncode == 0
     viewer = serve_replay(built.path, url)
-    context = viewer_browser.new_context(viewport={"width": 1000, "height": 700})
+    context = chromium.new_context(viewport={"width": 1000, "height": 700})
     try:
         page = context.new_page()
         page.goto(viewer.base, wait_until="load")

@@ -7,10 +7,8 @@ statuses are read back from the page's DOM.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,9 +17,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = ROOT / "verifier" / "browser" / "dist" / "verify.html"
-CHROMIUM = Path(os.environ.get("TIEZHENG_CHROMIUM", "/usr/bin/chromium"))
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync"]
 VERDICT_TIMEOUT_MS = 60_000
 
 
@@ -40,19 +35,6 @@ def built_page() -> Path:
             pytest.skip("the browser verifier is not built and cannot be (run `make setup`)")
         subprocess.run(["node", str(ROOT / "verifier" / "browser" / "build.mjs")], check=True, cwd=ROOT)
     return PAGE
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Any]:
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not CHROMIUM.is_file():
-        pytest.skip(f"no Chromium at {CHROMIUM} (install Debian's chromium package)")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=FLAGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 class VerifierPage:

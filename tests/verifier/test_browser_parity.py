@@ -22,11 +22,9 @@ from typing import Any
 import pytest
 
 from tests.factory import make_workspace, seal_batch
-from tests.verifier.browser_page import PageReport, built_page, chromium, open_page
+from tests.verifier.browser_page import PageReport, built_page, open_page
 from tests.verifier.test_hostile_cli import CASES as HOSTILE_CASES
 from tests.verifier.test_tamper_matrix import DATAPACKAGE_PATH, mutations, rebuild
-
-__all__ = ["chromium"]  # the fixture, imported for pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "samples"

@@ -25,11 +25,11 @@ import pytest
 
 from samples.build_samples import machine_facts_in
 from samples.clean_room import HOSTNAME, STOCK_HOSTS, STOCK_RESOLV, run_in_clean_room, why_not
-from tests.verifier.test_browser_parity import chromium, cli_report, mismatches, page
+from tests.verifier.test_browser_parity import cli_report, mismatches, page
 from tests.verifier.test_tamper_matrix import DATAPACKAGE_PATH, rebuild
 from verifier.hosts_file import non_default_entries, parse_hosts
 
-__all__ = ["chromium", "page"]  # fixtures, imported for pytest
+__all__ = ["page"]  # a fixture, imported for pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 RECORD = "evidence/environment-check.json"

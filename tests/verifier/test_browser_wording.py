@@ -22,14 +22,12 @@ from typing import Any
 import pytest
 
 from tests.factory import make_workspace, seal_batch
-from tests.verifier.browser_page import built_page, chromium, open_page
+from tests.verifier.browser_page import built_page, open_page
 from tests.verifier.test_hostile_cli import CASES as HOSTILE_CASES
 from tests.verifier.test_tamper_matrix import DATAPACKAGE_PATH, mutations, rebuild
 from verifier.court_time import format_duration, format_seconds, format_time
 from verifier.legal_basis import BASES, RULES, legal_basis, sources
 from verifier.wording import FAILURE_MEANING_ZH
-
-__all__ = ["chromium"]  # the fixture, imported for pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "samples"

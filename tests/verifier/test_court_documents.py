@@ -18,7 +18,6 @@ import pytest
 
 from tests.capture_site import png
 from tests.tamper import replace_entry
-from tests.verifier.browser_page import chromium
 from verifier import exhibit as exhibit_module
 from verifier import report_pdf
 from verifier.errors import TrustError
@@ -37,8 +36,6 @@ CLI = str(Path(sys.executable).parent / "tiezheng-verify")
 OPERATOR_URL = "https://evidence.example/tz"
 #: What an absolute path of the verifier's machine looks like in extracted text.
 ABSOLUTE_PATH = re.compile(r"(?<![\w.:/])/(?:home|tmp|root|usr|var|opt|srv|mnt|Users|work)/")
-
-__all__ = ["chromium"]
 
 pytestmark = pytest.mark.skipif(shutil.which("pdftotext") is None, reason="needs poppler-utils")
 
