@@ -147,13 +147,18 @@ class Server:
         return _group_cpu_seconds(self.process.pid)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
+        _stop(self.process)
         subprocess.run([str(BIN / "tiezheng"), "chain", "down"], env=self.env, capture_output=True, timeout=60)
+
+
+def _stop(process: subprocess.Popen[bytes] | None) -> None:
+    """Stop a server gracefully (SIGTERM), and its whole process group if it does not go in 30 s."""
+    if process is not None and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
 
 
 @dataclass
@@ -266,12 +271,7 @@ class BareServer:
         return _group_cpu_seconds(self.process.pid)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
+        _stop(self.process)
 
 
 async def _measure(url: str, key: str, clients: int, size: int, duration: float,
