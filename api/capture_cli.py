@@ -89,7 +89,7 @@ def capture(
     with progress:
         task = progress.add_task("opening the data dir…", total=len(targets))
         settings = writable_settings(data_dir)
-        progress.update(task, description="loading the capture tools…")
+        progress.update(task, description="loading the capture tools…", refresh=True)
         results = _capture_all(targets, settings, progress, task, as_json=as_json, options=dict(
             note=note, full_page=full_page, wait=float(wait) if _is_number(wait) else wait, scroll=scroll,
             allow_private=allow_private, accept_error_status=accept_error_status, concurrency=concurrency))
@@ -133,12 +133,12 @@ def _capture_all(targets: list[str], settings: Settings, progress: Progress, tas
             progress.console.print(f"[red]failed[/] {escape(result.url)}: {escape(result.error or '')}")
 
     async def run() -> list[CaptureResult]:
-        progress.update(task, description="starting the browser…")
+        progress.update(task, description="starting the browser…", refresh=True)
         try:
             browser = await WarmBrowser.launch()
         except CaptureError as exc:
             raise UserError(f"the browser did not start: {exc}", "run `tiezheng doctor` for the details") from None
-        progress.update(task, description="capturing")
+        progress.update(task, description="capturing", refresh=True)
         try:
             with clock_references(settings) as clock:
                 return await capture_many(targets, packages_dir=settings.packages_dir, operator=operator,
