@@ -47,9 +47,9 @@ class ValidTimestamp:
 class Context:
     package: Package
     trust: Trust
-    offline: bool = True
     #: Where to check anchors online; None offline. A single source answers for the chain it serves.
     chain: ChainSources | None = None
+    #: The moment of verification: an anchor claiming a block after it is implausible (T1 offline).
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
     development: list[str] = field(default_factory=list)
     facts: dict[str, Any] = field(default_factory=dict)
@@ -57,6 +57,11 @@ class Context:
     missing_trust: list[tuple[str, str]] = field(default_factory=list)
     #: (check id, what stayed a claim and how to check it): see ``Report.not_checked``.
     not_checked: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def offline(self) -> bool:
+        """Whether anchors are judged without a node: no chain source was given."""
+        return self.chain is None
 
     def flag_development(self, what: str) -> None:
         if what not in self.development:
