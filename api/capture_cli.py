@@ -107,7 +107,7 @@ def _capture_all(targets: list[str], settings: Settings, progress: Progress, tas
     from evidence.capture import capture_many
     from evidence.capture_errors import CaptureError
     from evidence.capture_options import CaptureOptions
-    from evidence.manifest import Requester
+    from evidence.manifest import local_requester
 
     operator = operator_for(settings)
     try:
@@ -142,7 +142,7 @@ def _capture_all(targets: list[str], settings: Settings, progress: Progress, tas
         try:
             with clock_references(settings) as clock:
                 return await capture_many(targets, packages_dir=settings.packages_dir, operator=operator,
-                                          requester=Requester.local(), options=capture_options, browser=browser,
+                                          requester=local_requester(), options=capture_options, browser=browser,
                                           on_result=done, clock_references=clock)
         finally:
             await browser.close()

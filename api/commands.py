@@ -67,12 +67,12 @@ def upload(files: Annotated[list[Path], typer.Argument(metavar="FILES...", help=
     files = [input_file(file) for file in files]
     with errors.status(f"packaging {len(files)} file(s)…", spinner="dots"):
         from api.services import operator_for, queue_for_sealing
-        from evidence.manifest import Requester
+        from evidence.manifest import local_requester
         from evidence.upload import build_upload
 
         settings = _settings(data_dir)
         built = build_upload(files, packages_dir=settings.packages_dir, operator=operator_for(settings),
-                             requester=Requester.local(), note=note)
+                             requester=local_requester(), note=note)
         queue_for_sealing(settings, built.evidence_id, built.fingerprint, built.path)
     if as_json:
         print(_item_json(built.evidence_id, built.fingerprint.hex(), built.path, "pending"))

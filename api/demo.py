@@ -17,7 +17,7 @@ from api.services import clock_references, engine_for, local_trust, make_sealer,
 from api.settings import Settings
 from evidence.capture import capture_urls
 from evidence.capture_options import CaptureOptions
-from evidence.manifest import Requester
+from verifier.package import Requester
 from verifier.render import render_report
 from verifier.report import Report
 from verifier.report_html import render_html

@@ -29,7 +29,7 @@ from api.models import ApiKey, Evidence, EvidenceKind, Tenant
 from api.security import hide_server_paths
 from api.services import operator_for, service_clock_references
 from api.settings import Settings, load_settings
-from evidence.manifest import Requester
+from verifier.package import Requester
 
 log = logging.getLogger(__name__)
 

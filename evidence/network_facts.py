@@ -32,12 +32,12 @@ import httpcore
 import httpx
 
 from evidence.capture_errors import CaptureError
-from evidence.manifest import utc_iso
 from evidence.resolver import HostResolver
 from evidence.ssrf import normalise_url, split_url
 from evidence.tls_policy import TlsPolicy, describe_tls, verify_failure, verify_message
 from evidence.warc_sink import WarcSink
 from verifier.http_body import DecodedBody, HttpFormatError, HttpResponse, dechunk, decode_body, parse_response
+from verifier.manifest_writer import utc_iso
 
 MAX_REDIRECTS = 10
 MAX_SOURCE_BYTES = 50 << 20

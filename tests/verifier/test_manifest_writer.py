@@ -79,24 +79,3 @@ def test_an_artifact_record_is_path_role_type_size_and_sha256_hex() -> None:
     artifact = artifact_of_bytes("evidence/a.txt", "upload", "text/plain", b"abc")
     assert artifact == Artifact("evidence/a.txt", "upload", "text/plain", 3,
                                 "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
-
-
-# Before the old writer goes: the new one gives the old bytes for a capture-like and an upload-like manifest.
-def test_the_new_writer_gives_the_old_writers_bytes() -> None:
-    from evidence.manifest import finish
-
-    for kind, uploaded in (("web-capture", None), ("upload", [UploadedFile("a b.txt", "evidence/a_b.txt")])):
-        new = NewManifest(evidence_id="tz-1", kind=kind, created_at=STARTED, operator=OPERATOR, requester=REQUESTER,
-                          artifacts=ARTIFACTS, capture=CAPTURE, note="note", target={"final_url": "https://x.test/"},
-                          uploaded=uploaded)
-        old = {"evidence_id": "tz-1", "kind": kind, "created_at": "2026-03-01T09:30:00.123456Z",
-               "operator": {"name": OPERATOR.name, "key_id": OPERATOR.key_id, "public_key": OPERATOR.public_key,
-                            "qualifications": {"icp_filing": "京ICP备00000000号"}},
-               "requester": {"tenant": REQUESTER.tenant, "identity": REQUESTER.identity}, "note": "note",
-               "target": {"final_url": "https://x.test/"}, "capture": CAPTURE,
-               "artifacts": [{"path": a.path, "role": a.role, "media_type": a.media_type, "size": a.size,
-                              "sha256": a.sha256} for a in ARTIFACTS]}
-        if uploaded:
-            old["upload"] = {"files": [{"original_name": "a b.txt", "path": "evidence/a_b.txt"}]}
-        _, body, fingerprint = finish(old)
-        assert (new.canonical_bytes, new.fingerprint) == (body, fingerprint)
