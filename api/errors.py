@@ -15,6 +15,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from verifier.errors import TiezhengError
+
 log = logging.getLogger(__name__)
 
 #: HTTP status -> code for errors raised by the framework itself (routing, methods).
@@ -24,7 +26,7 @@ _HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "
                501: "not_implemented", 503: "unavailable"}
 
 
-class ApiError(Exception):
+class ApiError(TiezhengError):
     """An error with its HTTP status, stable code and a message safe to show."""
 
     def __init__(self, status: int, code: str, message: str, *, headers: dict[str, str] | None = None,
@@ -35,6 +37,9 @@ class ApiError(Exception):
         self.message = message
         self.headers = headers
         self.details = details
+
+    def diagnostics(self) -> str:
+        return f"{self.code} (HTTP {self.status}): {self.message}"
 
 
 def not_found(what: str = "evidence") -> ApiError:

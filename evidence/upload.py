@@ -25,6 +25,7 @@ from evidence.manifest import clock_source, file_artifact, new_evidence_id, tool
 from evidence.operator_key import OperatorKey
 from evidence.warc_index import ReplayIndex, cdxj_index, pages_jsonl
 from verifier.capture_format import INDEX_PATH, INDEX_SUMMARY_PATH, ROLES
+from verifier.errors import TiezhengError
 from verifier.manifest_writer import NewManifest, UploadedFile, artifact_of_bytes, utc_iso
 from verifier.package import MANIFEST_PATH, SIGNATURE_PATH, Artifact, Requester
 from verifier.wacz import Member, package_metadata, write_package
@@ -36,8 +37,9 @@ COPY_CHUNK_BYTES = 1 << 20
 IN_MEMORY_BYTES = 4 << 20
 
 
-class UploadError(ValueError):
-    """An upload that cannot become evidence (missing file, too many files, ...)."""
+class UploadError(TiezhengError, ValueError):
+    """An upload that cannot become evidence (missing file, too many files, ...). Still a ValueError
+    for callers that catch one."""
 
 
 @dataclass(frozen=True)

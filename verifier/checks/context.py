@@ -32,8 +32,12 @@ __all__ = ["Anchor", "Context", "Outcome", "Skip", "ValidTimestamp"]
 MAX_OWN_ROOTS = 4
 
 
-class Skip(Exception):
-    """Raised by a check that cannot run with the data given."""
+class Skip(TiezhengError):
+    """Raised by a check that cannot run with the data given; ``reason`` becomes the check's reason."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
