@@ -18,11 +18,11 @@ from api.settings import Settings
 from evidence.capture import capture_urls
 from evidence.capture_options import CaptureOptions
 from verifier.package import Requester
-from verifier.render import render_report
-from verifier.report import Report
-from verifier.report_html import render_html
-from verifier.report_pdf import pdf_available, write_pdf
+from verifier.report.html_page import render_html
+from verifier.report.pdf_certificate import pdf_available, write_pdf
+from verifier.report.terminal import render_report
 from verifier.trust import default_trust
+from verifier.verdict import Report
 from verifier.verify import verify_package
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "site"

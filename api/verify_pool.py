@@ -26,8 +26,8 @@ from pathlib import Path
 
 from api.state import TRUST_PATH
 from verifier.errors import TiezhengError
-from verifier.report import Report, unusable
 from verifier.trust import Trust, default_trust, parse_trust
+from verifier.verdict import Report, unusable
 from verifier.verify import verify_package
 
 log = logging.getLogger(__name__)

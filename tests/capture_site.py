@@ -38,8 +38,8 @@ from evidence.environment_check import hosts_record, proxy_record
 from evidence.operator_key import OperatorKey
 from evidence.upload import BuiltPackage
 from verifier.package import Requester
-from verifier.report import Report
 from verifier.trust import load_trust
+from verifier.verdict import Report
 from verifier.verify import verify_package
 
 T = TypeVar("T")

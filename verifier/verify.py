@@ -15,8 +15,8 @@ from verifier.checks import run_checks
 from verifier.checks.context import Context
 from verifier.errors import InvalidPackage
 from verifier.package import Package, open_package
-from verifier.report import Report, Status, unusable
 from verifier.trust import Trust
+from verifier.verdict import Report, Status, unusable
 
 
 def verify_opened(package: Package, trust: Trust, *, chain: ChainSource | ChainSources | None = None) -> Report:

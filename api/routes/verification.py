@@ -28,7 +28,7 @@ from api.reports import write_pdf
 from api.responses import AsciiJSONResponse
 from api.state import ServiceState
 from api.verify_pool import VerifyBusy, VerifyCrashed, VerifyPool, VerifyTimeout
-from verifier.report import Report
+from verifier.verdict import Report
 
 router = APIRouter(prefix="/verify", tags=["verify"], dependencies=[Depends(limit_anonymous)])
 

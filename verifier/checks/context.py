@@ -19,10 +19,10 @@ from verifier.checks.anchors import Anchor, AnchorResult, earliest_checked, judg
 from verifier.errors import InvalidPackage, TiezhengError, TimestampError, VerificationError
 from verifier.package import PROOF_PATH, TSA_CERTS_NAME, Package
 from verifier.proof import InclusionProof, parse_proof
-from verifier.report import Status
 from verifier.timestamp import TimestampInfo, TimestampToken, parse_timestamp_token, verify_timestamp
 from verifier.trust import Trust, TrustedTSA
 from verifier.tsa_chain import load_certificates
+from verifier.verdict import Status
 
 Outcome = tuple[Status, str]
 

@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 from verifier import __version__
 from verifier.court_time import format_duration, format_time
-from verifier.exhibit import both_times, target_rows
 from verifier.legal_basis import legal_basis
-from verifier.report import DOES_NOT_PROVE, GROUPS, Report, Status, Verdict
+from verifier.report.exhibit import both_times, target_rows
 from verifier.sanitize import display_text
+from verifier.verdict import DOES_NOT_PROVE, GROUPS, Report, Status, Verdict
 from verifier.wording import (
     DEVELOPMENT_TITLE,
     DOES_NOT_PROVE_ZH,
@@ -34,7 +34,7 @@ from verifier.wording import (
 )
 
 if TYPE_CHECKING:
-    from verifier.report import CheckResult
+    from verifier.verdict import CheckResult
 
 GROUP_LABELS: Mapping[str, tuple[str, str]] = {
     "source": ("Source", "电子数据来源"),
@@ -360,9 +360,9 @@ def render_html(report: Report, *, source: str, generated_at: datetime | None = 
     ``lang`` (``zh``, ``en`` or ``both``) is the language of findings, reasons and legal bases; the
     labels are always bilingual."""
     # Imported here: these modules build on the labels above.
-    from verifier.certification import certifications
-    from verifier.exhibit import Exhibit, load_exhibit
-    from verifier.report_html_exhibit import captured_section, certification_section
+    from verifier.report.certification import certifications
+    from verifier.report.exhibit import Exhibit, load_exhibit
+    from verifier.report.html_exhibit import captured_section, certification_section
 
     verdict = report.verdict
     when = format_time(generated_at or datetime.now(UTC))

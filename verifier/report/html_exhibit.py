@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import base64
 
-from verifier.certification import Certification
-from verifier.exhibit import Exhibit, target_rows
-from verifier.report import Report
-from verifier.report_html import _bi, _e
+from verifier.report.certification import Certification
+from verifier.report.exhibit import Exhibit, target_rows
+from verifier.report.html_page import _bi, _e
+from verifier.verdict import Report
 
 
 def captured_section(report: Report, exhibit: Exhibit) -> str:

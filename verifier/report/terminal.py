@@ -21,8 +21,8 @@ from rich.text import Text
 
 from verifier.court_time import format_time
 from verifier.legal_basis import legal_basis
-from verifier.report import DOES_NOT_PROVE, GROUPS, CheckResult, Report, Status, Verdict
 from verifier.sanitize import display_text
+from verifier.verdict import DOES_NOT_PROVE, GROUPS, CheckResult, Report, Status, Verdict
 from verifier.wording import (
     DEVELOPMENT_TITLE,
     DOES_NOT_PROVE_ZH,
