@@ -105,7 +105,6 @@ class CaptureOutcome:
     log: CallLog
     raw: RawFetch
     browser_final_url: str
-    browser_status: int | None
     title: str
     proxy: dict[str, Any]
     profile: dict[str, Any]
@@ -232,8 +231,7 @@ class CaptureRun:
                                                                self._file(INDEX_SUMMARY_PATH, index.summary)])
         return CaptureOutcome(evidence_id=self.evidence_id, requested_url=self.url, started=self.started,
                               work=self.work, log=self.log, raw=raw, browser_final_url=url,
-                              browser_status=response.status if response else None, title=title, proxy=proxy,
-                              profile=profile, files=dict(self.files))
+                              title=title, proxy=proxy, profile=profile, files=dict(self.files))
 
     def _note_response(self, response: Response) -> None:
         self._responses.append(response)

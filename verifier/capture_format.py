@@ -38,7 +38,6 @@ NETWORK_FORMAT = "tiezheng-network/1"
 ENVIRONMENT_FORMAT = "tiezheng-environment-check/1"
 #: The call-log step that writes the environment record; a capture logs it first.
 ENVIRONMENT_STEP = "environment-check"
-CALL_LOG_FORMAT = "tiezheng-call-log/1"
 #: The proxy kind a capture records for its own recording proxy (DESIGN.md §3, byte-exact traffic).
 RECORDER_KIND = "tiezheng-recorder"
 #: The actor of every automated step. A human step would name someone else, and P1 fails it.

@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 # it, so `--json` loads no rich, no HTML/PDF renderer and no HTTP stack (tests/verifier/test_lazy_imports.py).
 
 EXIT_VERIFIED, EXIT_FAILED, EXIT_UNUSABLE, EXIT_CANNOT_JUDGE = 0, 1, 2, 3
-SUBCOMMANDS = ("timestamp", "inclusion")
 
 
 class _LazyConsole:

@@ -58,11 +58,6 @@ _TOKEN = re.compile(TIME_SPAN.pattern + rf"[{_CLOSING},.:;)]*\s*|[{_OPENING}]*[{
                     rf"|[^\s{_CJK}]+[{_CLOSING}]*\s*|\s+")
 
 
-def safe(value: object) -> Text:
-    """Package-derived text for the terminal: hidden characters shown as codes, no markup."""
-    return Text(display_text(str(value)))
-
-
 def _tokens(text: str, limit: int) -> Iterator[str]:
     """Words, single CJK characters and spaces; a word wider than ``limit`` (a hash) is split."""
     for token in _TOKEN.findall(text):
