@@ -17,7 +17,7 @@ from verifier.errors import TiezhengError
 PACKAGES = ("verifier", "evidence", "anchor", "api")
 #: Modules that are not importable on their own, with the reason. They define no exception.
 NOT_IMPORTED = {
-    "api.migrations.env": "Alembic's migration script runs only inside Alembic's own context",
+    "api.service.migrations.env": "Alembic's migration script runs only inside Alembic's own context",
 }
 #: Exception classes allowed outside the tree, with the reason (private control flow only).
 OUTSIDE_THE_TREE: dict[str, str] = {}
@@ -51,14 +51,14 @@ def test_every_exception_class_of_the_project_derives_from_tiezheng_error() -> N
     assert outside == []
     # The walk did see the branches it is meant to keep in the tree.
     assert {"verifier.checks.context.Skip", "evidence.capture_errors.CaptureError", "evidence.upload.UploadError",
-            "anchor.rpc.AnchorError", "api.errors.ApiError", "api.cli_support.UserError"} <= set(classes)
+            "anchor.rpc.AnchorError", "api.service.errors.ApiError", "api.cli.support.UserError"} <= set(classes)
 
 
 def test_every_error_explains_itself_in_one_line() -> None:
-    from api.blobs import BlobMissing
-    from api.cli_support import UserError
-    from api.errors import ApiError
-    from api.verify_pool import VerifyBusy, VerifyTimeout
+    from api.cli.support import UserError
+    from api.service.blobs import BlobMissing
+    from api.service.errors import ApiError
+    from api.service.verify_pool import VerifyBusy, VerifyTimeout
     from evidence.capture_errors import BlockedAddress, CaptureError
     from verifier.checks.context import Skip
 
@@ -75,7 +75,7 @@ def test_every_error_explains_itself_in_one_line() -> None:
 
 
 def test_errors_that_replace_built_in_ones_can_still_be_caught_as_those() -> None:
-    from api.blobs import BlobMissing
+    from api.service.blobs import BlobMissing
     from evidence.upload import UploadError
 
     assert issubclass(UploadError, ValueError) and issubclass(BlobMissing, LookupError)

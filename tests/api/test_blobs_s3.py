@@ -18,9 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from api.blobs import CHUNK_BYTES, BlobMissing, BlobStore, blob_store
-from api.blobs_s3 import S3BlobStore
-from api.settings import Settings
+from api.service.blobs import CHUNK_BYTES, BlobMissing, BlobStore
+from api.service.blobs_s3 import S3BlobStore
+from api.service.runtime import blob_store
+from api.service.settings import Settings
 from tests.api.conftest import start_server
 from tests.api.server import free_port, wait_for_status
 

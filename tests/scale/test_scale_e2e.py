@@ -114,10 +114,10 @@ def test_500_captures_two_workers_one_sealer_with_kills(database: str, redis_url
                                                          anvil: Path) -> None:
     from sqlalchemy import create_engine, text
 
-    from api.models import MAX_CAPTURE_URLS
-    from api.sample_site import serve_site
-    from api.services import local_trust
-    from api.settings import load_settings
+    from api.cli.sample_site import serve_site
+    from api.service.models import MAX_CAPTURE_URLS
+    from api.service.runtime import local_trust
+    from api.service.settings import load_settings
     from verifier.verify import verify_package
 
     data_dir = tmp_path / "data"

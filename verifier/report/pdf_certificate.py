@@ -37,9 +37,9 @@ from verifier.report.html_page import (
     offset_text,
     scope_pairs,
     target_url,
-    text,
     timeline,
 )
+from verifier.report.html_text import text
 from verifier.report.pdf_fonts import MONO, SANS, SANS_BOLD, markup, register_cjk_font, register_latin_fonts
 from verifier.report.pdf_screenshot import decode, mm_points, screenshot_band
 from verifier.verdict import GROUPS, Report, Status, Verdict
