@@ -35,7 +35,8 @@ from evidence.perceptual_hash import ALGORITHM, HASH_BITS, ScreenshotError, Scre
 from evidence.removal import Removal, removal
 from verifier import canonical
 from verifier.capture_format import DOM_PATH, SCREENSHOT_PATH, SOURCE_PATH
-from verifier.errors import InvalidPackage
+from verifier.court_time import plural
+from verifier.errors import InvalidPackage, TiezhengError
 from verifier.package import Package, open_package
 
 CHANGE_FORMAT = "tiezheng-change/1"
@@ -51,7 +52,7 @@ MAX_EXCERPT_LINES = 5
 MAX_SCREENSHOT_BYTES = 64 << 20
 
 
-class ChangeError(ValueError):
+class ChangeError(TiezhengError, ValueError):
     """The captures cannot be compared: the previous package is unreadable, damaged or not a capture."""
 
 
@@ -220,6 +221,28 @@ class Change:
                 "previous": {"fingerprint": self.previous_fingerprint.hex(),
                              "evidence_id": self.previous_evidence_id, "captured_at": self.previous_captured_at},
                 **self.body}
+
+    @property
+    def summary(self) -> str:
+        """One line for a timeline: what changed ("price: ¥ 99.00 → ¥ 79.00; 1 line added, 1 removed")."""
+        body = self.body
+        if self.classification == "removed":
+            removed = body["removed"]["after"]
+            how = removed["reason"].replace("http-", "HTTP ")
+            return bounded(f"removed ({how}{': ' + removed['phrase'] if removed.get('phrase') else ''})")
+        parts = [f"{f['name']}: {f['before'] or '—'} → {f['after'] or '—'}" for f in body["key_fields"] if f["changed"]]
+        if "http_status" in body["signals"]:
+            parts.append(f"HTTP {body['http_status']['before']} → {body['http_status']['after']}")
+        if "final_url" in body["signals"]:
+            parts.append(f"final URL → {body['final_url']['after']}")
+        text = body["text"]
+        if text is not None and (text["added"] or text["removed"]):
+            parts.append(f"{plural(text['added'], 'line')} added, {text['removed']} removed")
+        shot = body["screenshot"]
+        if shot.get("changed"):
+            parts.append(f"screenshot {round(100 * shot['fraction'])}% different")
+        head = "reappeared" if self.classification == "reappeared" else self.classification
+        return bounded(f"{head}: {'; '.join(parts)}" if parts else head)
 
     def canonical_bytes(self) -> bytes:
         """The body of ``evidence/change.json``: RFC 8785 canonical JSON, as the manifest is."""

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 from selectolax.lexbor import LexborHTMLParser, SelectolaxError
 
+from verifier.errors import TiezhengError
+
 #: A rendered product or listing page is well under this; past it only the first part is read.
 MAX_HTML_BYTES = 8 << 20
 #: Lines of visible text kept for the diff; a page with more is compared on its first lines only.
@@ -37,7 +39,7 @@ _SPACES = re.compile(r"\s+")
 ELLIPSIS = "…"
 
 
-class FieldSpecError(ValueError):
+class FieldSpecError(TiezhengError, ValueError):
     """A key field as the watch gave it is unusable (no name, too long, bad selector)."""
 
 

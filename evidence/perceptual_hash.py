@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 from PIL import Image
 
+from verifier.errors import TiezhengError
+
 #: 16 x 16 = 256 bits: fine enough to see a product image swapped on a full-page screenshot,
 #: coarse enough that sub-pixel rendering noise stays inside one cell.
 HASH_SIDE = 16
@@ -29,7 +31,7 @@ MAX_SCREENSHOT_PIXELS = 64_000_000
 REDUCE_TO_WIDTH = 256
 
 
-class ScreenshotError(ValueError):
+class ScreenshotError(TiezhengError, ValueError):
     """The bytes are not a PNG screenshot this module will decode."""
 
 

@@ -54,6 +54,8 @@ TIMELINE_BASES: Mapping[str, tuple[Citation, ...]] = {
 }
 #: Problems listed in one reason; the count covers the rest.
 MAX_LISTED = 10
+#: An evidence id as shown (ours are 33 characters).
+MAX_EVIDENCE_ID_CHARS = 100
 #: A watch id as shown; the manifest's own limits bound it further.
 MAX_WATCH_CHARS = 100
 _FINGERPRINT = re.compile(r"^[0-9a-f]{64}$")
@@ -179,7 +181,10 @@ def _link(name: str, path: Path, trust: Trust, chain: ChainSource | ChainSources
     report = dataclasses.replace(verify_opened(package, trust, chain=chain, now=now), package_sha256=digest)
     data = package.manifest.data
     previous, error = _previous(data.get("previous", None), "previous" in data)
-    return Link(file=name, report=report, evidence_id=package.manifest.evidence_id, previous=previous,
+    evidence_id = package.manifest.evidence_id
+    if len(evidence_id) > MAX_EVIDENCE_ID_CHARS:  # the manifest does not bound it; every reason names it
+        evidence_id = evidence_id[:MAX_EVIDENCE_ID_CHARS - 1] + "…"
+    return Link(file=name, report=report, evidence_id=evidence_id, previous=previous,
                 previous_error=error, watch=_watch(data.get("watch")),
                 captured_at=_time(package.manifest.capture.get("ended_at")), tsa_time=_tsa_time(report))
 

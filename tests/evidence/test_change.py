@@ -95,6 +95,7 @@ def test_price_changed(tmp_path: Path, operator) -> None:  # type: ignore[no-unt
     assert (price["before"], price["after"], price["changed"]) == ("¥ 99.00", "¥ 79.00", True)
     assert body["text"]["excerpt"] == {"added": ["¥ 79.00"], "removed": ["¥ 99.00"]}
     assert body["screenshot"]["changed"] is False
+    assert change.summary == "changed: price: ¥ 99.00 → ¥ 79.00; 1 line added, 1 removed"
 
 
 def test_swapped_picture_is_a_visual_change(tmp_path: Path, operator) -> None:  # type: ignore[no-untyped-def]
@@ -117,6 +118,7 @@ def test_removed(tmp_path: Path, operator, dom: str, status: int, reason: str) -
     assert change.classification == "removed"
     assert body["removed"]["after"]["reason"] == reason and body["removed"]["before"] is None
     assert body["key_fields"][0]["after"] is None
+    assert change.summary.startswith("removed (")
 
 
 def test_reappeared(tmp_path: Path, operator) -> None:  # type: ignore[no-untyped-def]
