@@ -33,13 +33,11 @@ from typing import Any
 from evidence.page_text import MAX_HTML_BYTES, KeyField, PageText, bounded, decode_html, key_field_values, page_text
 from evidence.perceptual_hash import ALGORITHM, HASH_BITS, ScreenshotError, ScreenshotHash, screenshot_hash
 from evidence.removal import Removal, removal
-from verifier import canonical
 from verifier.capture_format import DOM_PATH, SCREENSHOT_PATH, SOURCE_PATH
-from verifier.court_time import plural
+from verifier.change_record import ChangeRecord
 from verifier.errors import InvalidPackage, TiezhengError
 from verifier.package import Package, open_package
 
-CHANGE_FORMAT = "tiezheng-change/1"
 #: dHash bits that may differ (of 256) before two screenshots count as looking different. Re-rendering
 #: one page with 1-pixel noise moves 0 bits; swapping the product picture of a listing moves 29
 #: (0.11), and a page that loses its picture 39 (tests/evidence/test_change.py measures these).
@@ -206,47 +204,8 @@ def _excerpt(lines: Sequence[str], wanted: Counter[str]) -> tuple[str, ...]:
     return tuple(shown)
 
 
-@dataclass(frozen=True)
-class Change:
-    """The comparison of a capture with its watch's previous capture: ``to_json`` is ``evidence/change.json``."""
-
-    classification: str
-    previous_fingerprint: bytes
-    previous_evidence_id: str | None
-    previous_captured_at: str | None
-    body: Mapping[str, Any] = field(repr=False)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"format": CHANGE_FORMAT, "classification": self.classification,
-                "previous": {"fingerprint": self.previous_fingerprint.hex(),
-                             "evidence_id": self.previous_evidence_id, "captured_at": self.previous_captured_at},
-                **self.body}
-
-    @property
-    def summary(self) -> str:
-        """One line for a timeline: what changed ("price: ¥ 99.00 → ¥ 79.00; 1 line added, 1 removed")."""
-        body = self.body
-        if self.classification == "removed":
-            removed = body["removed"]["after"]
-            how = removed["reason"].replace("http-", "HTTP ")
-            return bounded(f"removed ({how}{': ' + removed['phrase'] if removed.get('phrase') else ''})")
-        parts = [f"{f['name']}: {f['before'] or '—'} → {f['after'] or '—'}" for f in body["key_fields"] if f["changed"]]
-        if "http_status" in body["signals"]:
-            parts.append(f"HTTP {body['http_status']['before']} → {body['http_status']['after']}")
-        if "final_url" in body["signals"]:
-            parts.append(f"final URL → {body['final_url']['after']}")
-        text = body["text"]
-        if text is not None and (text["added"] or text["removed"]):
-            parts.append(f"{plural(text['added'], 'line')} added, {text['removed']} removed")
-        shot = body["screenshot"]
-        if shot.get("changed"):
-            parts.append(f"screenshot {round(100 * shot['fraction'])}% different")
-        head = "reappeared" if self.classification == "reappeared" else self.classification
-        return bounded(f"{head}: {'; '.join(parts)}" if parts else head)
-
-    def canonical_bytes(self) -> bytes:
-        """The body of ``evidence/change.json``: RFC 8785 canonical JSON, as the manifest is."""
-        return canonical.canonical_json(self.to_json())
+#: What ``compare`` returns: the record ``evidence/change.json`` holds (written and read by verifier/).
+Change = ChangeRecord
 
 
 def _as_files(capture: CaptureFiles | Path) -> CaptureFiles:
@@ -254,8 +213,9 @@ def _as_files(capture: CaptureFiles | Path) -> CaptureFiles:
 
 
 def compare(previous: CaptureFiles | Path, current: CaptureFiles | Path, *,
-            key_fields: Sequence[KeyField] = ()) -> Change:
-    """Compare ``current`` with ``previous`` (each a package path or ``CaptureFiles``); return the Change.
+            key_fields: Sequence[KeyField] = ()) -> ChangeRecord:
+    """Compare ``current`` with ``previous`` (each a package path or ``CaptureFiles``); return the record
+    whose ``canonical_bytes()`` are ``evidence/change.json``.
 
     ``previous`` must carry its fingerprint (a package always does). Raises ChangeError when either
     side cannot be read, and FieldSpecError (from ``page_text``) for more key fields than allowed.
@@ -288,7 +248,7 @@ def compare(previous: CaptureFiles | Path, current: CaptureFiles | Path, *,
             "thresholds": {"screenshot_changed_fraction": SCREENSHOT_CHANGED_FRACTION,
                            "text": "any visible line added, removed or reordered, or the title changed",
                            "key_fields": "any difference in the extracted text"}}
-    return Change(classification=classification, previous_fingerprint=before.files.fingerprint,
+    return ChangeRecord(classification=classification, previous_fingerprint=before.files.fingerprint,
                   previous_evidence_id=bounded(before.files.evidence_id) if before.files.evidence_id else None,
                   previous_captured_at=bounded(before.files.captured_at) if before.files.captured_at else None,
                   body=body)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageDraw
 
-from evidence.change import CHANGE_FORMAT, SCREENSHOT_CHANGED_FRACTION, CaptureFiles, ChangeError, compare
+from evidence.change import SCREENSHOT_CHANGED_FRACTION, CaptureFiles, ChangeError, compare
 from evidence.operator_key import load_or_create
 from evidence.page_text import MAX_STRING_CHARS, FieldSpecError, KeyField, page_text
 from evidence.perceptual_hash import screenshot_hash
@@ -18,6 +18,7 @@ from tests.chain_factory import capture_files, capture_like_package
 from tests.tamper import replace_sealed_entry
 from verifier import canonical
 from verifier.capture_format import DOM_PATH, SCREENSHOT_PATH, SOURCE_PATH
+from verifier.change_record import CHANGE_FORMAT, parse_change
 
 PRICE = KeyField("price", ".price")
 SALES = KeyField("sales", "#sales span")
@@ -144,6 +145,7 @@ def test_change_json_is_canonical_and_names_the_previous(tmp_path: Path, operato
     assert body["format"] == CHANGE_FORMAT
     assert body["previous"]["fingerprint"] == built.fingerprint.hex()
     assert body["previous"]["evidence_id"] == built.evidence_id
+    assert parse_change(data) == change
 
 
 def test_page_strings_are_bounded(tmp_path: Path, operator) -> None:  # type: ignore[no-untyped-def]
