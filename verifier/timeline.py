@@ -20,20 +20,23 @@ makes it ``unusable`` (2) and missing trust ``cannot judge`` (3); otherwise it i
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import itertools
 import re
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from verifier.capture_format import CHANGE_PATH
 from verifier.chain_source import ChainSource, ChainSources
+from verifier.change_record import MAX_CHANGE_BYTES, ChangeRecord, parse_change
 from verifier.court_time import format_time
 from verifier.errors import InvalidPackage
 from verifier.legal_basis import ART11_2, Citation
-from verifier.package import open_package
+from verifier.package import Package, open_package
 from verifier.report import Report, Status, Verdict, unusable
 from verifier.timeline_input import timeline_packages
 from verifier.trust import Trust
@@ -56,6 +59,8 @@ TIMELINE_BASES: Mapping[str, tuple[Citation, ...]] = {
 MAX_LISTED = 10
 #: An evidence id as shown (ours are 33 characters).
 MAX_EVIDENCE_ID_CHARS = 100
+#: A subject, matter or transaction hash as shown.
+MAX_LABEL_CHARS = 200
 #: A watch id as shown; the manifest's own limits bound it further.
 MAX_WATCH_CHARS = 100
 _FINGERPRINT = re.compile(r"^[0-9a-f]{64}$")
@@ -96,6 +101,15 @@ class Link:
     watch: str | None = None
     captured_at: datetime | None = None
     tsa_time: datetime | None = None
+    #: The package's ``evidence/change.json`` (a watch's capture after the first), when it has one.
+    change: ChangeRecord | None = None
+    #: Why the change record cannot be read (damaged, not the sealed file, malformed).
+    change_error: str | None = None
+    subject: str | None = None
+    matter: str | None = None
+    anchor_tx: str | None = None
+    #: The first screen, small, for the timeline document (only when asked for, with Pillow).
+    thumbnail_png: bytes | None = field(default=None, repr=False)
 
     @property
     def fingerprint(self) -> str | None:
@@ -107,9 +121,12 @@ class Link:
 
     def to_json(self) -> dict[str, Any]:
         return {"file": self.file, "evidence_id": self.evidence_id, "fingerprint": self.fingerprint,
-                "previous": self.previous, "watch": self.watch,
+                "previous": self.previous, "watch": self.watch, "subject": self.subject, "matter": self.matter,
                 "captured_at": self.captured_at.isoformat() if self.captured_at else None,
-                "tsa_time": self.tsa_time.isoformat() if self.tsa_time else None}
+                "tsa_time": self.tsa_time.isoformat() if self.tsa_time else None, "anchor_tx": self.anchor_tx,
+                "change": ({"classification": self.change.classification, "summary": self.change.summary}
+                           if self.change else None),
+                **({"change_error": self.change_error} if self.change_error else {})}
 
 
 @dataclass(frozen=True)
@@ -154,12 +171,13 @@ class TimelineReport:
 
 
 def verify_timeline(source: Path, trust: Trust, *, chain: ChainSource | ChainSources | None = None,
-                    now: datetime | None = None) -> TimelineReport:
+                    now: datetime | None = None, thumbnails: bool = False) -> TimelineReport:
     """Verify every package in ``source`` (a folder or a zip of packages), then TL1 and TL2.
+    ``thumbnails`` keeps a small picture of each verified capture for the timeline document.
     Never raises for bad input: unusable input becomes a report with verdict ``unusable``."""
     try:
         with timeline_packages(source) as found:
-            links = tuple(_link(name, path, trust, chain, now) for name, path in found.packages)
+            links = tuple(_link(name, path, trust, chain, now, thumbnails) for name, path in found.packages)
             ignored = found.ignored
     except InvalidPackage as exc:
         skipped = tuple(TimelineCheck(i, Status.SKIP, "input unusable", "输入无法检验") for i in TIMELINE_CHECKS)
@@ -170,7 +188,7 @@ def verify_timeline(source: Path, trust: Trust, *, chain: ChainSource | ChainSou
 
 
 def _link(name: str, path: Path, trust: Trust, chain: ChainSource | ChainSources | None,
-          now: datetime | None) -> Link:
+          now: datetime | None, thumbnails: bool) -> Link:
     """Verify one package (as ``verify_package`` does) and read its place in the chain."""
     digest = file_sha256(path)
     try:
@@ -184,9 +202,43 @@ def _link(name: str, path: Path, trust: Trust, chain: ChainSource | ChainSources
     evidence_id = package.manifest.evidence_id
     if len(evidence_id) > MAX_EVIDENCE_ID_CHARS:  # the manifest does not bound it; every reason names it
         evidence_id = evidence_id[:MAX_EVIDENCE_ID_CHARS - 1] + "…"
+    change, change_error = _change(package)
+    anchor = report.facts.get("anchor")
+    tx = anchor.get("tx_hash") if isinstance(anchor, Mapping) else None
     return Link(file=name, report=report, evidence_id=evidence_id, previous=previous,
                 previous_error=error, watch=_watch(data.get("watch")),
-                captured_at=_time(package.manifest.capture.get("ended_at")), tsa_time=_tsa_time(report))
+                captured_at=_time(package.manifest.capture.get("ended_at")), tsa_time=_tsa_time(report),
+                change=change, change_error=change_error, subject=_label(data.get("subject")),
+                matter=_label(data.get("matter")), anchor_tx=_label(tx),
+                thumbnail_png=_thumbnail(path, report) if thumbnails else None)
+
+
+def _change(package: Package) -> tuple[ChangeRecord | None, str | None]:
+    """The package's change record, read only if it is the file the manifest lists (else the error)."""
+    listed = next((a for a in package.manifest.artifacts if a.path == CHANGE_PATH), None)
+    if listed is None:
+        return None, None
+    try:
+        data = package.read(CHANGE_PATH, MAX_CHANGE_BYTES)
+        if hashlib.sha256(data).hexdigest() != listed.sha256:
+            return None, f"{CHANGE_PATH} is not the file its manifest lists"
+        return parse_change(data), None
+    except KeyError:
+        return None, f"{CHANGE_PATH} is listed but missing"
+    except InvalidPackage as exc:
+        return None, exc.diagnostics()
+
+
+def _label(value: Any) -> str | None:
+    return value[:MAX_LABEL_CHARS] if isinstance(value, str) and value else None
+
+
+def _thumbnail(path: Path, report: Report) -> bytes | None:
+    from verifier.exhibit import load_exhibit
+    from verifier.thumbnail import first_screen_thumbnail
+
+    shot = load_exhibit(path, report).screenshot  # shown only when H1 showed it to be the sealed file
+    return first_screen_thumbnail(shot) if shot is not None else None
 
 
 def _previous(value: Any, present: bool) -> tuple[str | None, str | None]:
@@ -283,6 +335,7 @@ def _one_chain(links: Sequence[Link], members: list[int], watch: str | None, eve
     for i in members:
         if links[i].previous_error:
             problem(f"{links[i].name}: {links[i].previous_error}", f"{links[i].name}：清单中的 previous 不是证据指纹")
+        _check_change_record(links[i], problem)
     firsts = [i for i in members if links[i].previous is None and not links[i].previous_error]
     if not firsts:
         problem("no first capture: every package names a previous one (the first is missing, or the links loop)",
@@ -321,6 +374,19 @@ def _one_chain(links: Sequence[Link], members: list[int], watch: str | None, eve
                 f"有 {len(members) - len(order)} 份证据包无法从首次取证到达（其链接成环）")
         return None
     return tuple(order)
+
+
+def _check_change_record(link: Link, problem: Callable[[str, str], None]) -> None:
+    """A capture's change record must compare it with the capture its manifest names as previous."""
+    if link.change_error:
+        problem(f"{link.name}: its change record cannot be read: {link.change_error}",
+                f"{link.name}：其变化记录无法读取：{link.change_error}")
+    elif link.change is not None and link.change.previous_fingerprint.hex() != link.previous:
+        compared = _short(link.change.previous_fingerprint.hex())
+        named = _short(link.previous) if link.previous else "none"
+        problem(f"{link.name}: its change record compares it with {compared}, but its manifest names {named} "
+                "as the previous capture",
+                f"{link.name}：其变化记录所比对的是 {compared}，而清单所列前一次取证为 {named}")
 
 
 def check_order(links: Sequence[Link], chains: Sequence[Sequence[int]]) -> TimelineCheck:
