@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, NoReturn
 
 from verifier.report import Verdict
 from verifier.sanitize import display_text
-from verifier.timeline import TIMELINE_CHECKS, TimelineReport, verify_timeline
+from verifier.timeline import TimelineReport, verify_timeline
+from verifier.timeline_checks import TIMELINE_CHECKS
 from verifier.trust import Trust, default_trust, load_trust
 from verifier.wording import LANGS, STATUS_ZH, VERDICT_ZH
 
