@@ -23,13 +23,20 @@ from verifier.wacz import Member, package_metadata, rewrite_package, write_packa
 REQUESTER = Requester(tenant="acme-rights", identity="counsel@acme.example")
 
 
-def with_manifest_fields(package: BuiltPackage, operator: OperatorKey, **fields: Any) -> BuiltPackage:
-    """Re-sign ``package`` in place with ``fields`` added to (or replacing) its manifest's fields."""
+def with_manifest_fields(package: BuiltPackage, operator: OperatorKey, *, files: Mapping[str, bytes] | None = None,
+                         **fields: Any) -> BuiltPackage:
+    """Re-sign ``package`` in place with ``fields`` added to (or replacing) its manifest's fields, and
+    ``files`` (by path in the package, e.g. ``evidence/change.json``) added as artifacts."""
     manifest = dict(open_package(package.path).manifest.data)
     manifest.pop("format")
     manifest.update(fields)
+    added = dict(files or {})
+    manifest["artifacts"] = [*manifest["artifacts"], *(
+        {"path": path, "role": path.rsplit("/", 1)[-1].split(".")[0], "media_type": "application/json",
+         "size": len(data), "sha256": hashlib.sha256(data).hexdigest()} for path, data in added.items())]
     _, body, fingerprint = finish(manifest)
-    rewrite_package(package.path, [Member(MANIFEST_PATH, data=body),
+    rewrite_package(package.path, [*(Member(path, data=data) for path, data in added.items()),
+                                   Member(MANIFEST_PATH, data=body),
                                    Member(SIGNATURE_PATH, data=operator.sign_manifest(body))],
                     drop=lambda name: name in (MANIFEST_PATH, SIGNATURE_PATH))
     return BuiltPackage(evidence_id=package.evidence_id, fingerprint=fingerprint, path=package.path)

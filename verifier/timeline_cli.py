@@ -8,11 +8,13 @@ Thin wiring, like ``verifier.cli`` (which hands ``timeline …`` arguments here)
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
+from verifier.errors import InvalidInput
 from verifier.report import Verdict
 from verifier.sanitize import display_text
 from verifier.timeline import TimelineReport, verify_timeline
@@ -50,6 +52,12 @@ def parser() -> argparse.ArgumentParser:
     mode.add_argument("--offline", action="store_true", help="use no network (the default)")
     made.add_argument("--trust", type=Path, action="append", default=[], metavar="FILE",
                       help="a trust file (TOML) to add to the default trust; may repeat")
+    made.add_argument("--html", type=Path, metavar="FILE",
+                      help="also write the timeline document (every capture in time order, with what changed) "
+                           "as one bilingual HTML page; its links name the package files, so keep it beside them")
+    made.add_argument("--pdf", type=Path, metavar="FILE",
+                      help="also write the timeline document as PDF (needs: pip install 'tiezheng[pdf]')")
+    made.add_argument("--title", default=None, help="the document's title (default: Timeline)")
     return made
 
 
@@ -66,12 +74,45 @@ def run(args: argparse.Namespace, console: Console) -> int:
         from verifier.chain_source import ChainSources
 
         chain = ChainSources.parse(args.rpc)
-    report = verify_timeline(args.source, _trust(args.trust), chain=chain)
+    documents = args.html is not None or args.pdf is not None
+    report = verify_timeline(args.source, _trust(args.trust), chain=chain, thumbnails=documents)
     if args.json:
         print(json.dumps(report.to_json(), indent=2, ensure_ascii=True))
     else:
         console.print(render(report, lang=args.lang), soft_wrap=True)
+    if documents:
+        for kind, path in _write_documents(report, args):
+            if not args.json:  # with --json, stdout carries the JSON and nothing else
+                console.print(f"{kind} written to {_text(str(path))}")
     return report.exit_code
+
+
+def _write_documents(report: TimelineReport, args: argparse.Namespace) -> list[tuple[str, Path]]:
+    """Write the --html and --pdf documents. A file that cannot be written raises InvalidInput (exit 2);
+    a PDF without the ``pdf`` extra is one line on stderr, and the exit code stays the verdict's."""
+    from verifier.timeline_entries import timeline_document
+    from verifier.timeline_report import render_timeline_html, render_timeline_pdf
+
+    document = timeline_document(report, title=args.title)
+    written = []
+    if args.html is not None:
+        _write(args.html, render_timeline_html(document).encode("utf-8"), "timeline HTML")
+        written.append(("timeline HTML", args.html))
+    if args.pdf is not None:
+        if not all(importlib.util.find_spec(name) for name in ("reportlab", "PIL")):
+            print("no PDF written: the timeline PDF needs the optional 'pdf' extra: pip install 'tiezheng[pdf]'",
+                  file=sys.stderr)
+        else:
+            _write(args.pdf, render_timeline_pdf(document), "timeline PDF")
+            written.append(("timeline PDF", args.pdf))
+    return written
+
+
+def _write(path: Path, data: bytes, kind: str) -> None:
+    try:
+        path.write_bytes(data)
+    except OSError as exc:
+        raise InvalidInput(f"cannot write the {kind} to {display_text(str(path))}: {exc.strerror or exc}") from exc
 
 
 def _text(value: str) -> str:

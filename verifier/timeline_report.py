@@ -47,6 +47,8 @@ MAX_THUMBNAIL_PIXELS = 4_000_000
 #: Longest text shown for one field of one event; the packages hold the rest.
 MAX_FIELD_CHARS = 400
 MAX_LINK_CHARS = 2000
+#: A note lists check findings, which name packages: longer than a field, still bounded.
+MAX_NOTE_CHARS = 1500
 MAX_ENTRIES = 5000
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _RELATIVE_PATH = re.compile(r"^[A-Za-z0-9._\-/]+$")
@@ -102,6 +104,8 @@ class TimelineDocument:
     #: The matter (case) or subject the timeline is of, shown under the title.
     subtitle: str | None = None
     generated_at: datetime | None = None
+    #: (English, Chinese) lines shown above the events: how the timeline verified, for one.
+    notes: tuple[tuple[str, str], ...] = ()
 
     @property
     def ordered(self) -> list[TimelineEntry]:
@@ -198,7 +202,8 @@ th{background:#f2f4f7;font-weight:600}.kind{font-weight:600}
 .mono{font-family:ui-monospace,monospace;font-size:12px;word-break:break-all}
 .delay{font-weight:600;color:#cf222e}.delay .zh{color:inherit}
 img.thumb{max-width:160px;max-height:200px;border:1px solid #c8d1da}
-.delays li{margin:4px 0}footer{color:#59636e;font-size:12px;margin-top:24px}
+.delays li{margin:4px 0}.note{margin:4px 0}.note.first{font-weight:600}
+footer{color:#59636e;font-size:12px;margin-top:24px}
 """
 
 
@@ -243,6 +248,9 @@ def render_timeline_html(document: TimelineDocument) -> str:
         summary = (f'<h2>Notice to removal <small class="zh">通知至删除</small></h2>'
                    f'<ul class="delays">{items}</ul>')
     subtitle = f'<p class="sub">{_e(_shown(document.subtitle))}</p>' if document.subtitle else ""
+    subtitle += "".join(f'<p class="note{" first" if number == 0 else ""}">'
+                        f'{_pair_html(_shown(en, MAX_NOTE_CHARS), _shown(zh, MAX_NOTE_CHARS))}</p>'
+                        for number, (en, zh) in enumerate(document.notes))
     return (f'<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width,initial-scale=1">'
             f"<title>{_e(_shown(document.title))}</title><style>{_CSS}</style></head><body>"
@@ -296,6 +304,9 @@ def render_timeline_pdf(document: TimelineDocument) -> bytes:
     story: list[Any] = [Paragraph(markup(f"{_shown(document.title)}  证据时间线 / Evidence timeline", cjk), title)]
     if document.subtitle:
         story.append(Paragraph(markup(_shown(document.subtitle), cjk), small))
+    for number, (en, zh) in enumerate(document.notes):
+        shown = pair(_shown(en, MAX_NOTE_CHARS), _shown(zh, MAX_NOTE_CHARS))
+        story.append(Paragraph(f"<b>{shown}</b>" if number == 0 else shown, body))
     story.append(Paragraph(pair(f"{len(entries)} events, in time order; generated {when}",
                                 f"共 {len(entries)} 项事件，按时间顺序排列；生成于 {when}"), small))
     if delays:

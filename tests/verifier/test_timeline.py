@@ -20,6 +20,8 @@ from evidence.upload import BuiltPackage
 from tests.chain_factory import with_manifest_fields
 from tests.factory import Workspace, make_workspace, seal_batch
 from tests.tamper import flip_byte, replace_sealed_entry
+from verifier.capture_format import CHANGE_PATH
+from verifier.change_record import ChangeRecord
 from verifier.cli import main
 from verifier.report import Status
 from verifier.timeline import TimelineReport, verify_timeline
@@ -29,11 +31,17 @@ from verifier.trust import default_trust, load_trust
 NEXT_SECOND = 1.05
 
 
-def capture(workspace: Workspace, label: str, previous: BuiltPackage | None = None, **fields: str) -> BuiltPackage:
+def capture(workspace: Workspace, label: str, previous: BuiltPackage | None = None, *,
+            change: ChangeRecord | None = None, **fields: str) -> BuiltPackage:
     built = workspace.upload(((f"{label}.txt", f"capture {label}\n".encode()),))
     if previous is not None:
         fields["previous"] = previous.fingerprint.hex()
-    return with_manifest_fields(built, workspace.operator, **fields) if fields else built
+    files = {CHANGE_PATH: change.canonical_bytes()} if change is not None else None
+    return with_manifest_fields(built, workspace.operator, files=files, **fields) if fields or files else built
+
+
+def change(classification: str, previous: BuiltPackage, **body: object) -> ChangeRecord:
+    return ChangeRecord(classification, previous.fingerprint, previous.evidence_id, body=body)
 
 
 def seal_apart(workspace: Workspace, rpc_url: str, *batches: Sequence[BuiltPackage]) -> None:
@@ -228,3 +236,47 @@ def test_a_malformed_previous(tmp_path: Path, rpc_url: str) -> None:
         assert "not a fingerprint" in report.checks[0].reason and report.exit_code == 1
     else:
         assert report.checks[0].status is Status.SKIP and report.exit_code == 2
+
+
+def test_a_watch_timeline_and_its_document(tmp_path: Path, rpc_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """A first capture, a price change, a removal, a capture still removed, a reappearance: sealed, verified,
+    and written as the timeline document."""
+    workspace = make_workspace(tmp_path / "ws")
+    first = capture(workspace, "first", subject="shop.example/store/8812")
+    price = {"name": "price", "css_selector": ".price", "before": "¥ 99.00", "after": "¥ 79.00", "changed": True}
+    changed = capture(workspace, "changed", first, change=change("changed", first, signals=["key_fields"],
+                                                                     key_fields=[price]))
+    gone = {"removed": {"before": None, "after": {"reason": "notice", "phrase": "该商品已下架"}}}
+    removed = capture(workspace, "removed", changed, change=change("removed", changed, **gone))
+    still = {"removed": {"before": {"reason": "notice", "phrase": "该商品已下架"},
+                         "after": {"reason": "http-404", "phrase": None}}}
+    still_removed = capture(workspace, "still", removed, change=change("removed", removed, **still))
+    back = capture(workspace, "back", still_removed, change=change("reappeared", still_removed))
+    seal_apart(workspace, rpc_url, [first], [changed], [removed], [still_removed], [back])
+    html, pdf = tmp_path / "timeline.html", tmp_path / "timeline.pdf"
+    code = main(["timeline", str(workspace.packages), "--trust", str(workspace.trust_file()), "--html", str(html),
+                 "--pdf", str(pdf), "--title", "Matter 17"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "timeline HTML written" in out and pdf.read_bytes().startswith(b"%PDF")
+    page = html.read_text()
+    events = ["Capture<br>", "Change<br>", "Removal<br>", "Capture<br>", "Reappearance<br>"]
+    positions, start = [], 0
+    for event in events:
+        start = page.index(event, start) + 1
+        positions.append(start)
+    assert "changed: price: ¥ 99.00 → ¥ 79.00" in page and "removed (notice: 该商品已下架)" in page
+    assert "Timeline verification: verified (offline)" in page and "subject: shop.example/store/8812" in page
+    assert f'href="{back.path.name}"' in page
+
+
+def test_a_change_record_of_another_capture_breaks_the_chain(tmp_path: Path, rpc_url: str) -> None:
+    workspace = make_workspace(tmp_path / "ws")
+    first = capture(workspace, "first")
+    stranger = capture(workspace, "stranger")
+    second = capture(workspace, "second", first, change=change("unchanged", stranger))
+    stranger.path.unlink()
+    seal_apart(workspace, rpc_url, [first], [second])
+    report = verify_timeline(workspace.packages, default_trust().merged(load_trust(workspace.trust_file())))
+    assert report.checks[0].status is Status.FAIL
+    assert "its change record compares it with" in report.checks[0].reason and report.exit_code == 1
