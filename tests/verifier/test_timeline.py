@@ -6,6 +6,7 @@ seconds, and TL2 needs the times to increase.
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import time
@@ -280,3 +281,21 @@ def test_a_change_record_of_another_capture_breaks_the_chain(tmp_path: Path, rpc
     report = verify_timeline(workspace.packages, default_trust().merged(load_trust(workspace.trust_file())))
     assert report.checks[0].status is Status.FAIL
     assert "its change record compares it with" in report.checks[0].reason and report.exit_code == 1
+
+
+def test_thumbnails_come_from_screenshots_that_h1_showed_sealed(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from tests.chain_factory import capture_files, capture_like_package
+    from tests.evidence.test_change import listing, screenshot
+
+    workspace = make_workspace(tmp_path / "ws")
+    built = capture_like_package(workspace.packages, workspace.operator, capture_files(screenshot(), listing()))
+    replace_sealed_entry(built.path, workspace.packages / "forged.wacz", "evidence/screenshot.png",
+                         lambda png: screenshot(picture="other"))
+    report = verify_timeline(workspace.packages, default_trust(), thumbnails=True)
+    by_file = {link.file: link for link in report.links}
+    with Image.open(io.BytesIO(by_file[built.path.name].thumbnail_png or b"")) as thumb:
+        assert thumb.format == "PNG" and thumb.width == 240
+    assert "H1" in by_file["forged.wacz"].report.failed_ids
+    assert by_file["forged.wacz"].thumbnail_png is None
