@@ -299,3 +299,12 @@ def test_thumbnails_come_from_screenshots_that_h1_showed_sealed(tmp_path: Path) 
         assert thumb.format == "PNG" and thumb.width == 240
     assert "H1" in by_file["forged.wacz"].report.failed_ids
     assert by_file["forged.wacz"].thumbnail_png is None
+
+
+def test_hostile_file_names_reach_the_terminal_inert(chain: Chain, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    folder = chain.folder(tmp_path, "hostile", without=[0])
+    shutil.copy(chain.packages[0].path, folder / "[bold]x\u202egpj.wacz")
+    assert main(["timeline", str(folder), "--trust", str(chain.trust)]) == 0
+    out = capsys.readouterr().out
+    assert "\u202e" not in out and "[bold]x" in out
