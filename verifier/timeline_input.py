@@ -2,8 +2,9 @@
 
 A zip of packages is hostile input like a package: it is walked once by ``verifier.zip_layout`` (one
 reading for every zip reader), names and declared sizes are judged before anything is inflated,
-and each package is streamed out through ``verifier.zip_entry`` (sizes and CRC enforced) into a
-private temporary folder, where the package reader then opens it as it opens any file. Anything
+and each package in turn is streamed out through ``verifier.zip_entry`` (sizes and CRC enforced)
+into a private temporary folder, where the package reader opens it as it opens any file, and is
+removed before the next. Anything
 unsafe raises ``InvalidPackage``: the timeline is then unusable input.
 """
 
@@ -14,15 +15,16 @@ import re
 import shutil
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from verifier.errors import InvalidPackage
 from verifier.package import MAX_COMPRESSION_RATIO, MAX_PACKAGE_BYTES, RATIO_EXEMPT_BYTES
 from verifier.zip_entry import CHUNK_BYTES, open_entry
-from verifier.zip_layout import read_layout
+from verifier.zip_layout import ZipEntry, read_layout
 
 #: A watch every hour for a year is ~8,800 captures; a timeline put before a court is far shorter.
 MAX_TIMELINE_PACKAGES = 10_000
@@ -38,7 +40,8 @@ _SAFE_NAME = re.compile(r"^[A-Za-z0-9._\-]{1,255}$")
 class TimelineInput:
     """The packages to verify, by the name the report shows, and what else the input held."""
 
-    packages: tuple[tuple[str, Path], ...]
+    #: (name shown, file): read them in order; a zip's are extracted one at a time.
+    packages: Iterable[tuple[str, Path]]
     ignored: tuple[str, ...]
 
 
@@ -116,12 +119,19 @@ def _zip_of_packages(path: Path) -> Iterator[TimelineInput]:
         _check_count(len(wanted), path.name)
         work = Path(tempfile.mkdtemp(prefix="tiezheng-timeline-"))
         try:
-            extracted = []
-            for base, entry in wanted:
-                target = work / base
-                with open_entry(f, entry) as stream, target.open("xb") as out:
-                    shutil.copyfileobj(stream, out, CHUNK_BYTES)
-                extracted.append((base, target))
-            yield TimelineInput(packages=tuple(extracted), ignored=tuple(ignored))
+            yield TimelineInput(packages=_extracted(f, wanted, work), ignored=tuple(ignored))
         finally:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def _extracted(f: BinaryIO, wanted: list[tuple[str, ZipEntry]], work: Path) -> Iterator[tuple[str, Path]]:
+    """Each package streamed out to ``work`` when it is its turn, and removed once the caller moves on:
+    a timeline of any length needs the disk space of one package."""
+    for base, entry in wanted:
+        target = work / base
+        with open_entry(f, entry) as stream, target.open("xb") as out:
+            shutil.copyfileobj(stream, out, CHUNK_BYTES)
+        try:
+            yield base, target
+        finally:
+            target.unlink(missing_ok=True)
