@@ -4,8 +4,8 @@ A zip of packages is hostile input like a package: it is walked once by ``verifi
 reading for every zip reader), names and declared sizes are judged before anything is inflated,
 and each package in turn is streamed out through ``verifier.zip_entry`` (sizes and CRC enforced)
 into a private temporary folder, where the package reader opens it as it opens any file, and is
-removed before the next. Anything
-unsafe raises ``InvalidPackage``: the timeline is then unusable input.
+removed before the next. Anything unsafe raises ``InvalidPackage``: the timeline is then unusable
+input.
 """
 
 from __future__ import annotations
