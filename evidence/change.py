@@ -67,15 +67,20 @@ class CaptureFiles:
     fingerprint: bytes | None = None
     evidence_id: str | None = None
     captured_at: str | None = None
+    #: Files present but over their size limit: left out of the comparison, and the record says so.
+    oversized: tuple[str, ...] = ()
 
     @classmethod
     def from_files(cls, files: Mapping[str, Path], *, http_status: int | None, final_url: str) -> CaptureFiles:
         """A capture's files on disk, by their path in the package (``evidence/dom.html`` ...), before
-        its manifest is made. Raises ChangeError when a file is over its size limit or unreadable."""
+        its manifest is made. Raises ChangeError when a file cannot be read."""
+        oversized: list[str] = []
         return cls(http_status=http_status, final_url=final_url,
-                   dom_html=_read_file(files.get(DOM_PATH), MAX_HTML_BYTES),
-                   source_html=_read_file(files.get(SOURCE_PATH), MAX_HTML_BYTES),
-                   screenshot_png=_read_file(files.get(SCREENSHOT_PATH), MAX_SCREENSHOT_BYTES))
+                   dom_html=_read_file(files.get(DOM_PATH), DOM_PATH, MAX_HTML_BYTES, oversized),
+                   source_html=_read_file(files.get(SOURCE_PATH), SOURCE_PATH, MAX_HTML_BYTES, oversized),
+                   screenshot_png=_read_file(files.get(SCREENSHOT_PATH), SCREENSHOT_PATH, MAX_SCREENSHOT_BYTES,
+                                             oversized),
+                   oversized=tuple(oversized))
 
     @classmethod
     def from_package(cls, path: Path) -> CaptureFiles:
@@ -91,16 +96,17 @@ class CaptureFiles:
         status = manifest.target.get("http_status")
         final_url = manifest.target.get("final_url")
         ended = manifest.capture.get("ended_at")
+        oversized: list[str] = []
         return cls(http_status=status if isinstance(status, int) and not isinstance(status, bool) else None,
                    final_url=final_url if isinstance(final_url, str) else "",
-                   dom_html=_read_member(package, DOM_PATH, MAX_HTML_BYTES),
-                   source_html=_read_member(package, SOURCE_PATH, MAX_HTML_BYTES),
-                   screenshot_png=_read_member(package, SCREENSHOT_PATH, MAX_SCREENSHOT_BYTES),
+                   dom_html=_read_member(package, DOM_PATH, MAX_HTML_BYTES, oversized),
+                   source_html=_read_member(package, SOURCE_PATH, MAX_HTML_BYTES, oversized),
+                   screenshot_png=_read_member(package, SCREENSHOT_PATH, MAX_SCREENSHOT_BYTES, oversized),
                    fingerprint=package.fingerprint, evidence_id=manifest.evidence_id,
-                   captured_at=ended if isinstance(ended, str) else None)
+                   captured_at=ended if isinstance(ended, str) else None, oversized=tuple(oversized))
 
 
-def _read_file(path: Path | None, limit: int) -> bytes | None:
+def _read_file(path: Path | None, name: str, limit: int, oversized: list[str]) -> bytes | None:
     if path is None:
         return None
     try:
@@ -109,15 +115,19 @@ def _read_file(path: Path | None, limit: int) -> bytes | None:
     except OSError as exc:
         raise ChangeError(f"cannot read {path.name}: {exc.strerror}") from exc
     if len(data) > limit:
-        raise ChangeError(f"{path.name} is over {limit} bytes")
+        oversized.append(name)
+        return None
     return data
 
 
-def _read_member(package: Package, name: str, limit: int) -> bytes | None:
+def _read_member(package: Package, name: str, limit: int, oversized: list[str]) -> bytes | None:
     """The entry's bytes, checked against the manifest's hash: a damaged previous package must not be
     compared as if it were the sealed one."""
     listed = next((a for a in package.manifest.artifacts if a.path == name), None)
     if listed is None or name not in package.entries:
+        return None
+    if package.entries[name].size > limit:
+        oversized.append(name)
         return None
     try:
         data = package.read(name, limit)
@@ -245,6 +255,8 @@ def compare(previous: CaptureFiles | Path, current: CaptureFiles | Path, *,
                         "after": after.removal.to_json() if after.removal else None},
             "text": text.to_json() if text is not None else None,
             "screenshot": screenshot, "key_fields": fields, "signals": signals,
+            "not_compared": {"before": list(before.files.oversized), "after": list(after.files.oversized),
+                             "why": "over the size this comparison reads"},
             "thresholds": {"screenshot_changed_fraction": SCREENSHOT_CHANGED_FRACTION,
                            "text": "any visible line added, removed or reordered, or the title changed",
                            "key_fields": "any difference in the extracted text"}}

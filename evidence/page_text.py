@@ -17,8 +17,9 @@ from selectolax.lexbor import LexborHTMLParser, SelectolaxError
 
 from verifier.errors import TiezhengError
 
-#: A rendered product or listing page is well under this; past it only the first part is read.
-MAX_HTML_BYTES = 8 << 20
+#: A rendered listing with reviews is 1-5 MB; an endless feed scrolled far can pass 10 MB. Past this a
+#: capture is not compared (the change record says so) rather than compared on a part of the page.
+MAX_HTML_BYTES = 32 << 20
 #: Lines of visible text kept for the diff; a page with more is compared on its first lines only.
 MAX_TEXT_LINES = 20_000
 #: Any string from a page, once it leaves this module (a line, a field value, a title, a URL).

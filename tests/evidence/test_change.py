@@ -209,3 +209,12 @@ def test_hash_ignores_scale_noise_but_sees_layout() -> None:
     base = screenshot_hash(screenshot())
     assert base.distance(screenshot_hash(screenshot(noise=(10, 10)))) == 0
     assert base.distance(screenshot_hash(screenshot(picture="none"))) > 0
+
+
+def test_an_oversized_page_is_left_out_and_said_so(tmp_path: Path, operator, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import evidence.change
+
+    previous = previous_package(tmp_path, operator)
+    monkeypatch.setattr(evidence.change, "MAX_HTML_BYTES", 100)
+    body = compare(previous, current()).to_json()
+    assert body["not_compared"]["before"] == [DOM_PATH, SOURCE_PATH] and body["text"] is None
