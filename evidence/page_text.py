@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from selectolax.lexbor import LexborHTMLParser, SelectolaxError
 
@@ -61,6 +62,25 @@ class KeyField:
             LexborHTMLParser("<p></p>").css(self.css_selector)
         except SelectolaxError as exc:
             raise FieldSpecError(f"key field {self.name!r}: {self.css_selector!r} is not a CSS selector") from exc
+
+    def to_json(self) -> dict[str, str]:
+        return {"name": self.name, "css_selector": self.css_selector}
+
+
+def parse_key_fields(value: Any) -> tuple[KeyField, ...]:
+    """A watch's key fields from JSON: a list of ``{"name", "css_selector"}`` objects. Raises
+    FieldSpecError naming the first problem, so a watch with a bad selector is refused when it is made."""
+    if not isinstance(value, list) or len(value) > MAX_KEY_FIELDS:
+        raise FieldSpecError(f"key fields must be a list of at most {MAX_KEY_FIELDS} {{name, css_selector}} objects")
+    fields = []
+    for item in value:
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str) \
+                or not isinstance(item.get("css_selector"), str):
+            raise FieldSpecError("each key field must be an object with a name and a css_selector (strings)")
+        fields.append(KeyField(item["name"], item["css_selector"]))
+    if len({f.name for f in fields}) != len(fields):
+        raise FieldSpecError("two key fields have the same name")
+    return tuple(fields)
 
 
 def bounded(text: str, limit: int = MAX_STRING_CHARS) -> str:

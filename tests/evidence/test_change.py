@@ -11,7 +11,7 @@ from PIL import Image, ImageDraw
 
 from evidence.change import SCREENSHOT_CHANGED_FRACTION, CaptureFiles, ChangeError, compare
 from evidence.operator_key import load_or_create
-from evidence.page_text import MAX_STRING_CHARS, FieldSpecError, KeyField, page_text
+from evidence.page_text import MAX_STRING_CHARS, FieldSpecError, KeyField, page_text, parse_key_fields
 from evidence.perceptual_hash import screenshot_hash
 from evidence.removal import removal
 from tests.chain_factory import capture_files, capture_like_package
@@ -218,3 +218,11 @@ def test_an_oversized_page_is_left_out_and_said_so(tmp_path: Path, operator, mon
     monkeypatch.setattr(evidence.change, "MAX_HTML_BYTES", 100)
     body = compare(previous, current()).to_json()
     assert body["not_compared"]["before"] == [DOM_PATH, SOURCE_PATH] and body["text"] is None
+
+
+def test_key_fields_from_a_watch() -> None:
+    assert parse_key_fields([PRICE.to_json(), SALES.to_json()]) == FIELDS
+    bad_selector = [{"name": "p", "css_selector": "a[["}]
+    for bad in ({"name": "x"}, [{"name": "x"}], [PRICE.to_json(), PRICE.to_json()], bad_selector):
+        with pytest.raises(FieldSpecError):
+            parse_key_fields(bad)
