@@ -41,7 +41,7 @@ from verifier.package import Package, open_package
 #: dHash bits that may differ (of 256) before two screenshots count as looking different. Re-rendering
 #: one page with 1-pixel noise moves 0 bits; swapping the product picture of a listing moves 29
 #: (0.11), and a page that loses its picture 39 (tests/evidence/test_change.py measures these).
-#: 0.06 (15 bits) sits between, leaning to "changed": a false "changed" costs a look, a false
+#: Over 0.06 (16 bits or more) sits between, leaning to "changed": a false "changed" costs a look, a false
 #: "unchanged" hides a change.
 SCREENSHOT_CHANGED_FRACTION = 0.06
 #: Lines of added and of removed text quoted in the record; the counts cover all of them.
