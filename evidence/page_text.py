@@ -68,8 +68,11 @@ class KeyField:
 
 
 def parse_key_fields(value: Any) -> tuple[KeyField, ...]:
-    """A watch's key fields from JSON: a list of ``{"name", "css_selector"}`` objects. Raises
-    FieldSpecError naming the first problem, so a watch with a bad selector is refused when it is made."""
+    """A watch's key fields from JSON: a list of ``{"name", "css_selector"}`` objects, or one object
+    ``{name: css_selector}``. Raises FieldSpecError naming the first problem, so a watch with a bad
+    selector is refused when it is made."""
+    if isinstance(value, dict):
+        value = [{"name": name, "css_selector": selector} for name, selector in value.items()]
     if not isinstance(value, list) or len(value) > MAX_KEY_FIELDS:
         raise FieldSpecError(f"key fields must be a list of at most {MAX_KEY_FIELDS} {{name, css_selector}} objects")
     fields = []
