@@ -224,6 +224,6 @@ def test_key_fields_from_a_watch() -> None:
     assert parse_key_fields([PRICE.to_json(), SALES.to_json()]) == FIELDS
     assert parse_key_fields({"price": ".price", "sales": "#sales span"}) == FIELDS
     bad_selector = [{"name": "p", "css_selector": "a[["}]
-    for bad in ({"name": "x"}, [{"name": "x"}], [PRICE.to_json(), PRICE.to_json()], bad_selector):
+    for bad in ({"price": 5}, "price", [{"name": "x"}], [PRICE.to_json(), PRICE.to_json()], bad_selector):
         with pytest.raises(FieldSpecError):
             parse_key_fields(bad)
