@@ -45,6 +45,7 @@ TIMELINE_BASES: Mapping[str, tuple[Citation, ...]] = {
 #: Problems listed in one reason; the count covers the rest.
 MAX_LISTED = 10
 
+
 @dataclass(frozen=True)
 class TimelineCheck:
     id: str
@@ -106,10 +107,12 @@ class Link:
                 **({"change_error": self.change_error} if self.change_error else {})}
 
 
-def _listing(problems: Sequence[str], separator: str) -> str:
+def _listing(problems: Sequence[str], separator: str, *, zh: bool = False) -> str:
+    """The first MAX_LISTED items joined by ``separator``, then how many more."""
     shown = list(problems[:MAX_LISTED])
-    if len(problems) > MAX_LISTED:
-        shown.append(f"+{len(problems) - MAX_LISTED}")
+    more = len(problems) - MAX_LISTED
+    if more > 0:
+        shown.append(f"另有 {more} 项" if zh else f"and {more} more")
     return separator.join(shown)
 
 
@@ -122,9 +125,9 @@ def check_chain(links: Sequence[Link]) -> tuple[TimelineCheck, tuple[tuple[int, 
     when it passes, each chain's package indexes in order."""
     broken = [link.file for link in links if link.report.unusable_reason is not None]
     if broken:
-        names = _listing(broken, ", ")
-        return TimelineCheck("TL1", Status.SKIP, f"the chain cannot be followed through unusable packages: {names}",
-                             f"无法经由不可检验的证据包追踪取证链：{names}"), ()
+        return TimelineCheck("TL1", Status.SKIP,
+                             f"the chain cannot be followed through unusable packages: {_listing(broken, ', ')}",
+                             f"无法经由不可检验的证据包追踪取证链：{_listing(broken, '、', zh=True)}"), ()
     groups: dict[str | None, list[int]] = defaultdict(list)
     for index, link in enumerate(links):
         groups[link.watch].append(index)
@@ -137,7 +140,7 @@ def check_chain(links: Sequence[Link]) -> tuple[TimelineCheck, tuple[tuple[int, 
             chains.append(chain)
     if problems:
         return TimelineCheck("TL1", Status.FAIL, _listing([en for en, _ in problems], "; "),
-                             _listing([zh for _, zh in problems], "；")), ()
+                             _listing([zh for _, zh in problems], "；", zh=True)), ()
     described = [f"{len(chain)} from {links[chain[0]].name} to {links[chain[-1]].name}" for chain in chains]
     described_zh = [f"{len(chain)} 份，自 {links[chain[0]].name} 至 {links[chain[-1]].name}" for chain in chains]
     if len(chains) == 1:
@@ -249,22 +252,21 @@ def check_order(links: Sequence[Link], chains: Sequence[Sequence[int]]) -> Timel
                               f"不晚于 {format_time(a.captured_at)}"))
     if wrong:
         return TimelineCheck("TL2", Status.FAIL, _listing([en for en, _ in wrong], "; "),
-                             _listing([zh for _, zh in wrong], "；"))
+                             _listing([zh for _, zh in wrong], "；", zh=True))
     if lacking:
-        names = _listing(lacking, ", ")
-        return TimelineCheck("TL2", Status.SKIP, f"no valid trusted timestamp (H4) for {names}",
-                             f"{names} 没有有效的可信时间戳（H4），无法核对顺序")
+        return TimelineCheck("TL2", Status.SKIP, f"no valid trusted timestamp (H4) for {_listing(lacking, ', ')}",
+                             f"{_listing(lacking, '、', zh=True)} 没有有效的可信时间戳（H4），无法核对顺序")
     first, last = links[chains[0][0]], links[chains[0][-1]]
     span = (f"TSA times and capture times strictly increase along the chain, from {format_time(first.tsa_time or '')} "
             f"to {format_time(last.tsa_time or '')}")
     span_zh = (f"沿链的可信时间戳时间与取证时间严格递增，自 {format_time(first.tsa_time or '')} "
                f"至 {format_time(last.tsa_time or '')}")
     if same:
-        names = _listing(same, ", ")
         return TimelineCheck("TL2", Status.WARN,
-                             f"the TSA time does not order {names} (the same time: one batch or one second); only "
-                             "the chain orders them; no time contradicts the chain",
-                             f"{names} 的可信时间戳时间相同（同一批次或同一秒），其先后仅由链确定；没有时间与链矛盾")
+                             f"the TSA time does not order {_listing(same, ', ')} (the same time: one batch or one "
+                             "second); only the chain orders them; no time contradicts the chain",
+                             f"{_listing(same, '、', zh=True)} 的可信时间戳时间相同（同一批次或同一秒），"
+                             "其先后仅由链确定；没有时间与链矛盾")
     if len(chains) > 1:
         span, span_zh = (f"along each of {len(chains)} chains, TSA times and capture times strictly increase",
                          f"在 {len(chains)} 条链上，可信时间戳时间与取证时间均严格递增")
