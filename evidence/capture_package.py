@@ -22,6 +22,7 @@ from evidence.operator_key import OperatorKey
 from evidence.upload import BuiltPackage
 from verifier.capture_format import (
     CAPTURE_LOG_PATH,
+    CHANGE_PATH,
     DOM_PATH,
     ENVIRONMENT_PATH,
     INDEX_PATH,
@@ -40,8 +41,8 @@ from verifier.wacz import Member, package_metadata, write_package
 MEDIA_TYPES = {".png": "image/png", ".html": "text/html", ".json": "application/json",
                ".jsonl": "application/x-ndjson", ".gz": "application/gzip", ".idx": "text/plain"}
 #: The order artifacts are listed in the manifest and the package.
-ORDER = (ENVIRONMENT_PATH, SCREENSHOT_PATH, DOM_PATH, SOURCE_PATH, NETWORK_PATH, CAPTURE_LOG_PATH, WARC_PATH,
-         PAGES_PATH, INDEX_PATH, INDEX_SUMMARY_PATH)
+ORDER = (ENVIRONMENT_PATH, SCREENSHOT_PATH, DOM_PATH, SOURCE_PATH, NETWORK_PATH, CHANGE_PATH, CAPTURE_LOG_PATH,
+         WARC_PATH, PAGES_PATH, INDEX_PATH, INDEX_SUMMARY_PATH)
 
 
 def _media_type(path: str) -> str:

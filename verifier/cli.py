@@ -69,7 +69,8 @@ class _Parser(argparse.ArgumentParser):
 def _package_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="tiezheng-verify", formatter_class=argparse.RawDescriptionHelpFormatter, description=(
         "Verify a Tiezheng evidence package (.wacz) on your own machine. Also: "
-        "'tiezheng-verify timestamp …' and 'tiezheng-verify inclusion …' (see their --help)."),
+        "'tiezheng-verify timestamp …', 'tiezheng-verify inclusion …' and 'tiezheng-verify timeline …' "
+        "(see their --help)."),
         epilog=("verdicts and exit codes:\n"
                 "  0  verified / verified (offline)  every check that could run holds\n"
                 "  1  failed        the evidence does not hold: a check failed\n"
@@ -298,6 +299,18 @@ def _verify_inclusion(args: argparse.Namespace, console: Console) -> int:
     return EXIT_VERIFIED
 
 
+def _timeline_parser() -> argparse.ArgumentParser:
+    from verifier.timeline_cli import parser
+
+    return parser()
+
+
+def _verify_timeline(args: argparse.Namespace, console: Console) -> int:
+    from verifier.timeline_cli import run
+
+    return run(args, console)
+
+
 def _emit(as_json: bool, console: Console, body: dict[str, object], text: Callable[[], str]) -> None:
     """Print ``body`` as JSON, or ``text()``: made only for the terminal, its markup escaping needs rich."""
     if as_json:
@@ -312,7 +325,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     console = _console()
     err = _console(stderr=True)
     handlers = {"timestamp": (_timestamp_parser, _verify_timestamp),
-                "inclusion": (_inclusion_parser, _verify_inclusion)}
+                "inclusion": (_inclusion_parser, _verify_inclusion),
+                "timeline": (_timeline_parser, _verify_timeline)}
     make_parser, handler = handlers.get(args_list[0] if args_list else "", (_package_parser, _verify_package))
     rest = args_list[1:] if args_list and args_list[0] in handlers else args_list
     try:
