@@ -13,14 +13,27 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from evidence.manifest import Requester, finish, new_evidence_id, utc_iso
+from evidence.manifest import new_evidence_id
 from evidence.operator_key import OperatorKey
 from evidence.upload import BuiltPackage
+from verifier import canonical
 from verifier.capture_format import DOM_PATH, SCREENSHOT_PATH, SOURCE_PATH
-from verifier.package import MANIFEST_PATH, SIGNATURE_PATH, open_package
+from verifier.manifest_writer import operator_json, requester_json, utc_iso
+from verifier.package import MANIFEST_FORMAT, MANIFEST_PATH, SIGNATURE_PATH, Requester, open_package, parse_manifest
 from verifier.wacz import Member, package_metadata, rewrite_package, write_package
 
 REQUESTER = Requester(tenant="acme-rights", identity="counsel@acme.example")
+
+
+def finish(manifest: Mapping[str, Any]) -> tuple[dict[str, Any], bytes, bytes]:
+    """A manifest with fields the writer does not type (yet): its JSON, canonical bytes and fingerprint.
+
+    The bytes go through the reader as every real manifest does, so a test cannot seal a manifest
+    the verifier would refuse as malformed."""
+    data = {"format": MANIFEST_FORMAT, **manifest}
+    body = canonical.canonical_json(data)
+    parse_manifest(body)
+    return data, body, canonical.sha256(body)
 
 
 def with_manifest_fields(package: BuiltPackage, operator: OperatorKey, *, files: Mapping[str, bytes] | None = None,
@@ -53,7 +66,7 @@ def capture_like_package(folder: Path, operator: OperatorKey, files: Mapping[str
                   "size": len(data), "sha256": hashlib.sha256(data).hexdigest()} for path, data in files.items()]
     _, body, fingerprint = finish({
         "evidence_id": evidence_id, "kind": "web-capture", "created_at": utc_iso(started),
-        "operator": operator.manifest_record(), "requester": REQUESTER.record(),
+        "operator": operator_json(operator.manifest_operator()), "requester": requester_json(REQUESTER),
         "target": {"requested_url": final_url, "final_url": final_url, "http_status": http_status},
         "capture": {"started_at": utc_iso(started), "ended_at": utc_iso(datetime.now(UTC))},
         "artifacts": artifacts, **fields})

@@ -24,10 +24,10 @@ from verifier.chain_source import ChainSource, ChainSources
 from verifier.change_record import MAX_CHANGE_BYTES, ChangeRecord, parse_change
 from verifier.errors import InvalidPackage
 from verifier.package import Package, open_package
-from verifier.report import Report, Status, Verdict, unusable
 from verifier.timeline_checks import TIMELINE_CHECKS, Link, TimelineCheck, check_chain, check_order
 from verifier.timeline_input import timeline_packages
 from verifier.trust import Trust
+from verifier.verdict import Report, Status, Verdict, unusable
 from verifier.verify import file_sha256, verify_opened
 from verifier.wording import VERDICT_ZH
 
@@ -84,13 +84,13 @@ class TimelineReport:
 
 
 def verify_timeline(source: Path, trust: Trust, *, chain: ChainSource | ChainSources | None = None,
-                    now: datetime | None = None, thumbnails: bool = False) -> TimelineReport:
+                    thumbnails: bool = False) -> TimelineReport:
     """Verify every package in ``source`` (a folder or a zip of packages), then TL1 and TL2.
     ``thumbnails`` keeps a small picture of each verified capture for the timeline document.
     Never raises for bad input: unusable input becomes a report with verdict ``unusable``."""
     try:
         with timeline_packages(source) as found:
-            links = tuple(_link(name, path, trust, chain, now, thumbnails) for name, path in found.packages)
+            links = tuple(_link(name, path, trust, chain, thumbnails) for name, path in found.packages)
             ignored = found.ignored
     except InvalidPackage as exc:
         skipped = tuple(TimelineCheck(i, Status.SKIP, "input unusable", "输入无法检验") for i in TIMELINE_CHECKS)
@@ -101,7 +101,7 @@ def verify_timeline(source: Path, trust: Trust, *, chain: ChainSource | ChainSou
 
 
 def _link(name: str, path: Path, trust: Trust, chain: ChainSource | ChainSources | None,
-          now: datetime | None, thumbnails: bool) -> Link:
+          thumbnails: bool) -> Link:
     """Verify one package (as ``verify_package`` does) and read its place in the chain."""
     digest = file_sha256(path)
     try:
@@ -109,7 +109,7 @@ def _link(name: str, path: Path, trust: Trust, chain: ChainSource | ChainSources
     except InvalidPackage as exc:
         return Link(file=name, report=dataclasses.replace(unusable(exc.diagnostics(), trust_used=trust.digests),
                                                           package_sha256=digest))
-    report = dataclasses.replace(verify_opened(package, trust, chain=chain, now=now), package_sha256=digest)
+    report = dataclasses.replace(verify_opened(package, trust, chain=chain), package_sha256=digest)
     data = package.manifest.data
     previous, error = _previous(data.get("previous", None), "previous" in data)
     evidence_id = package.manifest.evidence_id
@@ -147,8 +147,8 @@ def _label(value: Any) -> str | None:
 
 
 def _thumbnail(path: Path, report: Report) -> bytes | None:
-    from verifier.exhibit import load_exhibit
-    from verifier.thumbnail import first_screen_thumbnail
+    from verifier.report.exhibit import load_exhibit
+    from verifier.report.thumbnail import first_screen_thumbnail
 
     shot = load_exhibit(path, report).screenshot  # shown only when H1 showed it to be the sealed file
     return first_screen_thumbnail(shot) if shot is not None else None

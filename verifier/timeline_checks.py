@@ -27,7 +27,7 @@ from typing import Any
 from verifier.change_record import ChangeRecord
 from verifier.court_time import format_time
 from verifier.legal_basis import ART11_2, Citation
-from verifier.report import Report, Status
+from verifier.verdict import Report, Status
 from verifier.wording import STATUS_ZH
 
 TIMELINE_CHECKS: Mapping[str, tuple[str, str]] = {

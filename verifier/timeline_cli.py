@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from verifier.errors import InvalidInput
-from verifier.report import Verdict
 from verifier.sanitize import display_text
 from verifier.timeline import TimelineReport, verify_timeline
 from verifier.timeline_checks import TIMELINE_CHECKS
 from verifier.trust import Trust, default_trust, load_trust
+from verifier.verdict import Verdict
 from verifier.wording import LANGS, STATUS_ZH, VERDICT_ZH
 
 if TYPE_CHECKING:
@@ -90,8 +90,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
 def _write_documents(report: TimelineReport, args: argparse.Namespace) -> list[tuple[str, Path]]:
     """Write the --html and --pdf documents. A file that cannot be written raises InvalidInput (exit 2);
     a PDF without the ``pdf`` extra is one line on stderr, and the exit code stays the verdict's."""
-    from verifier.timeline_entries import timeline_document
-    from verifier.timeline_report import render_timeline_html, render_timeline_pdf
+    from verifier.report.timeline import render_timeline_html, render_timeline_pdf
+    from verifier.report.timeline_entries import timeline_document
 
     document = timeline_document(report, title=args.title)
     written = []

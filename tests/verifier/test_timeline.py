@@ -24,9 +24,9 @@ from tests.tamper import flip_byte, replace_sealed_entry
 from verifier.capture_format import CHANGE_PATH
 from verifier.change_record import ChangeRecord
 from verifier.cli import main
-from verifier.report import Status
 from verifier.timeline import TimelineReport, verify_timeline
 from verifier.trust import default_trust, load_trust
+from verifier.verdict import Status
 
 #: More than the TSA's one-second resolution.
 NEXT_SECOND = 1.05

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from verifier.errors import InvalidInput
-from verifier.timeline_report import (
+from verifier.report.timeline import (
     MAX_THUMBNAIL_BYTES,
     TimelineDocument,
     TimelineEntry,

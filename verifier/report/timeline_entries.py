@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
+from verifier.report.timeline import TimelineDocument, TimelineEntry
 from verifier.timeline import TimelineReport
 from verifier.timeline_checks import TIMELINE_CHECKS, Link
-from verifier.timeline_report import TimelineDocument, TimelineEntry
 from verifier.wording import STATUS_ZH, VERDICT_ZH
 
 EVENT_OF_CLASSIFICATION: Mapping[str, str] = {"changed": "change", "removed": "removal",

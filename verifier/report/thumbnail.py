@@ -1,6 +1,6 @@
 """A small picture of a capture's first screen, for the timeline document.
 
-Made only from a screenshot that ``verifier.exhibit`` already accepted (H1 showed it to be the sealed
+Made only from a screenshot that ``verifier.report.exhibit`` already accepted (H1 showed it to be the sealed
 file, and its PNG header size is within MAX_SCREENSHOT_PIXELS), decoded by Pillow as PNG only.
 Pillow is the ``pdf`` extra: without it there is no thumbnail, and nothing else changes.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 
-from verifier.exhibit import Screenshot
+from verifier.report.exhibit import Screenshot
 
 #: Wide enough to recognise a listing, small enough that a year of captures stays a light document.
 THUMBNAIL_WIDTH = 240

@@ -280,7 +280,7 @@ def render_timeline_pdf(document: TimelineDocument) -> bytes:
         from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
     except ImportError as exc:
         raise InvalidInput("writing a PDF needs the optional 'pdf' extra: pip install 'tiezheng[pdf]'") from exc
-    from verifier.pdf_fonts import MONO, SANS, SANS_BOLD, markup, register_cjk_font, register_latin_fonts
+    from verifier.report.pdf_fonts import MONO, SANS, SANS_BOLD, markup, register_cjk_font, register_latin_fonts
 
     cjk = register_cjk_font()
     register_latin_fonts()
