@@ -37,7 +37,8 @@ class Element:
 
 
 ELEMENTS: Mapping[str, Element] = {e.id: e for e in (
-    Element("owner_identity", "the right owner's true identity (name and identifier)", "权利人的真实身份信息（名称及证件号码）"),
+    Element("owner_identity", "the right owner's true identity (name and identifier)",
+            "权利人的真实身份信息（名称及证件号码）"),
     Element("owner_contact", "the right owner's contact (e-mail, telephone or address)", "权利人的联系方式"),
     Element("right_proof", "proof of the right, sealed as evidence", "知识产权权利证明（已封存为证据）"),
     Element("infringing_urls", "the network addresses of the infringing content", "侵权内容的网络地址"),
