@@ -84,6 +84,10 @@ def _list(value: Any) -> Sequence[Any]:
     return value if isinstance(value, list) and len(value) <= MAX_LISTED_ITEMS else []
 
 
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
 def _sealed_reference(item: Any) -> bool:
     return (isinstance(item, Mapping) and bool(_text(item.get("evidence_id")))
             and bool(FINGERPRINT.match(_text(item.get("fingerprint")))))
@@ -91,10 +95,10 @@ def _sealed_reference(item: Any) -> bool:
 
 def present_elements(record: Mapping[str, Any]) -> frozenset[str]:
     """The element ids that ``record`` (a notice record, JSON data) holds in usable form."""
-    owner = record.get("owner") if isinstance(record.get("owner"), Mapping) else {}
-    contact = owner.get("contact") if isinstance(owner.get("contact"), Mapping) else {}
+    owner = _mapping(record.get("owner"))
+    contact = _mapping(owner.get("contact"))
     urls = _list(record.get("infringing"))
-    guarantee = record.get("guarantee") if isinstance(record.get("guarantee"), Mapping) else {}
+    guarantee = _mapping(record.get("guarantee"))
     found = set()
     if _text(owner.get("name")) and _text(owner.get("identifier")):
         found.add("owner_identity")
