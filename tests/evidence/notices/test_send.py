@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import zipfile
+from pathlib import Path
+
+import dkim
+import pytest
+
+from evidence.notices.gate import IncompleteNotice
+from evidence.notices.message import load_or_create_dkim_key
+from evidence.notices.model import Notice
+from evidence.notices.send import send_notice
+from evidence.notices.smtp_send import SendError, SmtpConfig
+from evidence.operator_key import load_or_create
+from tests.evidence.notices.conftest import complete_notice
+from tests.evidence.notices.servers import QUEUE_ID, smtp_server
+from verifier.package import Requester, open_package
+
+SENDER = "notices@operator.example"
+TO = "ip-complaints@platform.example"
+REQUESTER = Requester(tenant="owner-co", identity="counsel@owner.example")
+
+
+def _send(tmp_path: Path, notice: Notice, smtp: SmtpConfig):
+    key = load_or_create_dkim_key(tmp_path / "dkim", domain="operator.example", selector="tz1")
+    operator = load_or_create(tmp_path / "operator.pem")
+    (tmp_path / "packages").mkdir(exist_ok=True)
+    return key, send_notice(notice, to=TO, sender=SENDER, smtp=smtp, dkim_key=key,
+                            packages_dir=tmp_path / "packages", operator=operator, requester=REQUESTER)
+
+
+@pytest.mark.parametrize("starttls", [False, True], ids=["plain", "starttls"])
+def test_the_sealed_message_is_the_message_the_server_accepted(tmp_path: Path, notice: Notice,
+                                                               starttls: bool) -> None:
+    with smtp_server(tmp_path, starttls=starttls) as mailbox:
+        smtp = SmtpConfig("127.0.0.1", mailbox.port, starttls="require" if starttls else "auto",
+                          ca_file=mailbox.cert)
+        key, sent = _send(tmp_path, notice, smtp)
+    (received,) = mailbox.received
+    assert received["to"] == [TO] and received["tls"] is starttls
+    with zipfile.ZipFile(sent.built.path) as package:
+        sealed = package.read("evidence/message.eml")
+        transcript = json.loads(package.read("evidence/smtp-transcript.json"))
+    assert sealed == sent.message
+    assert received["content"].rstrip(b"\r\n") == sealed.rstrip(b"\r\n")
+    # DKIM holds over the bytes as sealed, with the key the operator publishes.
+    record = key.dns_record().split('"')[1].encode()
+    assert dkim.verify(sealed, dnsfunc=lambda name, timeout=5: record)
+    assert sent.delivery.queue_id == QUEUE_ID
+    assert sent.delivery.banner and transcript[0]["from"] == "server" and transcript[0]["code"] == 220
+    assert any(e.get("line", "").upper().startswith("RCPT TO:<" + TO.upper()) for e in transcript)
+    data = next(e["data"] for e in transcript if "data" in e)
+    assert data["size"] >= len(sealed)
+    if starttls:
+        assert sent.delivery.tls["version"].startswith("TLSv1.")
+        assert len(sent.delivery.tls["peer_certificate_sha256"]) == 64
+    else:
+        assert sent.delivery.tls is None
+    manifest = open_package(sent.built.path).manifest
+    assert manifest.kind == "notice"
+    assert manifest.data["notice"]["delivery"]["queue_id"] == QUEUE_ID
+    assert manifest.data["notice"]["record"]["notice_id"] == notice.notice_id
+    parsed = email.message_from_bytes(sealed, policy=email.policy.SMTP)
+    names = [part.get_filename() for part in parsed.iter_attachments()]
+    assert names == [f"{notice.notice_id}.pdf", f"{notice.notice_id}.json"]
+
+
+def test_an_incomplete_notice_is_not_sent(tmp_path: Path) -> None:
+    with smtp_server(tmp_path, starttls=False) as mailbox, pytest.raises(IncompleteNotice, match="grounds"):
+        _send(tmp_path, complete_notice(grounds=""), SmtpConfig("127.0.0.1", mailbox.port))
+    assert mailbox.received == []
+    assert list((tmp_path / "packages").iterdir()) == []
+
+
+def test_required_tls_is_refused_by_a_plain_server(tmp_path: Path, notice: Notice) -> None:
+    with (smtp_server(tmp_path, starttls=False) as mailbox,
+          pytest.raises(SendError, match="does not offer STARTTLS") as caught):
+        _send(tmp_path, notice, SmtpConfig("127.0.0.1", mailbox.port, starttls="require"))
+    assert mailbox.received == [] and caught.value.transcript[0]["code"] == 220
