@@ -6,7 +6,7 @@ basis, so the report explains itself to a court without our documentation at han
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -87,8 +87,26 @@ CHECKS: tuple[CheckSpec, ...] = (
     CheckSpec("T1", "time", "times agree"),
     CheckSpec("T2", "time", "pre-chain gap"),
 )
-CHECK_BY_ID: Mapping[str, CheckSpec] = {spec.id: spec for spec in CHECKS}
+#: Checks that run only for one kind of evidence, after the common ones (DESIGN.md §5, other kinds).
+KIND_CHECKS: Mapping[str, tuple[CheckSpec, ...]] = {
+    "notice": (CheckSpec("N2", "notice", "notice completeness"),),
+    "notice-reply": (CheckSpec("N1", "notice", "reply provenance"),),
+}
+CHECK_BY_ID: Mapping[str, CheckSpec] = {spec.id: spec for spec in
+                                        (*CHECKS, *(s for specs in KIND_CHECKS.values() for s in specs))}
 GROUPS = ("source", "path", "hash", "time")
+#: Groups shown only when a report holds one of their checks.
+KIND_GROUPS = ("notice",)
+
+
+def checks_for(kind: str) -> tuple[CheckSpec, ...]:
+    """Every check a package of ``kind`` gets, in report order."""
+    return CHECKS + KIND_CHECKS.get(kind, ())
+
+
+def shown_groups(results: Sequence[CheckResult]) -> tuple[str, ...]:
+    """The groups a report lists: the four common ones, then any kind's group it has checks of."""
+    return GROUPS + tuple(g for g in KIND_GROUPS if any(r.spec.group == g for r in results))
 #: The hash checks that must pass for any "verified" verdict.
 REQUIRED_PASS = ("H1", "H2", "H3", "H4")
 
@@ -128,6 +146,8 @@ FAILURE_MEANING: Mapping[str, str] = {
     "H5": "the blockchain anchor does not hold: the batch root is not shown on the expected chain",
     "T1": "the capture, timestamp and block times contradict each other",
     "T2": "too much time passed between capture and sealing for the content to count as fixed at capture",
+    "N1": "the reply's DKIM signature does not hold: the reply was changed, or did not come from the domain it names",
+    "N2": "the sealed notice record or PDF is not what the sent message carried",
 }
 PROVES = (
     "The evidence files in this package existed, byte for byte, no later than the trusted timestamp "

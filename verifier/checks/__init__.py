@@ -10,13 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from verifier.checks import hash as hash_checks
+from verifier.checks import notice as notice_checks
 from verifier.checks import path as path_checks
 from verifier.checks import source as source_checks
 from verifier.checks import time as time_checks
 from verifier.checks.context import Context, Outcome, Skip
 from verifier.errors import InvalidPackage, VerificationError
 from verifier.package import PROOF_PATH
-from verifier.verdict import CHECKS, CheckResult, Status
+from verifier.verdict import CHECK_BY_ID, CheckResult, Status, checks_for
 from verifier.wording import compose_zh
 
 CheckFunction = Callable[[Context], Outcome]
@@ -36,8 +37,10 @@ REGISTRY: dict[str, CheckFunction] = {
     "H5": hash_checks.check_anchor,
     "T1": time_checks.check_times_agree,
     "T2": time_checks.check_prechain_gap,
+    "N1": notice_checks.check_reply_provenance,
+    "N2": notice_checks.check_notice_complete,
 }
-assert tuple(REGISTRY) == tuple(spec.id for spec in CHECKS)
+assert set(REGISTRY) == set(CHECK_BY_ID)
 
 
 def _outcome(check_id: str, ctx: Context) -> Outcome:
@@ -62,4 +65,4 @@ def run_check(check_id: str, ctx: Context) -> CheckResult:
 
 
 def run_checks(ctx: Context) -> tuple[CheckResult, ...]:
-    return tuple(run_check(spec.id, ctx) for spec in CHECKS)
+    return tuple(run_check(spec.id, ctx) for spec in checks_for(ctx.package.manifest.kind))
