@@ -64,10 +64,10 @@ class Deadline:
     assumed: tuple[date, ...] = field(default=())
 
     def to_json(self) -> dict[str, object]:
+        note = (f"{len(self.assumed)} day(s) from {self.assumed[0].year} on counted Monday to Friday: the holiday "
+                "calendar does not cover that year yet") if self.assumed else None
         return {"due": self.due.isoformat(), "kind": self.window.kind, "days": self.window.days,
-                "until": self.window.until.isoformat() if self.window.until else None,
-                "calendar_note": (f"{len(self.assumed)} day(s) from {self.assumed[0].year} on counted Monday to "
-                                  "Friday: the holiday calendar does not cover that year yet") if self.assumed else None}
+                "until": self.window.until.isoformat() if self.window.until else None, "calendar_note": note}
 
 
 def _workday(day: date, assumed: list[date]) -> bool:
