@@ -327,8 +327,9 @@ def withdraw(desk: NoticeDesk, caller: Caller, notice_id: str, *, reason: str,
                                      previous=previous.fingerprint or "", grounds=reason,
                                      created_at=datetime.now(UTC))
         _store(session, caller, notice, window=previous.window)
+        recipient = previous.recipient
         session.commit()
-    return send(desk, caller, notice_id, to=previous.recipient, client=client)
+    return send(desk, caller, notice_id, to=recipient, client=client)
 
 
 # -- replies ---------------------------------------------------------------------------------------
