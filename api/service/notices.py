@@ -232,11 +232,12 @@ def _store(session: Session, caller: Caller, notice: Notice, *, window: str) -> 
 # -- sending ---------------------------------------------------------------------------------------
 
 def smtp_config(settings: Settings) -> SmtpConfig:
-    """The relay from ``TIEZHENG_SMTP_*``. Raises ApiError 503 when none is configured."""
+    """The relay from ``TIEZHENG_SMTP_*``. Raises ApiError 409 when none is configured: not a server
+    fault, and no retry helps until the operator configures one."""
     from evidence.notices.smtp_send import SmtpConfig
 
     if not settings.smtp_host or not settings.smtp_from:
-        raise ApiError(503, "smtp_not_configured", "sending notices needs TIEZHENG_SMTP_HOST and TIEZHENG_SMTP_FROM")
+        raise ApiError(409, "smtp_not_configured", "sending notices needs TIEZHENG_SMTP_HOST and TIEZHENG_SMTP_FROM")
     return SmtpConfig(host=settings.smtp_host, port=settings.smtp_port, starttls=settings.smtp_starttls,
                       username=settings.smtp_user or "",
                       password=settings.smtp_password.get_secret_value() if settings.smtp_password else "",
@@ -252,7 +253,7 @@ def dkim_key(settings: Settings) -> DkimKey:
     try:
         return load_or_create_dkim_key(settings.root / "keys" / "dkim", domain=domain, selector=settings.dkim_selector)
     except NoticeError as exc:
-        raise ApiError(503, "dkim_not_configured", f"{exc}: set TIEZHENG_SMTP_FROM or TIEZHENG_DKIM_DOMAIN") from None
+        raise ApiError(409, "dkim_not_configured", f"{exc}: set TIEZHENG_SMTP_FROM or TIEZHENG_DKIM_DOMAIN") from None
 
 
 def _accept(desk: NoticeDesk, session: Session, caller: Caller, built: BuiltPackage, kind: EvidenceKind,
@@ -278,11 +279,11 @@ def send(desk: NoticeDesk, caller: Caller, notice_id: str, *, to: str | None = N
     from evidence.notices.smtp_send import SendError
 
     settings = desk.settings
-    smtp, key = smtp_config(settings), dkim_key(settings)
     with Session(desk.engine) as session:
         row = _versions(session, caller, notice_id)[-1]
         if row.status != "draft":
             raise ApiError(409, "nothing_to_send", f"notice {notice_id} has no unsent draft; draft a correction")
+        smtp, key = smtp_config(settings), dkim_key(settings)
         notice = Notice.from_json(json.loads(row.record))
         recipient = to or notice.recipient
         if not recipient:
