@@ -152,3 +152,37 @@ def _requester():  # type: ignore[no-untyped-def]
     from verifier.package import Requester
 
     return Requester(tenant="owner-co", identity="counsel@owner.example")
+
+
+def _notice_package(workspace: Workspace, tmp_path: Path, *, sent, record):  # type: ignore[no-untyped-def]
+    from evidence.notices.gate import completeness
+    from evidence.notices.message import signed_message
+    from evidence.notices.packaging import build_notice_package
+    from evidence.notices.pdf import render_notice_pdf
+
+    key = load_or_create_dkim_key(tmp_path / "dkim", domain="operator.example", selector="tz")
+    pdf = render_notice_pdf(sent, completeness(sent))
+    message = signed_message(sent, pdf, sender="n@operator.example", to=REQUESTER_TO, key=key,
+                             now=datetime.now(UTC))
+    return build_notice_package(message=message, pdf=pdf, record=record.to_json(),
+                                completeness=[r.to_json() for r in completeness(record)],
+                                delivery={"server": "127.0.0.1:25"}, transcript=[], recipient=REQUESTER_TO,
+                                sent_at=datetime.now(UTC), packages_dir=workspace.packages,
+                                operator=workspace.operator, requester=_requester())
+
+
+def test_n2_warns_on_an_incomplete_notice_and_fails_on_a_record_that_was_not_sent(
+        workspace: Workspace, tmp_path: Path, rpc_url: str) -> None:
+    incomplete = complete_notice(grounds="", guarantee_given=False)
+    honest = _notice_package(workspace, tmp_path, sent=incomplete, record=incomplete)
+    # The manifest claims a complete notice; the message that went out carried the incomplete one.
+    forged = _notice_package(workspace, tmp_path, sent=incomplete, record=complete_notice())
+    seal_batch(workspace, [honest, forged], rpc_url)
+    trust = load_trust(workspace.trust_file())
+    report = verify_package(honest.path, trust)
+    n2 = next(c for c in report.checks if c.id == "N2")
+    assert n2.status is Status.WARN and report.verified
+    assert "missing the grounds for the measures requested" in n2.reason
+    assert "a written guarantee that the notice is true" in n2.reason and "要件" in n2.reason_zh
+    checks = _checks(verify_package(forged.path, trust))
+    assert checks["N2"][0] is Status.FAIL and "not the record the sent message carried" in checks["N2"][1]
