@@ -86,6 +86,8 @@ class Link:
     subject: str | None = None
     matter: str | None = None
     anchor_tx: str | None = None
+    #: The manifest's kind: notices and replies are events of the timeline, not links of a watch's chain.
+    kind: str = "web-capture"
     #: The first screen, small, for the timeline document (only when asked for, with Pillow).
     thumbnail_png: bytes | None = field(default=None, repr=False)
 
