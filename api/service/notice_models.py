@@ -43,6 +43,8 @@ class NoticeVersion(ApiTable, table=True):
     sent_at: datetime | None = None
     #: The last day of the response window (ISO date, China Standard Time).
     due: str | None = Field(default=None, max_length=10)
+    #: When the closed window was handed to the matter's watch for a fresh capture (``take_closed_windows``).
+    recheck_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Engine
@@ -359,3 +359,43 @@ def reply(desk: NoticeDesk, caller: Caller, notice_id: str, eml: bytes, *, clien
                           detail={"notice_id": notice_id, "dkim": checked.result["status"]})
         session.commit()
         return NoticeReplyPublic.model_validate(row, from_attributes=True)
+
+
+# -- closed windows --------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ClosedWindow:
+    """A sent notice whose response window has ended: the URLs its matter's watch should capture again."""
+
+    notice_id: str
+    version: int
+    tenant_id: int | None
+    matter: str | None
+    due: str
+    urls: tuple[str, ...]
+
+
+def take_closed_windows(desk: NoticeDesk, *, today: date) -> list[ClosedWindow]:
+    """Every notice whose window ended before ``today`` (China Standard Time) and was not handed over
+    yet, for all tenants; each is marked handed over in the same transaction, so a scheduler that runs
+    this daily starts each re-capture once. A version corrected or withdrawn since is skipped (and marked)."""
+    found = []
+    with Session(desk.engine) as session:
+        rows = session.exec(select(NoticeVersion).where(col(NoticeVersion.status) == "sent",
+                                                        col(NoticeVersion.due).is_not(None),
+                                                        col(NoticeVersion.recheck_at).is_(None))).all()
+        for row in rows:
+            if row.due is None or row.due >= today.isoformat():
+                continue
+            later = session.exec(select(NoticeVersion).where(NoticeVersion.notice_id == row.notice_id,
+                                                             NoticeVersion.version > row.version,
+                                                             NoticeVersion.status == "sent")).all()
+            row.recheck_at = datetime.now(UTC)
+            session.add(row)
+            if later or row.action == "withdrawal":
+                continue  # a correction runs its own window; a withdrawal ends it
+            record = json.loads(row.record)
+            urls = tuple(str(item.get("url")) for item in record.get("infringing", []) if item.get("url"))
+            found.append(ClosedWindow(row.notice_id, row.version, row.tenant_id, row.matter, row.due, urls))
+        session.commit()
+    return found

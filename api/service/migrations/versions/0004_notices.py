@@ -35,6 +35,7 @@ def upgrade() -> None:
         sa.Column("queue_id", AutoString(length=200), nullable=True),
         sa.Column("sent_at", UTCDateTime(), nullable=True),
         sa.Column("due", AutoString(length=10), nullable=True),
+        sa.Column("recheck_at", UTCDateTime(), nullable=True),
         sa.Column("created_at", UTCDateTime(), nullable=False),
         sa.UniqueConstraint("notice_id", "version", name="uq_notice_version"),
     )
