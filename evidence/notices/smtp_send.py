@@ -84,9 +84,11 @@ class _RecordingSMTP(smtplib.SMTP):
             entry["data"] = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest(),
                              "note": "the message, dot-stuffed and terminated; the package holds its bytes"}
             self._body_next = False
-        elif self._secret_next or data[:4].upper() == b"AUTH":
-            entry["line"] = data[:10].decode("ascii", "replace").split(" ")[0] + " … (redacted)"
-            self._secret_next = data[:4].upper() == b"AUTH" and len(data.split()) <= 2
+        elif data[:4].upper() == b"AUTH":
+            entry["line"] = " ".join(data.decode("ascii", "replace").split()[:2]) + " … (redacted)"
+            self._secret_next = True  # each answer to the server's 334 challenges is a credential too
+        elif self._secret_next:
+            entry["line"] = "(credential redacted)"
         else:
             entry["line"] = data.decode("ascii", "replace").rstrip("\r\n")
         self.transcript.append(entry)

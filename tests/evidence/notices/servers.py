@@ -68,7 +68,7 @@ class _Handler:
 
 
 @contextmanager
-def smtp_server(folder: Path, *, starttls: bool) -> Iterator[Mailbox]:
+def smtp_server(folder: Path, *, starttls: bool, login: tuple[str, str] | None = None) -> Iterator[Mailbox]:
     """aiosmtpd on 127.0.0.1; with ``starttls`` it offers and requires STARTTLS with a fresh certificate."""
     from aiosmtpd.controller import Controller
 
@@ -80,6 +80,14 @@ def smtp_server(folder: Path, *, starttls: bool) -> Iterator[Mailbox]:
         context.load_cert_chain(cert, key)
         kwargs = {"tls_context": context, "require_starttls": True}
         mailbox.cert = cert
+    if login is not None:
+        from aiosmtpd.smtp import AuthResult
+
+        def authenticate(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
+            given = (data.login.decode(), data.password.decode())
+            return AuthResult(success=given == login)
+
+        kwargs.update(authenticator=authenticate, auth_required=True)
     controller = Controller(_Handler(mailbox), hostname="127.0.0.1", port=mailbox.port, **kwargs)
     controller.start()
     try:

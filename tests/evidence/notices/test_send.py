@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import base64
 import email
 import email.policy
 import json
@@ -80,3 +81,36 @@ def test_required_tls_is_refused_by_a_plain_server(tmp_path: Path, notice: Notic
           pytest.raises(SendError, match="does not offer STARTTLS") as caught):
         _send(tmp_path, notice, SmtpConfig("127.0.0.1", mailbox.port, starttls="require"))
     assert mailbox.received == [] and caught.value.transcript[0]["code"] == 220
+
+
+@pytest.mark.parametrize("mechanism", ["PLAIN", "LOGIN"])
+def test_credentials_never_reach_the_sealed_transcript(tmp_path: Path, notice: Notice, mechanism: str,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import smtplib
+
+    # Force one mechanism: smtplib otherwise picks the first the server offers.
+    monkeypatch.setattr(smtplib.SMTP, "login", _login_with(mechanism))
+    with smtp_server(tmp_path, starttls=True, login=("relay-user", "s3cret-pass")) as mailbox:
+        smtp = SmtpConfig("127.0.0.1", mailbox.port, starttls="require", ca_file=mailbox.cert,
+                          username="relay-user", password="s3cret-pass")
+        _, sent = _send(tmp_path, notice, smtp)
+    with zipfile.ZipFile(sent.built.path) as package:
+        transcript = package.read("evidence/smtp-transcript.json").decode()
+    assert "235" in transcript and "(redacted)" in transcript
+    plain = base64.b64encode(b"\0relay-user\0s3cret-pass").decode()
+    for secret in ("s3cret-pass", "relay-user", "cmVsYXktdXNlcg", "czNjcmV0LXBhc3M", plain):
+        assert secret not in transcript
+
+
+def _login_with(mechanism: str):  # type: ignore[no-untyped-def]
+    import smtplib
+
+    original = smtplib.SMTP.login
+
+    def login(self, user, password, *, initial_response_ok=True):  # type: ignore[no-untyped-def]
+        self.user, self.password = user, password
+        if mechanism == "LOGIN":
+            return self.auth("LOGIN", self.auth_login, initial_response_ok=False)
+        return original(self, user, password, initial_response_ok=initial_response_ok)
+
+    return login
