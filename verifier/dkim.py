@@ -44,6 +44,8 @@ class DkimPass:
     signed_headers: tuple[str, ...]
     #: The signing identity (``i=``), when given.
     identity: str | None = None
+    #: Body bytes after the ``l=`` length, which the signature does not cover (0 without ``l=``).
+    unsigned_body_bytes: int = 0
 
 
 def tag_list(value: bytes) -> dict[str, bytes]:
@@ -149,6 +151,7 @@ def verify_dkim(message: bytes, key_record: str) -> DkimPass:
     if {header_c, body_c} - {"simple", "relaxed"}:
         raise DkimFailure(f"canonicalization {header_c}/{body_c} is not defined")
     signed_body = canonical_body(body, body_c)
+    whole_body = len(signed_body)
     if "l" in tags:
         try:
             signed_body = signed_body[:int(tags["l"])]
@@ -181,4 +184,5 @@ def verify_dkim(message: bytes, key_record: str) -> DkimPass:
     identity = tags.get("i")
     return DkimPass(domain=tags["d"].decode("ascii", "replace").lower(), selector=tags["s"].decode("ascii", "replace"),
                     algorithm=algorithm, signed_headers=tuple(n.decode("ascii", "replace") for n in names),
-                    identity=identity.decode("ascii", "replace") if identity else None)
+                    identity=identity.decode("ascii", "replace") if identity else None,
+                    unsigned_body_bytes=whole_body - len(signed_body))

@@ -75,3 +75,11 @@ def test_wrong_key_revoked_key_and_no_signature_fail() -> None:
         verify_dkim(_signed(), "v=DKIM1; k=rsa; p=")
     with pytest.raises(DkimFailure, match="no DKIM-Signature"):
         verify_dkim(MESSAGE, RSA_KEY[1])
+
+
+def test_a_body_length_limit_is_reported() -> None:
+    signed = dkim.sign(MESSAGE, b"s1", b"platform.example", RSA_KEY[0], length=True) + MESSAGE
+    assert verify_dkim(signed, RSA_KEY[1]).unsigned_body_bytes == 0
+    appended = signed + b"P.S. appended after signing\r\n"
+    # The blank lines that ended the signed body are body lines now, before the appended one.
+    assert verify_dkim(appended, RSA_KEY[1]).unsigned_body_bytes == len(b"\r\n\r\nP.S. appended after signing\r\n")

@@ -87,11 +87,18 @@ def check_reply_provenance(ctx: Context) -> Outcome:
         result = verify_dkim(message, value)
     except DkimFailure as exc:
         return Status.FAIL, f"DKIM signature of {expected_name} does not verify against the record {where}: {exc}"
-    sender = next((raw for name_, raw in fields if name_ == b"from"), b"").split(b":", 1)[-1]
+    senders = [raw for name_, raw in fields if name_ == b"from"]
+    if len(senders) != 1:
+        return Status.FAIL, (f"the reply has {len(senders)} From fields: which sender the DKIM signature of "
+                             f"{result.domain} vouches for is ambiguous")
+    sender = senders[0].split(b":", 1)[-1]
     from_domain = _domain_of(sender.decode("utf-8", "replace").strip())
     ctx.facts["reply_provenance"] = {"domain": result.domain, "selector": result.selector,
                                      "algorithm": result.algorithm, "from_domain": from_domain,
                                      "resolver": dns_record.get("resolver"), "fetched_at": dns_record.get("fetched_at")}
+    if result.unsigned_body_bytes:
+        return Status.WARN, (f"DKIM pass for {result.domain}, but only part of the body is signed (l=): "
+                             f"{result.unsigned_body_bytes} bytes at its end are not covered")
     if not (from_domain == result.domain or from_domain.endswith("." + result.domain)):
         return Status.WARN, (f"DKIM pass for {result.domain} ({result.algorithm}, key record {where}), but the "
                              f"From address is of {from_domain or 'no domain'}: the signer is not the sender's domain")

@@ -37,12 +37,14 @@ def _platform_key() -> tuple[bytes, str]:
     return pem, f"v=DKIM1; k=rsa; p={base64.b64encode(der).decode()}"
 
 
-def _reply(pem: bytes, notice_id: str, *, sender: str = f"IP Team <ip@{PLATFORM}>") -> bytes:
+def _reply(pem: bytes, notice_id: str, *, sender: str = f"IP Team <ip@{PLATFORM}>",
+           headers: list[bytes] | None = None) -> bytes:
     body = (f"From: {sender}\r\nTo: notices@operator.example\r\n"
             f"Subject: Re: notice [{notice_id}]\r\nDate: {format_datetime(datetime.now(UTC))}\r\n"
             f"Message-ID: <reply-1@{PLATFORM}>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
             "\r\n已删除相关商品链接。We removed the listing on 2 Dec 2026.\r\n").encode()
-    return dkim.sign(body, SELECTOR.encode(), PLATFORM.encode(), pem, canonicalize=(b"relaxed", b"simple")) + body
+    return dkim.sign(body, SELECTOR.encode(), PLATFORM.encode(), pem, canonicalize=(b"relaxed", b"simple"),
+                     include_headers=headers) + body
 
 
 def _checks(report) -> dict[str, tuple[Status, str]]:  # type: ignore[no-untyped-def]
@@ -186,3 +188,18 @@ def test_n2_warns_on_an_incomplete_notice_and_fails_on_a_record_that_was_not_sen
     assert "a written guarantee that the notice is true" in n2.reason and "要件" in n2.reason_zh
     checks = _checks(verify_package(forged.path, trust))
     assert checks["N2"][0] is Status.FAIL and "not the record the sent message carried" in checks["N2"][1]
+
+
+def test_a_second_from_field_fails_n1(workspace: Workspace, rpc_url: str) -> None:
+    pem, record = _platform_key()
+    # Prepended above the signature: the signed From is the bottom one, the one a reader sees is this.
+    # (dkimpy oversigns From by default, which already breaks the signature; this signer did not.)
+    eml = b"From: ceo@owner.example\r\n" + _reply(pem, "nt-x", headers=[b"from", b"to", b"subject", b"date"])
+    with dns_server() as zone:
+        zone.txt[f"{SELECTOR}._domainkey.{PLATFORM}"] = record
+        reply, _ = import_reply(eml, notice_id="nt-x", notice_fingerprint="0" * 64,
+                                nameserver=Nameserver("127.0.0.1", zone.port), packages_dir=workspace.packages,
+                                operator=workspace.operator, requester=_requester())
+    seal_batch(workspace, [reply], rpc_url)
+    checks = _checks(verify_package(reply.path, load_trust(workspace.trust_file())))
+    assert checks["N1"][0] is Status.FAIL and "2 From fields" in checks["N1"][1]
