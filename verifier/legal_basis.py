@@ -43,18 +43,6 @@ RULES: Mapping[str, Rule] = {
         "SF/T 0091-2021《电子数据公证保管技术规范》",
         "SF/T 0091-2021 Technical specification for electronic data notarization preservation",
         "https://www.bzchaxun.com/view/8026111024000000.html"),  # ch. 9: clean-environment check before capture
-    "spc_2014_network": Rule(
-        "《最高人民法院关于审理利用信息网络侵害人身权益民事纠纷案件适用法律若干问题的规定》（法释〔2014〕11号）",
-        "SPC Provisions on Cases of Infringement of Personal Rights over Information Networks (2014)",
-        "http://cndkt.com/separate/823.html"),  # Art. 5: what a valid notice contains
-    "ecommerce_law": Rule(
-        "《中华人民共和国电子商务法》",
-        "E-Commerce Law of the PRC (2018)",
-        "http://www.hrfabao.com/falvtiao/6471765.html"),  # Art. 42 in full
-    "ip_guideline": Rule(
-        "《最高人民法院关于审理涉电子商务平台知识产权民事案件的指导意见》（法发〔2020〕32号）",
-        "SPC Guiding Opinions on IP Civil Cases Involving E-Commerce Platforms (2020)",
-        "http://www.zhixianglawyer.com/news_view.aspx?typeid=4&id=1137&fid=t2:4:2"),  # Art. 5: notice contents
     "fre": Rule(
         "美国《联邦证据规则》",
         "U.S. FRE",
@@ -74,7 +62,7 @@ class Citation:
     en: str
 
     def text(self, lang: str) -> str:
-        rule = RULES[self.rule]
+        rule = ALL_RULES[self.rule]
         if lang == "zh":
             return f"{rule.zh}{self.zh}"
         return f"{rule.en}{'' if self.en.startswith(':') else ' '}{self.en}"
@@ -126,6 +114,28 @@ BASES: Mapping[str, tuple[Citation, ...]] = {
            _c("huatai", "：哈希值上链", ": hash recorded on chain")),
     "T1": (OLR16, _c("internet_courts", "第十一条第一款第二项：生成主体和时间是否明确",
                      "Art. 11 para. 1(2): who made the data, and when, is clear")),
+    "T2": (_c("online_litigation", "第十八条：电子数据上链存储前的真实性，另行审查",
+              "Art. 18: the authenticity of data before it went on chain is examined on its own"),),
+}
+
+
+#: The rules and citations of the checks of other evidence kinds (N1, N2). They stay apart from RULES and
+#: BASES because the browser verifier mirrors those two tables and reads no notice packages.
+KIND_RULES: Mapping[str, Rule] = {
+    "spc_2014_network": Rule(
+        "《最高人民法院关于审理利用信息网络侵害人身权益民事纠纷案件适用法律若干问题的规定》（法释〔2014〕11号）",
+        "SPC Provisions on Cases of Infringement of Personal Rights over Information Networks (2014)",
+        "http://cndkt.com/separate/823.html"),  # Art. 5: what a valid notice contains
+    "ecommerce_law": Rule(
+        "《中华人民共和国电子商务法》",
+        "E-Commerce Law of the PRC (2018)",
+        "http://www.hrfabao.com/falvtiao/6471765.html"),  # Art. 42 in full
+    "ip_guideline": Rule(
+        "《最高人民法院关于审理涉电子商务平台知识产权民事案件的指导意见》（法发〔2020〕32号）",
+        "SPC Guiding Opinions on IP Civil Cases Involving E-Commerce Platforms (2020)",
+        "http://www.zhixianglawyer.com/news_view.aspx?typeid=4&id=1137&fid=t2:4:2"),  # Art. 5: notice contents
+}
+KIND_BASES: Mapping[str, tuple[Citation, ...]] = {
     "N1": (_c("evidence", "第九十三条第五项：电子数据是否在正常的往来活动中形成和存储",
               "Art. 93(5): whether the data was formed and stored in normal dealings"),
            _c("evidence", "第九十三条第四项：完整地保存、传输、提取，方法可靠",
@@ -137,9 +147,9 @@ BASES: Mapping[str, tuple[Citation, ...]] = {
            _c("ip_guideline", "第五条：权利证明及真实身份信息、准确定位信息、初步证据、真实性书面保证",
               "Art. 5: proof of right and true identity, locating information, preliminary evidence, "
               "a written guarantee of truth")),
-    "T2": (_c("online_litigation", "第十八条：电子数据上链存储前的真实性，另行审查",
-              "Art. 18: the authenticity of data before it went on chain is examined on its own"),),
 }
+ALL_RULES: Mapping[str, Rule] = {**RULES, **KIND_RULES}
+ALL_BASES: Mapping[str, tuple[Citation, ...]] = {**BASES, **KIND_BASES}
 
 
 def legal_basis(check_id: str, lang: str = "en") -> str:
@@ -147,9 +157,9 @@ def legal_basis(check_id: str, lang: str = "en") -> str:
     if lang == "both":
         return f"{legal_basis(check_id, 'zh')}\n{legal_basis(check_id, 'en')}"
     separator = "；" if lang == "zh" else "; "
-    return separator.join(citation.text(lang) for citation in BASES[check_id])
+    return separator.join(citation.text(lang) for citation in ALL_BASES[check_id])
 
 
 def sources(check_id: str) -> tuple[str, ...]:
     """The public pages the citations of ``check_id`` were checked against."""
-    return tuple(dict.fromkeys(RULES[c.rule].source for c in BASES[check_id]))
+    return tuple(dict.fromkeys(ALL_RULES[c.rule].source for c in ALL_BASES[check_id]))
