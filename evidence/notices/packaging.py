@@ -21,7 +21,7 @@ from typing import Any
 
 from evidence.manifest import clock_source, new_evidence_id, tool_record
 from evidence.operator_key import OperatorKey
-from evidence.upload import BuiltPackage, _Received, _write_warc
+from evidence.upload import BuiltPackage, _Received, _write_warc  # the upload's WARC writer: one, not a twin
 from evidence.warc_index import pages_jsonl
 from verifier import canonical
 from verifier.capture_format import INDEX_PATH, INDEX_SUMMARY_PATH, ROLES
