@@ -167,3 +167,19 @@ def dkim_record(data_dir: DataDir = None, as_json: JsonFlag = False) -> None:
         print(json.dumps({"name": key.record_name, "type": "TXT", "value": key.dns_record().split('"')[1]}))
     else:
         print(key.dns_record())
+
+
+@notice_app.command("poll")
+def poll(data_dir: DataDir = None, as_json: JsonFlag = False) -> None:
+    """Import the replies waiting in the notice mailbox (TIEZHENG_IMAP_*): each one naming a notice is sealed."""
+    from api.service import notices
+
+    outcome = notices.poll_replies(_desk(writable_settings(data_dir)))
+    if as_json:
+        print(json.dumps({"imported": [json.loads(r.model_dump_json()) for r in outcome.imported],
+                          "duplicates": outcome.duplicates, "unmatched": outcome.unmatched}))
+        return
+    for item in outcome.imported:
+        console.print(f"imported {item.evidence_id}: DKIM {item.dkim_status} {escape(str(item.dkim_domain or ''))}")
+    console.print(f"{len(outcome.imported)} imported, {outcome.duplicates} already imported, "
+                  f"{outcome.unmatched} naming no single notice (left unread)")

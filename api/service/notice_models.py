@@ -58,6 +58,8 @@ class NoticeReply(ApiTable, table=True):
     #: pass, fail or none (unsigned), as found at import; N1 checks it again from the package.
     dkim_status: str = Field(max_length=10)
     dkim_domain: str | None = Field(default=None, max_length=255)
+    #: sha256 of the message as received: the same message is imported once, however often it is polled.
+    message_sha256: str = Field(default="", max_length=64, index=True)
     received_at: datetime = Field(default_factory=utcnow)
 
 

@@ -13,6 +13,7 @@ tenant None); every read filters on the caller's tenant, so one tenant never see
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -37,6 +38,7 @@ from api.service.settings import Settings
 if TYPE_CHECKING:
     from api.service.blobs import BlobBackend
     from api.service.security import Principal
+    from evidence.notices.imap_poll import ImapConfig
     from evidence.notices.message import DkimKey
     from evidence.notices.model import Notice
     from evidence.notices.smtp_send import SmtpConfig
@@ -352,7 +354,7 @@ def reply(desk: NoticeDesk, caller: Caller, notice_id: str, eml: bytes, *, clien
         _accept(desk, session, caller, built, EvidenceKind.NOTICE_REPLY, f"reply to {notice_id}")
         row = NoticeReply(evidence_id=built.evidence_id, notice_id=notice_id, tenant_id=caller.tenant_id,
                           fingerprint=built.fingerprint.hex(), dkim_status=checked.result["status"],
-                          dkim_domain=checked.result.get("domain"))
+                          dkim_domain=checked.result.get("domain"), message_sha256=hashlib.sha256(eml).hexdigest())
         session.add(row)
         crud.record_audit(session, action="notice.reply", tenant_id=caller.tenant_id, api_key_id=caller.api_key_id,
                           target=built.evidence_id, outcome=202, client=client,
@@ -399,3 +401,68 @@ def take_closed_windows(desk: NoticeDesk, *, today: date) -> list[ClosedWindow]:
             found.append(ClosedWindow(row.notice_id, row.version, row.tenant_id, row.matter, row.due, urls))
         session.commit()
     return found
+
+
+# -- the reply mailbox -----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PollOutcome:
+    imported: list[NoticeReplyPublic]
+    #: Messages already imported (by their SHA-256): marked read, not sealed twice.
+    duplicates: int
+    #: Messages naming no notice of this host, or several: left unread for a person to file.
+    unmatched: int
+
+
+def imap_config(settings: Settings) -> ImapConfig:
+    from evidence.notices.imap_poll import ImapConfig
+
+    if not settings.imap_host:
+        raise ApiError(409, "imap_not_configured", "polling replies needs TIEZHENG_IMAP_HOST")
+    return ImapConfig(host=settings.imap_host, port=settings.imap_port, security=settings.imap_security,
+                      username=settings.imap_user or "",
+                      password=settings.imap_password.get_secret_value() if settings.imap_password else "",
+                      mailbox=settings.imap_mailbox, ca_file=settings.imap_ca_file)
+
+
+def _owner_of(session: Session, notice_id: str) -> Caller | None:
+    row = session.exec(select(NoticeVersion).where(NoticeVersion.notice_id == notice_id)).first()
+    if row is None:
+        return None
+    if row.tenant_id is None:
+        return Caller.local()
+    from api.service.jobs import requester_named
+
+    tenant = crud.tenant_of(session, tenant_id=row.tenant_id)
+    return Caller(tenant_id=row.tenant_id, requester=requester_named(tenant.name if tenant else "unknown", None))
+
+
+def poll_replies(desk: NoticeDesk) -> PollOutcome:
+    """Import every unseen message of the reply mailbox that names exactly one notice of this host,
+    each for the tenant that sent that notice; mark it read once sealed."""
+    from evidence.notices.imap_poll import MailboxReader, notice_ids
+    from evidence.notices.model import NoticeError
+
+    imported: list[NoticeReplyPublic] = []
+    duplicates = unmatched = 0
+    try:
+        with MailboxReader(imap_config(desk.settings)) as mailbox:
+            for uid, message in mailbox.unseen():
+                with Session(desk.engine) as session:
+                    known = session.exec(select(NoticeReply).where(
+                        NoticeReply.message_sha256 == hashlib.sha256(message).hexdigest())).first()
+                    owners = {nid: _owner_of(session, nid) for nid in notice_ids(message)}
+                if known is not None:
+                    duplicates += 1
+                    mailbox.mark_seen(uid)
+                    continue
+                matched = [(nid, caller) for nid, caller in owners.items() if caller is not None]
+                if len(matched) != 1:
+                    unmatched += 1
+                    continue
+                notice_id, caller = matched[0]
+                imported.append(reply(desk, caller, notice_id, message, client="imap"))
+                mailbox.mark_seen(uid)
+    except NoticeError as exc:
+        raise ApiError(502, "imap_failed", str(exc)) from None
+    return PollOutcome(imported=imported, duplicates=duplicates, unmatched=unmatched)

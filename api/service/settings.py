@@ -159,6 +159,16 @@ class Settings(BaseSettings):
     dkim_selector: str = "tiezheng"
     #: ``host`` or ``host:port`` of the DNS resolver that fetches a reply's DKIM key; unset: the system's.
     dns_resolver: str | None = None
+    #: The mailbox replies arrive in (``tiezheng notice poll``); unset: replies are imported by hand only.
+    imap_host: str | None = None
+    imap_port: int = 993
+    #: ``ssl`` (implicit TLS, port 993), ``starttls`` or ``off``.
+    imap_security: Literal["ssl", "starttls", "off"] = "ssl"
+    imap_user: str | None = None
+    #: From the environment only; never logged.
+    imap_password: SecretStr | None = None
+    imap_mailbox: str = "INBOX"
+    imap_ca_file: Path | None = None
 
     @field_validator("public_url")
     @classmethod

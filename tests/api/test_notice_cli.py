@@ -39,13 +39,14 @@ def data_dir(tmp_path: Path, anvil: Path) -> Iterator[Path]:
                    capture_output=True, timeout=60)
 
 
-def run(data_dir: Path, mailbox: Mailbox, zone: Zone, *args: str | Path,
-        check: bool = True) -> subprocess.CompletedProcess[str]:
+def run(data_dir: Path, mailbox: Mailbox, zone: Zone, *args: str | Path, check: bool = True,
+        **extra_env: str) -> subprocess.CompletedProcess[str]:
+    """`tiezheng` with the loopback relay (STARTTLS required when it offers TLS) and resolver configured."""
+    tls = {"TIEZHENG_SMTP_STARTTLS": "require", "TIEZHENG_SMTP_CA_FILE": str(mailbox.cert)} if mailbox.cert else {}
     env = {**os.environ, "TIEZHENG_DATA_DIR": str(data_dir), "COLUMNS": "200",
-           "TIEZHENG_SMTP_HOST": "127.0.0.1", "TIEZHENG_SMTP_PORT": str(mailbox.port),
-           "TIEZHENG_SMTP_STARTTLS": "require", "TIEZHENG_SMTP_CA_FILE": str(mailbox.cert),
+           "TIEZHENG_SMTP_HOST": "127.0.0.1", "TIEZHENG_SMTP_PORT": str(mailbox.port), **tls,
            "TIEZHENG_SMTP_FROM": "notices@operator.example", "TIEZHENG_DKIM_SELECTOR": "tz2026",
-           "TIEZHENG_DNS_RESOLVER": f"127.0.0.1:{zone.port}"}
+           "TIEZHENG_DNS_RESOLVER": f"127.0.0.1:{zone.port}", **extra_env}
     result = subprocess.run([str(BIN / "tiezheng"), *map(str, args)], capture_output=True, text=True, env=env,
                             timeout=180)
     assert "Traceback" not in result.stdout + result.stderr, result.stderr

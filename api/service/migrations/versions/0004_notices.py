@@ -50,10 +50,12 @@ def upgrade() -> None:
         sa.Column("fingerprint", AutoString(length=64), nullable=False),
         sa.Column("dkim_status", AutoString(length=10), nullable=False),
         sa.Column("dkim_domain", AutoString(length=255), nullable=True),
+        sa.Column("message_sha256", AutoString(length=64), nullable=False),
         sa.Column("received_at", UTCDateTime(), nullable=False),
     )
     op.create_index("ix_notice_reply_notice_id", "notice_reply", ["notice_id"])
     op.create_index("ix_notice_reply_tenant_id", "notice_reply", ["tenant_id"])
+    op.create_index("ix_notice_reply_message_sha256", "notice_reply", ["message_sha256"])
 
 
 def downgrade() -> None:
