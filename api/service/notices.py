@@ -38,6 +38,7 @@ from api.service.settings import Settings
 if TYPE_CHECKING:
     from api.service.blobs import BlobBackend
     from api.service.security import Principal
+    from evidence.notices.dns_lookup import Nameserver
     from evidence.notices.imap_poll import ImapConfig
     from evidence.notices.message import DkimKey
     from evidence.notices.model import Notice
@@ -258,6 +259,12 @@ def dkim_key(settings: Settings) -> DkimKey:
         raise ApiError(409, "dkim_not_configured", f"{exc}: set TIEZHENG_SMTP_FROM or TIEZHENG_DKIM_DOMAIN") from None
 
 
+def _nameserver(settings: Settings) -> Nameserver | None:
+    from evidence.notices.dns_lookup import Nameserver
+
+    return Nameserver.parse(settings.dns_resolver) if settings.dns_resolver else None
+
+
 def _accept(desk: NoticeDesk, session: Session, caller: Caller, built: BuiltPackage, kind: EvidenceKind,
             title: str) -> None:
     filing = None
@@ -294,7 +301,8 @@ def send(desk: NoticeDesk, caller: Caller, notice_id: str, *, to: str | None = N
         try:
             sent = send_notice(notice, to=recipient, sender=settings.smtp_from or "", smtp=smtp, dkim_key=key,
                                packages_dir=settings.packages_dir, operator=desk.operator,
-                               requester=caller.requester, allow_incomplete=allow_incomplete)
+                               requester=caller.requester, allow_incomplete=allow_incomplete,
+                               nameserver=_nameserver(settings))
         except IncompleteNotice as exc:
             raise ApiError(422, "incomplete_notice", str(exc), details=[r.to_json() for r in exc.results]) from None
         except SendError as exc:
@@ -340,9 +348,9 @@ def withdraw(desk: NoticeDesk, caller: Caller, notice_id: str, *, reason: str,
 def reply(desk: NoticeDesk, caller: Caller, notice_id: str, eml: bytes, *, client: str = "cli") -> NoticeReplyPublic:
     """Import a reply or delivery-status notification: DKIM checked, sealed with its key record."""
     from evidence.notices.model import NoticeError
-    from evidence.notices.reply import Nameserver, import_reply
+    from evidence.notices.reply import import_reply
 
-    nameserver = Nameserver.parse(desk.settings.dns_resolver) if desk.settings.dns_resolver else None
+    nameserver = _nameserver(desk.settings)
     with Session(desk.engine) as session:
         answered = _last_sent(_versions(session, caller, notice_id))
         try:

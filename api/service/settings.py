@@ -142,7 +142,8 @@ class Settings(BaseSettings):
     sweep_interval_seconds: float = 600.0
 
     # -- notices (api/service/notices.py): the SMTP relay, the operator's DKIM key, the DNS resolver --
-    #: The SMTP server notices go out through; unset: sending is refused with the reason.
+    #: The SMTP server notices go out through; ``mx``: straight to the recipient's own mail servers (the
+    #: sealed 250 is then the platform's); unset: sending is refused with the reason.
     smtp_host: str | None = None
     smtp_port: int = 25
     #: ``auto`` (STARTTLS when offered), ``require`` (refuse a server without it) or ``off``.

@@ -18,9 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import dns.exception
-import dns.resolver
-
+from evidence.notices.dns_lookup import DNS_TIMEOUT_SECONDS, NO_ANSWER, Nameserver, resolver_for, resolver_name
 from evidence.notices.model import NoticeError
 from evidence.notices.packaging import build_reply_package
 from evidence.operator_key import OperatorKey
@@ -28,30 +26,9 @@ from evidence.upload import BuiltPackage
 from verifier.manifest_writer import utc_iso
 from verifier.package import Requester
 
-DNS_TIMEOUT_SECONDS = 5.0
+__all__ = ["DkimImport", "FetchedRecords", "Nameserver", "check_reply", "import_reply"]
 #: A reply is an e-mail, not an archive: anything bigger is not what this command is for.
 MAX_REPLY_BYTES = 32 << 20
-
-
-@dataclass(frozen=True)
-class Nameserver:
-    host: str
-    port: int = 53
-
-    @classmethod
-    def parse(cls, text: str) -> Nameserver:
-        """``HOST`` or ``HOST:PORT`` (``[v6]:PORT`` for IPv6)."""
-        text = text.strip()
-        if text.startswith("["):
-            host, _, rest = text[1:].partition("]")
-            return cls(host, int(rest[1:]) if rest.startswith(":") else 53)
-        host, colon, port = text.rpartition(":")
-        if colon and host and port.isdigit() and host.count(":") == 0:
-            return cls(host, int(port))
-        return cls(text)
-
-    def __str__(self) -> str:
-        return f"{self.host}:{self.port}"
 
 
 @dataclass
@@ -64,17 +41,12 @@ class FetchedRecords:
     def fetch(self, name: bytes, timeout: float = DNS_TIMEOUT_SECONDS) -> bytes | None:
         """dkimpy's ``dnsfunc``: the TXT record's strings joined, or None; each answer recorded."""
         qname = name.decode("ascii").rstrip(".")
-        resolver = dns.resolver.Resolver(configure=self.nameserver is None)
-        if self.nameserver is not None:
-            resolver.nameservers = [self.nameserver.host]
-            resolver.port = self.nameserver.port
+        resolver = resolver_for(self.nameserver)
         entry: dict[str, Any] = {"name": qname, "type": "TXT", "fetched_at": utc_iso(datetime.now(UTC)),
-                                 "resolver": str(self.nameserver) if self.nameserver else
-                                 ",".join(str(n) for n in resolver.nameservers)}
+                                 "resolver": resolver_name(resolver)}
         try:
             answer = resolver.resolve(qname, "TXT", lifetime=timeout)
-        except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer, dns.resolver.NoNameservers,
-                dns.exception.Timeout) as exc:
+        except NO_ANSWER as exc:
             entry["error"] = type(exc).__name__
             self.records.append(entry)
             return None

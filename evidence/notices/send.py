@@ -10,12 +10,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from evidence.notices.dns_lookup import Nameserver
 from evidence.notices.gate import gate
 from evidence.notices.message import DkimKey, signed_message
 from evidence.notices.model import Notice
 from evidence.notices.packaging import build_notice_package
 from evidence.notices.pdf import render_notice_pdf
-from evidence.notices.smtp_send import Delivery, SmtpConfig, send_message
+from evidence.notices.smtp_send import DIRECT, Delivery, SmtpConfig, deliver_direct, send_message
 from evidence.operator_key import OperatorKey
 from evidence.upload import BuiltPackage
 from verifier.package import Requester
@@ -30,13 +31,19 @@ class SentNotice:
 
 def send_notice(notice: Notice, *, to: str, sender: str, smtp: SmtpConfig, dkim_key: DkimKey,
                 packages_dir: Path, operator: OperatorKey, requester: Requester,
-                allow_incomplete: bool = False) -> SentNotice:
-    """Gate, render, sign, send and seal ``notice``. Raises IncompleteNotice (nothing sent) or SendError."""
+                allow_incomplete: bool = False, nameserver: Nameserver | None = None) -> SentNotice:
+    """Gate, render, sign, send and seal ``notice``. Raises IncompleteNotice (nothing sent) or SendError.
+
+    ``smtp.host`` ``mx`` delivers to the recipient's own mail servers, found through ``nameserver``.
+    """
     results = gate(notice, allow_incomplete=allow_incomplete)
     pdf = render_notice_pdf(notice, results)
     sent_at = datetime.now(UTC)
     message = signed_message(notice, pdf, sender=sender, to=to, key=dkim_key, now=sent_at)
-    delivery = send_message(smtp, message, sender=sender, to=to)
+    if smtp.host == DIRECT:
+        delivery = deliver_direct(smtp, message, sender=sender, to=to, nameserver=nameserver)
+    else:
+        delivery = send_message(smtp, message, sender=sender, to=to)
     built = build_notice_package(
         message=message, pdf=pdf, record=notice.to_json(), completeness=[r.to_json() for r in results],
         delivery={**delivery.summary(), "to": to, "from": sender,

@@ -9,6 +9,7 @@ exchanges are recorded as redacted.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 import smtplib
@@ -19,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from evidence.notices.dns_lookup import Nameserver, mail_servers
 from evidence.notices.model import NoticeError
 
 StartTls = Literal["auto", "require", "off"]
@@ -46,6 +48,9 @@ class SmtpConfig:
     ca_file: Path | None = None
     helo_name: str | None = None
     timeout: float = DEFAULT_TIMEOUT_SECONDS
+    #: The name STARTTLS verifies the certificate against, when ``host`` is an address (a recipient's
+    #: MX, reached at the address our resolver gave for it).
+    server_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -58,10 +63,15 @@ class Delivery:
     queue_id: str | None
     tls: dict[str, Any] | None
     server: str
+    address: str = ""
+    #: How the message went: ``relay`` (the configured server) or ``mx`` (the recipient's own mail server).
+    route: str = "relay"
+    #: For ``mx``: the MX answer as fetched, and the servers tried before the one that accepted.
+    mx: dict[str, Any] | None = None
 
     def summary(self) -> dict[str, Any]:
-        return {"server": self.server, "banner": self.banner, "accepted_reply": self.accepted,
-                "queue_id": self.queue_id, "tls": self.tls}
+        return {"server": self.server, "address": self.address, "route": self.route, "banner": self.banner,
+                "accepted_reply": self.accepted, "queue_id": self.queue_id, "tls": self.tls, "mx": self.mx}
 
 
 def _now() -> str:
@@ -70,6 +80,9 @@ def _now() -> str:
 
 class _RecordingSMTP(smtplib.SMTP):
     """smtplib's client, with every line in and out written to ``transcript``."""
+
+    #: smtplib's own (undeclared in its stubs): the name STARTTLS sends as SNI and verifies the certificate for.
+    _host: str
 
     def __init__(self, transcript: list[dict[str, Any]], **kwargs: Any) -> None:
         self.transcript = transcript
@@ -124,6 +137,9 @@ def send_message(config: SmtpConfig, message: bytes, *, sender: str, to: str) ->
         # Connecting in the constructor lets smtplib know the host name STARTTLS must verify.
         client = _RecordingSMTP(transcript, host=config.host, port=config.port, local_hostname=config.helo_name,
                                 timeout=config.timeout)
+        if config.server_name:
+            # smtplib verifies STARTTLS against the host it connected to; an MX is named, not addressed.
+            client._host = config.server_name
         banner = transcript[0]["text"]
         client.ehlo()
         if config.starttls != "off" and client.has_extn("starttls"):
@@ -150,4 +166,36 @@ def send_message(config: SmtpConfig, message: bytes, *, sender: str, to: str) ->
     found = QUEUE_ID.search(accepted["text"])
     return Delivery(transcript=transcript, banner=banner,
                     accepted=f"{accepted['code']} {accepted['text']}", queue_id=found.group(1) if found else None,
-                    tls=tls, server=f"{config.host}:{config.port}")
+                    tls=tls, server=f"{config.server_name or config.host}:{config.port}",
+                    address=f"{config.host}:{config.port}")
+
+
+#: ``TIEZHENG_SMTP_HOST=mx``: deliver to the recipient's own mail server, found by its MX records.
+DIRECT = "mx"
+
+
+def deliver_direct(config: SmtpConfig, message: bytes, *, sender: str, to: str,
+                   nameserver: Nameserver | None) -> Delivery:
+    """Deliver straight to the recipient domain's mail servers, in MX preference order, so the sealed
+    ``250`` is the platform's own server accepting the notice (through a relay it would be the relay's).
+
+    A server that cannot be reached, or answers with a temporary (4xx) refusal, passes to the next; a
+    permanent refusal (5xx) ends the attempt. Raises SendError naming every server tried.
+    """
+    servers, answer = mail_servers(to.rpartition("@")[2].strip().rstrip(">").lower(), nameserver)
+    tried: list[dict[str, Any]] = []
+    for server in servers:
+        for address in server.addresses:
+            attempt = dataclasses.replace(config, host=address, server_name=server.name)
+            try:
+                delivery = send_message(attempt, message, sender=sender, to=to)
+            except SendError as exc:
+                tried.append({"server": server.name, "address": address, "error": str(exc)})
+                permanent = [e for e in exc.transcript if e.get("from") == "server" and 500 <= e.get("code", 0) < 600]
+                if permanent:
+                    raise SendError(f"{server.name} refused the notice permanently: {exc}", exc.transcript) from exc
+                continue
+            return dataclasses.replace(delivery, route=DIRECT, mx={**answer, "tried_before": tried})
+    raise SendError("no mail server of the recipient accepted the notice: "
+                    + ("; ".join(f"{t['server']} ({t['address']}): {t['error']}" for t in tried)
+                       or f"{answer.get('name')} has no reachable mail server"), [])

@@ -30,15 +30,15 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def self_signed_cert(folder: Path) -> tuple[Path, Path]:
-    """A certificate for 127.0.0.1 and localhost, made now, and its key: (cert.pem, key.pem)."""
+def self_signed_cert(folder: Path, names: tuple[str, ...] = ()) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1, localhost and ``names``, made now, and its key: (cert.pem, key.pem)."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
     now = dt.datetime.now(dt.UTC)
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
             .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
             .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"), *map(x509.DNSName, names),
                                                         x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
                            critical=False)
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
@@ -68,14 +68,15 @@ class _Handler:
 
 
 @contextmanager
-def smtp_server(folder: Path, *, starttls: bool, login: tuple[str, str] | None = None) -> Iterator[Mailbox]:
+def smtp_server(folder: Path, *, starttls: bool, login: tuple[str, str] | None = None,
+                names: tuple[str, ...] = ()) -> Iterator[Mailbox]:
     """aiosmtpd on 127.0.0.1; with ``starttls`` it offers and requires STARTTLS with a fresh certificate."""
     from aiosmtpd.controller import Controller
 
     mailbox = Mailbox(port=free_port())
     kwargs: dict[str, Any] = {}
     if starttls:
-        cert, key = self_signed_cert(folder)
+        cert, key = self_signed_cert(folder, names)
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(cert, key)
         kwargs = {"tls_context": context, "require_starttls": True}
@@ -102,13 +103,16 @@ class Zone:
 
     port: int
     txt: dict[str, str] = field(default_factory=dict)
+    #: MX records by domain: [(preference, exchange)]; A records by name.
+    mx: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
+    a: dict[str, str] = field(default_factory=dict)
     queries: list[str] = field(default_factory=list)
 
 
 @contextmanager
 def dns_server() -> Iterator[Zone]:
     """A UDP DNS responder on 127.0.0.1 that answers TXT queries from ``Zone.txt`` and NXDOMAIN otherwise."""
-    from dnslib import QTYPE, RCODE, RR, TXT, DNSRecord
+    from dnslib import MX, QTYPE, RCODE, RR, TXT, A, DNSRecord
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind(("127.0.0.1", 0))
@@ -131,6 +135,11 @@ def dns_server() -> Iterator[Zone]:
                 # A long key is split into 255-byte strings, as a real zone serves it.
                 chunks = [value[i:i + 255].encode() for i in range(0, len(value), 255)]
                 answer.add_answer(RR(query.q.qname, QTYPE.TXT, rdata=TXT(chunks), ttl=300))
+            elif name in zone.mx and query.q.qtype == QTYPE.MX:
+                for preference, exchange in zone.mx[name]:
+                    answer.add_answer(RR(query.q.qname, QTYPE.MX, rdata=MX(exchange, preference), ttl=300))
+            elif name in zone.a and query.q.qtype == QTYPE.A:
+                answer.add_answer(RR(query.q.qname, QTYPE.A, rdata=A(zone.a[name]), ttl=300))
             else:
                 answer.header.rcode = RCODE.NXDOMAIN
             sock.sendto(answer.pack(), peer)

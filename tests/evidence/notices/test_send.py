@@ -114,3 +114,42 @@ def _login_with(mechanism: str):  # type: ignore[no-untyped-def]
         return original(self, user, password, initial_response_ok=initial_response_ok)
 
     return login
+
+
+def test_direct_delivery_to_the_recipients_mx_in_preference_order(tmp_path: Path, notice: Notice) -> None:
+    from evidence.notices.dns_lookup import Nameserver
+    from tests.evidence.notices.servers import dns_server
+
+    with (smtp_server(tmp_path, starttls=True, names=("mx2.platform.example",)) as mailbox, dns_server() as zone):
+        # The preferred server is down (nothing listens on 127.0.0.2); the second accepts, over verified TLS.
+        zone.mx["platform.example"] = [(20, "mx2.platform.example"), (10, "mx1.platform.example")]
+        zone.a.update({"mx1.platform.example": "127.0.0.2", "mx2.platform.example": "127.0.0.1"})
+        key = load_or_create_dkim_key(tmp_path / "dkim", domain="operator.example", selector="tz1")
+        (tmp_path / "packages").mkdir()
+        sent = send_notice(notice, to=TO, sender=SENDER, dkim_key=key, packages_dir=tmp_path / "packages",
+                           smtp=SmtpConfig("mx", mailbox.port, starttls="require", ca_file=mailbox.cert),
+                           operator=load_or_create(tmp_path / "operator.pem"), requester=REQUESTER,
+                           nameserver=Nameserver("127.0.0.1", zone.port))
+    assert len(mailbox.received) == 1 and mailbox.received[0]["tls"]
+    delivery = open_package(sent.built.path).manifest.data["notice"]["delivery"]
+    assert delivery["route"] == "mx" and delivery["server"] == f"mx2.platform.example:{mailbox.port}"
+    assert [s["name"] for s in delivery["mx"]["servers"]] == ["mx1.platform.example", "mx2.platform.example"]
+    assert delivery["mx"]["tried_before"][0]["server"] == "mx1.platform.example"
+    assert delivery["queue_id"] == QUEUE_ID and delivery["tls"]["version"].startswith("TLSv1.")
+
+
+def test_direct_delivery_verifies_the_mx_name(tmp_path: Path, notice: Notice) -> None:
+    from evidence.notices.dns_lookup import Nameserver
+    from tests.evidence.notices.servers import dns_server
+
+    with (smtp_server(tmp_path, starttls=True) as mailbox, dns_server() as zone):  # the cert does not name the MX
+        zone.mx["platform.example"] = [(10, "mx1.platform.example")]
+        zone.a["mx1.platform.example"] = "127.0.0.1"
+        with pytest.raises(SendError, match="no mail server of the recipient accepted"):
+            key = load_or_create_dkim_key(tmp_path / "dkim", domain="operator.example", selector="tz1")
+            (tmp_path / "packages").mkdir()
+            send_notice(notice, to=TO, sender=SENDER, dkim_key=key, packages_dir=tmp_path / "packages",
+                        smtp=SmtpConfig("mx", mailbox.port, starttls="require", ca_file=mailbox.cert),
+                        operator=load_or_create(tmp_path / "operator.pem"), requester=REQUESTER,
+                        nameserver=Nameserver("127.0.0.1", zone.port))
+    assert mailbox.received == []
