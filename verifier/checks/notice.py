@@ -19,6 +19,7 @@ import email
 import email.policy
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from email.message import EmailMessage
 from email.utils import parseaddr
@@ -117,6 +118,43 @@ def _attachments(message: bytes) -> dict[str, bytes]:
     return found
 
 
+def _delivery(ctx: Context, message: bytes) -> str:
+    """How the message was delivered, as its sealed SMTP transcript shows (``"; accepted by …"``), or
+    ``"!" + why`` when the transcript's DATA is not the sealed message. Empty without a transcript."""
+    transcript_artifact = next((a for a in ctx.package.manifest.artifacts if a.role == "smtp-transcript"), None)
+    if transcript_artifact is None:
+        return ""
+    transcript = parse_json(_listed_bytes(ctx, transcript_artifact.path, "SMTP transcript"), "SMTP transcript")
+    if not isinstance(transcript, list):
+        return "!the SMTP transcript is not a list of exchanges"
+    data = next((e.get("data") for e in transcript if isinstance(e, Mapping) and isinstance(e.get("data"), Mapping)),
+                None)
+    if data is None:
+        return "!the SMTP transcript shows no message sent (no DATA)"
+    if data.get("sha256") != hashlib.sha256(_on_the_wire(message)).hexdigest():
+        return "!the message in the SMTP transcript (by its sha256) is not the sealed message"
+    replies = [e for e in transcript if isinstance(e, Mapping) and e.get("from") == "server"]
+    after = next((i for i, e in enumerate(transcript) if isinstance(e, Mapping) and "data" in e), 0)
+    accepted = next((e for e in transcript[after:] if isinstance(e, Mapping) and e.get("from") == "server"), None)
+    if accepted is None or accepted.get("code") != 250:
+        return "!the SMTP transcript shows no 250 accepting the message"
+    delivery = _record(ctx, "notice").get("delivery")
+    server = delivery.get("server") if isinstance(delivery, Mapping) else None
+    tls = next((e for e in transcript if isinstance(e, Mapping) and e.get("from") == "tls"), None)
+    ctx.facts["notice_delivery"] = {"server": server, "accepted": f"{accepted.get('code')} {accepted.get('text')}",
+                                    "tls": tls.get("version") if tls else None, "exchanges": len(replies)}
+    over = f" over {tls.get('version')}" if tls else " without TLS"
+    return f"; {server or 'the server'} accepted it{over}: {accepted.get('code')} {accepted.get('text')}"
+
+
+def _on_the_wire(message: bytes) -> bytes:
+    """The DATA bytes an SMTP client sends for ``message`` (RFC 5321 §4.5.2 dot-stuffing, final dot line)."""
+    stuffed = re.sub(rb"(?m)^\.", b"..", message)
+    if not stuffed.endswith(b"\r\n"):
+        stuffed += b"\r\n"
+    return stuffed + b".\r\n"
+
+
 def check_notice_complete(ctx: Context) -> Outcome:
     """N2: the sealed notice is what was sent, and holds every element its rule sets require."""
     if ctx.package.manifest.kind != "notice":
@@ -125,7 +163,11 @@ def check_notice_complete(ctx: Context) -> Outcome:
     record = notice.get("record")
     if not isinstance(record, Mapping):
         return Status.FAIL, "the manifest's notice record is missing"
-    attached = _attachments(_listed_bytes(ctx, notice.get("message"), "sent message"))
+    message = _listed_bytes(ctx, notice.get("message"), "sent message")
+    delivered = _delivery(ctx, message)
+    if delivered.startswith("!"):
+        return Status.FAIL, delivered[1:]
+    attached = _attachments(message)
     pdf = _listed_bytes(ctx, notice.get("pdf"), "notice PDF")
     if attached.get("application/pdf") != pdf:
         return Status.FAIL, "the notice PDF in the package is not the PDF the sent message carried"
@@ -144,9 +186,10 @@ def check_notice_complete(ctx: Context) -> Outcome:
     contained = sorted({e for r in results for e in r.present}, key=list(ELEMENTS).index)
     holds = "; ".join(ELEMENTS[e].en for e in contained) or "none of the elements"
     if record.get("action") == "withdrawal":
-        return Status.PASS, f"a withdrawal of an earlier notice (it needs no grounds); it holds: {holds}"
+        return Status.PASS, f"a withdrawal of an earlier notice (it needs no grounds); it holds: {holds}{delivered}"
     missing = describe_missing(results)
     if missing:
-        return Status.WARN, "the notice as sent is incomplete: " + " | ".join(missing) + f". It holds: {holds}"
+        return Status.WARN, ("the notice as sent is incomplete: " + " | ".join(missing) + f". It holds: {holds}"
+                             + delivered)
     titles = ", ".join(r.rule_set.en for r in results)
-    return Status.PASS, f"the notice as sent holds every element of {titles}: {holds}"
+    return Status.PASS, f"the notice as sent holds every element of {titles}: {holds}{delivered}"

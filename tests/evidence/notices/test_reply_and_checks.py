@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import re
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from pathlib import Path
@@ -81,6 +83,7 @@ def test_notice_and_reply_verify_with_n2_and_n1(dossier) -> None:  # type: ignor
     checks = _checks(notice_report)
     assert notice_report.verified, checks
     assert checks["N2"][0] is Status.PASS and "E-Commerce Law" in checks["N2"][1]
+    assert "accepted it without TLS: 250 2.0.0 Ok: queued as" in checks["N2"][1]
     assert "N1" not in checks and checks["S3"][0] is Status.SKIP
     assert notice_report.facts["notice"]["rule_sets"][0]["complete"]
     reply_report = verify_package(dossier["reply"].path, dossier["trust"])
@@ -166,9 +169,14 @@ def _notice_package(workspace: Workspace, tmp_path: Path, *, sent, record):  # t
     pdf = render_notice_pdf(sent, completeness(sent))
     message = signed_message(sent, pdf, sender="n@operator.example", to=REQUESTER_TO, key=key,
                              now=datetime.now(UTC))
+    # What an SMTP session records (tests/evidence/notices/test_send.py makes real ones).
+    wire = re.sub(rb"(?m)^\.", b"..", message) + b".\r\n"
+    transcript = [{"from": "server", "code": 220, "text": "mx ready"},
+                  {"from": "client", "data": {"size": len(wire), "sha256": hashlib.sha256(wire).hexdigest()}},
+                  {"from": "server", "code": 250, "text": "2.0.0 Ok: queued as Q1"}]
     return build_notice_package(message=message, pdf=pdf, record=record.to_json(),
                                 completeness=[r.to_json() for r in completeness(record)],
-                                delivery={"server": "127.0.0.1:25"}, transcript=[], recipient=REQUESTER_TO,
+                                delivery={"server": "127.0.0.1:25"}, transcript=transcript, recipient=REQUESTER_TO,
                                 sent_at=datetime.now(UTC), packages_dir=workspace.packages,
                                 operator=workspace.operator, requester=_requester())
 
@@ -203,3 +211,10 @@ def test_a_second_from_field_fails_n1(workspace: Workspace, rpc_url: str) -> Non
     seal_batch(workspace, [reply], rpc_url)
     checks = _checks(verify_package(reply.path, load_trust(workspace.trust_file())))
     assert checks["N1"][0] is Status.FAIL and "2 From fields" in checks["N1"][1]
+
+
+def test_n2_fails_when_the_transcript_does_not_carry_the_sealed_message(dossier, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    tampered = replace_sealed_entry(dossier["sent"].built.path, tmp_path / "t.wacz", "evidence/smtp-transcript.json",
+                                    lambda data: data.replace(b'"sha256": "', b'"sha256": "0', 1)[:-1] + b"\n")
+    checks = _checks(verify_package(tampered, dossier["trust"]))
+    assert checks["N2"][0] is Status.FAIL and "not the sealed message" in checks["N2"][1]
