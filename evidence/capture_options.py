@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +15,8 @@ MAX_TIMEOUT_SECONDS = 300.0
 MAX_CONCURRENCY = 16
 MAX_NOTE_CHARS = 2000
 MIN_VIEWPORT, MAX_VIEWPORT = 200, 4096
+MAX_SUBJECT_CHARS = 500
+MAX_MATTER_CHARS = 40
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,11 @@ class CaptureOptions:
     extra_ca_pem: bytes | None = None
     check_robots: bool = True
     concurrency: int = 2
+    #: What the capture is filed under and about, and the fingerprint (hex) of the same watch's
+    #: previous capture: signed into the manifest as ``matter``, ``subject`` and ``previous``.
+    matter: str | None = None
+    subject: str | None = None
+    previous: str | None = None
 
     def validated(self) -> CaptureOptions:
         """Return self, or raise CaptureError naming the first bad option."""
@@ -53,7 +61,18 @@ class CaptureOptions:
             raise CaptureError(f"viewport sides must be between {MIN_VIEWPORT} and {MAX_VIEWPORT} pixels")
         if len(self.note) > MAX_NOTE_CHARS:
             raise CaptureError(f"the note is longer than {MAX_NOTE_CHARS} characters")
+        if self.subject is not None and not 1 <= len(self.subject) <= MAX_SUBJECT_CHARS:
+            raise CaptureError(f"the subject must be 1 to {MAX_SUBJECT_CHARS} characters")
+        if self.matter is not None and not 1 <= len(self.matter) <= MAX_MATTER_CHARS:
+            raise CaptureError(f"the matter id must be 1 to {MAX_MATTER_CHARS} characters")
+        if self.previous is not None and not re.fullmatch(r"[0-9a-f]{64}", self.previous):
+            raise CaptureError("previous must be a fingerprint: 64 lowercase hex digits")
         return self
+
+    def links(self) -> dict[str, str]:
+        """The manifest's ``matter``, ``subject`` and ``previous``, the ones that are set."""
+        found = {"matter": self.matter, "subject": self.subject, "previous": self.previous}
+        return {key: value for key, value in found.items() if value is not None}
 
     def record(self) -> dict[str, Any]:
         """The options as the manifest and the call log state them."""

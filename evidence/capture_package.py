@@ -92,6 +92,7 @@ def build_capture_package(outcome: CaptureOutcome, *, browser: WarmBrowser, opti
                    "browser_final_url": outcome.browser_final_url, "title": outcome.title},
         "capture": capture,
         "artifacts": artifacts,
+        **options.links(),
     })
     members = [Member(a["path"], path=files[a["path"]]) for a in artifacts]
     members += [Member(MANIFEST_PATH, data=body), Member(SIGNATURE_PATH, data=operator.sign_manifest(body))]
