@@ -23,7 +23,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from api.service import crud, idempotency, jobs, outbox, pipeline
+from api.service import crud, idempotency, jobs, matters, outbox, pipeline
 from api.service.errors import ApiError
 from api.service.idempotency import IdempotentRequest
 from api.service.models import EvidenceKind
@@ -99,11 +99,19 @@ def _commit(session: Session, engine: Engine, who: Principal, request: Idempoten
     return None
 
 
+def _check_matter(engine: Engine, who: Principal, matter: str | None) -> None:
+    """Refuse (404) a matter that is not the caller's before any work is done."""
+    if matter is not None:
+        with Session(engine) as session:
+            matters.get(session, tenant_id=who.tenant_id, matter_id=matter)
+
+
 def accept_upload(state: ServiceState, who: Principal, files: Sequence[ReceivedFile], *, note: str,
-                  client: str, request: IdempotentRequest | None = None) -> Acceptance:
-    """Package ``files`` as one upload evidence item and queue it for sealing."""
+                  client: str, request: IdempotentRequest | None = None, matter: str | None = None) -> Acceptance:
+    """Package ``files`` as one upload evidence item and queue it for sealing (filed under ``matter``)."""
     if (replay := _replay(state.engine, who, request)) is not None:
         return replay
+    _check_matter(state.engine, who, matter)
     packages_dir = state.settings.packages_dir
     try:
         # The package folder's fsync waits until the blob is stored: one flush then covers both names.
@@ -118,6 +126,8 @@ def accept_upload(state: ServiceState, who: Principal, files: Sequence[ReceivedF
         pipeline.accept(session, built, Filing(
             tenant_id=who.tenant_id, api_key_id=who.api_key_id, kind=EvidenceKind.UPLOAD,
             title=", ".join(f.filename for f in files), note=note, package_sha256=address))
+        if matter is not None:
+            matters.file_evidence(session, tenant_id=who.tenant_id, matter_id=matter, evidence_ref=built.evidence_id)
         crud.record_audit(session, action="evidence.upload", tenant_id=who.tenant_id, api_key_id=who.api_key_id,
                           target=built.evidence_id, outcome=202, client=client,
                           detail={"files": len(files), "bytes": sum(f.size for f in files),
@@ -132,16 +142,23 @@ def accept_upload(state: ServiceState, who: Principal, files: Sequence[ReceivedF
 
 
 def accept_captures(state: ServiceState, who: Principal, urls: Sequence[str], *, note: str, client: str,
-                    request: IdempotentRequest | None = None) -> Acceptance:
-    """Record one evidence row and one outbox message per URL, in one transaction, and wake the relay."""
+                    request: IdempotentRequest | None = None, matter: str | None = None,
+                    subject: str | None = None) -> Acceptance:
+    """Record one evidence row and one outbox message per URL, in one transaction, and wake the relay.
+
+    With ``matter`` each capture is filed under it at once (and its manifest will say so).
+    """
     if (replay := _replay(state.engine, who, request)) is not None:
         return replay
+    _check_matter(state.engine, who, matter)
     ids = [new_evidence_id() for _ in urls]
     with Session(state.engine) as session:
         for row_id, url in zip(ids, urls, strict=True):
             crud.accept_capture(session, tenant_id=who.tenant_id, api_key_id=who.api_key_id, row_id=row_id, url=url,
-                                note=note)
+                                note=note).subject = subject or None
             outbox.add_capture(session, row_id=row_id)
+            if matter is not None:
+                matters.file_evidence(session, tenant_id=who.tenant_id, matter_id=matter, evidence_ref=row_id)
         crud.record_audit(session, action="evidence.capture", tenant_id=who.tenant_id, api_key_id=who.api_key_id,
                           target=ids[0] if len(ids) == 1 else None, outcome=202, client=client,
                           detail={"evidence_ids": ids, "urls": [u[:200] for u in urls]})

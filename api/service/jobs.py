@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from api.service import crud, leases, pipeline
+from api.service import crud, leases, pipeline, watches
 from api.service.blobs import BlobBackend
 from api.service.db import open_database
 from api.service.models import ApiKey, Evidence, EvidenceKind, Tenant
@@ -116,6 +116,7 @@ def capture_job(row_id: str, settings: Settings | None = None) -> str:
             return "failed" if row.error else "pending"
         url, note, tenant_id, key_id = row.title, row.note, row.tenant_id, row.api_key_id
         requester = requester_for(session, tenant_id=tenant_id, api_key_id=key_id)
+        context = watches.run_context(session, row=row)
     owner, seconds = leases.new_owner(), settings.capture_lease_seconds
     if not leases.take(engine, row_id=row_id, owner=owner, seconds=seconds):
         # Another worker runs it (a redelivered or re-queued message), or it just finished: drop this one.
@@ -124,11 +125,11 @@ def capture_job(row_id: str, settings: Settings | None = None) -> str:
     failpoint("capture:leased")
     with leases.LeaseKeeper(engine, row_id=row_id, owner=owner, seconds=seconds):
         return _run_capture(engine, settings, row_id=row_id, owner=owner, url=url, note=note, tenant_id=tenant_id,
-                            key_id=key_id, requester=requester)
+                            key_id=key_id, requester=requester, context=context)
 
 
 def _run_capture(engine: Engine, settings: Settings, *, row_id: str, owner: str, url: str, note: str,
-                 tenant_id: int, key_id: int | None, requester: Requester) -> str:
+                 tenant_id: int, key_id: int | None, requester: Requester, context: watches.RunContext) -> str:
     """The capture itself, run while ``owner`` holds its lease; its outcome commits only if it still does."""
     if not settings.capture_enabled:
         return _fail(engine, row_id, tenant_id, "web capture is turned off on this server "
@@ -137,7 +138,10 @@ def _run_capture(engine: Engine, settings: Settings, *, row_id: str, owner: str,
     try:
         from evidence.capture_options import CaptureOptions
 
-        options = CaptureOptions(note=note, allow_private=settings.capture_allow_private)
+        # A watch run records a 404 as it is: a page that went away is what the watch is for.
+        options = CaptureOptions(note=note, allow_private=settings.capture_allow_private,
+                                 accept_error_status=context.watch_id is not None, matter=context.matter,
+                                 subject=context.subject, previous=context.previous).validated()
         [result] = warm_capturer().capture_urls(
             [url], packages_dir=settings.packages_dir, operator=operator_for(settings), requester=requester,
             options=options, clock_references=service_clock_references(settings))
@@ -158,6 +162,7 @@ def _run_capture(engine: Engine, settings: Settings, *, row_id: str, owner: str,
         pipeline.accept(session, result.package, Filing(
             tenant_id=tenant_id, api_key_id=key_id, kind=EvidenceKind.WEB_CAPTURE, title=url, note=note,
             package_sha256=address, row_id=row_id))
+        watches.record_run(session, row_id=row_id, fingerprint=fingerprint.hex())
         crud.record_audit(session, action="evidence.captured", actor="worker", tenant_id=tenant_id,
                           api_key_id=key_id, target=row_id,
                           detail={"evidence_id": evidence_id, "fingerprint": fingerprint.hex()})
@@ -177,6 +182,7 @@ def _fail(engine: Engine, row_id: str, tenant_id: int, reason: str, *, owner: st
         if not leases.release(session.connection(), row_id=row_id, owner=owner):
             return _lost(row_id)
         crud.fail_evidence(session, row_id=row_id, error=reason)
+        watches.record_failure(session, row_id=row_id, reason=reason)
         crud.record_audit(session, action="evidence.failed", actor="worker", tenant_id=tenant_id, target=row_id,
                           outcome=500, detail={"reason": reason[:500]})
         session.commit()

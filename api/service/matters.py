@@ -26,7 +26,15 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, func, select
 
 from api.service.errors import ApiError, not_found
-from api.service.models import Matter, MatterFiling, MatterLogEntry, Tenant, utcnow
+from api.service.models import (
+    Matter,
+    MatterFiling,
+    MatterLogEntry,
+    MatterLogPublic,
+    MatterPublic,
+    Tenant,
+    utcnow,
+)
 from verifier.canonical import canonical_json
 
 #: The previous hash of a matter's first log line.
@@ -185,3 +193,14 @@ def local_tenant_id(session: Session) -> int:
         session.flush()
     assert tenant.id is not None
     return tenant.id
+
+
+def public(session: Session, matter: Matter, *, with_evidence: bool = False) -> MatterPublic:
+    evidence = filed_under(session, tenant_id=matter.tenant_id, matter_id=matter.id) if with_evidence else []
+    return MatterPublic(id=matter.id, title=matter.title, reference=matter.reference, created_at=matter.created_at,
+                        log_head=matter.log_head, log_length=matter.log_length, evidence=evidence)
+
+
+def log_public(entries: Sequence[MatterLogEntry]) -> list[MatterLogPublic]:
+    return [MatterLogPublic(seq=e.seq, at=e.at, action=e.action, detail=json.loads(e.detail),
+                            previous_sha256=e.previous_sha256, entry_sha256=e.entry_sha256) for e in entries]

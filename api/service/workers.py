@@ -1,11 +1,12 @@
 """The in-process worker pool of the embedded default: capture threads and the sealing loop.
 
 ``WorkerPool.start()`` starts what the settings leave embedded (dev TSA, anvil devnet) through
-``api.service.runtime.sealing_services``, a ``Sealer`` looping in its own thread, and a thread pool for
-jobs. It resumes what a crash interrupted: captures accepted but not run, and sealed packages not
-yet in the blob store (the sealer itself resumes its batches from the store). At scale the same
-job functions (api/service/jobs.py) go to a real queue and one sealer runs elsewhere; then start the
-service with sealing off.
+``api.service.runtime.sealing_services``, a ``Sealer`` looping in its own thread, the watch
+``Scheduler`` (api/service/scheduler.py) in another, and a thread pool for jobs. It resumes what a
+crash interrupted: captures accepted but not run, and sealed packages not yet in the blob store
+(the sealer itself resumes its batches from the store). At scale the same job functions
+(api/service/jobs.py) go to a real queue and one sealer runs elsewhere; then start the service
+with sealing off.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from sqlalchemy.engine import Engine
 from anchor.sealer import Sealer
 from api.service import jobs, outbox
 from api.service.runtime import Running, make_sealer, sealing_services
+from api.service.scheduler import Scheduler
 from api.service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -47,6 +49,7 @@ class WorkerPool:
         self._thread: threading.Thread | None = None
         self._stack = contextlib.ExitStack()
         self.relay: outbox.Relay | None = None
+        self.scheduler: Scheduler | None = None
 
     def start(self) -> None:
         self._executor = ThreadPoolExecutor(max_workers=max(1, self.settings.workers),
@@ -65,6 +68,10 @@ class WorkerPool:
             outbox.sweep(self.engine, everything=True)
         self.relay = outbox.Relay(self.engine, self._publish, sweep_seconds=self.settings.sweep_seconds)
         self.relay.start()
+        if self.settings.scheduler_enabled:
+            # Watch runs: the scheduler commits their capture rows with outbox messages, the relay sends them.
+            self.scheduler = Scheduler(self.engine, on_queued=lambda _: self.captures_committed())
+            self.scheduler.start()
         self.submit(jobs.record_sealed_job, self.settings)
 
     def _seal_loop(self) -> None:
@@ -100,6 +107,8 @@ class WorkerPool:
         return future
 
     def stop(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.stop()
         if self.relay is not None:
             self.relay.stop()
         self._stop.set()
