@@ -261,3 +261,14 @@ class Scheduler:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(LEASE_TTL.total_seconds())
+
+
+def unfinished_runs(engine: Engine) -> list[str]:
+    """Capture rows of queued slots whose package is not there yet, oldest slot first."""
+    with Session(engine) as session:
+        rows = session.exec(select(WatchSlot.evidence_ref)
+                            .join(Evidence, col(Evidence.id) == col(WatchSlot.evidence_ref))
+                            .where(WatchSlot.state == SlotState.QUEUED.value, col(Evidence.evidence_id).is_(None),
+                                   col(Evidence.error).is_(None))
+                            .order_by(col(WatchSlot.slot_time))).all()
+    return [r for r in rows if r is not None]

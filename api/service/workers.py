@@ -146,3 +146,26 @@ def run_sealer(settings: Settings, stop: threading.Event) -> None:
         sealer.on_transition = on_transition
         jobs.record_sealed_job(settings)  # what a crash left unrecorded
         sealer.run(stop, poll_seconds=SEAL_POLL_SECONDS)
+
+
+def run_schedule_worker(settings: Settings, stop: threading.Event) -> None:
+    """`tiezheng worker schedule`: the watch scheduler alone, until ``stop`` is set.
+
+    With Redis it also relays the outbox to the capture queue, so the runs it commits reach the
+    capture workers even when no API process is up (several relays are safe: each claims its rows).
+    Without Redis the runs wait in the outbox for `tiezheng serve` or `tiezheng watch run-due`.
+    """
+    engine = jobs.database(settings)
+    relay: outbox.Relay | None = None
+    if settings.redis_url:
+        from api.service import taskqueue
+
+        relay = outbox.Relay(engine, lambda _topic, target: taskqueue.enqueue_capture(target),
+                             sweep_seconds=settings.sweep_seconds)
+        relay.start()
+    scheduler = Scheduler(engine, on_queued=lambda _: relay.kick() if relay is not None else None)
+    try:
+        scheduler.run(stop)
+    finally:
+        if relay is not None:
+            relay.stop()

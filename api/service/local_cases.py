@@ -1,0 +1,138 @@
+"""The embedded CLI's matters and watches: the ``local`` tenant's, in the data dir's own database.
+
+`tiezheng matter …` and `tiezheng watch …` call these; `tiezheng serve` runs the same watches
+(the scheduler in its worker pool) and shows them under the tenant named ``local``. `watch run-due`
+is the cron form: decide the due slots, run their captures here, and leave sealing to `tiezheng seal`
+(or a running service).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import update
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col
+
+from api.service import jobs, matters, scheduler, watches
+from api.service.models import (
+    Evidence,
+    MatterLogPublic,
+    MatterPublic,
+    OutboxMessage,
+    WatchPublic,
+    WatchState,
+    utcnow,
+)
+from api.service.settings import Settings
+
+
+def database(settings: Settings) -> Engine:
+    """The data dir's database with the service's tables current."""
+    return jobs.database(settings)
+
+
+def create_matter(settings: Settings, *, title: str, reference: str = "") -> MatterPublic:
+    with Session(database(settings)) as session:
+        matter = matters.create(session, tenant_id=matters.local_tenant_id(session), title=title,
+                                reference=reference)
+        session.commit()
+        return matters.public(session, matter)
+
+
+def list_matters(settings: Settings) -> list[MatterPublic]:
+    with Session(database(settings)) as session:
+        found = matters.list_for(session, tenant_id=matters.local_tenant_id(session))
+        return [matters.public(session, m) for m in found]
+
+
+@dataclass(frozen=True)
+class MatterView:
+    matter: MatterPublic
+    log: list[MatterLogPublic]
+    #: The log's hash chain recomputes from its first line to ``log_head``.
+    log_intact: bool
+    watches: list[WatchPublic] = field(default_factory=list)
+
+
+def show_matter(settings: Settings, matter_id: str) -> MatterView:
+    with Session(database(settings)) as session:
+        tenant = matters.local_tenant_id(session)
+        matter = matters.get(session, tenant_id=tenant, matter_id=matter_id)
+        entries = matters.log_of(session, tenant_id=tenant, matter_id=matter_id)
+        intact = matters.chain_intact(entries, matter_id=matter_id) and (
+            not entries or entries[-1].entry_sha256 == matter.log_head)
+        return MatterView(matters.public(session, matter, with_evidence=True), matters.log_public(entries), intact,
+                          [watches.public(w) for w in watches.list_for(session, tenant_id=tenant)
+                           if w.matter_id == matter_id])
+
+
+def add_watch(settings: Settings, *, url: str, every: str, until: datetime | None = None,
+              matter: str | None = None, subject: str | None = None,
+              fields: list[str] | None = None) -> WatchPublic:
+    with Session(database(settings)) as session:
+        watch = watches.create(session, tenant_id=matters.local_tenant_id(session), api_key_id=None, url=url,
+                               every_seconds=watches.parse_every(every), min_seconds=settings.watch_min_seconds,
+                               until=until, matter_id=matter, subject=subject,
+                               fields=watches.parse_fields(fields or []))
+        session.commit()
+        return watches.public(watch)
+
+
+def list_watches(settings: Settings) -> list[WatchPublic]:
+    with Session(database(settings)) as session:
+        tenant = matters.local_tenant_id(session)
+        return [watches.public(w, watches.slots_of(session, watch_id=w.id, limit=5))
+                for w in watches.list_for(session, tenant_id=tenant)]
+
+
+def set_watch_state(settings: Settings, watch_id: str, state: WatchState) -> WatchPublic:
+    with Session(database(settings)) as session:
+        watch = watches.set_state(session, tenant_id=matters.local_tenant_id(session), watch_id=watch_id,
+                                  state=state)
+        session.commit()
+        return watches.public(watch)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    row_id: str
+    url: str
+    status: str
+    evidence_id: str | None
+    fingerprint: str | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class DueRun:
+    queued: int
+    missed: int
+    runs: list[RunResult]
+
+
+def run_due(settings: Settings, *, on_result: Callable[[RunResult], None] = lambda _: None) -> DueRun:
+    """Decide every due slot now and run the queued captures in this process, one after another.
+
+    Runs queued earlier and never finished (a `run-due` that died) run too. Their outbox messages
+    are marked sent once run, so a service started later does not hand them to a worker again
+    (it would find them done anyway: a capture job is idempotent).
+    """
+    engine = database(settings)
+    outcome = scheduler.schedule_due(engine)
+    results = []
+    for row_id in scheduler.unfinished_runs(engine):
+        status = jobs.capture_job(row_id, settings)
+        with Session(engine) as session:
+            row = session.get(Evidence, row_id)
+            assert row is not None
+            session.connection().execute(update(OutboxMessage).where(col(OutboxMessage.target) == row_id,
+                                                                      col(OutboxMessage.sent_at).is_(None))
+                                         .values(sent_at=utcnow()))
+            session.commit()
+            result = RunResult(row_id, row.title, status, row.evidence_id, row.fingerprint, row.error)
+        on_result(result)
+        results.append(result)
+    return DueRun(len(outcome.queued), outcome.missed, results)
