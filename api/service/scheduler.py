@@ -121,18 +121,18 @@ def _decide(session: Session, watch: Watch, now: datetime, busy: bool, outcome: 
                      until=_aware(watch.until) if watch.until else None)
     slots: list[dict[str, object]] = [
         {"watch_id": watch.id, "slot_time": t, "state": SlotState.MISSED.value, "reason": REASON_DOWN,
-         "recorded_at": now} for t in slot_plan.missed]
+         "evidence_ref": None, "recorded_at": now} for t in slot_plan.missed]
     if slots and slot_plan.uncounted:
         slots[0]["reason"] = f"{REASON_DOWN} (and {slot_plan.uncounted} earlier slots)"
     run_row: str | None = None
     if slot_plan.run is not None:
         if busy:
             slots.append({"watch_id": watch.id, "slot_time": slot_plan.run, "state": SlotState.MISSED.value,
-                          "reason": REASON_BUSY, "recorded_at": now})
+                          "reason": REASON_BUSY, "evidence_ref": None, "recorded_at": now})
         else:
             run_row = new_evidence_id(now)
             slots.append({"watch_id": watch.id, "slot_time": slot_plan.run, "state": SlotState.QUEUED.value,
-                          "evidence_ref": run_row, "recorded_at": now})
+                          "reason": None, "evidence_ref": run_row, "recorded_at": now})
     connection = session.connection()
     if run_row is not None:
         # The run's capture row and queue message: the same rows POST /v1/captures writes.
