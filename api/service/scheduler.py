@@ -115,8 +115,24 @@ def _busy(session: Session, watch_ids: Sequence[str]) -> set[str]:
     return set(rows)
 
 
-def _decide(session: Session, watch: Watch, now: datetime, busy: bool, outcome: Outcome) -> None:
-    """Write the watch's slot rows, its run (if any) and its new ``next_slot``, in the caller's transaction."""
+@dataclass
+class _Rows:
+    """The rows a chunk inserts, sent as one multi-row INSERT per table when the chunk is decided."""
+
+    evidence: list[dict[str, object]] = field(default_factory=list)
+    outbox: list[dict[str, object]] = field(default_factory=list)
+    slots: list[dict[str, object]] = field(default_factory=list)
+
+    def insert(self, session: Session) -> None:
+        connection = session.connection()
+        for table, values in ((Evidence, self.evidence), (OutboxMessage, self.outbox), (WatchSlot, self.slots)):
+            if values:
+                connection.execute(insert(table), values)
+
+
+def _decide(session: Session, watch: Watch, now: datetime, busy: bool, outcome: Outcome, rows: _Rows) -> None:
+    """Move the watch's ``next_slot`` (compare-and-set) and collect its slot rows and run, in the caller's
+    transaction; ``rows.insert`` writes what was collected."""
     slot_plan = plan(next_slot=_aware(watch.next_slot), every_seconds=watch.every_seconds, now=now,
                      until=_aware(watch.until) if watch.until else None)
     slots: list[dict[str, object]] = [
@@ -136,14 +152,13 @@ def _decide(session: Session, watch: Watch, now: datetime, busy: bool, outcome: 
     connection = session.connection()
     if run_row is not None:
         # The run's capture row and queue message: the same rows POST /v1/captures writes.
-        connection.execute(insert(Evidence).values(
-            id=run_row, tenant_id=watch.tenant_id, api_key_id=watch.api_key_id, kind=EvidenceKind.WEB_CAPTURE.value,
-            title=watch.url, note=f"watch {watch.id}, slot {slot_plan.run:%Y-%m-%d %H:%M:%S} UTC",
-            subject=watch.subject, created_at=now))
-        connection.execute(insert(OutboxMessage).values(topic=outbox.TOPIC_CAPTURE, target=run_row,
-                                                               created_at=now))
-    if slots:
-        connection.execute(insert(WatchSlot), slots)
+        rows.evidence.append({
+            "id": run_row, "tenant_id": watch.tenant_id, "api_key_id": watch.api_key_id,
+            "kind": EvidenceKind.WEB_CAPTURE.value, "title": watch.url,
+            "note": f"watch {watch.id}, slot {slot_plan.run:%Y-%m-%d %H:%M:%S} UTC", "subject": watch.subject,
+            "created_at": now})
+        rows.outbox.append({"topic": outbox.TOPIC_CAPTURE, "target": run_row, "created_at": now})
+    rows.slots += slots
     moved = connection.execute(
         update(Watch).where(col(Watch.id) == watch.id, col(Watch.next_slot) == watch.next_slot,
                             col(Watch.state) == WatchState.ACTIVE.value)
@@ -200,8 +215,10 @@ def _decide_chunk(engine: Engine, watch_ids: list[str], now: datetime, outcome: 
                                                        Watch.state == WatchState.ACTIVE.value,
                                                        col(Watch.next_slot) <= now)).all()
             busy = _busy(session, [w.id for w in watches])
+            rows = _Rows()
             for watch in watches:
-                _decide(session, watch, now, watch.id in busy, attempt)
+                _decide(session, watch, now, watch.id in busy, attempt, rows)
+            rows.insert(session)
             session.commit()
         except (IntegrityError, _Lost, ApiError) as exc:
             session.rollback()
