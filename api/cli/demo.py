@@ -8,6 +8,7 @@ code and this data dir's trust, and prints the report and where the package and 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 from rich.console import Console
@@ -47,13 +48,15 @@ def run_demo(settings: Settings, console: Console) -> int:
         return 1
     for package in captured:
         console.print(f"[green]1. captured[/] {package.evidence_id}  fingerprint {package.fingerprint.hex()}")
+    if not _watch_demo(settings, console):
+        return 1
     with console.status("2. sealing: Merkle batch, RFC 3161 timestamp, anchor on the devnet…"):
         outcome = pipeline.seal_pending(settings, on_step=lambda _: None)
     batches = [b["id"] for b in outcome.batches]
     if not batches or outcome.left:
         console.print("[red]sealing did not finish[/]; run `tiezheng status` for the reason")
         return 1
-    console.print(f"[green]2. sealed[/] {len(captured)} packages in batch {batches[-1]}")
+    console.print(f"[green]2. sealed[/] {len(outcome.items)} packages (captures and watch runs) in batch {batches[-1]}")
     trust = default_trust().merged(local_trust(settings))
     reports = [(package.path, verify_package(package.path, trust)) for package in captured]
     console.print("[green]3. verified[/] with the standalone verifier (the HTTPS capture):")
@@ -65,6 +68,48 @@ def run_demo(settings: Settings, console: Console) -> int:
                       f"verdict: {report.verdict.value}")
     console.print(f"\ncheck it yourself: tiezheng verify {reports[-1][0]} --data-dir {settings.root}")
     return 0 if all(report.verified for _, report in reports) and not failures else 1
+
+
+#: The demo watch: this many runs, this far apart; the price changes before the last run.
+WATCH_RUNS = 3
+WATCH_EVERY_SECONDS = 5
+PRICE_BEFORE, PRICE_AFTER = "¥ 199.00", "¥ 149.00"
+
+
+def _watch_demo(settings: Settings, console: Console) -> bool:
+    """A short watch of a copy of the sample page: three runs, the price changed before the third.
+
+    Each run is a full capture whose manifest names the run before it (``previous``); the runs are
+    sealed with the rest in step 2. Returns False when a run failed.
+    """
+    from api.service.local_cases import follow_now
+
+    folder = settings.root / "demo-watch-site"
+    shutil.rmtree(folder, ignore_errors=True)
+    shutil.copytree(SAMPLES, folder)
+    page = folder / "index.html"
+
+    def before_run(done: int) -> None:
+        if done == WATCH_RUNS - 1:
+            page.write_text(page.read_text(encoding="utf-8").replace(PRICE_BEFORE, PRICE_AFTER), encoding="utf-8")
+
+    doing = (f"1b. watching the sample page: {WATCH_RUNS} runs {WATCH_EVERY_SECONDS} s apart, the price changes "
+             "before the last…")
+    with console.status(doing), serve_site(folder, settings.root / "demo-site-tls") as site:
+        watch, runs = follow_now(settings.model_copy(update={"capture_allow_private": True}),
+                                 url=site.http_url + "index.html", runs=WATCH_RUNS, every_seconds=WATCH_EVERY_SECONDS,
+                                 matter_title="Demo: the sample shop over time", subject="demo shop")
+    previous = None
+    for number, run in enumerate(runs, 1):
+        if run.fingerprint is None:
+            console.print(f"[red]watch run {number} failed[/]: {run.error}")
+            return False
+        link = f"previous {previous[:16]}…" if previous else "first of the chain"
+        console.print(f"[green]1b. watch run {number}[/] {run.evidence_id}  fingerprint {run.fingerprint[:16]}…  "
+                      f"{link}")
+        previous = run.fingerprint
+    console.print(f"    watch {watch.id} (matter {watch.matter}); `tiezheng matter show {watch.matter}` lists its log")
+    return True
 
 
 def _write_reports(folder: Path, package: Path, report: Report) -> list[Path]:

@@ -136,3 +136,42 @@ def run_due(settings: Settings, *, on_result: Callable[[RunResult], None] = lamb
         on_result(result)
         results.append(result)
     return DueRun(len(outcome.queued), outcome.missed, results)
+
+
+def follow_now(settings: Settings, *, url: str, runs: int, every_seconds: int, matter_title: str,
+               subject: str | None = None, before_run: Callable[[int], None] = lambda _: None,
+               max_slots: int = 20) -> tuple[WatchPublic, list[RunResult]]:
+    """A new watch of ``url`` under a new matter, run here until ``runs`` runs finished (the demo's watch).
+
+    Each slot is decided by the scheduler as any other (``run_due``); ``before_run(i)`` is called before
+    the i-th run's slot, so a caller can change the page between runs. Gives up after ``max_slots``.
+    """
+    import time
+
+    engine = database(settings)
+    with Session(engine) as session:
+        tenant = matters.local_tenant_id(session)
+        matter = matters.create(session, tenant_id=tenant, title=matter_title)
+        watch = watches.create(session, tenant_id=tenant, api_key_id=None, url=url, every_seconds=every_seconds,
+                               min_seconds=1, matter_id=matter.id, subject=subject)
+        session.commit()
+        watch_id = watch.id
+    finished: list[RunResult] = []
+    for _ in range(max_slots):
+        if len(finished) == runs:
+            break
+        before_run(len(finished))
+        with Session(engine) as session:
+            due = watches.get(session, tenant_id=tenant, watch_id=watch_id).next_slot
+        time.sleep(max(0.0, (_aware(due) - utcnow()).total_seconds()))
+        finished += [r for r in run_due(settings).runs if r.url == url]
+    with Session(engine) as session:
+        watch = watches.set_state(session, tenant_id=tenant, watch_id=watch_id, state=WatchState.PAUSED)
+        session.commit()
+        return watches.public(watch, watches.slots_of(session, watch_id=watch_id)), finished
+
+
+def _aware(moment: datetime) -> datetime:
+    from datetime import UTC
+
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
