@@ -24,6 +24,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -243,12 +244,17 @@ class Scheduler:
         self.engine, self.on_queued, self.tick_seconds = engine, on_queued, tick_seconds
         self.owner = new_owner()
         self.leading = False
+        self._renewed = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def tick(self) -> Outcome | None:
         """One pass if this process leads (taking or renewing the lease); None when another leads."""
-        self.leading = acquire_lease(self.engine, LEASE_NAME, self.owner, LEASE_TTL, is_dead=crashed_here)
+        # The lease is renewed once a third of it has passed, not every tick: a write a second is
+        # SQLite's one writer slot taken for nothing.
+        if not self.leading or time.monotonic() - self._renewed > LEASE_TTL.total_seconds() / 3:
+            self.leading = acquire_lease(self.engine, LEASE_NAME, self.owner, LEASE_TTL, is_dead=crashed_here)
+            self._renewed = time.monotonic()
         if not self.leading:
             return None
         outcome = schedule_due(self.engine)
