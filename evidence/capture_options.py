@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from evidence.capture_errors import CaptureError
@@ -45,6 +47,11 @@ class CaptureOptions:
     matter: str | None = None
     subject: str | None = None
     previous: str | None = None
+    #: A watch's run: the watch's id, its previous package (compared into ``evidence/change.json``)
+    #: and the key fields it marks, NAME -> CSS selector.
+    watch: str | None = None
+    previous_package: Path | None = None
+    key_fields: Mapping[str, str] = field(default_factory=dict)
 
     def validated(self) -> CaptureOptions:
         """Return self, or raise CaptureError naming the first bad option."""
@@ -67,12 +74,14 @@ class CaptureOptions:
             raise CaptureError(f"the matter id must be 1 to {MAX_MATTER_CHARS} characters")
         if self.previous is not None and not re.fullmatch(r"[0-9a-f]{64}", self.previous):
             raise CaptureError("previous must be a fingerprint: 64 lowercase hex digits")
+        if self.watch is not None and not 1 <= len(self.watch) <= MAX_MATTER_CHARS:
+            raise CaptureError(f"the watch id must be 1 to {MAX_MATTER_CHARS} characters")
         return self
 
-    def links(self) -> dict[str, str]:
-        """The manifest's ``matter``, ``subject`` and ``previous``, the ones that are set."""
-        found = {"matter": self.matter, "subject": self.subject, "previous": self.previous}
-        return {key: value for key, value in found.items() if value is not None}
+    def links(self) -> dict[str, Any]:
+        """The manifest writer's ``matter``, ``subject``, ``watch`` and ``previous`` (bytes)."""
+        return {"matter": self.matter, "subject": self.subject, "watch": self.watch,
+                "previous": bytes.fromhex(self.previous) if self.previous is not None else None}
 
     def record(self) -> dict[str, Any]:
         """The options as the manifest and the call log state them."""

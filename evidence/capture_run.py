@@ -37,7 +37,6 @@ from evidence.capture_errors import CaptureError
 from evidence.capture_options import CaptureOptions
 from evidence.clock_probe import ClockReferences
 from evidence.environment_check import environment_check
-from evidence.manifest import Requester, utc_iso
 from evidence.network_facts import Fetcher, RawFetch, robots_status
 from evidence.operator_key import OperatorKey
 from evidence.recorder import Recorder
@@ -47,6 +46,7 @@ from evidence.tls_policy import TlsPolicy
 from evidence.warc_index import cdxj_index, pages_jsonl
 from evidence.warc_sink import WarcSink
 from verifier.capture_format import (
+    CHANGE_PATH,
     DOM_PATH,
     ENVIRONMENT_PATH,
     ENVIRONMENT_STEP,
@@ -59,6 +59,8 @@ from verifier.capture_format import (
     SOURCE_PATH,
     WARC_PATH,
 )
+from verifier.manifest_writer import requester_json, utc_iso
+from verifier.package import Requester
 
 MAX_SCREENSHOT_BYTES = 64 << 20
 MAX_SCREENSHOT_HEIGHT = 16384
@@ -104,7 +106,6 @@ class CaptureOutcome:
     log: CallLog
     raw: RawFetch
     browser_final_url: str
-    browser_status: int | None
     title: str
     proxy: dict[str, Any]
     profile: dict[str, Any]
@@ -163,7 +164,7 @@ class CaptureRun:
         await self._environment_check()
         self.log.record("start", inputs={"evidence_id": self.evidence_id, "requested_url": self.url,
                                          "options": opts.record(), "operator": self.operator.key_id,
-                                         "requester": self.requester.record()})
+                                         "requester": requester_json(self.requester)})
         _, host, _ = split_url(self.url)
         resolution = await self.resolver.resolve(host)
         self.policy.check(host, resolution.addresses)
@@ -229,10 +230,30 @@ class CaptureRun:
         self.log.record("index", inputs={"pages": 1}, outputs=[self._file(PAGES_PATH, pages),
                                                                self._file(INDEX_PATH, index.blocks),
                                                                self._file(INDEX_SUMMARY_PATH, index.summary)])
+        if self.options.previous_package is not None:
+            await asyncio.to_thread(self._change, raw)
         return CaptureOutcome(evidence_id=self.evidence_id, requested_url=self.url, started=self.started,
                               work=self.work, log=self.log, raw=raw, browser_final_url=url,
-                              browser_status=response.status if response else None, title=title, proxy=proxy,
-                              profile=profile, files=dict(self.files))
+                              title=title, proxy=proxy, profile=profile, files=dict(self.files))
+
+    def _change(self, raw: RawFetch) -> None:
+        """A watch's run: compare with the previous run's package into ``evidence/change.json``, logged
+        like every artifact so P2 can hold it to its hash. A previous package that cannot be compared
+        is logged with the reason and leaves no record: the run itself is still evidence."""
+        from evidence.change import CaptureFiles, ChangeError, compare
+        from evidence.page_text import FieldSpecError, parse_key_fields
+
+        previous = self.options.previous_package
+        assert previous is not None
+        inputs = {"previous_package": previous.name, "key_fields": dict(self.options.key_fields)}
+        try:
+            current = CaptureFiles.from_files(self.files, http_status=raw.final.status, final_url=raw.final.url)
+            record = compare(previous, current, key_fields=parse_key_fields(dict(self.options.key_fields)))
+        except (ChangeError, FieldSpecError) as exc:
+            self.log.record("change", inputs=inputs, outcome={"compared": False, "reason": str(exc)[:500]})
+            return
+        self.log.record("change", inputs=inputs, outcome={"compared": True, "classification": record.classification},
+                        outputs=[self._file(CHANGE_PATH, record.canonical_bytes())])
 
     def _note_response(self, response: Response) -> None:
         self._responses.append(response)

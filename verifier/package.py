@@ -24,6 +24,7 @@ from typing import IO, Any, BinaryIO
 
 from verifier import canonical
 from verifier.errors import InvalidPackage
+from verifier.qualifications import Qualifications
 from verifier.zip_entry import open_entry
 from verifier.zip_layout import ZipEntry, read_layout
 
@@ -49,7 +50,7 @@ MAX_NAME_LENGTH = 255
 #: The MS-DOS directory bit of a zip entry's external attributes.
 DOS_DIRECTORY = 0x10
 MAX_ARTIFACTS = MAX_FILES
-#: The manifest's free-text links: a seller or shop (``subject``) and a matter id.
+#: The manifest's free-text links: a seller or shop (``subject``), and a matter's or watch's id.
 MAX_SUBJECT_CHARS = 500
 MAX_MATTER_CHARS = 40
 
@@ -84,6 +85,9 @@ class Operator:
     name: str
     key_id: str
     public_key: str
+    #: What the writer declares. The reader leaves this empty: S2 judges the manifest's own
+    #: declaration, so a malformed one fails that check instead of making the package unusable.
+    qualifications: Qualifications = ()
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,8 @@ class Manifest:
     subject: str | None = None
     #: The fingerprint of the same watch's previous capture: the link TL1 follows.
     previous: bytes | None = None
+    #: The watch this capture is a run of (its id).
+    watch: str | None = None
 
     @property
     def target(self) -> Mapping[str, Any]:
@@ -384,6 +390,7 @@ def parse_manifest(data: bytes) -> Manifest:
         raise InvalidPackage("manifest lists the same artifact path twice")
     matter = _optional_text(raw, "matter", MAX_MATTER_CHARS)
     subject = _optional_text(raw, "subject", MAX_SUBJECT_CHARS)
+    watch = _optional_text(raw, "watch", MAX_MATTER_CHARS)
     previous = _optional_text(raw, "previous", 64)
     if previous is not None and not re.fullmatch(r"[0-9a-f]{64}", previous):
         raise InvalidPackage("manifest: previous must be a fingerprint: 64 lowercase hex digits")
@@ -401,6 +408,7 @@ def parse_manifest(data: bytes) -> Manifest:
         matter=matter,
         subject=subject,
         previous=bytes.fromhex(previous) if previous is not None else None,
+        watch=watch,
     )
 
 

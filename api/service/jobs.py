@@ -8,10 +8,14 @@ change together with its audit event.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import shutil
 import signal
+import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,14 +23,14 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from api.service import crud, leases, pipeline, watches
-from api.service.blobs import BlobBackend
+from api.service.blobs import CHUNK_BYTES, BlobBackend, BlobStore
 from api.service.db import open_database
 from api.service.models import ApiKey, Evidence, EvidenceKind, Tenant
 from api.service.pipeline import Filing
 from api.service.runtime import blob_store, operator_for, service_clock_references
 from api.service.security import hide_server_paths
 from api.service.settings import Settings, load_settings
-from evidence.manifest import Requester
+from verifier.package import Requester
 
 if TYPE_CHECKING:
     from evidence.capture import WarmCapturer
@@ -138,13 +142,15 @@ def _run_capture(engine: Engine, settings: Settings, *, row_id: str, owner: str,
     try:
         from evidence.capture_options import CaptureOptions
 
-        # A watch run records a 404 as it is: a page that went away is what the watch is for.
-        options = CaptureOptions(note=note, allow_private=settings.capture_allow_private,
-                                 accept_error_status=context.watch_id is not None, matter=context.matter,
-                                 subject=context.subject, previous=context.previous).validated()
-        [result] = warm_capturer().capture_urls(
-            [url], packages_dir=settings.packages_dir, operator=operator_for(settings), requester=requester,
-            options=options, clock_references=service_clock_references(settings))
+        with _previous_package(settings, context.previous_package) as previous_package:
+            # A watch run records a 404 as it is: a page that went away is what the watch is for.
+            options = CaptureOptions(note=note, allow_private=settings.capture_allow_private,
+                                     accept_error_status=context.watch_id is not None, matter=context.matter,
+                                     subject=context.subject, previous=context.previous, watch=context.watch_id,
+                                     previous_package=previous_package, key_fields=context.fields).validated()
+            [result] = warm_capturer().capture_urls(
+                [url], packages_dir=settings.packages_dir, operator=operator_for(settings), requester=requester,
+                options=options, clock_references=service_clock_references(settings))
     except ImportError as exc:
         return _fail(engine, row_id, tenant_id, f"web capture is not available on this server ({exc}); "
                                                 "upload the files instead", owner=owner)
@@ -168,6 +174,31 @@ def _run_capture(engine: Engine, settings: Settings, *, row_id: str, owner: str,
                           detail={"evidence_id": evidence_id, "fingerprint": fingerprint.hex()})
         session.commit()
     return "pending"
+
+
+@contextlib.contextmanager
+def _previous_package(settings: Settings, address: str | None) -> Iterator[Path | None]:
+    """A watch's previous package as a local file for change detection (a temporary copy from a remote
+    blob store, removed after); None for a first run or a package the store no longer has."""
+    if address is None:
+        yield None
+        return
+    blobs = blob_store(settings)
+    if isinstance(blobs, BlobStore):
+        local = blobs.path(address)
+        yield local if local.is_file() else None
+        return
+    settings.tmp_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=settings.tmp_dir, prefix=".previous.", suffix=".wacz") as copy:
+        try:
+            with blobs.open(address) as stream:
+                shutil.copyfileobj(stream, copy, CHUNK_BYTES)
+        except Exception as exc:  # the run goes on without a change record; its log says why
+            log.warning("previous package %s not readable for change detection: %s", address[:16], exc)
+            yield None
+            return
+        copy.flush()
+        yield Path(copy.name)
 
 
 def _lost(row_id: str) -> str:

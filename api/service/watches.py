@@ -82,6 +82,14 @@ def _checked_fields(fields: dict[str, str]) -> dict[str, str]:
         if not selector or len(selector) > MAX_SELECTOR_CHARS:
             raise ApiError(422, "invalid_request", f"field {name}: a CSS selector of 1 to {MAX_SELECTOR_CHARS} "
                                                    "characters")
+    try:  # the selectors as change detection will read them; it comes with the capture extra
+        from evidence.page_text import FieldSpecError, parse_key_fields
+    except ImportError:
+        return fields
+    try:
+        parse_key_fields(fields)
+    except FieldSpecError as exc:
+        raise ApiError(422, "invalid_request", f"fields: {exc}") from None
     return fields
 
 
@@ -175,6 +183,8 @@ class RunContext:
     subject: str | None = None
     #: The previous package's fingerprint (hex); None for a watch's first run and for plain captures.
     previous: str | None = None
+    #: Blob address of the previous run's package: what change detection compares the run with.
+    previous_package: str | None = None
     watch_id: str | None = None
     fields: dict[str, str] = field(default_factory=dict)
 
@@ -191,8 +201,13 @@ def run_context(session: Session, *, row: Evidence) -> RunContext:
     watch = session.get(Watch, slot.watch_id)
     if watch is None:
         return RunContext(matter=matter, subject=row.subject)
+    previous_package = None
+    if watch.last_fingerprint is not None:
+        previous_package = session.exec(
+            select(Evidence.package_sha256).join(WatchSlot, col(WatchSlot.evidence_ref) == col(Evidence.id))
+            .where(WatchSlot.watch_id == watch.id, WatchSlot.fingerprint == watch.last_fingerprint)).first()
     return RunContext(matter=matter or watch.matter_id, subject=watch.subject, previous=watch.last_fingerprint,
-                      watch_id=watch.id, fields=json.loads(watch.fields))
+                      previous_package=previous_package, watch_id=watch.id, fields=json.loads(watch.fields))
 
 
 def record_run(session: Session, *, row_id: str, fingerprint: str) -> None:

@@ -17,7 +17,7 @@ import json
 import threading
 import time
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -94,13 +94,32 @@ def _run_after(client: httpx.Client, watch_id: str, moment: datetime) -> dict[st
     raise AssertionError(f"no run after {moment} in {RUN_TIMEOUT} s: {client.get(f'/v1/watches/{watch_id}').text}")
 
 
-def _manifest(client: httpx.Client, evidence: str) -> dict[str, Any]:
-    package = client.get(f"/v1/evidence/{evidence}/package")
-    assert package.status_code == 200, package.text
-    with zipfile.ZipFile(io.BytesIO(package.content)) as archive:
-        manifest: dict[str, Any] = json.loads(archive.read("evidence/manifest.json"))
-        manifest["_source"] = archive.read("evidence/source.html").decode("utf-8", "replace")
-    return manifest
+def _between_runs(client: httpx.Client, watch_id: str, change: Callable[[], None]) -> datetime:
+    """Change the site while no run is in flight: pause, let the running capture finish, change, resume.
+
+    Returns the moment of the change: every run with a later slot saw the changed site, every earlier
+    one the site before."""
+    assert client.post(f"/v1/watches/{watch_id}/pause").status_code == 200
+    deadline = time.monotonic() + RUN_TIMEOUT
+    while any(s["state"] == "queued" for s in client.get(f"/v1/watches/{watch_id}").json()["slots"]):
+        assert time.monotonic() < deadline, "a run did not finish"
+        time.sleep(0.2)
+    change()
+    moment = datetime.now(UTC)
+    assert client.post(f"/v1/watches/{watch_id}/resume").status_code == 200
+    return moment
+
+
+def _package(client: httpx.Client, evidence: str) -> dict[str, Any]:
+    """The run's manifest, its source.html and its change record (None for a watch's first run)."""
+    reply = client.get(f"/v1/evidence/{evidence}/package")
+    assert reply.status_code == 200, reply.text
+    with zipfile.ZipFile(io.BytesIO(reply.content)) as archive:
+        names = set(archive.namelist())
+        return {"manifest": json.loads(archive.read("evidence/manifest.json")),
+                "source": archive.read("evidence/source.html").decode("utf-8", "replace"),
+                "change": json.loads(archive.read("evidence/change.json")) if "evidence/change.json" in names
+                else None}
 
 
 def test_a_watch_follows_a_page_through_change_removal_and_reappearance(server: Server, site: Site) -> None:
@@ -114,27 +133,35 @@ def test_a_watch_follows_a_page_through_change_removal_and_reappearance(server: 
 
         seen = {"first": _run_after(client, watch_id, datetime.now(UTC) - timedelta(minutes=1))}
         seen["unchanged"] = _run_after(client, watch_id, datetime.fromisoformat(seen["first"]["slot_time"]))
-        site.page(12)
-        seen["changed"] = _run_after(client, watch_id, datetime.now(UTC))
-        site.remove()
-        seen["removed"] = _run_after(client, watch_id, datetime.now(UTC))
-        site.page(12)
-        seen["reappeared"] = _run_after(client, watch_id, datetime.now(UTC))
+        seen["changed"] = _run_after(client, watch_id, _between_runs(client, watch_id, lambda: site.page(12)))
+        seen["removed"] = _run_after(client, watch_id, _between_runs(client, watch_id, site.remove))
+        seen["reappeared"] = _run_after(client, watch_id, _between_runs(client, watch_id, lambda: site.page(12)))
         assert client.post(f"/v1/watches/{watch_id}/pause").status_code == 200
 
         assert all(run["state"] == "done" for run in seen.values()), seen
-        manifests = {name: _manifest(client, run["evidence_id"]) for name, run in seen.items()}
+        packages = {name: _package(client, run["evidence_id"]) for name, run in seen.items()}
+        manifests = {name: p["manifest"] for name, p in packages.items()}
         assert [manifests[n]["target"]["http_status"] for n in seen] == [200, 200, 200, 404, 200]
-        assert ["10.00" in manifests[n]["_source"] for n in seen] == [True, True, False, False, False]
-        assert "12.00" in manifests["changed"]["_source"] and "12.00" in manifests["reappeared"]["_source"]
-        assert all(m["matter"] == matter and m["subject"] == "Shop 7" for m in manifests.values())
+        assert ["10.00" in packages[n]["source"] for n in seen] == [True, True, False, False, False]
+        assert all(m["matter"] == matter and m["subject"] == "Shop 7" and m["watch"] == watch_id
+                   for m in manifests.values())
+        # Change detection: each run after the first carries evidence/change.json, signed in its manifest,
+        # comparing it with the run its `previous` names.
+        assert packages["first"]["change"] is None
+        assert {n: packages[n]["change"]["classification"] for n in list(seen)[1:]} == {
+            "unchanged": "unchanged", "changed": "changed", "removed": "removed", "reappeared": "reappeared"}
+        price = packages["changed"]["change"]["key_fields"][0]
+        assert price["name"] == "price" and price["changed"] and "12.00" in price["after"]
+        for name in list(seen)[1:]:
+            assert packages[name]["change"]["previous"]["fingerprint"] == manifests[name]["previous"]
+            assert "evidence/change.json" in {a["path"] for a in manifests[name]["artifacts"]}
 
         # One chain: each run's `previous` is the fingerprint of the run before it, the first has none.
         runs = [r for r in _runs(client, watch_id) if r["state"] == "done"]
-        chain = [_manifest(client, r["evidence_id"]).get("previous") for r in runs]
+        chain = [_package(client, r["evidence_id"])["manifest"].get("previous") for r in runs]
         assert chain[0] is None and chain[1:] == [r["fingerprint"] for r in runs[:-1]]
 
-        # Each run is sealed and verifies on its own; all are filed under the matter.
+        # Each run is sealed and verifies on its own (P2 holds change.json to the hash its step logged).
         last = wait_for_status(client, seen["reappeared"]["evidence_id"], {"sealed"})
         report = httpx.post(f"{server.url}/v1/verify", timeout=60, files={"file": (
             "run.wacz", client.get(f"/v1/evidence/{last['id']}/package").content, "application/zip")}).json()
