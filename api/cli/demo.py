@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import zipfile
 from pathlib import Path
 
 from rich.console import Console
@@ -20,7 +21,7 @@ from api.service.settings import Settings
 from verifier.report.html_page import render_html
 from verifier.report.pdf_certificate import pdf_available, write_pdf
 from verifier.report.terminal import render_report
-from verifier.trust import default_trust
+from verifier.trust import Trust, default_trust
 from verifier.verdict import Report
 from verifier.verify import verify_package
 
@@ -48,7 +49,8 @@ def run_demo(settings: Settings, console: Console) -> int:
         return 1
     for package in captured:
         console.print(f"[green]1. captured[/] {package.evidence_id}  fingerprint {package.fingerprint.hex()}")
-    if not _watch_demo(settings, console):
+    runs = _watch_demo(settings, console)
+    if runs is None:
         return 1
     with console.status("2. sealing: Merkle batch, RFC 3161 timestamp, anchor on the devnet…"):
         outcome = pipeline.seal_pending(settings, on_step=lambda _: None)
@@ -67,7 +69,8 @@ def run_demo(settings: Settings, console: Console) -> int:
         console.print(f"\npackage: {path}\nreports: {', '.join(str(p) for p in written)}\n"
                       f"verdict: {report.verdict.value}")
     console.print(f"\ncheck it yourself: tiezheng verify {reports[-1][0]} --data-dir {settings.root}")
-    return 0 if all(report.verified for _, report in reports) and not failures else 1
+    timeline_ok = _timeline(settings, console, runs, trust)
+    return 0 if all(report.verified for _, report in reports) and not failures and timeline_ok else 1
 
 
 #: The demo watch: this many runs, this far apart; the price changes before the last run.
@@ -76,11 +79,12 @@ WATCH_EVERY_SECONDS = 5
 PRICE_BEFORE, PRICE_AFTER = "¥ 199.00", "¥ 149.00"
 
 
-def _watch_demo(settings: Settings, console: Console) -> bool:
+def _watch_demo(settings: Settings, console: Console) -> list[str] | None:
     """A short watch of a copy of the sample page: three runs, the price changed before the third.
 
-    Each run is a full capture whose manifest names the run before it (``previous``); the runs are
-    sealed with the rest in step 2. Returns False when a run failed.
+    Each run is a full capture whose manifest names the run before it (``previous``) and whose
+    ``evidence/change.json`` says how it differs from that run; the runs are sealed with the rest in
+    step 2. Returns the runs' evidence ids, or None when a run failed.
     """
     from api.service.local_cases import follow_now
 
@@ -98,18 +102,54 @@ def _watch_demo(settings: Settings, console: Console) -> bool:
     with console.status(doing), serve_site(folder, settings.root / "demo-site-tls") as site:
         watch, runs = follow_now(settings.model_copy(update={"capture_allow_private": True}),
                                  url=site.http_url + "index.html", runs=WATCH_RUNS, every_seconds=WATCH_EVERY_SECONDS,
-                                 matter_title="Demo: the sample shop over time", subject="demo shop")
-    previous = None
+                                 matter_title="Demo: the sample shop over time", subject="demo shop",
+                                 fields=["price=#price"], before_run=before_run)
+    ids = []
     for number, run in enumerate(runs, 1):
-        if run.fingerprint is None:
+        if run.fingerprint is None or run.evidence_id is None:
             console.print(f"[red]watch run {number} failed[/]: {run.error}")
-            return False
-        link = f"previous {previous[:16]}…" if previous else "first of the chain"
+            return None
+        change = _classification(settings.packages_dir / f"{run.evidence_id}.wacz")
         console.print(f"[green]1b. watch run {number}[/] {run.evidence_id}  fingerprint {run.fingerprint[:16]}…  "
-                      f"{link}")
-        previous = run.fingerprint
+                      f"{change or 'first of the chain'}")
+        ids.append(run.evidence_id)
     console.print(f"    watch {watch.id} (matter {watch.matter}); `tiezheng matter show {watch.matter}` lists its log")
-    return True
+    return ids
+
+
+def _classification(package: Path) -> str | None:
+    """The run's change record in a few words ("changed: key_fields, text"), None without one."""
+    with zipfile.ZipFile(package) as archive:
+        if "evidence/change.json" not in archive.namelist():
+            return None
+        record = json.loads(archive.read("evidence/change.json"))
+    signals = ", ".join(record.get("signals") or [])
+    return f"{record['classification']}{': ' + signals if signals else ''} (vs the previous run)"
+
+
+def _timeline(settings: Settings, console: Console, runs: list[str], trust: Trust) -> bool:
+    """4. The watch's sealed runs checked as one timeline (TL1, TL2) and written as its document."""
+    from verifier.report.timeline import render_timeline_html, render_timeline_pdf
+    from verifier.report.timeline_entries import timeline_document
+    from verifier.timeline import verify_timeline
+    from verifier.timeline_cli import render
+
+    folder = settings.reports_dir / "demo-timeline"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    for evidence_id in runs:  # the document links each line to its package file: keep them together
+        shutil.copy2(settings.packages_dir / f"{evidence_id}.wacz", folder)
+    report = verify_timeline(folder, trust, thumbnails=True)
+    console.print("[green]4. timeline[/] of the watch, verified with tiezheng-verify timeline:")
+    console.print(render(report), soft_wrap=True)
+    document = timeline_document(report, title="Demo: the sample shop over time")
+    written = [folder / "timeline.html"]
+    written[0].write_text(render_timeline_html(document), encoding="utf-8")
+    if pdf_available():
+        written.append(folder / "timeline.pdf")
+        written[1].write_bytes(render_timeline_pdf(document))
+    console.print(f"timeline document: {', '.join(str(p) for p in written)}")
+    return report.exit_code == 0
 
 
 def _write_reports(folder: Path, package: Path, report: Report) -> list[Path]:

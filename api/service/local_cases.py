@@ -139,7 +139,8 @@ def run_due(settings: Settings, *, on_result: Callable[[RunResult], None] = lamb
 
 
 def follow_now(settings: Settings, *, url: str, runs: int, every_seconds: int, matter_title: str,
-               subject: str | None = None, before_run: Callable[[int], None] = lambda _: None,
+               subject: str | None = None, fields: list[str] | None = None,
+               before_run: Callable[[int], None] = lambda _: None,
                max_slots: int = 20) -> tuple[WatchPublic, list[RunResult]]:
     """A new watch of ``url`` under a new matter, run here until ``runs`` runs finished (the demo's watch).
 
@@ -153,7 +154,8 @@ def follow_now(settings: Settings, *, url: str, runs: int, every_seconds: int, m
         tenant = matters.local_tenant_id(session)
         matter = matters.create(session, tenant_id=tenant, title=matter_title)
         watch = watches.create(session, tenant_id=tenant, api_key_id=None, url=url, every_seconds=every_seconds,
-                               min_seconds=1, matter_id=matter.id, subject=subject)
+                               min_seconds=1, matter_id=matter.id, subject=subject,
+                               fields=watches.parse_fields(fields or []))
         session.commit()
         watch_id = watch.id
     finished: list[RunResult] = []
