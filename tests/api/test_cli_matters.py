@@ -76,6 +76,11 @@ def test_watch_run_due_captures_and_chains(tmp_path: Path, sample_site: str) -> 
         with zipfile.ZipFile(data / "packages" / f"{run['evidence_id']}.wacz") as package:
             manifests.append(json.loads(package.read("evidence/manifest.json")))
     assert "previous" not in manifests[0] and manifests[1]["previous"] == runs[0]["fingerprint"]
+    assert manifests[1]["watch"] == watch["id"]
+    with zipfile.ZipFile(data / "packages" / f"{runs[1]['evidence_id']}.wacz") as package:
+        change = json.loads(package.read("evidence/change.json"))
+    assert change["classification"] == "unchanged" and change["previous"]["fingerprint"] == runs[0]["fingerprint"]
+    assert change["key_fields"][0]["name"] == "price" and not change["key_fields"][0]["changed"]
     assert all(m["matter"] == matter and m["subject"] == "Shop 7" for m in manifests)
     listed = _json(tiezheng(data, "watch", "list", "--json"))[0]
     assert [s["state"] for s in listed["slots"]].count("done") == 2

@@ -139,6 +139,7 @@ def test_watch_requests_are_checked(client_a: httpx.Client) -> None:
                 {"url": "http://x/", "every": "5s"},  # under the server's shortest interval
                 {"url": "http://x/", "every": "6h", "until": "2000-01-01T00:00:00Z"},
                 {"url": "http://x/", "every": "6h", "fields": {"price": ""}},
+                {"url": "http://x/", "every": "6h", "fields": {"price": "[[["}},  # not a CSS selector
                 {"url": "http://x/", "every": "6h", "subject": "s" * 501}):
         reply = client_a.post("/v1/watches", json=bad)
         assert reply.status_code == 422, (bad, reply.text)
