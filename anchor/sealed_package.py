@@ -62,6 +62,8 @@ PROOF_PREFIX = "proof/"
 BLOCK_BYTES = 256 << 10
 CHUNK_BYTES = 1 << 20
 MAX_DATAPACKAGE_BYTES = 16 << 20
+#: New entries are small (proofs, datapackage.json), so their sizes never need ZIP64.
+MAX_NEW_ENTRY_BYTES = 64 << 20
 #: As zipfile writes them: made on Unix (3) by version 2.0, or 4.5 when ZIP64 is needed.
 VERSION = 20
 VERSION_ZIP64 = 45
@@ -202,8 +204,8 @@ def _new_entry(name: str, data: bytes, offset: int, stamp: tuple[int, int]) -> _
     else:
         compressor = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -zlib.MAX_WBITS)
         method, body = zipfile.ZIP_DEFLATED, compressor.compress(data) + compressor.flush()
-    if len(data) > ZIP64_LIMIT or len(body) > ZIP64_LIMIT:
-        raise ValueError(f"proof file {name} is far too large ({len(data)} bytes)")
+    if max(len(data), len(body)) > MAX_NEW_ENTRY_BYTES:
+        raise ValueError(f"{name} is far too large ({len(data)} bytes)")
     crc = zlib.crc32(data)
     time, date = stamp
     local = _LOCAL.pack(LOCAL_SIG, VERSION, flags, method, time, date, crc, len(body), len(data),
