@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from api.blobs import CHUNK_BYTES, BlobMissing, BlobStore, blob_store
-from api.blobs_s3 import S3BlobStore
-from api.settings import Settings
+from api.service.blobs import CHUNK_BYTES, BlobMissing, BlobStore
+from api.service.blobs_s3 import S3BlobStore
+from api.service.runtime import blob_store
+from api.service.settings import Settings
 from tests.api.conftest import start_server
 from tests.api.server import wait_for_status
 from tests.s3server import BUCKET, S3_ENV, running_s3rver, s3rver_missing

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
-from api.i18n import STRINGS, language, strings
+from api.web.i18n import STRINGS, language, strings
 from verifier.report import CHECKS
 
 

@@ -159,8 +159,8 @@ def test_500_captures_two_apis_two_workers_one_sealer_no_shared_dir(
         anvil: Path) -> None:
     from sqlalchemy import create_engine, text
 
-    from api.models import MAX_CAPTURE_URLS
-    from api.sample_site import serve_site
+    from api.cli.sample_site import serve_site
+    from api.service.models import MAX_CAPTURE_URLS
     from verifier.trust import load_trust
     from verifier.verify import verify_package
 
