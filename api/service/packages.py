@@ -20,6 +20,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -31,7 +32,9 @@ from api.service import crud
 from api.service.blobs import BlobBackend, BlobStore
 from api.service.errors import ApiError
 from api.service.models import Evidence
-from api.service.state import ServiceState
+
+if TYPE_CHECKING:
+    from api.service.state import ServiceState  # state -> jobs -> here: only a type
 
 
 class BlobSource:

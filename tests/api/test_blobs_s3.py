@@ -154,18 +154,28 @@ def test_service_on_s3(anvil: Path, s3_endpoint: str, tmp_path: Path) -> None:
             screenshot = client.get(f"/v1/evidence/{evidence_id}/screenshot")
             report = client.get(f"/v1/evidence/{evidence_id}/report")
             certificate = client.get(f"/v1/evidence/{evidence_id}/certificate.pdf")
+            viewed = client.get(f"/v1/evidence/{evidence_id}").json()  # recorded by the download at the latest
 
         bucket = S3BlobStore(blob_url, client=_client(s3_endpoint))
         for answer in (accepted, package):
             address = hashlib.sha256(answer.content).hexdigest()
             assert answer.headers["etag"] == f'"{address}"'
+            assert answer.headers["content-length"] == str(len(answer.content))
             assert answer.headers["content-type"] == "application/zip"
             assert answer.headers["content-disposition"] == f'attachment; filename="{sealed_body["evidence_id"]}.wacz"'
-            with bucket.open(address) as stream:
-                assert stream.read() == answer.content
-        assert accepted.content != package.content  # sealing added proof/
-        names = zipfile.ZipFile(io.BytesIO(package.content)).namelist()
-        assert any(name.startswith("proof/") for name in names)
+        # The accepted package stays in the bucket as it was; the sealed one is it plus proof objects,
+        # put together for the download, and its sha256 is what the evidence view says.
+        with bucket.open(hashlib.sha256(accepted.content).hexdigest()) as stream:
+            assert stream.read() == accepted.content
+        assert viewed["package_sha256"] == hashlib.sha256(package.content).hexdigest()
+        assert not bucket.exists(viewed["package_sha256"])
+        with zipfile.ZipFile(io.BytesIO(package.content)) as archive:
+            proofs = [name for name in archive.namelist() if name.startswith("proof/")]
+            assert proofs and all(bucket.get_bytes(hashlib.sha256(archive.read(name)).hexdigest())
+                                  == archive.read(name) for name in proofs)
+        built = zipfile.ZipFile(io.BytesIO(accepted.content)).infolist()
+        first_rewritten = next(i.header_offset for i in built if i.filename == "datapackage.json")
+        assert package.content[:first_rewritten] == accepted.content[:first_rewritten]  # entries sent raw
         assert screenshot.status_code == 200 and screenshot.content == PNG
         assert screenshot.headers["content-type"] == "image/png"
         assert report.status_code == 200 and report.json()["verdict"] == "verified (offline)", report.text
