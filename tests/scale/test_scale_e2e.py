@@ -241,6 +241,7 @@ def test_500_captures_two_apis_two_workers_one_sealer_no_shared_dir(
         assert failed == []
         data_dirs = [tmp_path / name for name in ("api-1", "api-2", "api-3", "capture-1", "capture-2", "sealer")]
         assert not any((folder / "blobs").exists() for folder in data_dirs)  # packages live in S3 only
+        assert [p for folder in data_dirs for p in folder.glob("packages/*.wacz")] == []  # nor a copy on a host
     finally:
         procs.stop_all()
         subprocess.run([str(BIN / "tiezheng"), "chain", "down"], capture_output=True, timeout=60,
