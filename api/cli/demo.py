@@ -16,11 +16,11 @@ from api.cli.sample_site import serve_site
 from api.service import pipeline
 from api.service.runtime import local_trust
 from api.service.settings import Settings
-from verifier.render import render_report
-from verifier.report import Report
-from verifier.report_html import render_html
-from verifier.report_pdf import pdf_available, write_pdf
+from verifier.report.html_page import render_html
+from verifier.report.pdf_certificate import pdf_available, write_pdf
+from verifier.report.terminal import render_report
 from verifier.trust import default_trust
+from verifier.verdict import Report
 from verifier.verify import verify_package
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "site"

@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 
 from api.service.settings import DEFAULT_DATA_DIR, Settings, load_settings
+from verifier.errors import TiezhengError
 
 #: Set by the global ``--json`` (``tiezheng --json status``); each command's own ``--json`` reads it.
 JSON_ENV = "TIEZHENG_JSON"
@@ -25,7 +26,7 @@ JsonFlag = Annotated[bool, typer.Option("--json", envvar=JSON_ENV, show_envvar=F
                                         help="Print JSON instead of text.")]
 
 
-class UserError(Exception):
+class UserError(TiezhengError):
     """A mistake the user can fix: printed as ``error: <message> (<hint>)``, exit code 2."""
 
     def __init__(self, message: str, hint: str = "") -> None:
@@ -34,6 +35,9 @@ class UserError(Exception):
 
     def line(self) -> str:
         return f"{self.message} ({self.hint})" if self.hint else self.message
+
+    def diagnostics(self) -> str:
+        return self.line()
 
 
 def writable_settings(data_dir: Path | None) -> Settings:

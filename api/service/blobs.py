@@ -18,13 +18,21 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
+from verifier.errors import TiezhengError
 from verifier.wacz import fsync_dir
 
 CHUNK_BYTES = 1 << 20
 
 
-class BlobMissing(LookupError):
-    """No blob has this address."""
+class BlobMissing(TiezhengError, LookupError):
+    """No blob has ``address``. Still a LookupError for callers that catch one."""
+
+    def __init__(self, address: str) -> None:
+        super().__init__(address)
+        self.address = address
+
+    def diagnostics(self) -> str:
+        return f"no blob has the address {self.address}"
 
 
 def _sha256_file(path: Path) -> str:

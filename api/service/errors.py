@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from verifier.errors import TiezhengError
 
-class ServiceError(Exception):
+
+class ServiceError(TiezhengError):
     """The service refuses a request; the message says why in words safe to show its caller."""
 
 
@@ -24,6 +26,9 @@ class ApiError(ServiceError):
         self.message = message
         self.headers = headers
         self.details = details
+
+    def diagnostics(self) -> str:
+        return f"{self.code} (HTTP {self.status}): {self.message}"
 
 
 def not_found(what: str = "evidence") -> ApiError:

@@ -25,7 +25,7 @@ from api.service.pipeline import Filing
 from api.service.runtime import blob_store, operator_for, service_clock_references
 from api.service.security import hide_server_paths
 from api.service.settings import Settings, load_settings
-from evidence.manifest import Requester
+from verifier.package import Requester
 
 if TYPE_CHECKING:
     from evidence.capture import WarmCapturer

@@ -26,8 +26,8 @@ from api.service.settings import Settings
 if TYPE_CHECKING:
     from evidence.capture import CaptureResult
     from evidence.capture_options import CaptureOptions
-    from evidence.manifest import Requester
     from evidence.upload import BuiltPackage
+    from verifier.package import Requester
 
 
 @dataclass(frozen=True)
@@ -71,14 +71,14 @@ def accept_local(settings: Settings, built: BuiltPackage) -> None:
 
 def local_requester() -> Requester:
     """The embedded CLI's requester: this machine's user on the local tenant."""
-    from evidence.manifest import Requester
+    from evidence.manifest import local_requester as local
 
-    return Requester.local()
+    return local()
 
 
 def requester(tenant: str, identity: str) -> Requester:
     """A manifest's requester by name (the demo's rights owner, say)."""
-    from evidence.manifest import Requester
+    from verifier.package import Requester
 
     return Requester(tenant=tenant, identity=identity)
 

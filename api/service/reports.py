@@ -1,6 +1,6 @@
 """Verification reports and certificates: verifier.verify_package plus the colleague-owned renderers.
 
-The PDF and HTML renderers (verifier/report_pdf.py ``write_pdf``, verifier/report_html.py
+The PDF and HTML renderers (verifier/report/pdf_certificate.py ``write_pdf``, verifier/report/html_page.py
 ``render_html``) are imported when first needed. Without them the service still verifies and
 returns JSON; a certificate request gets 501 ``certificate_unavailable`` instead of a crash.
 Certificates of sealed packages are cached by the package's sha256: same bytes, same certificate.
@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from api.service.errors import ApiError
-from verifier.report import Report
 from verifier.trust import Trust
+from verifier.verdict import Report
 from verifier.verify import verify_package
 
-PDF_MODULE = "verifier.report_pdf"
-HTML_MODULE = "verifier.report_html"
+PDF_MODULE = "verifier.report.pdf_certificate"
+HTML_MODULE = "verifier.report.html_page"
 
 
 def verify(path: Path, trust: Trust) -> Report:

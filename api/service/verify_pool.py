@@ -25,8 +25,9 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 from api.service.state import TRUST_PATH
-from verifier.report import Report, unusable
+from verifier.errors import TiezhengError
 from verifier.trust import Trust, default_trust, parse_trust
+from verifier.verdict import Report, unusable
 from verifier.verify import verify_package
 
 log = logging.getLogger(__name__)
@@ -35,16 +36,31 @@ log = logging.getLogger(__name__)
 JOIN_SECONDS = 2.0
 
 
-class VerifyBusy(Exception):
-    """Every verification slot is taken."""
+class VerifyPoolError(TiezhengError):
+    """A verification the pool could not run to its report."""
 
 
-class VerifyTimeout(Exception):
-    """A verification ran past its wall-time budget and its worker was killed."""
+class VerifyBusy(VerifyPoolError):
+    """Every one of the ``slots`` verification slots is taken."""
+
+    def __init__(self, slots: int) -> None:
+        super().__init__(f"all {slots} verification slots are taken")
+        self.slots = slots
 
 
-class VerifyCrashed(Exception):
+class VerifyTimeout(VerifyPoolError):
+    """A verification ran past its wall-time budget of ``seconds`` and its worker was killed."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"the verification ran past its budget of {seconds:.0f} s")
+        self.seconds = seconds
+
+
+class VerifyCrashed(VerifyPoolError):
     """A worker died while verifying (killed by the OS, out of memory, ...)."""
+
+    def __init__(self, why: str = "the worker died while verifying") -> None:
+        super().__init__(why)
 
 
 def _serve(conn: Connection) -> None:
@@ -98,7 +114,7 @@ class VerifyPool:
         """Hold one of the ``size`` slots. Raises VerifyBusy at once when none is free."""
         with self._lock:
             if self._running >= self.size:
-                raise VerifyBusy
+                raise VerifyBusy(self.size)
             self._running += 1
         try:
             yield
@@ -133,7 +149,7 @@ class VerifyPool:
         try:
             worker.conn.send((str(path), trust_text))
             if not worker.conn.poll(self.timeout):
-                raise VerifyTimeout
+                raise VerifyTimeout(self.timeout)
             report = worker.conn.recv()
         except VerifyTimeout:
             log.warning("a verification ran past %.0f s; its worker was stopped", self.timeout)
@@ -144,7 +160,7 @@ class VerifyPool:
             raise VerifyCrashed from exc
         if not isinstance(report, Report):
             worker.stop()
-            raise VerifyCrashed
+            raise VerifyCrashed(f"the worker answered {type(report).__name__}, not a report")
         with self._lock:
             self._idle.append(worker)
         return report

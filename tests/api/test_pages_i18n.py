@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 
 from api.web.i18n import STRINGS, language, strings
-from verifier.report import CHECKS
+from verifier.verdict import CHECKS
 
 
 def _request(query: str = "", cookie: str = "", accept: str = "") -> Request:

@@ -28,7 +28,7 @@ from api.service.verify_pool import VerifyBusy, VerifyCrashed, VerifyPool, Verif
 from api.web.deps import StateDep, limit_anonymous
 from api.web.multipart_stream import ReceivedForm, receive_form
 from api.web.responses import AsciiJSONResponse
-from verifier.report import Report
+from verifier.verdict import Report
 
 router = APIRouter(prefix="/verify", tags=["verify"], dependencies=[Depends(limit_anonymous)])
 

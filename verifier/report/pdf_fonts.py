@@ -15,7 +15,7 @@ from itertools import groupby
 from pathlib import Path
 
 from verifier.errors import InvalidInput
-from verifier.report_html import text
+from verifier.report.html_text import text
 
 #: Names a TrueType/OpenType font file (.ttf/.ttc/.otf) or a CID font name; tried first.
 CJK_FONT_ENV = "TIEZHENG_CJK_FONT"

@@ -4,8 +4,8 @@ reportlab and qrcode are the optional ``pdf`` extra: the base verifier that oppo
 must import without them, so every reportlab import below sits inside a function. The layout uses
 Paragraphs inside Tables, so every cell wraps; every value is XML-escaped before it reaches
 reportlab's markup parser, because reasons and facts carry text from the package. The fonts (all
-embedded) are in verifier/pdf_fonts.py, the screenshot bands in verifier/pdf_screenshot.py, the words
-of the fill-in certifications in verifier/certification.py.
+embedded) are in verifier/report/pdf_fonts.py, the screenshot bands in verifier/report/pdf_screenshot.py, the words
+of the fill-in certifications in verifier/report/certification.py.
 """
 
 from __future__ import annotations
@@ -19,15 +19,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from verifier import __version__
-from verifier.certification import Certification, certifications
 from verifier.court_time import format_time
 from verifier.errors import InvalidInput
-from verifier.exhibit import Exhibit, both_times, load_exhibit, target_rows, verification_link
 from verifier.legal_basis import legal_basis
-from verifier.pdf_fonts import MONO, SANS, SANS_BOLD, markup, register_cjk_font, register_latin_fonts
-from verifier.pdf_screenshot import decode, mm_points, screenshot_band
-from verifier.report import GROUPS, Report, Status, Verdict
-from verifier.report_html import (
+from verifier.report.certification import Certification, certifications
+from verifier.report.exhibit import Exhibit, both_times, load_exhibit, target_rows, verification_link
+from verifier.report.html_page import (
     FINDINGS_TITLES,
     GROUP_LABELS,
     STATUS_LABELS,
@@ -40,9 +37,12 @@ from verifier.report_html import (
     offset_text,
     scope_pairs,
     target_url,
-    text,
     timeline,
 )
+from verifier.report.html_text import text
+from verifier.report.pdf_fonts import MONO, SANS, SANS_BOLD, markup, register_cjk_font, register_latin_fonts
+from verifier.report.pdf_screenshot import decode, mm_points, screenshot_band
+from verifier.verdict import GROUPS, Report, Status, Verdict
 from verifier.wording import DEVELOPMENT_TITLE, LANGS, TITLES_ZH, finding_lines, lines, shown_name
 
 if TYPE_CHECKING:

@@ -2,7 +2,7 @@
 
 The whole image is drawn under a clip, so the PDF holds it once however many bands (the first screen
 on page 1, the page-high parts after) show it. Pillow decodes only a PNG whose header size
-verifier.exhibit checked against MAX_SCREENSHOT_PIXELS already, and only as PNG.
+verifier.report.exhibit checked against MAX_SCREENSHOT_PIXELS already, and only as PNG.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import io
 from typing import TYPE_CHECKING, Any
 
 from verifier.errors import InvalidInput
-from verifier.exhibit import Screenshot
+from verifier.report.exhibit import Screenshot
 
 if TYPE_CHECKING:
     from reportlab.platypus import Flowable
@@ -29,7 +29,7 @@ def decode(shot: Screenshot) -> Any:
     """The screenshot as one reportlab ImageReader, drawn by every band, so the PDF embeds it once.
 
     Raises InvalidInput when Pillow cannot decode it. Pillow sees only a PNG whose header size
-    verifier.exhibit checked against MAX_SCREENSHOT_PIXELS, and reads it only as PNG."""
+    verifier.report.exhibit checked against MAX_SCREENSHOT_PIXELS, and reads it only as PNG."""
     from PIL import Image
     from reportlab.lib.utils import ImageReader
 

@@ -19,8 +19,8 @@ from urllib.parse import quote, urlsplit
 from verifier.court_time import format_time
 from verifier.errors import InvalidPackage
 from verifier.package import Package, open_package
-from verifier.report import Report, Status
 from verifier.sanitize import display_text
+from verifier.verdict import Report, Status
 
 SCREENSHOT_PATH = "evidence/screenshot.png"
 #: Largest screenshot file shown; the capture writes far less (evidence/capture_run.py caps it too).

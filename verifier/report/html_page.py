@@ -17,10 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 from verifier import __version__
 from verifier.court_time import format_duration, format_time
-from verifier.exhibit import both_times, target_rows
 from verifier.legal_basis import legal_basis
-from verifier.report import DOES_NOT_PROVE, GROUPS, Report, Status, Verdict
-from verifier.sanitize import display_text
+from verifier.report.certification import certifications
+from verifier.report.exhibit import Exhibit, both_times, load_exhibit, target_rows
+from verifier.report.html_exhibit import captured_section, certification_section
+from verifier.report.html_text import bilingual, escaped, text
+from verifier.verdict import DOES_NOT_PROVE, GROUPS, Report, Status, Verdict
 from verifier.wording import (
     DEVELOPMENT_TITLE,
     DOES_NOT_PROVE_ZH,
@@ -34,7 +36,7 @@ from verifier.wording import (
 )
 
 if TYPE_CHECKING:
-    from verifier.report import CheckResult
+    from verifier.verdict import CheckResult
 
 GROUP_LABELS: Mapping[str, tuple[str, str]] = {
     "source": ("Source", "电子数据来源"),
@@ -87,16 +89,6 @@ class Event:
     when: str  # in the court format (format_time), escaped for display
     detail: str
     offset: float | None
-
-
-def text(value: object) -> str:
-    """A fact as display text: None as an em dash, lists joined, everything else ``str`` with every
-    hidden character (controls, bidi overrides) shown as its code, because facts come from the package."""
-    if value is None or value == "":
-        return "—"
-    if isinstance(value, list | tuple):
-        return " → ".join(text(v) for v in value)
-    return display_text(str(value))
 
 
 def fact(report: Report, *keys: str) -> Any:
@@ -181,17 +173,9 @@ def development_pairs(report: Report) -> list[tuple[str, str]]:
     return [(item, development_zh(item)) for item in report.development]
 
 
-def _e(value: object) -> str:
-    return html.escape(text(value), quote=True)
-
-
-def _bi(english: str, chinese: str) -> str:
-    return f'{html.escape(english)} <span lang="zh-CN" class="zh">{html.escape(chinese)}</span>'
-
-
 def _lines(parts: Iterable[str]) -> str:
     """Lines of text, each escaped on its own; a Chinese line is marked as such for fonts and readers."""
-    return "<br>".join(f'<span lang="zh-CN">{_e(p)}</span>' if _has_cjk(p) else _e(p) for p in parts)
+    return "<br>".join(f'<span lang="zh-CN">{escaped(p)}</span>' if _has_cjk(p) else escaped(p) for p in parts)
 
 
 def _has_cjk(value: str) -> bool:
@@ -283,26 +267,26 @@ def _facts(report: Report, source: str) -> str:
                  ("Transaction", "交易哈希", text(anchor.get("tx_hash")), True)]
     rows.append(("Verification mode", "验证方式",
                  "offline / 离线" if report.offline else "online / 在线", False))
-    items = "".join(f'<dt>{_bi(en, zh)}</dt><dd{" class=mono" if mono else ""}>{_e(value)}</dd>'
+    items = "".join(f'<dt>{bilingual(en, zh)}</dt><dd{" class=mono" if mono else ""}>{escaped(value)}</dd>'
                     for en, zh, value, mono in rows)
-    return f"<section><h2>{_bi('Evidence', '证据信息')}</h2><dl>{items}</dl></section>"
+    return f"<section><h2>{bilingual('Evidence', '证据信息')}</h2><dl>{items}</dl></section>"
 
 
 def _timeline(report: Report, lang: str) -> str:
     items = []
     for event in timeline(report):
-        detail = f'<div class="detail">{_e(event.detail)}</div>' if event.detail else ""
-        offset = (f'<div class="offset">{_e(offset_text(event.offset, lang))}</div>'
+        detail = f'<div class="detail">{escaped(event.detail)}</div>' if event.detail else ""
+        offset = (f'<div class="offset">{escaped(offset_text(event.offset, lang))}</div>'
                   if event.offset is not None else "")
-        items.append(f"<li><div>{_bi(event.label, event.label_zh)}</div>"
+        items.append(f"<li><div>{bilingual(event.label, event.label_zh)}</div>"
                      f'<div><span class="when mono">{html.escape(event.when)}</span>{offset}</div>{detail}</li>')
     gap = fact(report, "prechain_gap_seconds")
     until = fact(report, "prechain_gap_until") or "block time"
     shown = (" / ".join(lines(format_duration(gap), format_duration(gap, "zh"), lang))
              if isinstance(gap, int | float) else gap)
-    note = (f'<p class="detail">{_bi(f"Pre-chain gap (capture ended → {until}):", "上链前间隔：")} '
-            f"{_e(shown)}</p>")
-    return (f"<section><h2>{_bi('Timeline', '时间线')}</h2>"
+    note = (f'<p class="detail">{bilingual(f"Pre-chain gap (capture ended → {until}):", "上链前间隔：")} '
+            f"{escaped(shown)}</p>")
+    return (f"<section><h2>{bilingual('Timeline', '时间线')}</h2>"
             f'<ol class="timeline">{"".join(items)}</ol>{note}</section>')
 
 
@@ -310,20 +294,20 @@ def _checks(report: Report, lang: str) -> str:
     rows = []
     for group in GROUPS:
         en, zh = GROUP_LABELS[group]
-        rows.append(f'<tr class="group"><td colspan="4">{_bi(en, zh)}</td></tr>')
+        rows.append(f'<tr class="group"><td colspan="4">{bilingual(en, zh)}</td></tr>')
         for result in (r for r in report.checks if r.spec.group == group):
             status_en, status_zh = STATUS_LABELS[result.status]
             rows.append(
-                f'<tr class="check" id="check-{_e(result.id)}">'
-                f'<td><strong>{_e(result.id)}</strong> '
+                f'<tr class="check" id="check-{escaped(result.id)}">'
+                f'<td><strong>{escaped(result.id)}</strong> '
                 f"{_bi_lines(result.spec.title, TITLES_ZH[result.id])}</td>"
                 f'<td data-label="Status 结果"><span class="badge s-{result.status.value}">'
-                f"{_bi(status_en, status_zh)}</span></td>"
+                f"{bilingual(status_en, status_zh)}</span></td>"
                 f'<td data-label="Finding 检查发现">{_lines(finding_lines(result, lang))}</td>'
                 f'<td data-label="Legal basis 法律依据" class="basis">{_basis(result, lang)}</td></tr>')
-    head = "".join(f"<th>{_bi(en, zh)}</th>" for en, zh in
+    head = "".join(f"<th>{bilingual(en, zh)}</th>" for en, zh in
                    (("Check", "检查项"), ("Status", "结果"), ("Finding", "检查发现"), ("Legal basis", "法律依据")))
-    return (f"<section><h2>{_bi('Checks', '检查项')}</h2><table>"
+    return (f"<section><h2>{bilingual('Checks', '检查项')}</h2><table>"
             '<colgroup><col class="c-id"><col class="c-st"><col><col class="c-basis"></colgroup>'
             f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></section>")
 
@@ -339,16 +323,16 @@ def _scope_list(pairs: Iterable[tuple[str, str]], lang: str) -> str:
 
 def _trust_used(report: Report) -> str:
     # The file's name only: the folders are of the verifier's machine, not of the evidence.
-    rows = "".join(f"<dt>{_e(shown_name(source))}</dt><dd class=mono>{_e(digest)}</dd>"
+    rows = "".join(f"<dt>{escaped(shown_name(source))}</dt><dd class=mono>{escaped(digest)}</dd>"
                    for source, digest in report.trust_used)
-    return f"<section><h2>{_bi(*TRUST_USED_TITLE)}</h2><dl>{rows or '<dd>—</dd>'}</dl></section>"
+    return f"<section><h2>{bilingual(*TRUST_USED_TITLE)}</h2><dl>{rows or '<dd>—</dd>'}</dl></section>"
 
 
 _FOOTER = ("<footer><p>"
-           + _bi("Anyone can repeat this verification with the same package and trust file:",
+           + bilingual("Anyone can repeat this verification with the same package and trust file:",
                  "任何人均可使用同一证据包和信任文件重复验证：")
            + ' <span class="mono">tiezheng-verify PACKAGE --trust FILE</span>. '
-           + _bi("The same findings in machine-readable form:", "机器可读的同一结果：")
+           + bilingual("The same findings in machine-readable form:", "机器可读的同一结果：")
            + ' <span class="mono">--json</span>.</p></footer>')
 
 
@@ -359,11 +343,6 @@ def render_html(report: Report, *, source: str, generated_at: datetime | None = 
     ``package`` is the package file the report is of: its screenshot and file list go into the page.
     ``lang`` (``zh``, ``en`` or ``both``) is the language of findings, reasons and legal bases; the
     labels are always bilingual."""
-    # Imported here: these modules build on the labels above.
-    from verifier.certification import certifications
-    from verifier.exhibit import Exhibit, load_exhibit
-    from verifier.report_html_exhibit import captured_section, certification_section
-
     verdict = report.verdict
     when = format_time(generated_at or datetime.now(UTC))
     source = shown_name(source)  # never the folders of the verifier's machine
@@ -373,33 +352,35 @@ def render_html(report: Report, *, source: str, generated_at: datetime | None = 
     explained_en, explained_zh = VERDICT_EXPLAINED[verdict]
     detail = ""
     if report.unusable_reason:
-        detail = f"<p>{_e(report.unusable_reason)}</p>"
+        detail = f"<p>{escaped(report.unusable_reason)}</p>"
     elif report.failed_ids:
-        detail = f"<p>{_bi('Failed checks:', '未通过的检查项：')} {_e(', '.join(report.failed_ids))}</p>"
+        detail = f"<p>{bilingual('Failed checks:', '未通过的检查项：')} {escaped(', '.join(report.failed_ids))}</p>"
     label_en, label_zh = VERDICT_LABELS[verdict]
     parts = [
-        f"<header><h1>{_bi('Electronic evidence verification report', '电子证据验证报告')}</h1>"
-        f'<p class="sub">Tiezheng 铁证 · tiezheng-verify {_e(__version__)} · {_bi("generated", "生成于")} '
-        f"{_e(when)}</p></header>",
-        f'<div class="banner {css_class}" role="status"><strong>{_bi(label_en, label_zh)}</strong>'
+        f"<header><h1>{bilingual('Electronic evidence verification report', '电子证据验证报告')}</h1>"
+        f'<p class="sub">Tiezheng 铁证 · tiezheng-verify {escaped(__version__)} · {bilingual("generated", "生成于")} '
+        f"{escaped(when)}</p></header>",
+        f'<div class="banner {css_class}" role="status"><strong>{bilingual(label_en, label_zh)}</strong>'
         f"<p>{_bi_lines(explained_en, explained_zh)}</p>{detail}</div>",
     ]
     if report.development:
         items = "".join(f"<li>{_lines(lines(en, zh, lang))}</li>" for en, zh in development_pairs(report))
         intro = _bi_lines("This verification relied on development keys or services:",
                           "本次验证依赖开发环境的密钥或服务：")
-        parts.append(f'<section class="devtrust"><h2>{_bi(*DEVELOPMENT_TITLE)}</h2>'
+        parts.append(f'<section class="devtrust"><h2>{bilingual(*DEVELOPMENT_TITLE)}</h2>'
                      f"<p>{intro}</p><ul>{items}</ul></section>")
     if report.findings:
         items = "".join(f"<li>{_lines(lines(en, zh, lang))}</li>" for en, zh in finding_pairs(report))
-        parts.append(f'<section class="findings"><h2>{_bi(*FINDINGS_TITLES[verdict])}</h2><ul>{items}</ul></section>')
+        title = bilingual(*FINDINGS_TITLES[verdict])
+        parts.append(f'<section class="findings"><h2>{title}</h2><ul>{items}</ul></section>')
     parts += [captured_section(report, exhibit), _facts(report, source), _timeline(report, lang),
               _checks(report, lang),
               _trust_used(report)]
     if report.proves:  # only a verified package proves anything
         proves, does_not = scope_pairs(report)
-        parts.append(f"<section><h2>{_bi('What this proves', '本报告证明')}</h2>{_scope_list(proves, lang)}"
-                     f"<h2>{_bi('What it does not prove', '本报告不证明')}</h2>{_scope_list(does_not, lang)}</section>")
+        parts.append(f"<section><h2>{bilingual('What this proves', '本报告证明')}</h2>{_scope_list(proves, lang)}"
+                     f"<h2>{bilingual('What it does not prove', '本报告不证明')}</h2>"
+                     f"{_scope_list(does_not, lang)}</section>")
     if report.verified:  # a qualified person can only certify evidence that verified
         english, chinese = certifications(report, exhibit, when=when)
         parts += [certification_section(english), certification_section(chinese)]
@@ -410,5 +391,6 @@ def render_html(report: Report, *, source: str, generated_at: datetime | None = 
             # Images only as data: URIs (the screenshot, embedded).
             "<meta http-equiv=\"Content-Security-Policy\" "
             "content=\"default-src 'none'; style-src 'unsafe-inline'; img-src data:\">"
-            f"<title>{_e(label_en)} · {_e(report.evidence_id)} · Tiezheng</title><style>{STYLE}</style></head>"
+            f"<title>{escaped(label_en)} · {escaped(report.evidence_id)} · Tiezheng</title>"
+            f"<style>{STYLE}</style></head>"
             f"<body><main>{''.join(parts)}</main></body></html>\n")

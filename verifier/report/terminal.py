@@ -21,8 +21,8 @@ from rich.text import Text
 
 from verifier.court_time import format_time
 from verifier.legal_basis import legal_basis
-from verifier.report import DOES_NOT_PROVE, GROUPS, CheckResult, Report, Status, Verdict
 from verifier.sanitize import display_text
+from verifier.verdict import DOES_NOT_PROVE, GROUPS, CheckResult, Report, Status, Verdict
 from verifier.wording import (
     DEVELOPMENT_TITLE,
     DOES_NOT_PROVE_ZH,
@@ -56,11 +56,6 @@ _OPENING, _CLOSING = "《（「『〔【“‘", "，。；：、）》」』！
 #: punctuation that must stay beside it, a word, spaces.
 _TOKEN = re.compile(TIME_SPAN.pattern + rf"[{_CLOSING},.:;)]*\s*|[{_OPENING}]*[{_CJK}][{_CLOSING}]*"
                     rf"|[^\s{_CJK}]+[{_CLOSING}]*\s*|\s+")
-
-
-def safe(value: object) -> Text:
-    """Package-derived text for the terminal: hidden characters shown as codes, no markup."""
-    return Text(display_text(str(value)))
 
 
 def _tokens(text: str, limit: int) -> Iterator[str]:

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from verifier import __version__
-from verifier.exhibit import Exhibit, both_times
-from verifier.report import DOES_NOT_PROVE, Report, Status
+from verifier.report.exhibit import Exhibit, both_times
+from verifier.verdict import DOES_NOT_PROVE, Report, Status
 from verifier.wording import DOES_NOT_PROVE_ZH, STATUS_ZH, VERDICT_ZH
 
 BLANK = "________________________"
