@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from api.service import crud, leases, pipeline, watches
-from api.service.blobs import CHUNK_BYTES, BlobBackend, BlobStore
+from api.service import crud, leases, packages, pipeline, watches
+from api.service.blobs import CHUNK_BYTES, BlobStore
 from api.service.db import open_database
 from api.service.models import ApiKey, Evidence, EvidenceKind, Tenant
 from api.service.pipeline import Filing
@@ -161,7 +161,8 @@ def _run_capture(engine: Engine, settings: Settings, *, row_id: str, owner: str,
         return _fail(engine, row_id, tenant_id, f"capture failed: {result.error}", owner=owner)
     evidence_id, fingerprint, path = result.package.evidence_id, result.package.fingerprint, result.package.path
     failpoint("capture:built")
-    address = blob_store(settings).put_file(path)
+    blobs = blob_store(settings)
+    address = blobs.put_file(path)
     with Session(engine) as session:
         if not leases.release(session.connection(), row_id=row_id, owner=owner):
             return _lost(row_id)
@@ -173,6 +174,8 @@ def _run_capture(engine: Engine, settings: Settings, *, row_id: str, owner: str,
                           api_key_id=key_id, target=row_id,
                           detail={"evidence_id": evidence_id, "fingerprint": fingerprint.hex()})
         session.commit()
+    if not isinstance(blobs, BlobStore):
+        path.unlink(missing_ok=True)  # the bucket holds the package now; nobody reads this host's copy
     return "pending"
 
 
@@ -220,30 +223,24 @@ def _fail(engine: Engine, row_id: str, tenant_id: int, reason: str, *, owner: st
     return "failed"
 
 
-def record_sealed_job(settings: Settings | None = None, batch_id: str | None = None) -> int:
-    """Keep each newly sealed package in the blob store and note it (one batch, or all). Returns the count."""
+def record_sealed_job(settings: Settings | None = None, batch_id: str | None = None, *, again: bool = False) -> int:
+    """Record the sha256 of each newly sealed package (one batch, or all); see ``packages.record_sealed``.
+
+    ``again`` records every item of ``batch_id`` anew: a late anchor added a file to its packages.
+    Returns the count.
+    """
     settings = settings or load_settings()
     engine = database(settings)
     blobs = blob_store(settings)
     with Session(engine) as session:
-        todo = [(e.id, e.tenant_id, s.package_path, s.batch_id) for e, s in
-                crud.unrecorded_sealed(session, batch_id=batch_id)]
-    for row_id, tenant_id, package_path, sealed_batch in todo:
-        record_sealed(engine, blobs, row_id=row_id, tenant_id=tenant_id, package_path=Path(package_path),
-                      batch_id=sealed_batch)
+        rows = crud.sealed_in(session, batch_id) if again and batch_id else \
+            crud.unrecorded_sealed(session, batch_id=batch_id)
+        todo = [e.id for e, _ in rows]
+    for row_id in todo:
+        packages.record_sealed(engine, blobs, row_id=row_id, again=again)
     return len(todo)
 
 
-def record_sealed(engine: Engine, blobs: BlobBackend, *, row_id: str, tenant_id: int, package_path: Path,
-                  batch_id: str | None) -> str:
-    """Store one sealed package and record its address (idempotent). Returns the address."""
-    address = blobs.put_file(package_path)
-    with Session(engine) as session:
-        row = session.get(Evidence, row_id)
-        if row is not None and row.sealed_sha256 is None:
-            row.sealed_sha256 = address
-            session.add(row)
-            crud.record_audit(session, action="evidence.sealed", actor="sealer", tenant_id=tenant_id, target=row_id,
-                              detail={"batch_id": batch_id, "package_sha256": address})
-            session.commit()
-    return address
+def record_sealed_again(settings: Settings, batch_id: str) -> int:
+    """Record anew the sha256 of every sealed package of a batch a late anchor was just added to."""
+    return record_sealed_job(settings, batch_id, again=True)

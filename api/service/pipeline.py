@@ -55,7 +55,9 @@ def accept(session: Session, built: BuiltPackage, filing: Filing | None = None) 
 
     if filing is not None:
         crud.record_package(session, built, filing)
-    session.add(pending_item(built.evidence_id, built.fingerprint, built.path))
+    # The service's package is the blob (filing.package_sha256), never a file another process must
+    # read; only the embedded CLI keeps a package file, which sealing then replaces by its sealed form.
+    session.add(pending_item(built.evidence_id, built.fingerprint, "" if filing is not None else built.path))
 
 
 def accept_local(settings: Settings, built: BuiltPackage, *, matter: str | None = None) -> None:

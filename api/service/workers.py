@@ -3,8 +3,8 @@
 ``WorkerPool.start()`` starts what the settings leave embedded (dev TSA, anvil devnet) through
 ``api.service.runtime.sealing_services``, a ``Sealer`` looping in its own thread, the watch
 ``Scheduler`` (api/service/scheduler.py) in another, and a thread pool for jobs. It resumes what a
-crash interrupted: captures accepted but not run, and sealed packages not yet in the blob store
-(the sealer itself resumes its batches from the store). At scale the same job functions
+crash interrupted: captures accepted but not run, and sealed packages whose hash is not recorded
+yet (the sealer itself resumes its batches from the store). At scale the same job functions
 (api/service/jobs.py) go to a real queue and one sealer runs elsewhere; then start the service
 with sealing off.
 """
@@ -58,7 +58,7 @@ class WorkerPool:
             # A devnet started here stops with the service (`tiezheng chain up` starts one that stays).
             self.running = self._stack.enter_context(sealing_services(self.settings, keep_devnet=False))
             self.sealer = make_sealer(self.settings, self.engine, self.running)
-            # Called in the sealer's thread after each committed transition: keep the sealed bytes.
+            # Called in the sealer's thread after each committed transition: record the sealed bytes' hash.
             self.sealer.on_transition = self._on_transition
             self._thread = threading.Thread(target=self._seal_loop, name="tiezheng-sealer", daemon=True)
             self._thread.start()
@@ -81,6 +81,8 @@ class WorkerPool:
     def _on_transition(self, batch_id: str, state: str) -> None:
         if state == "attached":
             self.submit(jobs.record_sealed_job, self.settings, batch_id)
+        elif state.startswith("attached:"):  # a late anchor added a file to the batch's packages
+            self.submit(jobs.record_sealed_again, self.settings, batch_id)
 
     def captures_committed(self) -> None:
         """Capture rows and their outbox messages were just committed: have the relay publish them now."""
@@ -142,6 +144,8 @@ def run_sealer(settings: Settings, stop: threading.Event) -> None:
                 os.kill(os.getpid(), signal.SIGKILL)
             if state == "attached":
                 jobs.record_sealed_job(settings, batch_id)
+            elif state.startswith("attached:"):  # a late anchor added a file to the batch's packages
+                jobs.record_sealed_again(settings, batch_id)
 
         sealer.on_transition = on_transition
         jobs.record_sealed_job(settings)  # what a crash left unrecorded
