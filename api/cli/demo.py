@@ -16,6 +16,7 @@ from rich.console import Console
 
 from api.cli.sample_site import serve_site
 from api.service import pipeline
+from api.service.local_cases import RunResult
 from api.service.runtime import local_trust
 from api.service.settings import Settings
 from verifier.report.html_page import render_html
@@ -79,12 +80,12 @@ WATCH_EVERY_SECONDS = 5
 PRICE_BEFORE, PRICE_AFTER = "¥ 199.00", "¥ 149.00"
 
 
-def _watch_demo(settings: Settings, console: Console) -> list[str] | None:
+def _watch_demo(settings: Settings, console: Console) -> list[RunResult] | None:
     """A short watch of a copy of the sample page: three runs, the price changed before the third.
 
     Each run is a full capture whose manifest names the run before it (``previous``) and whose
     ``evidence/change.json`` says how it differs from that run; the runs are sealed with the rest in
-    step 2. Returns the runs' evidence ids, or None when a run failed.
+    step 2. Returns the runs, or None when a run failed.
     """
     from api.service.local_cases import follow_now
 
@@ -112,7 +113,7 @@ def _watch_demo(settings: Settings, console: Console) -> list[str] | None:
         change = _classification(settings.packages_dir / f"{run.evidence_id}.wacz")
         console.print(f"[green]1b. watch run {number}[/] {run.evidence_id}  fingerprint {run.fingerprint[:16]}…  "
                       f"{change or 'first of the chain'}")
-        ids.append(run.evidence_id)
+        ids.append(run)
     console.print(f"    watch {watch.id} (matter {watch.matter}); `tiezheng matter show {watch.matter}` lists its log")
     return ids
 
@@ -127,8 +128,9 @@ def _classification(package: Path) -> str | None:
     return f"{record['classification']}{': ' + signals if signals else ''} (vs the previous run)"
 
 
-def _timeline(settings: Settings, console: Console, runs: list[str], trust: Trust) -> bool:
+def _timeline(settings: Settings, console: Console, runs: list[RunResult], trust: Trust) -> bool:
     """4. The watch's sealed runs checked as one timeline (TL1, TL2) and written as its document."""
+    from api.service.local_cases import write_packages
     from verifier.report.timeline import render_timeline_html, render_timeline_pdf
     from verifier.report.timeline_entries import timeline_document
     from verifier.timeline import verify_timeline
@@ -136,9 +138,8 @@ def _timeline(settings: Settings, console: Console, runs: list[str], trust: Trus
 
     folder = settings.reports_dir / "demo-timeline"
     shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
-    for evidence_id in runs:  # the document links each line to its package file: keep them together
-        shutil.copy2(settings.packages_dir / f"{evidence_id}.wacz", folder)
+    # The sealed runs beside the document, which links each line to its package file.
+    write_packages(settings, [run.row_id for run in runs], folder)
     report = verify_timeline(folder, trust, thumbnails=True)
     console.print("[green]4. timeline[/] of the watch, verified with tiezheng-verify timeline:")
     console.print(render(report), soft_wrap=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 from sqlalchemy import update
 from sqlalchemy.engine import Engine
@@ -177,3 +178,26 @@ def _aware(moment: datetime) -> datetime:
     from datetime import UTC
 
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def write_packages(settings: Settings, row_ids: list[str], folder: Path) -> list[Path]:
+    """Each run's newest package (sealed, once its proofs are attached) as ``folder/<evidence id>.wacz``,
+    put together from the blob store as a download is. Raises LookupError for a run with no package."""
+    from api.service import crud, packages
+    from api.service.runtime import blob_store
+
+    blobs = blob_store(settings)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    with Session(database(settings)) as session:
+        for row_id in row_ids:
+            found = crud.evidence_with_item(session, row_id=row_id)
+            package = None if found is None else packages.current(session, blobs, *found)
+            if found is None or package is None or found[0].evidence_id is None:
+                raise LookupError(f"run {row_id} has no package")
+            target = folder / f"{found[0].evidence_id}.wacz"
+            with target.open("wb") as out:
+                for chunk in package.chunks():
+                    out.write(chunk)
+            written.append(target)
+    return written
