@@ -27,6 +27,7 @@ from api.service.errors import ApiError, not_found
 from api.service.models import (
     MAX_SUBJECT_CHARS,
     Evidence,
+    MatterFiling,
     SlotState,
     Watch,
     WatchPublic,
@@ -191,8 +192,6 @@ class RunContext:
 
 def run_context(session: Session, *, row: Evidence) -> RunContext:
     """The manifest fields of capture row ``row``: from its watch slot if it is a run, else its own filing."""
-    from api.service.models import MatterFiling
-
     slot = session.exec(select(WatchSlot).where(WatchSlot.evidence_ref == row.id)).first()
     filing = session.get(MatterFiling, row.id)
     matter = filing.matter_id if filing is not None else None
