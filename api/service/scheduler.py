@@ -49,6 +49,7 @@ from api.service.models import (
     utcnow,
 )
 from evidence.manifest import new_evidence_id
+from verifier.errors import TiezhengError
 
 log = logging.getLogger(__name__)
 
@@ -177,8 +178,8 @@ def _decide(session: Session, watch: Watch, now: datetime, busy: bool, outcome: 
     outcome.ended += int(slot_plan.ended)
 
 
-class _Lost(Exception):
-    """Another scheduler decided this watch's slots first."""
+class _Lost(TiezhengError):
+    """Another scheduler decided this watch's slots first (control flow: the loser rolls back)."""
 
 
 def _aware(moment: datetime) -> datetime:
