@@ -10,6 +10,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -92,6 +93,40 @@ def matter_show(matter_id: Annotated[str, typer.Argument(metavar="ID")], data_di
     console.print(f"log: {len(view.log)} line(s), hash chain {state}, head {m.log_head}")
     for e in view.log:
         console.print(f"  {e.seq:>3} {e.at:%Y-%m-%d %H:%M:%S} {e.action:<10} {escape(json.dumps(e.detail))}")
+
+
+def timeline(matter_id: Annotated[str, typer.Argument(metavar="MATTER", help="The matter's id.")],
+             pdf: Annotated[Path | None, typer.Option(metavar="FILE", help="Write the bilingual PDF document here.")]
+             = None,
+             html: Annotated[Path | None, typer.Option(metavar="FILE", help="Write the HTML document here.")] = None,
+             lang: Annotated[str, typer.Option(help="en or zh, for the terminal report.")] = "en",
+             data_dir: DataDir = None, as_json: JsonFlag = False) -> None:
+    """Verify a matter's evidence as one timeline (TL1, TL2) and write its document.
+
+    Exits 0 when every package verifies and TL1/TL2 pass, 1 when a check fails, 3 when it cannot judge.
+    """
+    from api.service.local_cases import local_matter_timeline
+    from verifier.timeline_cli import render
+
+    for target in (pdf, html):
+        if target is not None and target.is_dir():
+            raise UserError(f"{target} is a folder", "give the name of the file to write")
+    with _as_user_errors("see `tiezheng matter list`"), \
+            errors.status("verifying the matter's packages as a timeline…", spinner="dots"):
+        found = local_matter_timeline(writable_settings(data_dir), matter_id)
+    if as_json:
+        _print_json({**found.report.to_json(), "without_package": list(found.without_package)})
+    else:
+        console.print(render(found.report, lang=lang))
+        for ref in found.without_package:
+            console.print(f"[yellow]no package yet[/] for {escape(ref)} (a capture still running, or failed)")
+    if html is not None:
+        html.write_text(found.html(), encoding="utf-8")
+        errors.print(f"timeline document: {html}")
+    if pdf is not None:
+        pdf.write_bytes(found.pdf())
+        errors.print(f"timeline document: {pdf}")
+    raise typer.Exit(found.report.exit_code)
 
 
 def _until(text: str | None) -> datetime | None:

@@ -18,7 +18,7 @@ from rich.markup import escape
 
 from api.cli.admin import keys_app, serve, tenants_app
 from api.cli.capture import capture
-from api.cli.cases import matter_app, watch_app
+from api.cli.cases import matter_app, timeline, watch_app
 from api.cli.doctor import doctor
 from api.cli.help_text import plain_help_types
 from api.cli.support import DataDir, JsonFlag, UserError, apply_global_options, existing_settings, input_file
@@ -44,6 +44,7 @@ app.command()(doctor)
 app.add_typer(worker_app, name="worker")
 app.add_typer(matter_app, name="matter")
 app.add_typer(watch_app, name="watch")
+app.command()(timeline)
 
 console = Console()
 errors = Console(stderr=True)

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import update
 from sqlalchemy.engine import Engine
@@ -28,6 +29,9 @@ from api.service.models import (
     utcnow,
 )
 from api.service.settings import Settings
+
+if TYPE_CHECKING:
+    from api.service.matter_timeline import MatterTimeline
 
 
 def database(settings: Settings) -> Engine:
@@ -201,3 +205,14 @@ def write_packages(settings: Settings, row_ids: list[str], folder: Path) -> list
                     out.write(chunk)
             written.append(target)
     return written
+
+
+def local_matter_timeline(settings: Settings, matter_id: str) -> MatterTimeline:
+    """`tiezheng timeline MATTER`: the local matter verified as a timeline, with this data dir's trust."""
+    from api.service.matter_timeline import matter_timeline
+    from api.service.runtime import blob_store, local_trust
+    from verifier.trust import default_trust
+
+    with Session(database(settings)) as session:
+        return matter_timeline(session, blob_store(settings), settings, tenant_id=matters.local_tenant_id(session),
+                               matter_id=matter_id, trust=default_trust().merged(local_trust(settings)))

@@ -90,3 +90,19 @@ def test_watch_run_due_captures_and_chains(tmp_path: Path, sample_site: str) -> 
     assert shown["log_intact"] and {r["row_id"] for r in runs} <= set(shown["evidence"])
     tiezheng(data, "watch", "remove", watch["id"])
     assert _json(tiezheng(data, "watch", "list", "--json")) == []
+
+    # The matter as a timeline: the watch's runs as one chain, an upload filed beside them alone.
+    exhibit = tmp_path / "registration.txt"
+    exhibit.write_text("trademark registration\n")
+    tiezheng(data, "upload", exhibit, "--matter", matter)
+    tiezheng(data, "seal", **env)
+    html, pdf = tmp_path / "timeline.html", tmp_path / "timeline.pdf"
+    timeline = tiezheng(data, "timeline", matter, "--json", "--html", html, "--pdf", pdf, check=False, **env)
+    report = json.loads(timeline.stdout)
+    checks = {c["id"]: c for c in report["checks"]}
+    assert checks["TL1"]["status"] == "pass" and "1 stand-alone item" in checks["TL1"]["reason"], checks
+    assert checks["TL2"]["status"] in ("pass", "warn"), checks  # runs sealed in one batch share a TSA time
+    assert len(report["packages"]) == len(runs) + 1 and all(p["verified"] for p in report["packages"])
+    assert timeline.returncode == 0 and report["without_package"] == []
+    assert "Shop 7" in html.read_text(encoding="utf-8") and pdf.read_bytes().startswith(b"%PDF")
+    assert tiezheng(data, "timeline", "mt-nope", check=False).returncode == 2

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.api.conftest import start_server
-from tests.api.server import Server
+from tests.api.server import Server, wait_for_status
 from verifier.canonical import canonical_json
 
 GENESIS = "0" * 64
@@ -85,6 +85,8 @@ def test_every_matter_and_watch_endpoint_hides_another_tenants(client_a: httpx.C
             absent(client_b.get(f"/v1/{kind}/{ident}"))
             if kind == "matters":
                 absent(client_b.get(f"/v1/matters/{ident}/log"))
+                for form in ("json", "html", "pdf"):
+                    absent(client_b.get(f"/v1/matters/{ident}/timeline", params={"format": form}))
                 absent(client_b.post(f"/v1/matters/{ident}/evidence", json={"evidence_id": evidence_b}))
             else:
                 absent(client_b.post(f"/v1/watches/{ident}/pause"))
@@ -151,3 +153,23 @@ def test_watch_requests_are_checked(client_a: httpx.Client) -> None:
     assert watch["fields"] == {"price": ".price", "seller": "#seller-name"}
     assert client_a.post(f"/v1/watches/{watch['id']}/pause").json()["state"] == "paused"
     assert client_a.post(f"/v1/watches/{watch['id']}/resume").json()["state"] == "active"
+
+
+def test_a_matters_timeline_is_verified_and_rendered(client_a: httpx.Client) -> None:
+    """Two uploads filed under a matter, sealed: the timeline verifies both (stand-alone items: no watch)."""
+    matter = _matter(client_a, "Timeline")["id"]
+    ids = [_upload(client_a, matter=matter) for _ in range(2)]
+    for evidence_id in ids:
+        wait_for_status(client_a, evidence_id, {"sealed"})
+    report = client_a.get(f"/v1/matters/{matter}/timeline")
+    assert report.status_code == 200, report.text
+    body = report.json()
+    assert len(body["packages"]) == 2 and all(p["verified"] for p in body["packages"])
+    assert body["without_package"] == []
+    assert [c["status"] for c in body["checks"]] == ["pass", "skip"] and "stand alone" in body["checks"][0]["reason"]
+    page = client_a.get(f"/v1/matters/{matter}/timeline", params={"format": "html"})
+    assert page.headers["content-type"].startswith("text/html") and "Timeline" in page.text
+    assert "script-src" not in page.headers["content-security-policy"] and "default-src 'none'" in \
+        page.headers["content-security-policy"]
+    pdf = client_a.get(f"/v1/matters/{matter}/timeline", params={"format": "pdf"})
+    assert pdf.content.startswith(b"%PDF")

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, Response
 
 from api.service import crud, matters
 from api.service.errors import not_found
+from api.service.matter_timeline import matter_timeline as build_matter_timeline
 from api.service.models import FilingMove, MatterCreate, MatterLogPublic, MatterPublic
-from api.web.deps import CurrentUser, SessionDep, client_address
-from api.web.responses import ERRORS
+from api.web.deps import CurrentUser, SessionDep, StateDep, client_address
+from api.web.responses import ERRORS, AsciiJSONResponse
 
 router = APIRouter(prefix="/matters", tags=["matters"], responses=ERRORS)
+
+DOCUMENT_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'"
 
 
 @router.post("", status_code=201, response_model=MatterPublic, name="matters.create", summary="Open a matter")
@@ -62,3 +66,25 @@ def file_evidence(matter_id: str, body: FilingMove, request: Request, who: Curre
     session.commit()
     return matters.public(session, matters.get(session, tenant_id=who.tenant_id, matter_id=matter_id),
                           with_evidence=True)
+
+
+@router.get("/{matter_id}/timeline", name="matters.timeline", summary="A matter's timeline, verified",
+            responses={200: {"content": {"application/json": {}, "text/html": {}, "application/pdf": {}},
+                             "description": "the `tiezheng-verify timeline --json` report, or its document"}})
+def matter_timeline(matter_id: str, who: CurrentUser, session: SessionDep, state: StateDep,
+                    format: Annotated[Literal["json", "html", "pdf"], Query(
+                        description="json: the verification report; html or pdf: the bilingual document")] = "json",
+                    ) -> Response:
+    """Every package filed under the matter, verified now (offline) as one timeline: TL1 (each watch's
+    captures form one chain) and TL2 (their order agrees with the TSA times), in time order."""
+    # A sync route runs in the thread pool; verifying is CPU work, as /report's is.
+    found = build_matter_timeline(session, state.blobs, state.settings, tenant_id=who.tenant_id,
+                                  matter_id=matter_id, trust=state.trust())
+    if format == "html":
+        # The document is self-contained (inline style, data: thumbnails); nothing in it may run.
+        return HTMLResponse(found.html(), headers={"Content-Security-Policy": DOCUMENT_CSP})
+    if format == "pdf":
+        return Response(found.pdf(), media_type="application/pdf",
+                        headers={"Content-Disposition": f'attachment; filename="{matter_id}-timeline.pdf"'})
+    return AsciiJSONResponse({**found.report.to_json(), "without_package": list(found.without_package)})
+
