@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeAlias
 
-from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from anchor.ethereum import verifiable_part
+from anchor.item_updates import mark_attached
 from anchor.store import ItemState, SealBatch, SealItem, utcnow
 from verifier import merkle
 from verifier.canonical import canonical_json
@@ -32,8 +32,6 @@ from verifier.wacz import Member, rewrite_package
 ATTACH_COMMIT_EVERY = 200
 #: Without package files, only bookkeeping: big slices.
 MARK_COMMIT_EVERY = 20_000
-#: Ids per IN (...) list: under every database's parameter limit.
-ID_SLICE = 1_000
 
 #: Anchor files of a package: (path inside the package, the full anchor record).
 AnchorFiles: TypeAlias = Sequence[tuple[str, dict[str, Any]]]
@@ -136,10 +134,9 @@ def attach_batch(engine: Engine, batch: SealBatch, files: AnchorFiles, *, write_
 
 
 def _mark_attached(engine: Engine, item_ids: Sequence[int]) -> None:
-    now = utcnow()
+    """Commit ``item_ids`` as attached, in one set-based statement (see ``anchor.item_updates``)."""
+    if not item_ids:
+        return
     with Session(engine) as session:
-        for start in range(0, len(item_ids), ID_SLICE):
-            session.connection().execute(
-                update(SealItem).where(col(SealItem.id).in_(item_ids[start:start + ID_SLICE]))
-                .values(state=ItemState.ATTACHED, sealed_at=now))
+        mark_attached(session.connection(), item_ids, utcnow())
         session.commit()

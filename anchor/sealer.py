@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
-from sqlalchemy import bindparam, func, update
+from sqlalchemy import func, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -51,6 +51,7 @@ from anchor.anchors import (
     update_anchor,
 )
 from anchor.attach import attach_batch
+from anchor.item_updates import assign_leaves
 from anchor.rpc import AnchorError
 from anchor.store import (
     AnchorState,
@@ -80,7 +81,7 @@ LEASE_NAME = "sealer"
 LEASE_TTL = timedelta(minutes=5)
 RETRY_BASE = timedelta(seconds=2)
 RETRY_MAX = timedelta(minutes=5)
-#: Bulk updates go in slices so one statement never carries a million parameters.
+#: Items assigned per statement, so one statement never carries a million of them.
 ASSIGN_SLICE = 20_000
 
 
@@ -220,13 +221,16 @@ class Sealer:
             batch_id = f"b-{utcnow():%Y%m%dT%H%M%S}-{secrets.token_hex(4)}"
             session.add(SealBatch(id=batch_id, tree_size=len(rows), root=merkle.root(leaves).hex()))
             session.flush()
-            assignments = [{"item_id": item_id, "leaf": index} for index, (item_id, _) in enumerate(rows)]
-            for start in range(0, len(assignments), ASSIGN_SLICE):
-                session.connection().execute(
-                    update(SealItem).where(col(SealItem.id) == bindparam("item_id"))
-                    .where(col(SealItem.state) == ItemState.PENDING)
-                    .values(state=ItemState.BATCHED, batch_id=batch_id, leaf_index=bindparam("leaf")),
-                    assignments[start:start + ASSIGN_SLICE])
+            item_ids = [int(item_id) for item_id, _ in rows if item_id is not None]
+            assigned = 0
+            for start in range(0, len(item_ids), ASSIGN_SLICE):
+                assigned += assign_leaves(session.connection(), batch_id, item_ids[start:start + ASSIGN_SLICE],
+                                          first_leaf=start)
+            if assigned != len(item_ids):
+                # An item left "pending" after it was read: the root would not cover the batch. Nothing
+                # is committed; the next pass closes a batch from what is pending then.
+                session.rollback()
+                raise RuntimeError(f"{len(item_ids) - assigned} item(s) left 'pending' while a batch closed")
             session.commit()
         self._transitioned(batch_id, BatchState.BATCHED)
         return batch_id
