@@ -202,20 +202,19 @@ class Sealer:
         The batch row, every item's assignment and the root commit together or not at all.
         """
         limit = self.config.batch_max_items
+        # "batch_id IS NULL" lets both databases find pending items through their partial index.
+        is_pending = (col(SealItem.batch_id).is_(None), col(SealItem.state) == ItemState.PENDING)
         with Session(self.engine) as session:
-            oldest = session.exec(select(func.min(SealItem.accepted_at))
-                                  .where(SealItem.state == ItemState.PENDING)).one()
+            oldest = session.exec(select(func.min(SealItem.accepted_at)).where(*is_pending)).one()
             if oldest is None:
                 return None
-            pending = session.exec(select(func.count()).select_from(SealItem)
-                                   .where(SealItem.state == ItemState.PENDING)).one()
+            pending = session.exec(select(func.count()).select_from(SealItem).where(*is_pending)).one()
             if oldest.tzinfo is None:
                 oldest = oldest.replace(tzinfo=utcnow().tzinfo)
             due = force or pending >= limit or utcnow() - oldest >= self.config.batch_max_age
             if not due:
                 return None
-            rows = session.exec(select(SealItem.id, SealItem.fingerprint)
-                                .where(SealItem.state == ItemState.PENDING)
+            rows = session.exec(select(SealItem.id, SealItem.fingerprint).where(*is_pending)
                                 .order_by(col(SealItem.id)).limit(limit)).all()
             leaves = merkle.leaf_hashes([bytes.fromhex(fp) for _, fp in rows])
             batch_id = f"b-{utcnow():%Y%m%dT%H%M%S}-{secrets.token_hex(4)}"
