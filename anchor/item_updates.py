@@ -33,7 +33,9 @@ ID_SLICE = 1_000
 _ASSIGN_POSTGRESQL = text(
     "UPDATE seal_item SET state = :batched, batch_id = :batch_id, leaf_index = leaf.ordinality - 1 + :first_leaf "
     "FROM unnest(CAST(:ids AS BIGINT[])) WITH ORDINALITY AS leaf(id, ordinality) "
-    "WHERE seal_item.id = leaf.id AND seal_item.state = :pending")
+    # The id range lets the planner read just the slice's rows through the primary key; without it,
+    # once the table is much larger than a slice, it hashes the whole table for every slice.
+    "WHERE seal_item.id = leaf.id AND seal_item.id BETWEEN :lowest AND :highest AND seal_item.state = :pending")
 _ASSIGN_SQLITE = "UPDATE seal_item SET state = ?, batch_id = ?, leaf_index = ? WHERE id = ? AND state = ?"
 # The time is bound with the column's own type, so it is stored exactly as an ORM write would store it.
 _SEALED_AT = bindparam("sealed_at", type_=SealItem.__table__.c.sealed_at.type)  # type: ignore[attr-defined]
@@ -56,7 +58,7 @@ def assign_leaves(connection: Connection, batch_id: str, item_ids: Sequence[int]
     if dialect == "postgresql":
         result = connection.execute(_ASSIGN_POSTGRESQL, {
             "batched": ItemState.BATCHED.value, "pending": ItemState.PENDING.value, "batch_id": batch_id,
-            "first_leaf": first_leaf, "ids": list(item_ids)})
+            "first_leaf": first_leaf, "ids": list(item_ids), "lowest": min(item_ids), "highest": max(item_ids)})
         return int(result.rowcount)
     if dialect == "sqlite":
         rows = [(ItemState.BATCHED.value, batch_id, first_leaf + index, item_id, ItemState.PENDING.value)
