@@ -202,7 +202,7 @@ class Sealer:
         The batch row, every item's assignment and the root commit together or not at all.
         """
         limit = self.config.batch_max_items
-        # "batch_id IS NULL" lets both databases find pending items through their partial index.
+        # "batch_id IS NULL" finds pending items through the index on batch_id (state has none).
         is_pending = (col(SealItem.batch_id).is_(None), col(SealItem.state) == ItemState.PENDING)
         with Session(self.engine) as session:
             oldest = session.exec(select(func.min(SealItem.accepted_at)).where(*is_pending)).one()
@@ -225,11 +225,11 @@ class Sealer:
             for start in range(0, len(item_ids), ASSIGN_SLICE):
                 assigned += assign_leaves(session.connection(), batch_id, item_ids[start:start + ASSIGN_SLICE],
                                           first_leaf=start)
-            if assigned != len(item_ids):
+            if assigned != len(rows):
                 # An item left "pending" after it was read: the root would not cover the batch. Nothing
                 # is committed; the next pass closes a batch from what is pending then.
                 session.rollback()
-                raise RuntimeError(f"{len(item_ids) - assigned} item(s) left 'pending' while a batch closed")
+                raise RuntimeError(f"{len(rows) - assigned} item(s) left 'pending' while a batch closed")
             session.commit()
         self._transitioned(batch_id, BatchState.BATCHED)
         return batch_id

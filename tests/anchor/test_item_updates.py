@@ -3,8 +3,8 @@
 Thousands of items go through several batches whose assignments and marks span several slices, and
 every row's end state is checked: attached, in a batch, at the leaf its id order gives, with a proof
 that verifies against its batch's root. A sealer that stops between two committed mark slices is
-resumed by another one, which finishes the batch exactly once. PostgreSQL cases skip when no server
-answers.
+resumed by another one, which finishes the batch exactly once. A store made before loses its index on
+state. PostgreSQL cases skip when no server answers.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
-from sqlalchemy import insert
+from sqlalchemy import insert, inspect, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
@@ -25,7 +25,7 @@ import anchor.sealer as sealer_module
 from anchor.devnet import DEV_OPERATOR_KEY, DEVNET_CHAIN_ID
 from anchor.item_updates import assign_leaves, mark_attached
 from anchor.sealer import ChainEndpoint, Sealer, SealerConfig, TSAEndpoint
-from anchor.store import BatchState, ItemState, SealBatch, SealItem, make_engine, sqlite_url
+from anchor.store import ITEM_FILLFACTOR, BatchState, ItemState, SealBatch, SealItem, make_engine, sqlite_url
 from anchor.tsa_server import DevTSA, TSAServer
 from tests.api.server import drop_postgres_database, postgres_database, postgres_where
 from verifier import merkle
@@ -163,3 +163,20 @@ def test_assign_leaves_skips_items_no_longer_pending(engine: Engine) -> None:
     with engine.begin() as connection:
         assert assign_leaves(connection, "b-empty", []) == 0
         assert mark_attached(connection, [], datetime.now(UTC)) == 0
+
+
+def test_a_store_made_before_loses_its_state_index(engine: Engine) -> None:
+    """An index on state would make every attached mark a full row version on PostgreSQL."""
+    with engine.begin() as connection:
+        connection.execute(text("CREATE INDEX ix_seal_item_state ON seal_item (state)"))
+        if engine.dialect.name == "postgresql":
+            connection.execute(text("ALTER TABLE seal_item RESET (fillfactor)"))
+    reopened = make_engine(engine.url.render_as_string(hide_password=False))
+    try:
+        assert "ix_seal_item_state" not in {i["name"] for i in inspect(reopened).get_indexes("seal_item")}
+        if engine.dialect.name == "postgresql":
+            with reopened.connect() as connection:
+                options = connection.execute(text("SELECT reloptions FROM pg_class WHERE relname = 'seal_item'"))
+                assert options.scalar_one() == [f"fillfactor={ITEM_FILLFACTOR}"]
+    finally:
+        reopened.dispose()
