@@ -8,9 +8,10 @@ killed anywhere restarts from the store and finishes each batch exactly once:
 * every configured chain anchors the batch on its own (``anchor.anchors``): each anchor
   transaction is stored before it is broadcast, and a restart waits for that very transaction
   (re-sending its raw bytes) instead of signing a new one;
-* the batch is confirmed once ``min_chains`` anchors are; proofs are attached only then, each
-  package rewritten atomically, and attaching is idempotent. The other chains keep retrying and
-  their anchors are added to the packages when they confirm (the fingerprint never changes).
+* the batch is confirmed once ``min_chains`` anchors are; proofs are attached only then, as objects
+  of their own beside the immutable packages (``anchor.attach``), and attaching is idempotent. The
+  other chains keep retrying and their anchors are added when they confirm (the fingerprint never
+  changes).
 
 A TSA or RPC that is down makes the step fail with a recorded reason; the batch is retried with
 exponential backoff and its items stay pending ("never report sealed without a confirmed anchor").
@@ -50,7 +51,7 @@ from anchor.anchors import (
     send_anchor,
     update_anchor,
 )
-from anchor.attach import attach_batch
+from anchor.attach import ProofStore, attach_batch
 from anchor.item_updates import assign_leaves
 from anchor.rpc import AnchorError
 from anchor.store import (
@@ -132,7 +133,7 @@ class Sealer:
     """Drives batches through the sealing states. Safe to run in several processes: one works."""
 
     def __init__(self, engine: Engine, config: SealerConfig, *, owner: str | None = None,
-                 on_transition: Transition | None = None) -> None:
+                 on_transition: Transition | None = None, proofs: ProofStore | None = None) -> None:
         if config.min_tsa < 1 or len(config.tsas) < config.min_tsa:
             raise ValueError(f"{len(config.tsas)} TSA(s) configured, {config.min_tsa} required")
         chain_ids = [c.chain_id for c in config.anchor_chains]
@@ -145,10 +146,12 @@ class Sealer:
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         # Called after each committed transition with (batch_id, new state); tests kill here.
         self.on_transition = on_transition
+        # Where proof files are stored (the blob store). Without one, only package files get them.
+        self.proofs = proofs
 
     # -- accepting work -------------------------------------------------------------------------
 
-    def accept(self, evidence_id: str, fingerprint: bytes, package_path: Path | str) -> None:
+    def accept(self, evidence_id: str, fingerprint: bytes, package_path: Path | str = "") -> None:
         """Record a fingerprint as pending. Returns once the row is committed (durable)."""
         with Session(self.engine) as session:
             session.add(pending_item(evidence_id, fingerprint, package_path))
@@ -350,8 +353,8 @@ class Sealer:
         """Write every item's proof files with the anchors of ``rows`` (see ``attach_batch``)."""
         primary: dict[str, Any] | None = json.loads(batch.anchor_record) if batch.anchor_record else None
         files = anchor_files(primary, [json.loads(r.anchor_record) for r in rows if r.anchor_record])
-        attach_batch(self.engine, batch, files, write_packages=self.config.attach_packages, resume=resume,
-                     renew_lease=self._lease)
+        attach_batch(self.engine, batch, files, store=self.proofs, write_packages=self.config.attach_packages,
+                     resume=resume, renew_lease=self._lease)
 
     # -- bookkeeping ---------------------------------------------------------------------------
 

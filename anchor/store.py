@@ -69,7 +69,9 @@ class SealItem(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     evidence_id: str = Field(unique=True, index=True, max_length=100)
     fingerprint: str = Field(max_length=64)
-    package_path: str
+    #: The package file the single-user CLI keeps, where sealing writes the sealed package; empty in the
+    #: service, whose packages are immutable blobs (no process reads another's files).
+    package_path: str = ""
     state: str = Field(default=ItemState.PENDING, max_length=16)
     batch_id: str | None = Field(default=None, index=True, max_length=40)
     leaf_index: int | None = None
@@ -117,6 +119,33 @@ class SealAnchor(SQLModel, table=True):
     attempts: int = 0
     last_error: str | None = Field(default=None, sa_column=Column(Text))
     next_attempt_at: datetime | None = None
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class SealItemProof(SQLModel, table=True):
+    """Where one sealed item's own proof file (proof/proof.json) is in the blob store.
+
+    Written (committed) before the item is marked attached, so a sealed item always has its row.
+    """
+
+    __tablename__ = "seal_item_proof"
+
+    evidence_id: str = Field(primary_key=True, max_length=100)
+    batch_id: str = Field(index=True, max_length=40)
+    address: str = Field(max_length=64)
+
+
+class SealBatchProof(SQLModel, table=True):
+    """A batch's shared proof files in the blob store (tokens, TSA certificates, anchors).
+
+    ``files`` is JSON ``[[name in the package, address], ...]`` in package order. A late anchor
+    stores its file and replaces the list; objects are never changed.
+    """
+
+    __tablename__ = "seal_batch_proof"
+
+    batch_id: str = Field(primary_key=True, max_length=40)
+    files: str = Field(sa_column=Column(Text, nullable=False))
     updated_at: datetime = Field(default_factory=utcnow)
 
 
@@ -224,7 +253,7 @@ def release_lease(engine: Engine, name: str, owner: str) -> None:
             session.commit()
 
 
-def pending_item(evidence_id: str, fingerprint: bytes, package_path: Path | str) -> SealItem:
+def pending_item(evidence_id: str, fingerprint: bytes, package_path: Path | str = "") -> SealItem:
     """The row that makes a package pending; add it to a session and commit to accept it."""
     return SealItem(evidence_id=evidence_id, fingerprint=fingerprint.hex(), package_path=str(package_path))
 

@@ -44,8 +44,8 @@ from typing import Any
 import httpx
 from sqlalchemy import create_engine, text
 
-from api.serve_workers import default_workers
-from api.settings import Settings
+from api.service.settings import Settings
+from api.web.serve_workers import default_workers
 
 BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parents[1]
@@ -103,7 +103,7 @@ class Server:
     def env(self) -> dict[str, str]:
         env = {**os.environ, "TIEZHENG_DATA_DIR": str(self.data_dir),
                "TIEZHENG_BATCH_MAX_AGE_SECONDS": str(self.batch_age),
-               # The benchmark measures the service, not the per-key limiter (documented in api/ratelimit.py).
+               # The benchmark measures the service, not the per-key limiter (documented in api/service/ratelimit.py).
                "TIEZHENG_RATE_PER_SECOND": "1000000", "TIEZHENG_RATE_BURST": "1000000"}
         if self.database_url:
             env["TIEZHENG_DATABASE_URL"] = self.database_url

@@ -1,7 +1,7 @@
 """The floor for benchmarks/api_load.py: the least an upload endpoint can do and still be honest.
 
 ``POST /v1/uploads`` here does what any durable upload service must do, and nothing more: the same
-streamed multipart parse as Tiezheng (``api.multipart_stream.receive_form``), one key lookup (the
+streamed multipart parse as Tiezheng (``api.web.multipart_stream.receive_form``), one key lookup (the
 HMAC of the bearer key under a server secret, one SELECT on an indexed column), an fsync'd write of
 the uploaded bytes, and one row inserted and committed in SQLite. No packaging, signing or sealing.
 
@@ -26,8 +26,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from api.errors import ApiError
-from api.multipart_stream import ReceivedForm, receive_form
+from api.service.errors import ApiError
+from api.web.multipart_stream import ReceivedForm, receive_form
 
 SECRET = b"bare-benchmark-server-secret"
 UPLOAD_LIMIT = 64 << 20

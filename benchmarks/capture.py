@@ -38,8 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from evidence import browser as browser_module
 from evidence.capture import CaptureOptions, WarmBrowser, capture_many, capture_one
-from evidence.manifest import Requester
 from evidence.operator_key import load_or_create
+from verifier.package import Requester
 
 SITE = Path(__file__).resolve().parent.parent / "samples" / "site"
 TARGET_WARM_P50_S = 1.5

@@ -25,8 +25,8 @@ from typing import Any
 
 from sqlalchemy import create_engine, text
 
-from api.models import MAX_CAPTURE_URLS
-from api.sample_site import serve_site
+from api.cli.sample_site import serve_site
+from api.service.models import MAX_CAPTURE_URLS
 
 BIN = Path(sys.executable).parent
 SITE = Path(__file__).resolve().parents[1] / "samples" / "site"

@@ -46,11 +46,11 @@ from anchor.ethereum import verifiable_part
 from anchor.sealer import ChainEndpoint, Sealer, SealerConfig, TSAEndpoint
 from anchor.store import ItemState, SealBatch, SealItem, make_engine, sqlite_url
 from anchor.tsa_server import DevTSA
-from evidence.manifest import Requester
 from evidence.operator_key import load_or_create
 from evidence.upload import build_upload
 from verifier import merkle
 from verifier.canonical import canonical_json
+from verifier.package import Requester
 from verifier.proof import InclusionProof
 
 SIZES = (1_000, 100_000, 1_000_000)

@@ -37,8 +37,8 @@ from tests.factory import make_workspace, seal_batch
 from verifier.checks import run_check
 from verifier.checks.context import Context
 from verifier.package import open_package
-from verifier.report import CHECKS
 from verifier.trust import load_trust
+from verifier.verdict import CHECKS
 
 TARGET_P50_MS = 50.0
 TARGET_PROCESS_RATIO = 4.0

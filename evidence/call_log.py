@@ -19,10 +19,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from evidence.manifest import utc_iso
 from verifier import canonical
 from verifier.call_log import GENESIS, encode_line, line_sha256
 from verifier.capture_format import SYSTEM_ACTOR
+from verifier.manifest_writer import utc_iso
 
 
 def output_record(path_in_package: str, file: Path) -> dict[str, Any]:

@@ -33,10 +33,11 @@ from evidence.capture_options import CaptureOptions
 from evidence.capture_package import build_capture_package
 from evidence.capture_run import CaptureRun
 from evidence.clock_probe import ClockReferences
-from evidence.manifest import Requester, new_evidence_id
+from evidence.manifest import new_evidence_id
 from evidence.operator_key import OperatorKey
 from evidence.ssrf import split_url
 from evidence.upload import BuiltPackage
+from verifier.package import Requester
 
 __all__ = ["BlockedAddress", "CaptureError", "CaptureOptions", "CaptureResult", "ClockReferences", "WarmBrowser",
            "WarmCapturer", "capture_file", "capture_many", "capture_one", "capture_urls", "read_url_file"]

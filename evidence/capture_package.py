@@ -17,11 +17,12 @@ from evidence.browser import WarmBrowser
 from evidence.capture_options import CaptureOptions
 from evidence.capture_run import CaptureOutcome
 from evidence.environment import code_record, platform_record, tool_records
-from evidence.manifest import Requester, artifact_record, clock_source, finish, utc_iso
+from evidence.manifest import clock_source, file_artifact
 from evidence.operator_key import OperatorKey
 from evidence.upload import BuiltPackage
 from verifier.capture_format import (
     CAPTURE_LOG_PATH,
+    CHANGE_PATH,
     DOM_PATH,
     ENVIRONMENT_PATH,
     INDEX_PATH,
@@ -33,14 +34,15 @@ from verifier.capture_format import (
     SOURCE_PATH,
     WARC_PATH,
 )
-from verifier.package import MANIFEST_PATH, SIGNATURE_PATH
+from verifier.manifest_writer import NewManifest, artifact_json, utc_iso
+from verifier.package import MANIFEST_PATH, SIGNATURE_PATH, Requester
 from verifier.wacz import Member, package_metadata, write_package
 
 MEDIA_TYPES = {".png": "image/png", ".html": "text/html", ".json": "application/json",
                ".jsonl": "application/x-ndjson", ".gz": "application/gzip", ".idx": "text/plain"}
 #: The order artifacts are listed in the manifest and the package.
-ORDER = (ENVIRONMENT_PATH, SCREENSHOT_PATH, DOM_PATH, SOURCE_PATH, NETWORK_PATH, CAPTURE_LOG_PATH, WARC_PATH,
-         PAGES_PATH, INDEX_PATH, INDEX_SUMMARY_PATH)
+ORDER = (ENVIRONMENT_PATH, SCREENSHOT_PATH, DOM_PATH, SOURCE_PATH, NETWORK_PATH, CHANGE_PATH, CAPTURE_LOG_PATH,
+         WARC_PATH, PAGES_PATH, INDEX_PATH, INDEX_SUMMARY_PATH)
 
 
 def _media_type(path: str) -> str:
@@ -53,16 +55,17 @@ def build_capture_package(outcome: CaptureOutcome, *, browser: WarmBrowser, opti
                           operator: OperatorKey, requester: Requester, packages_dir: Path) -> BuiltPackage:
     """Log ``package``, write the manifest, sign it, and write the package atomically."""
     files = dict(outcome.files)
-    artifacts = [artifact_record(path, ROLES[path], _media_type(path), files[path]) for path in ORDER
+    artifacts = [file_artifact(path, ROLES[path], _media_type(path), files[path]) for path in ORDER
                  if path in files]
-    outcome.log.record("package", inputs={"evidence_id": outcome.evidence_id, "artifacts": artifacts,
+    outcome.log.record("package", inputs={"evidence_id": outcome.evidence_id,
+                                          "artifacts": [artifact_json(a) for a in artifacts],
                                           "not_logged_here": "the manifest, its signature and the package hash "
                                                              "are made after this line"})
     outcome.log.close()
     ended = datetime.now(UTC)
     files[CAPTURE_LOG_PATH] = outcome.log.path
     artifacts.insert(ORDER.index(CAPTURE_LOG_PATH),
-                     artifact_record(CAPTURE_LOG_PATH, ROLES[CAPTURE_LOG_PATH], _media_type(CAPTURE_LOG_PATH),
+                     file_artifact(CAPTURE_LOG_PATH, ROLES[CAPTURE_LOG_PATH], _media_type(CAPTURE_LOG_PATH),
                                      outcome.log.path))
     raw = outcome.raw
     facts = browser.facts
@@ -80,22 +83,17 @@ def build_capture_package(outcome: CaptureOutcome, *, browser: WarmBrowser, opti
         "platform": platform_record(),
         "log_head": outcome.log.head,
     }
-    _, body, fingerprint = finish({
-        "evidence_id": outcome.evidence_id,
-        "kind": "web-capture",
-        "created_at": utc_iso(outcome.started),
-        "operator": operator.manifest_record(),
-        "requester": requester.record(),
-        "note": options.note,
-        "target": {"requested_url": outcome.requested_url, "final_url": raw.final.url,
-                   "redirects": raw.redirects(), "http_status": raw.final.status,
-                   "browser_final_url": outcome.browser_final_url, "title": outcome.title},
-        "capture": capture,
-        "artifacts": artifacts,
-    })
-    members = [Member(a["path"], path=files[a["path"]]) for a in artifacts]
+    manifest = NewManifest(
+        evidence_id=outcome.evidence_id, kind="web-capture", created_at=outcome.started,
+        operator=operator.manifest_operator(), requester=requester, note=options.note,
+        target={"requested_url": outcome.requested_url, "final_url": raw.final.url,
+                "redirects": raw.redirects(), "http_status": raw.final.status,
+                "browser_final_url": outcome.browser_final_url, "title": outcome.title},
+        capture=capture, artifacts=artifacts)
+    body = manifest.canonical_bytes
+    members = [Member(a.path, path=files[a.path]) for a in artifacts]
     members += [Member(MANIFEST_PATH, data=body), Member(SIGNATURE_PATH, data=operator.sign_manifest(body))]
     destination = packages_dir / f"{outcome.evidence_id}.wacz"
     write_package(destination, members, package_metadata(f"Tiezheng capture of {outcome.browser_final_url[:200]}",
                                                           outcome.started, outcome.browser_final_url))
-    return BuiltPackage(evidence_id=outcome.evidence_id, fingerprint=fingerprint, path=destination)
+    return BuiltPackage(evidence_id=outcome.evidence_id, fingerprint=manifest.fingerprint, path=destination)

@@ -37,7 +37,6 @@ from evidence.capture_errors import CaptureError
 from evidence.capture_options import CaptureOptions
 from evidence.clock_probe import ClockReferences
 from evidence.environment_check import environment_check
-from evidence.manifest import Requester, utc_iso
 from evidence.network_facts import Fetcher, RawFetch, robots_status
 from evidence.operator_key import OperatorKey
 from evidence.recorder import Recorder
@@ -59,6 +58,8 @@ from verifier.capture_format import (
     SOURCE_PATH,
     WARC_PATH,
 )
+from verifier.manifest_writer import requester_json, utc_iso
+from verifier.package import Requester
 
 MAX_SCREENSHOT_BYTES = 64 << 20
 MAX_SCREENSHOT_HEIGHT = 16384
@@ -104,7 +105,6 @@ class CaptureOutcome:
     log: CallLog
     raw: RawFetch
     browser_final_url: str
-    browser_status: int | None
     title: str
     proxy: dict[str, Any]
     profile: dict[str, Any]
@@ -163,7 +163,7 @@ class CaptureRun:
         await self._environment_check()
         self.log.record("start", inputs={"evidence_id": self.evidence_id, "requested_url": self.url,
                                          "options": opts.record(), "operator": self.operator.key_id,
-                                         "requester": self.requester.record()})
+                                         "requester": requester_json(self.requester)})
         _, host, _ = split_url(self.url)
         resolution = await self.resolver.resolve(host)
         self.policy.check(host, resolution.addresses)
@@ -231,8 +231,7 @@ class CaptureRun:
                                                                self._file(INDEX_SUMMARY_PATH, index.summary)])
         return CaptureOutcome(evidence_id=self.evidence_id, requested_url=self.url, started=self.started,
                               work=self.work, log=self.log, raw=raw, browser_final_url=url,
-                              browser_status=response.status if response else None, title=title, proxy=proxy,
-                              profile=profile, files=dict(self.files))
+                              title=title, proxy=proxy, profile=profile, files=dict(self.files))
 
     def _note_response(self, response: Response) -> None:
         self._responses.append(response)

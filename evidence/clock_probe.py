@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 from asn1crypto import tsp
 
-from evidence.manifest import utc_iso
+from verifier.manifest_writer import utc_iso
 
 PROBE_TIMEOUT_SECONDS = 5.0
 NTP_TIMEOUT_SECONDS = 2.0

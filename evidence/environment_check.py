@@ -35,12 +35,12 @@ from playwright.async_api import Error as PlaywrightError
 from evidence.browser import PROXY_VARIABLES, WarmBrowser, file_sha256
 from evidence.capture_errors import CaptureError
 from evidence.clock_probe import ClockReferences, ntp_offset, tsa_offset
-from evidence.manifest import utc_iso
 from evidence.resolver import RESOLV_CONF, HostResolver
 from evidence.ssrf import split_url
 from verifier import canonical
 from verifier.capture_format import ENVIRONMENT_FORMAT
 from verifier.hosts_file import MAX_HOSTS_TEXT_BYTES, non_default_entries, parse_hosts
+from verifier.manifest_writer import utc_iso
 
 HOSTS_FILE = Path("/etc/hosts")
 NSSWITCH_CONF = Path("/etc/nsswitch.conf")

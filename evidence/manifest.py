@@ -1,18 +1,19 @@
-"""Build manifests (format ``tiezheng/1``) and the artifact records they list."""
+"""What the evidence side puts into a manifest: ids, the local requester, file records, tool and clock facts.
+
+The manifest itself is written by ``verifier.manifest_writer``, beside its reader.
+"""
 
 from __future__ import annotations
 
 import getpass
 import platform
 import secrets
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from verifier import __version__ as verifier_version
-from verifier import canonical
-from verifier.package import MANIFEST_FORMAT
+from verifier.manifest_writer import artifact_of_stream
+from verifier.package import Artifact, Requester
 
 #: Evidence ids are sortable by creation time and unguessable.
 EVIDENCE_ID_RANDOM_BYTES = 6
@@ -23,48 +24,23 @@ def new_evidence_id(now: datetime | None = None) -> str:
     return f"tz-{moment:%Y%m%dT%H%M%S}-{secrets.token_hex(EVIDENCE_ID_RANDOM_BYTES)}"
 
 
-def utc_iso(moment: datetime) -> str:
-    """UTC with microseconds, the way every manifest time is written."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+def local_requester() -> Requester:
+    """The requester for CLI use: this machine's user on the local tenant."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return Requester(tenant="local", identity=f"{user}@{platform.node() or 'localhost'}")
 
 
-@dataclass(frozen=True)
-class Requester:
-    tenant: str
-    identity: str
-
-    @classmethod
-    def local(cls) -> Requester:
-        """The requester for CLI use: this machine's user on the local tenant."""
-        try:
-            user = getpass.getuser()
-        except (KeyError, OSError):
-            user = "unknown"
-        return cls(tenant="local", identity=f"{user}@{platform.node() or 'localhost'}")
-
-    def record(self) -> dict[str, str]:
-        return {"tenant": self.tenant, "identity": self.identity}
-
-
-def artifact_record(path_in_package: str, role: str, media_type: str, source: Path) -> dict[str, Any]:
+def file_artifact(path_in_package: str, role: str, media_type: str, source: Path) -> Artifact:
     """Hash a file (streamed) and return its manifest artifact record."""
     with source.open("rb") as stream:
-        digest, size = canonical.sha256_stream(stream)
-    return {"path": path_in_package, "role": role, "media_type": media_type, "size": size, "sha256": digest.hex()}
+        return artifact_of_stream(path_in_package, role, media_type, stream)
 
 
 def tool_record() -> dict[str, str]:
     return {"name": "tiezheng", "version": verifier_version, "python": platform.python_version()}
-
-
-def finish(manifest: dict[str, Any]) -> tuple[dict[str, Any], bytes, bytes]:
-    """Return ``(manifest, canonical bytes, fingerprint)`` after checking the required fields."""
-    for key in ("evidence_id", "kind", "operator", "requester", "artifacts"):
-        if key not in manifest:
-            raise ValueError(f"manifest lacks {key}")
-    manifest = {"format": MANIFEST_FORMAT, **manifest}
-    body = canonical.canonical_json(manifest)
-    return manifest, body, canonical.sha256(body)
 
 
 def clock_source() -> dict[str, str]:

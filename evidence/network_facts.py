@@ -32,12 +32,13 @@ import httpcore
 import httpx
 
 from evidence.capture_errors import CaptureError
-from evidence.manifest import utc_iso
 from evidence.resolver import HostResolver
 from evidence.ssrf import normalise_url, split_url
 from evidence.tls_policy import TlsPolicy, describe_tls, verify_failure, verify_message
 from evidence.warc_sink import WarcSink
+from verifier.errors import TiezhengError
 from verifier.http_body import DecodedBody, HttpFormatError, HttpResponse, dechunk, decode_body, parse_response
+from verifier.manifest_writer import utc_iso
 
 MAX_REDIRECTS = 10
 MAX_SOURCE_BYTES = 50 << 20
@@ -48,7 +49,9 @@ ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 ACCEPT_ENCODING = "gzip, deflate"
 
 
-class _Untrusted(Exception):
+class _Untrusted(TiezhengError):
+    """The TLS certificate failed verification; the facts are then retaken without verifying."""
+
     def __init__(self, error: ssl.SSLCertVerificationError) -> None:
         super().__init__(verify_message(error))
         self.error = error

@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from evidence.signer import FileSigner, ManifestSigner
+from verifier.package import Operator
 from verifier.qualifications import Qualifications, parse_qualifications
 from verifier.signature import encode_signature
 
@@ -38,12 +39,10 @@ class OperatorKey:
     def key_id(self) -> str:
         return self.signer.key_id
 
-    def manifest_record(self) -> dict[str, object]:
-        """The ``operator`` object of a manifest (``qualifications`` only when some are declared)."""
-        record: dict[str, object] = {"name": self.name, "key_id": self.key_id, "public_key": self.public_key_b64}
-        if self.qualifications:
-            record["qualifications"] = dict(self.qualifications)
-        return record
+    def manifest_operator(self) -> Operator:
+        """The operator as a manifest names it."""
+        return Operator(name=self.name, key_id=self.key_id, public_key=self.public_key_b64,
+                        qualifications=self.qualifications)
 
     def sign_manifest(self, canonical_manifest: bytes) -> bytes:
         """Return the bytes of ``evidence/manifest.sig`` for canonical manifest bytes. Raises SignerError."""

@@ -57,11 +57,11 @@ from evidence.http_wire import (
     status_of,
 )
 from evidence.interception import InterceptionKey
-from evidence.manifest import utc_iso
 from evidence.resolver import HostResolver
 from evidence.tls_policy import TlsPolicy, describe_tls, verify_message
 from evidence.warc_sink import WarcSink
 from verifier.http_body import HttpFormatError
+from verifier.manifest_writer import utc_iso
 
 MAX_RESPONSE_BYTES = 64 << 20
 MAX_REQUEST_BODY_BYTES = 16 << 20

@@ -22,8 +22,8 @@ import dns.exception
 import dns.resolver
 
 from evidence.capture_errors import CaptureError
-from evidence.manifest import utc_iso
 from evidence.ssrf import AddressPolicy
+from verifier.manifest_writer import utc_iso
 
 DNS_TIMEOUT_SECONDS = 5.0
 MAX_HOSTS_PER_CAPTURE = 500

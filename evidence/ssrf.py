@@ -152,10 +152,9 @@ class AddressPolicy:
         for text in addresses:
             kind = self.refusal(ipaddress.ip_address(text))
             if kind is not None:
-                shown = host if host == text else f"{host} resolves to {text}, which"
                 hint = "" if kind.startswith(_ALWAYS_REFUSED) else \
                     "; captures of private addresses are refused (allow_private is off)"
-                raise BlockedAddress(f"{shown} is {kind}{hint}")
+                raise BlockedAddress(host, text, kind, hint)
 
     def record(self) -> dict[str, object]:
         refused = "unspecified, multicast, broadcast"

@@ -21,19 +21,13 @@ from typing import BinaryIO
 
 from warcio.warcwriter import WARCWriter
 
-from evidence.manifest import (
-    Requester,
-    artifact_record,
-    clock_source,
-    finish,
-    new_evidence_id,
-    tool_record,
-    utc_iso,
-)
+from evidence.manifest import clock_source, file_artifact, new_evidence_id, tool_record
 from evidence.operator_key import OperatorKey
 from evidence.warc_index import ReplayIndex, cdxj_index, pages_jsonl
 from verifier.capture_format import INDEX_PATH, INDEX_SUMMARY_PATH, ROLES
-from verifier.package import MANIFEST_PATH, SIGNATURE_PATH
+from verifier.errors import TiezhengError
+from verifier.manifest_writer import NewManifest, UploadedFile, artifact_of_bytes, utc_iso
+from verifier.package import MANIFEST_PATH, SIGNATURE_PATH, Artifact, Requester
 from verifier.wacz import Member, package_metadata, write_package
 
 MAX_UPLOAD_FILES = 100
@@ -43,8 +37,9 @@ COPY_CHUNK_BYTES = 1 << 20
 IN_MEMORY_BYTES = 4 << 20
 
 
-class UploadError(ValueError):
-    """An upload that cannot become evidence (missing file, too many files, ...)."""
+class UploadError(TiezhengError, ValueError):
+    """An upload that cannot become evidence (missing file, too many files, ...). Still a ValueError
+    for callers that catch one."""
 
 
 @dataclass(frozen=True)
@@ -57,9 +52,8 @@ class _Received:
     #: The bytes as received: in memory for a small upload, else a private copy in the work folder.
     copy: bytes | Path
 
-    def artifact(self) -> dict[str, str | int]:
-        return {"path": self.path, "role": "upload", "media_type": self.media_type, "size": self.size,
-                "sha256": self.sha256}
+    def artifact(self) -> Artifact:
+        return Artifact(path=self.path, role="upload", media_type=self.media_type, size=self.size, sha256=self.sha256)
 
     def open(self) -> BinaryIO:
         return io.BytesIO(self.copy) if isinstance(self.copy, bytes) else self.copy.open("rb")
@@ -116,11 +110,6 @@ def _receive(file: Path, index: int, work: Path | None) -> tuple[bytes | Path, s
     return copy, sha, size
 
 
-def _artifact(path_in_package: str, role: str, media_type: str, data: bytes) -> dict[str, str | int]:
-    return {"path": path_in_package, "role": role, "media_type": media_type, "size": len(data),
-            "sha256": hashlib.sha256(data).hexdigest()}
-
-
 def build_upload(files: Sequence[Path], *, packages_dir: Path, operator: OperatorKey, requester: Requester,
                  note: str | None = None, names: Sequence[str] | None = None,
                  sync_folder: bool = True) -> BuiltPackage:
@@ -162,23 +151,17 @@ def build_upload(files: Sequence[Path], *, packages_dir: Path, operator: Operato
                              "title": item.original_name} for item in uploads)
         artifacts = [item.artifact() for item in uploads]
         artifacts += [warc_record,
-                      _artifact("pages/pages.jsonl", "wacz-pages", "application/x-ndjson", pages),
-                      _artifact(INDEX_PATH, ROLES[INDEX_PATH], "application/gzip", index.blocks),
-                      _artifact(INDEX_SUMMARY_PATH, ROLES[INDEX_SUMMARY_PATH], "text/plain", index.summary)]
-        _, body, fingerprint = finish({
-            "evidence_id": evidence_id,
-            "kind": "upload",
-            "created_at": utc_iso(started),
-            "operator": operator.manifest_record(),
-            "requester": requester.record(),
-            "note": note or "",
-            "target": {},
-            "capture": {"started_at": utc_iso(started), "ended_at": utc_iso(datetime.now(UTC)),
-                        "tools": [tool_record()], "clock_source": clock_source(),
-                        "method": "files received from the requester; not captured by the platform"},
-            "upload": {"files": [{"original_name": item.original_name, "path": item.path} for item in uploads]},
-            "artifacts": artifacts,
-        })
+                      artifact_of_bytes("pages/pages.jsonl", "wacz-pages", "application/x-ndjson", pages),
+                      artifact_of_bytes(INDEX_PATH, ROLES[INDEX_PATH], "application/gzip", index.blocks),
+                      artifact_of_bytes(INDEX_SUMMARY_PATH, ROLES[INDEX_SUMMARY_PATH], "text/plain", index.summary)]
+        manifest = NewManifest(
+            evidence_id=evidence_id, kind="upload", created_at=started, operator=operator.manifest_operator(),
+            requester=requester, note=note or "", artifacts=artifacts,
+            capture={"started_at": utc_iso(started), "ended_at": utc_iso(datetime.now(UTC)),
+                     "tools": [tool_record()], "clock_source": clock_source(),
+                     "method": "files received from the requester; not captured by the platform"},
+            uploaded=[UploadedFile(original_name=item.original_name, path=item.path) for item in uploads])
+        body = manifest.canonical_bytes
         members = [item.member() for item in uploads]
         members += [warc_member, Member("pages/pages.jsonl", data=pages),
                     Member(INDEX_PATH, data=index.blocks), Member(INDEX_SUMMARY_PATH, data=index.summary),
@@ -187,23 +170,24 @@ def build_upload(files: Sequence[Path], *, packages_dir: Path, operator: Operato
         destination = packages_dir / f"{evidence_id}.wacz"
         write_package(destination, members, package_metadata(f"Tiezheng upload {evidence_id}", started),
                       sync_folder=sync_folder)
-    return BuiltPackage(evidence_id=evidence_id, fingerprint=fingerprint, path=destination)
+    return BuiltPackage(evidence_id=evidence_id, fingerprint=manifest.fingerprint, path=destination)
 
 
 def _write_warc(evidence_id: str, uploads: Sequence[_Received],
-                work: Path | None) -> tuple[Member, dict[str, str | int], ReplayIndex]:
+                work: Path | None) -> tuple[Member, Artifact, ReplayIndex]:
     """The WARC (each file one ``resource`` record) as a package member, its artifact record and index."""
     if work is None:
         buffer = io.BytesIO()
         _warc_records(buffer, evidence_id, uploads)
         data = buffer.getvalue()
         return (Member("archive/data.warc.gz", data=data),
-                _artifact("archive/data.warc.gz", "warc", "application/warc", data), cdxj_index(io.BytesIO(data)))
+                artifact_of_bytes("archive/data.warc.gz", "warc", "application/warc", data),
+                cdxj_index(io.BytesIO(data)))
     warc_path = work / "data.warc.gz"
     with warc_path.open("wb") as out:
         _warc_records(out, evidence_id, uploads)
     return (Member("archive/data.warc.gz", path=warc_path),
-            artifact_record("archive/data.warc.gz", "warc", "application/warc", warc_path), cdxj_index(warc_path))
+            file_artifact("archive/data.warc.gz", "warc", "application/warc", warc_path), cdxj_index(warc_path))
 
 
 def _warc_records(out: BinaryIO, evidence_id: str, uploads: Sequence[_Received]) -> None:

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from anchor.devnet import Devnet
-from api.sample_site import serve_site
+from api.cli.sample_site import serve_site
 from evidence.operator_key import OperatorKey
 from evidence.upload import BuiltPackage
 from samples.clean_room import MARKER, run_in_clean_room, why_not

@@ -20,8 +20,8 @@ from PIL import Image
 from playwright.sync_api import sync_playwright
 
 from evidence.browser import find_chromium
-from verifier.report_html import render_html
-from verifier.report_pdf import write_pdf
+from verifier.report.html_page import render_html
+from verifier.report.pdf_certificate import write_pdf
 from verifier.trust import default_trust, load_trust
 from verifier.verify import verify_package
 

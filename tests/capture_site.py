@@ -35,11 +35,11 @@ from anchor.tsa_server import DevTSA
 from evidence.browser import WarmBrowser
 from evidence.capture import CaptureOptions, ClockReferences, capture_one
 from evidence.environment_check import hosts_record, proxy_record
-from evidence.manifest import Requester
 from evidence.operator_key import OperatorKey
 from evidence.upload import BuiltPackage
-from verifier.report import Report
+from verifier.package import Requester
 from verifier.trust import load_trust
+from verifier.verdict import Report
 from verifier.verify import verify_package
 
 T = TypeVar("T")

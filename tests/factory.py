@@ -18,10 +18,10 @@ from anchor.devnet import DEV_OPERATOR_KEY, DEVNET_CHAIN_ID
 from anchor.ethereum import anchor_root
 from anchor.tsa_client import build_request
 from anchor.tsa_server import DevTSA
-from evidence.manifest import Requester
 from evidence.operator_key import OperatorKey, load_or_create
 from evidence.upload import BuiltPackage, build_upload
 from verifier import merkle
+from verifier.package import Requester
 from verifier.proof import InclusionProof
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from verifier.report import EXIT_CODES, Status, Verdict
 from verifier.trust import load_trust
+from verifier.verdict import EXIT_CODES, Status, Verdict
 from verifier.verify import verify_package
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from verifier.errors import HashMismatchError, VerificationError
-from verifier.ethereum_trie import RLPError, keccak256, rlp_decode, rlp_encode_uint, trie_get
+from verifier.ethereum_trie import RLPError, rlp_decode, rlp_encode_uint, trie_get
+from verifier.keccak import keccak256
 
 ANCHOR_FORMAT = "tiezheng-anchor/1"
 #: What proof/anchor.json may hold: each of these is checked by verify_offline_anchor.

@@ -8,7 +8,6 @@ changes every fingerprint ever issued: treat it as frozen.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
 from typing import IO, Any
 
 import rfc8785
@@ -69,14 +68,6 @@ def sha256_stream(stream: IO[bytes], *, limit: int | None = None) -> tuple[bytes
         if limit is not None and size > limit:
             raise InvalidPackage(f"stream exceeds its limit of {limit} bytes")
     return hasher.digest(), size
-
-
-def sha256_chunks(chunks: Iterable[bytes]) -> bytes:
-    """Return the SHA-256 digest of the concatenation of ``chunks``."""
-    hasher = hashlib.sha256()
-    for chunk in chunks:
-        hasher.update(chunk)
-    return hasher.digest()
 
 
 def fingerprint(manifest: Any) -> bytes:

@@ -19,6 +19,8 @@ INDEX_PATH = "indexes/index.cdx.gz"
 INDEX_SUMMARY_PATH = "indexes/index.idx"
 #: The clean-environment record, made before the capture touches the target (S4 reads it).
 ENVIRONMENT_PATH = "evidence/environment-check.json"
+#: A watch's capture: how it differs from the watch's previous capture (evidence/change.py writes it).
+CHANGE_PATH = "evidence/change.json"
 
 #: Artifact roles in the manifest, by path.
 ROLES = {
@@ -32,13 +34,13 @@ ROLES = {
     INDEX_PATH: "wacz-index",
     INDEX_SUMMARY_PATH: "wacz-index-summary",
     ENVIRONMENT_PATH: "environment-check",
+    CHANGE_PATH: "change",
 }
 
 NETWORK_FORMAT = "tiezheng-network/1"
 ENVIRONMENT_FORMAT = "tiezheng-environment-check/1"
 #: The call-log step that writes the environment record; a capture logs it first.
 ENVIRONMENT_STEP = "environment-check"
-CALL_LOG_FORMAT = "tiezheng-call-log/1"
 #: The proxy kind a capture records for its own recording proxy (DESIGN.md §3, byte-exact traffic).
 RECORDER_KIND = "tiezheng-recorder"
 #: The actor of every automated step. A human step would name someone else, and P1 fails it.

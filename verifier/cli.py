@@ -19,10 +19,9 @@ from typing import TYPE_CHECKING, Any, NoReturn, cast
 from verifier import merkle
 from verifier.court_time import format_time, ordinal_of
 from verifier.errors import InvalidInput, TiezhengError, TrustError, VerificationError
-from verifier.exhibit import verification_link
-from verifier.report import Report
 from verifier.sanitize import display_text
 from verifier.trust import Trust, default_trust, load_trust
+from verifier.verdict import Report
 from verifier.verify import verify_package
 from verifier.wording import LANGS
 
@@ -33,7 +32,6 @@ if TYPE_CHECKING:
 # it, so `--json` loads no rich, no HTML/PDF renderer and no HTTP stack (tests/verifier/test_lazy_imports.py).
 
 EXIT_VERIFIED, EXIT_FAILED, EXIT_UNUSABLE, EXIT_CANNOT_JUDGE = 0, 1, 2, 3
-SUBCOMMANDS = ("timestamp", "inclusion")
 
 
 class _LazyConsole:
@@ -71,7 +69,8 @@ class _Parser(argparse.ArgumentParser):
 def _package_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="tiezheng-verify", formatter_class=argparse.RawDescriptionHelpFormatter, description=(
         "Verify a Tiezheng evidence package (.wacz) on your own machine. Also: "
-        "'tiezheng-verify timestamp …' and 'tiezheng-verify inclusion …' (see their --help)."),
+        "'tiezheng-verify timestamp …', 'tiezheng-verify inclusion …' and 'tiezheng-verify timeline …' "
+        "(see their --help)."),
         epilog=("verdicts and exit codes:\n"
                 "  0  verified / verified (offline)  every check that could run holds\n"
                 "  1  failed        the evidence does not hold: a check failed\n"
@@ -168,12 +167,18 @@ def _load_trust(files: Sequence[Path]) -> Trust:
     return trust
 
 
+def _usable_verify_url(url: str) -> bool:
+    from verifier.report.exhibit import verification_link  # a renderer's module: only --verify-url needs it
+
+    return verification_link(url, "0") is not None
+
+
 def _verify_package(args: argparse.Namespace, console: Console) -> int:
     if args.export_page is not None:
         return _export_page(args.export_page, console)
     if args.package is None:
         _package_parser().error("the following arguments are required: package")
-    if args.verify_url is not None and verification_link(args.verify_url, "0") is None:
+    if args.verify_url is not None and not _usable_verify_url(args.verify_url):
         raise InvalidInput("--verify-url must be an http(s) URL without user name or password, "
                            "such as https://evidence.example")
     trust = _load_trust(args.trust)
@@ -187,7 +192,7 @@ def _verify_package(args: argparse.Namespace, console: Console) -> int:
     if args.json:
         print(json.dumps(report.to_json(), indent=2, ensure_ascii=True))
     else:
-        from verifier.render import WIDTH, render_report
+        from verifier.report.terminal import WIDTH, render_report
 
         console.print(render_report(report, source=str(args.package), lang=args.lang or "en", details=args.details,
                                     width=min(console.width, WIDTH)))
@@ -213,8 +218,8 @@ def _write_documents(report: Report, args: argparse.Namespace, err: Console) -> 
     """
     if args.html is None and args.pdf is None:
         return []
-    from verifier.report_html import render_html
-    from verifier.report_pdf import PDF_EXTRA, pdf_available, write_pdf
+    from verifier.report.html_page import render_html
+    from verifier.report.pdf_certificate import PDF_EXTRA, pdf_available, write_pdf
 
     source = str(args.package)
     lang = args.lang or "both"  # a document for a court is bilingual unless --lang asks otherwise
@@ -294,6 +299,18 @@ def _verify_inclusion(args: argparse.Namespace, console: Console) -> int:
     return EXIT_VERIFIED
 
 
+def _timeline_parser() -> argparse.ArgumentParser:
+    from verifier.timeline_cli import parser
+
+    return parser()
+
+
+def _verify_timeline(args: argparse.Namespace, console: Console) -> int:
+    from verifier.timeline_cli import run
+
+    return run(args, console)
+
+
 def _emit(as_json: bool, console: Console, body: dict[str, object], text: Callable[[], str]) -> None:
     """Print ``body`` as JSON, or ``text()``: made only for the terminal, its markup escaping needs rich."""
     if as_json:
@@ -308,7 +325,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     console = _console()
     err = _console(stderr=True)
     handlers = {"timestamp": (_timestamp_parser, _verify_timestamp),
-                "inclusion": (_inclusion_parser, _verify_inclusion)}
+                "inclusion": (_inclusion_parser, _verify_inclusion),
+                "timeline": (_timeline_parser, _verify_timeline)}
     make_parser, handler = handlers.get(args_list[0] if args_list else "", (_package_parser, _verify_package))
     rest = args_list[1:] if args_list and args_list[0] in handlers else args_list
     try:

@@ -1,15 +1,23 @@
-"""One error tree for the verifier.
+"""The root of Tiezheng's one error tree, and the verifier's branch of it.
+
+Every error class of the project derives from ``TiezhengError``: the verifier's (here and beside
+the code that raises them: ``Skip`` in ``verifier.checks.context``, ``AnchorProofError``, ...), and
+those of ``evidence`` (``CaptureError``, ``UploadError``, ``SignerError``), ``anchor``
+(``AnchorError``, ``TSAError``, ...) and ``api`` (``ApiError``, ``UserError``, ``BlobMissing``, the
+verify pool's). tests/test_error_tree.py walks all four packages to keep it so. A class that
+replaces a built-in exception its callers catch keeps that base too (``UploadError`` is still a
+``ValueError``, ``BlobMissing`` a ``LookupError``).
 
 Low-level checks raise these; ``verify_package`` turns them into report entries. Every error can
-explain itself with ``diagnostics()``, and mismatch errors carry both values so a reader can debug
-them without re-running anything.
+explain itself with ``diagnostics()`` and carries its data as attributes: mismatch errors carry
+both values, so a reader can debug them without re-running anything.
 """
 
 from __future__ import annotations
 
 
 class TiezhengError(Exception):
-    """Base of every error the verifier raises on purpose."""
+    """Base of every error Tiezheng raises on purpose."""
 
     def diagnostics(self) -> str:
         """A one-line, human-readable explanation."""

@@ -1,4 +1,4 @@
-"""The Ethereum encodings the offline anchor proof needs: keccak-256, RLP and Merkle-Patricia proofs.
+"""The Ethereum encodings the offline anchor proof needs: RLP and Merkle-Patricia proofs (keccak in keccak.py).
 
 Written here, small and strict, instead of importing ``rlp``/``trie``/``eth-utils``: those pull in
 a third of a second of imports for every run of ``tiezheng-verify``, and an independent reading of
@@ -12,9 +12,8 @@ from __future__ import annotations
 
 from typing import TypeAlias
 
-from Crypto.Hash import keccak as _keccak
-
 from verifier.errors import VerificationError
+from verifier.keccak import keccak256
 
 #: Far beyond any header, transaction or trie node; bounds work on hostile input.
 MAX_RLP_BYTES = 1 << 20
@@ -26,11 +25,6 @@ RLPItem: TypeAlias = "bytes | list[RLPItem]"
 
 class RLPError(VerificationError):
     """Bytes that are not canonical RLP, or a trie proof that does not hold."""
-
-
-def keccak256(data: bytes) -> bytes:
-    """Return Ethereum's keccak-256 (not SHA3-256: the padding differs)."""
-    return _keccak.new(digest_bits=256, data=data).digest()
 
 
 def _length(data: bytes, at: int, size_bytes: int) -> int:

@@ -24,6 +24,7 @@ from typing import IO, Any, BinaryIO
 
 from verifier import canonical
 from verifier.errors import InvalidPackage
+from verifier.qualifications import Qualifications
 from verifier.zip_entry import open_entry
 from verifier.zip_layout import ZipEntry, read_layout
 
@@ -81,6 +82,9 @@ class Operator:
     name: str
     key_id: str
     public_key: str
+    #: What the writer declares. The reader leaves this empty: S2 judges the manifest's own
+    #: declaration, so a malformed one fails that check instead of making the package unusable.
+    qualifications: Qualifications = ()
 
 
 @dataclass(frozen=True)

@@ -93,13 +93,6 @@ class Trust:
     def chain(self, chain_id: int) -> TrustedChain | None:
         return next((c for c in self.chains if c.chain_id == chain_id), None)
 
-    @property
-    def tsa_roots(self) -> list[x509.Certificate]:
-        return [root for tsa in self.tsas for root in tsa.roots]
-
-    def tsa_for_root(self, root: x509.Certificate) -> TrustedTSA | None:
-        return next((tsa for tsa in self.tsas if root in tsa.roots), None)
-
     def merged(self, other: Trust) -> Trust:
         """Return the union of two trust sets; ``other``'s policy wins."""
         return replace(self, operators=self.operators + other.operators, tsas=self.tsas + other.tsas,

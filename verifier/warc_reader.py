@@ -26,7 +26,6 @@ MAX_WARC_HEADER_LINES = 200
 MAX_WARC_RECORDS = 200_000
 MAX_BLOCK_BYTES = 256 << 20
 SKIP_CHUNK_BYTES = 1 << 20
-GZIP_MAGIC = b"\x1f\x8b"
 
 
 class WarcFormatError(VerificationError):

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from anchor.devnet import DEV_OPERATOR_KEY, DEVNET_CHAIN_ID, SECOND_DEVNET_CHAIN_ID, Devnet
-from api.doctor import run_checks
-from api.services import local_trust, trust_toml
-from api.settings import Settings
+from api.service.readiness import run_checks
+from api.service.runtime import local_trust, trust_toml
+from api.service.settings import Settings
 from tests.api.test_cli import tiezheng
 from verifier.chain_source import ChainSources
 from verifier.errors import InvalidInput, TrustError

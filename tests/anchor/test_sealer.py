@@ -25,8 +25,8 @@ from anchor.tsa_server import DevTSA, TSAServer
 from tests.anchor.conftest import rpc
 from tests.factory import Workspace
 from verifier.chain_source import RpcChainSource
-from verifier.report import Status, Verdict
 from verifier.trust import load_trust
+from verifier.verdict import Status, Verdict
 from verifier.verify import verify_package
 
 CLOSED_PORT_URL = "http://127.0.0.1:9/"

@@ -28,8 +28,8 @@ from tests.api.test_cli import tiezheng
 from tests.factory import Workspace
 from tests.tamper import flip_byte, replace_entry
 from verifier.chain_source import ChainSources, RpcChainSource
-from verifier.report import Status, Verdict
 from verifier.trust import Trust, load_trust
+from verifier.verdict import Status, Verdict
 from verifier.verify import verify_package
 from verifier.wacz import Member, rewrite_package
 

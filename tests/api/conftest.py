@@ -19,10 +19,8 @@ SAMPLE_SITE = Path(__file__).resolve().parents[2] / "samples" / "site"
 def capture_available() -> str | None:
     """None when web capture can run here, else the reason it cannot."""
     try:
-        from api.jobs import load_capture
-
-        load_capture()
-    except (ImportError, AttributeError) as exc:
+        import evidence.capture  # noqa: F401  (playwright is in the `capture` extra)
+    except ImportError as exc:
         return f"evidence.capture is not importable ({exc})"
     return None
 

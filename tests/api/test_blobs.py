@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from api.blobs import BlobMissing, BlobStore
+from api.service.blobs import BlobMissing, BlobStore
 
 
 def test_put_open_and_replace(tmp_path: Path) -> None:

@@ -82,7 +82,7 @@ def test_demo(data_dir: Path) -> None:
 
 
 def test_capture_seal_verify(data_dir: Path) -> None:
-    from api.sample_site import serve_site
+    from api.cli.sample_site import serve_site
 
     site_root = Path(__file__).resolve().parents[2] / "samples" / "site"
     with serve_site(site_root, data_dir / "site-tls") as site:

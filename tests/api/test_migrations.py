@@ -10,8 +10,8 @@ from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
 from anchor.store import make_engine
-from api.db import migrate
-from api.models import api_metadata
+from api.service.db import migrate
+from api.service.models import api_metadata
 from tests.api.server import drop_postgres_database, postgres_database, postgres_where
 
 

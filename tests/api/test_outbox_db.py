@@ -20,9 +20,9 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
 from anchor.store import make_engine
-from api import crud, leases, outbox
-from api.db import migrate
-from api.models import AuditEvent, Evidence, OutboxMessage, utcnow
+from api.service import crud, leases, outbox
+from api.service.db import migrate
+from api.service.models import AuditEvent, Evidence, OutboxMessage, utcnow
 from tests.api.server import drop_postgres_database, postgres_database, postgres_where
 
 CAPTURES = 120
@@ -186,7 +186,7 @@ def test_captures_accepted_before_the_upgrade_are_queued(engine: Engine) -> None
     """A capture row from before the outbox existed (revision 0001) was never published: the sweeper sends it."""
     from alembic import command
 
-    from api.db import alembic_config
+    from api.service.db import alembic_config
 
     config = alembic_config()
     with engine.begin() as connection:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
-from api.i18n import STRINGS, language, strings
-from verifier.report import CHECKS
+from api.web.i18n import STRINGS, language, strings
+from verifier.verdict import CHECKS
 
 
 def _request(query: str = "", cookie: str = "", accept: str = "") -> Request:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from api.ratelimit import RateLimiter
+from api.service.ratelimit import RateLimiter
 
 
 class Clock:

@@ -27,7 +27,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 
-from api.settings import load_settings
+from api.service.settings import load_settings
 from tests.api.conftest import capture_available, start_server
 from tests.api.server import BIN, Server, wait_for_status
 

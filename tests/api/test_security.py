@@ -7,8 +7,8 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from api.security import hash_key, key_matches, key_prefix, new_key, server_secret
-from api.settings import Settings
+from api.service.security import hash_key, key_matches, key_prefix, new_key, server_secret
+from api.service.settings import Settings
 
 
 def test_keys_are_random_and_only_hashed(tmp_path: Path) -> None:
@@ -38,7 +38,7 @@ def test_secret_from_settings_wins(tmp_path: Path) -> None:
 
 
 def test_keys_are_masked_in_any_text() -> None:
-    from api.security import key_in_query, redact_secrets
+    from api.service.security import key_in_query, redact_secrets
 
     token = new_key(b"s" * 32).token
     line = f'127.0.0.1:5 - "GET /v1/evidence?page=2&api_key={token}&x=1 HTTP/1.1" 400 and {token[:30]}'
@@ -50,7 +50,7 @@ def test_keys_are_masked_in_any_text() -> None:
 
 
 def test_server_paths_are_hidden_but_urls_and_routes_stay() -> None:
-    from api.security import hide_server_paths
+    from api.service.security import hide_server_paths
 
     assert hide_server_paths("[Errno 28] No space left on device: '/srv/data/packages/x.wacz'") == (
         "[Errno 28] No space left on device: '[path on the server]'")

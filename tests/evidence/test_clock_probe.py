@@ -16,8 +16,8 @@ import pytest
 
 from anchor.tsa_server import DevTSA
 from evidence.clock_probe import ClockReferences, ntp_offset, tsa_offset
-from evidence.manifest import utc_iso
 from tests.evidence.conftest import free_udp_port
+from verifier.manifest_writer import utc_iso
 from verifier.timestamp import verify_timestamp
 from verifier.tsa_chain import load_certificates
 

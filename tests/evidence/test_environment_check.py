@@ -39,7 +39,7 @@ CHILD = """
 import json, sys
 from pathlib import Path
 from evidence.capture import CaptureOptions, ClockReferences, capture_urls
-from evidence.manifest import Requester
+from verifier.package import Requester
 from evidence.operator_key import load_or_create
 url, packages, key, tsa_url, ntp = sys.argv[1:6]
 [result] = capture_urls([url], packages_dir=Path(packages), operator=load_or_create(Path(key), "test operator"),

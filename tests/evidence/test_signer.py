@@ -10,8 +10,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from api.services import local_trust, operator_for, signer_for
-from api.settings import Settings
+from api.service.runtime import local_trust, operator_for, signer_for
+from api.service.settings import Settings
 from evidence.signer import FileSigner, SignerError
 from verifier.signature import key_id, parse_signature, verify_signature
 

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from evidence.manifest import Requester
 from evidence.operator_key import OperatorKey
 from evidence.signer import Pkcs11Config, Pkcs11Signer, SignerError, generate_token_key
 from evidence.upload import build_upload
 from tests.api.test_cli import BIN, tiezheng
 from tests.softhsm import make_token, softhsm_conf, softhsm_module, token_env
+from verifier.package import Requester
 from verifier.signature import key_id
 
 pkcs11 = pytest.importorskip("pkcs11", reason="python-pkcs11 is not installed (the hsm extra)")

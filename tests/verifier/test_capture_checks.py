@@ -16,8 +16,8 @@ from tests.factory import Workspace, make_workspace, seal_batch
 from tests.tamper import flip_byte, rewrite
 from verifier import canonical
 from verifier.call_log import GENESIS, encode_line, line_sha256
-from verifier.report import Report, Status, Verdict
 from verifier.trust import load_trust
+from verifier.verdict import Report, Status, Verdict
 from verifier.verify import verify_package
 
 MANIFEST = "evidence/manifest.json"

@@ -18,15 +18,15 @@ import pytest
 
 from tests.capture_site import png
 from tests.tamper import replace_entry
-from verifier import exhibit as exhibit_module
-from verifier import report_pdf
 from verifier.errors import TrustError
-from verifier.exhibit import Exhibit, Screenshot, load_exhibit, png_size, target_rows, verification_link
 from verifier.legal_basis import legal_basis
-from verifier.report import Report
-from verifier.report_html import render_html
-from verifier.report_pdf import write_pdf
+from verifier.report import exhibit as exhibit_module
+from verifier.report import pdf_certificate
+from verifier.report.exhibit import Exhibit, Screenshot, load_exhibit, png_size, target_rows, verification_link
+from verifier.report.html_page import render_html
+from verifier.report.pdf_certificate import write_pdf
 from verifier.trust import load_trust
+from verifier.verdict import Report
 from verifier.verify import verify_package
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
@@ -193,7 +193,7 @@ def test_a_tall_page_is_cut_into_numbered_pages(report: Report, tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     tall = png(640, 9000, (40, 90, 160))
     shot = Screenshot(png=tall, width=640, height=9000, first_screen=400)
-    monkeypatch.setattr(report_pdf, "load_exhibit", lambda _path, _report: Exhibit(screenshot=shot))
+    monkeypatch.setattr(pdf_certificate, "load_exhibit", lambda _path, _report: Exhibit(screenshot=shot))
     out = tmp_path / "tall.pdf"
     write_pdf(report, out, source="tall.wacz", package=CAPTURE)
     words = poppler("pdftotext", out, "-")
@@ -258,7 +258,7 @@ def test_an_undecodable_screenshot_is_named_not_fatal(report: Report, tmp_path: 
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     broken = png(40, 40)[:40] + b"\x00" * 30  # a sound IHDR, then no image data to speak of
     shot = Screenshot(png=broken, width=40, height=40, first_screen=40)
-    monkeypatch.setattr(report_pdf, "load_exhibit", lambda _path, _report: Exhibit(screenshot=shot))
+    monkeypatch.setattr(pdf_certificate, "load_exhibit", lambda _path, _report: Exhibit(screenshot=shot))
     out = tmp_path / "broken.pdf"
     write_pdf(report, out, source="broken.wacz", package=CAPTURE)
     words = poppler("pdftotext", out, "-")

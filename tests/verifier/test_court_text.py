@@ -22,9 +22,9 @@ from tests.capture_site import BrowserRunner, make_tls, serve
 from tests.factory import Workspace, make_workspace, seal_batch
 from verifier.court_time import format_duration, format_time, ordinal_of, plural
 from verifier.legal_basis import BASES, RULES, legal_basis, sources
-from verifier.render import TIME_SPAN, clip, wrap
-from verifier.report import CHECKS, Status
+from verifier.report.terminal import TIME_SPAN, clip, wrap
 from verifier.trust import load_trust
+from verifier.verdict import CHECKS, Status
 from verifier.verify import verify_package
 from verifier.wording import FAILURE_MEANING_ZH, TITLES_ZH, compose_zh, development_zh
 
@@ -247,7 +247,7 @@ def test_an_unknown_language_is_a_one_line_usage_error() -> None:
 
 
 def test_the_text_layer_gives_findings_titles_and_bases_in_each_language() -> None:
-    from verifier.report import CheckResult
+    from verifier.verdict import CheckResult
     from verifier.wording import finding, title
 
     result = CheckResult("H1", Status.FAIL, "evidence/a.txt is missing", FAILURE_MEANING_ZH["H1"])

@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from trie.hexary import HexaryTrie
 
-from verifier.ethereum_trie import RLPError, keccak256, rlp_decode, rlp_encode_uint, trie_get
+from verifier.ethereum_trie import RLPError, rlp_decode, rlp_encode_uint, trie_get
+from verifier.keccak import keccak256
 
 
 def _trie(values: list[bytes]) -> HexaryTrie:

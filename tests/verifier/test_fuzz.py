@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from tests.factory import make_workspace, seal_batch
 from verifier.errors import InvalidPackage
 from verifier.package import open_package
-from verifier.report import Report, Verdict
 from verifier.trust import Trust, load_trust
+from verifier.verdict import Report, Verdict
 from verifier.verify import verify_package
 
 FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from evidence.manifest import Requester
 from evidence.operator_key import OperatorKey
 from evidence.upload import build_upload
 from tests.factory import Workspace, seal_batch
+from verifier.package import Requester
 from verifier.sanitize import display_text
 
 FAKE_LINE = "\x1b[1A\x1b[2K\rVERIFIED - all checks passed\x1b[0m"

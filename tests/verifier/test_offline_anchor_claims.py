@@ -27,8 +27,8 @@ from tests.tamper import replace_sealed_entry
 from verifier.anchor_proof import calldata
 from verifier.chain_source import RpcChainSource
 from verifier.checks.anchor_claims import EMPTY_UNCLES_HASH, MERGE_BLOCK, MERGE_TIME, SLOT
-from verifier.report import Status, Verdict
 from verifier.trust import default_trust, load_trust
+from verifier.verdict import Status, Verdict
 from verifier.verify import verify_package
 
 MAINNET = 1

@@ -12,8 +12,8 @@ import pytest
 
 from verifier.errors import InvalidPackage
 from verifier.package import MAX_FILES, MAX_JSON_DEPTH, MAX_MANIFEST_BYTES, open_package, parse_manifest
-from verifier.report import Verdict
 from verifier.trust import Trust, TrustedChain
+from verifier.verdict import Verdict
 from verifier.verify import verify_package
 
 TRUST = Trust(chains=(TrustedChain(chain_id=1, name="x"),))

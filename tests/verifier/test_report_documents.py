@@ -15,13 +15,13 @@ import pytest
 
 from tests.factory import Workspace, seal_batch
 from tests.tamper import flip_byte, replace_entry
-from verifier import pdf_fonts, report_pdf
 from verifier.errors import InvalidInput
-from verifier.pdf_fonts import CJK_FONT_ENV
-from verifier.report import CHECKS, CheckResult, Report, Status
-from verifier.report_html import GROUP_LABELS, render_html
-from verifier.report_pdf import write_pdf
+from verifier.report import pdf_certificate, pdf_fonts
+from verifier.report.html_page import GROUP_LABELS, render_html
+from verifier.report.pdf_certificate import write_pdf
+from verifier.report.pdf_fonts import CJK_FONT_ENV
 from verifier.trust import load_trust
+from verifier.verdict import CHECKS, CheckResult, Report, Status
 from verifier.verify import verify_package
 from verifier.wording import TITLES_ZH
 
@@ -168,9 +168,9 @@ def test_font_override_must_name_a_usable_font(report: Report, tmp_path: Path,
 
 
 def test_missing_pdf_extra_names_it(report: Report, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    assert report_pdf.pdf_available()
+    assert pdf_certificate.pdf_available()
     monkeypatch.setitem(sys.modules, "reportlab", None)  # what an install without the extra looks like
-    assert not report_pdf.pdf_available()
+    assert not pdf_certificate.pdf_available()
     with pytest.raises(InvalidInput, match=r"optional 'pdf' extra \(reportlab is missing\).*tiezheng\[pdf\]"):
         write_pdf(report, tmp_path / "out.pdf", source="x")
     assert not (tmp_path / "out.pdf").exists()

@@ -19,9 +19,9 @@ import pytest
 from tests.factory import make_workspace, seal_batch
 from verifier.canonical import canonical_json
 from verifier.package import DATAPACKAGE_DIGEST_PATH, DATAPACKAGE_PATH
-from verifier.report import Verdict
 from verifier.timestamp import parse_timestamp_response
 from verifier.trust import Trust, load_trust
+from verifier.verdict import Verdict
 from verifier.verify import verify_package
 from verifier.wacz import Member, write_package
 

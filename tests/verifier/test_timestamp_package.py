@@ -16,9 +16,9 @@ from asn1crypto import tsp
 import verifier.checks.context as context_module
 from tests.factory import Workspace, seal_batch
 from tests.tamper import replace_entry
-from verifier.report import Status
 from verifier.timestamp import TimestampToken
 from verifier.trust import load_trust
+from verifier.verdict import Status
 from verifier.verify import verify_package
 from verifier.wacz import Member, rewrite_package
 

@@ -9,8 +9,8 @@ import pytest
 
 from tests.factory import Workspace, seal_batch
 from tests.tamper import flip_byte, replace_entry, rewrite
-from verifier.report import Status, Verdict
 from verifier.trust import load_trust
+from verifier.verdict import Status, Verdict
 from verifier.verify import verify_package
 
 

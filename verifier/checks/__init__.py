@@ -16,7 +16,7 @@ from verifier.checks import time as time_checks
 from verifier.checks.context import Context, Outcome, Skip
 from verifier.errors import InvalidPackage, VerificationError
 from verifier.package import PROOF_PATH
-from verifier.report import CHECKS, CheckResult, Status
+from verifier.verdict import CHECKS, CheckResult, Status
 from verifier.wording import compose_zh
 
 CheckFunction = Callable[[Context], Outcome]

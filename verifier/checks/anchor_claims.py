@@ -15,7 +15,8 @@ from typing import Any
 from verifier.anchor_proof import HEADER_FIELDS, HEADER_INT_FIELDS, AnchorProofError
 from verifier.checks.context import Anchor
 from verifier.court_time import format_duration, format_time
-from verifier.ethereum_trie import RLPError, keccak256, rlp_decode
+from verifier.ethereum_trie import RLPError, rlp_decode
+from verifier.keccak import keccak256
 
 #: Ethereum mainnet facts every mainnet header after The Merge obeys (EIP-3675, EIP-4895, EIP-4844).
 MAINNET_CHAIN_ID = 1

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from verifier.court_time import plural
 from verifier.errors import InvalidPackage, TiezhengError, VerificationError
 from verifier.package import ANCHOR_NAME
-from verifier.report import Status
+from verifier.verdict import Status
 
 #: Anchor files judged per package: far above any sensible number of chains, and a bound on the
 #: work (keccak, trie walks) a hostile package can ask for.

@@ -19,10 +19,10 @@ from verifier.checks.anchors import Anchor, AnchorResult, earliest_checked, judg
 from verifier.errors import InvalidPackage, TiezhengError, TimestampError, VerificationError
 from verifier.package import PROOF_PATH, TSA_CERTS_NAME, Package
 from verifier.proof import InclusionProof, parse_proof
-from verifier.report import Status
 from verifier.timestamp import TimestampInfo, TimestampToken, parse_timestamp_token, verify_timestamp
 from verifier.trust import Trust, TrustedTSA
 from verifier.tsa_chain import load_certificates
+from verifier.verdict import Status
 
 Outcome = tuple[Status, str]
 
@@ -32,8 +32,12 @@ __all__ = ["Anchor", "Context", "Outcome", "Skip", "ValidTimestamp"]
 MAX_OWN_ROOTS = 4
 
 
-class Skip(Exception):
-    """Raised by a check that cannot run with the data given."""
+class Skip(TiezhengError):
+    """Raised by a check that cannot run with the data given; ``reason`` becomes the check's reason."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -47,9 +51,9 @@ class ValidTimestamp:
 class Context:
     package: Package
     trust: Trust
-    offline: bool = True
     #: Where to check anchors online; None offline. A single source answers for the chain it serves.
     chain: ChainSources | None = None
+    #: The moment of verification: an anchor claiming a block after it is implausible (T1 offline).
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
     development: list[str] = field(default_factory=list)
     facts: dict[str, Any] = field(default_factory=dict)
@@ -57,6 +61,11 @@ class Context:
     missing_trust: list[tuple[str, str]] = field(default_factory=list)
     #: (check id, what stayed a claim and how to check it): see ``Report.not_checked``.
     not_checked: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def offline(self) -> bool:
+        """Whether anchors are judged without a node: no chain source was given."""
+        return self.chain is None
 
     def flag_development(self, what: str) -> None:
         if what not in self.development:

@@ -35,7 +35,7 @@ from verifier.checks.context import Context, Outcome
 from verifier.court_time import format_duration, plural
 from verifier.errors import InvalidPackage, TiezhengError, VerificationError
 from verifier.http_body import HttpFormatError, decode_body, parse_response
-from verifier.report import Status
+from verifier.verdict import Status
 
 MAX_SOURCE_BYTES = 256 << 20
 MAX_LISTED = 3

@@ -19,7 +19,7 @@ from verifier.checks.capture_material import capture_times
 from verifier.checks.context import Context, Outcome
 from verifier.checks.environment_record import judge_environment_record
 from verifier.court_time import plural
-from verifier.report import Status
+from verifier.verdict import Status
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 MAX_LISTED = 4

@@ -7,7 +7,7 @@ from verifier.checks.context import Context, Outcome
 from verifier.court_time import format_time, ordinal_of, plural
 from verifier.errors import TiezhengError, VerificationError
 from verifier.merkle import leaf_hash, verify_inclusion
-from verifier.report import Status
+from verifier.verdict import Status
 
 #: How many individual mismatches a reason names before it summarises.
 MAX_LISTED = 3

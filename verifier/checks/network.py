@@ -35,7 +35,7 @@ from verifier.checks.capture_material import (
 from verifier.checks.context import Context, Outcome
 from verifier.court_time import plural
 from verifier.errors import VerificationError
-from verifier.report import Status
+from verifier.verdict import Status
 
 MAX_LISTED = 3
 

@@ -19,7 +19,7 @@ from verifier.package import (
     TIMESTAMP_NAME,
     TSA_CERTS_NAME,
 )
-from verifier.report import Status
+from verifier.verdict import Status
 
 #: Files a package holds besides the artifacts its manifest lists.
 STRUCTURAL = frozenset({DATAPACKAGE_PATH, DATAPACKAGE_DIGEST_PATH, MANIFEST_PATH, SIGNATURE_PATH})

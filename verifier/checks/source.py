@@ -7,8 +7,8 @@ from verifier.checks.environment import check_capture_environment
 from verifier.checks.network import check_network_facts
 from verifier.errors import InvalidInput
 from verifier.qualifications import UNVERIFIABLE, Qualifications, describe, parse_qualifications
-from verifier.report import Status
 from verifier.signature import decode_public_key, parse_signature, verify_signature
+from verifier.verdict import Status
 
 
 def check_signature(ctx: Context) -> Outcome:

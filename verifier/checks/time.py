@@ -16,8 +16,8 @@ from datetime import datetime, timedelta
 from verifier.checks.context import Anchor, Context, Outcome, Skip
 from verifier.court_time import format_duration, format_seconds, format_time
 from verifier.errors import TiezhengError
-from verifier.report import Status
 from verifier.timestamp import TimestampInfo
+from verifier.verdict import Status
 
 RPC_HINT = "check it with --rpc URL (any JSON-RPC node of that chain)"
 

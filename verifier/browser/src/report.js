@@ -1,6 +1,6 @@
 // The report contract shared with the Python verifier (DESIGN §5, §6): stable check ids with their
 // group, title and legal basis; four verdicts; and what a verified package proves, in English and
-// Chinese. Only a verified report carries "what this proves"; the words are those of verifier/report.py
+// Chinese. Only a verified report carries "what this proves"; the words are those of verifier/verdict.py
 // and verifier/wording.py, so the page and the printed report say the same.
 
 import { legalBasis } from "./legalbasis.js";

@@ -1,0 +1,47 @@
+"""The HTML report's sections about the package itself: what was captured, and the fill-in certifications.
+
+Every value goes through ``html_text.escaped`` (sanitize.display_text, then html.escape).
+The screenshot is embedded as a data: URI, so the page stays self-contained; the page's
+Content-Security-Policy allows images from data: URIs only.
+"""
+
+from __future__ import annotations
+
+import base64
+
+from verifier.report.certification import Certification
+from verifier.report.exhibit import Exhibit, target_rows
+from verifier.report.html_text import bilingual, escaped
+from verifier.verdict import Report
+
+
+def captured_section(report: Report, exhibit: Exhibit) -> str:
+    """What was captured: the target as a small table and the screenshot (first screen, then all of it)."""
+    rows = "".join(f"<dt>{bilingual(en, zh)}</dt><dd>{escaped(value)}</dd>" for en, zh, value in target_rows(report))
+    shot = exhibit.screenshot
+    if not rows and shot is None and not exhibit.screenshot_note:
+        return ""
+    body = f"<dl>{rows}</dl>" if rows else ""
+    if shot is not None:
+        # The PNG's header passed the exhibit's size checks; a data: URI keeps the page self-contained.
+        uri = "data:image/png;base64," + base64.b64encode(shot.png).decode("ascii")
+        ratio = f"{shot.width} / {shot.first_screen}"
+        body += (f'<figure class="shot"><div class="fold" style="aspect-ratio:{ratio}">'
+                 f'<img src="{uri}" alt="first screen of the screenshot / 截图首屏"></div>'
+                 f"<figcaption>{bilingual('First screen of the screenshot', '截图首屏')} "
+                 f"({shot.width} × {shot.first_screen} px)</figcaption></figure>"
+                 f"<details><summary>{bilingual('Full page screenshot', '整页截图')} ({shot.width} × {shot.height} px)"
+                 f'</summary><img class="full" src="{uri}" alt="full page screenshot / 整页截图"></details>')
+    elif exhibit.screenshot_note:
+        body += f'<p class="detail">{escaped(exhibit.screenshot_note)}</p>'
+    return f"<section><h2>{bilingual('What was captured', '采集对象')}</h2>{body}</section>"
+
+
+def certification_section(cert: Certification) -> str:
+    parts = [f"<h2>{escaped(cert.title)}</h2><p class=\"detail\">{escaped(cert.subtitle)}</p>"]
+    for section in cert.sections:
+        paragraphs = "".join(f"<p>{escaped(p)}</p>" for p in section.paragraphs)
+        parts.append(f"<h3>{escaped(section.heading)}</h3>{paragraphs}")
+    fields = "".join(f"<dt>{escaped(label)}</dt><dd></dd>" for label in cert.signature_fields)
+    parts.append(f'<dl class="sign">{fields}</dl>')
+    return f'<section class="cert" lang="{escaped(cert.lang)}">{"".join(parts)}</section>'
