@@ -32,7 +32,6 @@ from api.service.security import Principal
 from api.service.state import ServiceState
 from evidence.manifest import new_evidence_id
 from evidence.upload import UploadError, build_upload
-from verifier.wacz import fsync_dir
 
 
 @dataclass
@@ -104,16 +103,18 @@ def accept_upload(state: ServiceState, who: Principal, files: Sequence[ReceivedF
     """Package ``files`` as one upload evidence item and queue it for sealing."""
     if (replay := _replay(state.engine, who, request)) is not None:
         return replay
-    packages_dir = state.settings.packages_dir
     try:
-        # The package folder's fsync waits until the blob is stored: one flush then covers both names.
-        built = build_upload([f.path for f in files], packages_dir=packages_dir, operator=state.operator,
+        # Built in this process's scratch folder, then kept only in the blob store: the blob is the
+        # package (no other process reads a path), so one durable name is made, not two.
+        built = build_upload([f.path for f in files], packages_dir=state.scratch, operator=state.operator,
                              requester=jobs.requester_named(who.tenant_name, who.key_prefix), note=note,
                              names=[f.filename for f in files], sync_folder=False)
     except UploadError as exc:
         raise ApiError(422, "invalid_upload", str(exc)) from None
-    address = state.blobs.put_file(built.path)
-    fsync_dir(packages_dir)
+    try:
+        address = state.blobs.put_file(built.path)
+    finally:
+        built.path.unlink(missing_ok=True)
     with Session(state.engine) as session:
         pipeline.accept(session, built, Filing(
             tenant_id=who.tenant_id, api_key_id=who.api_key_id, kind=EvidenceKind.UPLOAD,
@@ -126,8 +127,7 @@ def accept_upload(state: ServiceState, who: Principal, files: Sequence[ReceivedF
             idempotency.remember(session, tenant_id=who.tenant_id, request=request, status_code=202,
                                  evidence_ids=[built.evidence_id])
         if (replay := _commit(session, state.engine, who, request)) is not None:
-            built.path.unlink(missing_ok=True)  # the twin request's package is the one kept
-            return replay
+            return replay  # the twin request's package is the one kept; this blob is left unreferenced
     return Acceptance([built.evidence_id])
 
 

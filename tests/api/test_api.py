@@ -263,7 +263,8 @@ def test_data_dir_layout(server: Server, client_a: httpx.Client, sealed: dict[st
     with zipfile.ZipFile(io.BytesIO(downloaded)) as archive:
         proofs = {hashlib.sha256(archive.read(n)).hexdigest() for n in archive.namelist() if n.startswith("proof/")}
     assert proofs and proofs <= {blob.name for blob in blobs}
-    assert (server.data_dir / "packages" / f"{sealed['evidence_id']}.wacz").is_file()
+    # The blob is the package: the service keeps no second copy under packages/.
+    assert not (server.data_dir / "packages" / f"{sealed['evidence_id']}.wacz").exists()
     # Only the live server's own temp folder (no request body left in it: the warm browser's key
     # folder may be there) and its lock.
     leftovers = list(Path(server.data_dir / "tmp").iterdir())
