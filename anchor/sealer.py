@@ -205,7 +205,7 @@ class Sealer:
         The batch row, every item's assignment and the root commit together or not at all.
         """
         limit = self.config.batch_max_items
-        # "batch_id IS NULL" finds pending items through the index on batch_id (state has none).
+        # "batch_id IS NULL" finds pending items, in id order, through their partial index.
         is_pending = (col(SealItem.batch_id).is_(None), col(SealItem.state) == ItemState.PENDING)
         with Session(self.engine) as session:
             oldest = session.exec(select(func.min(SealItem.accepted_at)).where(*is_pending)).one()
