@@ -22,11 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeAlias
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, insert, select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
 from anchor.ethereum import verifiable_part
+from anchor.item_updates import mark_attached
 from anchor.sealed_package import write_sealed
 from anchor.store import ItemState, SealBatch, SealBatchProof, SealItem, SealItemProof, utcnow
 from verifier import merkle
@@ -207,10 +208,9 @@ def proof_addresses(session: Session, evidence_id: str) -> list[tuple[str, str]]
 
 
 def _mark_attached(engine: Engine, item_ids: Sequence[int]) -> None:
-    now = utcnow()
+    """Commit ``item_ids`` as attached, in one set-based statement (see ``anchor.item_updates``)."""
+    if not item_ids:
+        return
     with Session(engine) as session:
-        for start in range(0, len(item_ids), ID_SLICE):
-            session.connection().execute(
-                update(SealItem).where(col(SealItem.id).in_(item_ids[start:start + ID_SLICE]))
-                .values(state=ItemState.ATTACHED, sealed_at=now))
+        mark_attached(session.connection(), item_ids, utcnow())
         session.commit()

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
-from sqlalchemy import bindparam, func, update
+from sqlalchemy import func, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -52,6 +52,7 @@ from anchor.anchors import (
     update_anchor,
 )
 from anchor.attach import ProofStore, attach_batch
+from anchor.item_updates import assign_leaves
 from anchor.rpc import AnchorError
 from anchor.store import (
     AnchorState,
@@ -81,7 +82,7 @@ LEASE_NAME = "sealer"
 LEASE_TTL = timedelta(minutes=5)
 RETRY_BASE = timedelta(seconds=2)
 RETRY_MAX = timedelta(minutes=5)
-#: Bulk updates go in slices so one statement never carries a million parameters.
+#: Items assigned per statement, so one statement never carries a million of them.
 ASSIGN_SLICE = 20_000
 
 
@@ -204,32 +205,34 @@ class Sealer:
         The batch row, every item's assignment and the root commit together or not at all.
         """
         limit = self.config.batch_max_items
+        # "batch_id IS NULL" finds pending items, in id order, through their partial index.
+        is_pending = (col(SealItem.batch_id).is_(None), col(SealItem.state) == ItemState.PENDING)
         with Session(self.engine) as session:
-            oldest = session.exec(select(func.min(SealItem.accepted_at))
-                                  .where(SealItem.state == ItemState.PENDING)).one()
+            oldest = session.exec(select(func.min(SealItem.accepted_at)).where(*is_pending)).one()
             if oldest is None:
                 return None
-            pending = session.exec(select(func.count()).select_from(SealItem)
-                                   .where(SealItem.state == ItemState.PENDING)).one()
+            pending = session.exec(select(func.count()).select_from(SealItem).where(*is_pending)).one()
             if oldest.tzinfo is None:
                 oldest = oldest.replace(tzinfo=utcnow().tzinfo)
             due = force or pending >= limit or utcnow() - oldest >= self.config.batch_max_age
             if not due:
                 return None
-            rows = session.exec(select(SealItem.id, SealItem.fingerprint)
-                                .where(SealItem.state == ItemState.PENDING)
+            rows = session.exec(select(SealItem.id, SealItem.fingerprint).where(*is_pending)
                                 .order_by(col(SealItem.id)).limit(limit)).all()
             leaves = merkle.leaf_hashes([bytes.fromhex(fp) for _, fp in rows])
             batch_id = f"b-{utcnow():%Y%m%dT%H%M%S}-{secrets.token_hex(4)}"
             session.add(SealBatch(id=batch_id, tree_size=len(rows), root=merkle.root(leaves).hex()))
             session.flush()
-            assignments = [{"item_id": item_id, "leaf": index} for index, (item_id, _) in enumerate(rows)]
-            for start in range(0, len(assignments), ASSIGN_SLICE):
-                session.connection().execute(
-                    update(SealItem).where(col(SealItem.id) == bindparam("item_id"))
-                    .where(col(SealItem.state) == ItemState.PENDING)
-                    .values(state=ItemState.BATCHED, batch_id=batch_id, leaf_index=bindparam("leaf")),
-                    assignments[start:start + ASSIGN_SLICE])
+            item_ids = [int(item_id) for item_id, _ in rows if item_id is not None]
+            assigned = 0
+            for start in range(0, len(item_ids), ASSIGN_SLICE):
+                assigned += assign_leaves(session.connection(), batch_id, item_ids[start:start + ASSIGN_SLICE],
+                                          first_leaf=start)
+            if assigned != len(rows):
+                # An item left "pending" after it was read: the root would not cover the batch. Nothing
+                # is committed; the next pass closes a batch from what is pending then.
+                session.rollback()
+                raise RuntimeError(f"{len(rows) - assigned} item(s) left 'pending' while a batch closed")
             session.commit()
         self._transitioned(batch_id, BatchState.BATCHED)
         return batch_id
