@@ -95,25 +95,30 @@ def matter_show(matter_id: Annotated[str, typer.Argument(metavar="ID")], data_di
         console.print(f"  {e.seq:>3} {e.at:%Y-%m-%d %H:%M:%S} {e.action:<10} {escape(json.dumps(e.detail))}")
 
 
-def timeline(matter_id: Annotated[str, typer.Argument(metavar="MATTER", help="The matter's id.")],
+def timeline(matter_id: Annotated[str | None, typer.Argument(metavar="[MATTER]", help="The matter's id.")] = None,
+             subject: Annotated[str | None, typer.Option(
+                 help="Instead of a matter: every item about this seller, account or shop, across matters.")]
+             = None,
              pdf: Annotated[Path | None, typer.Option(metavar="FILE", help="Write the bilingual PDF document here.")]
              = None,
              html: Annotated[Path | None, typer.Option(metavar="FILE", help="Write the HTML document here.")] = None,
              lang: Annotated[str, typer.Option(help="en or zh, for the terminal report.")] = "en",
              data_dir: DataDir = None, as_json: JsonFlag = False) -> None:
-    """Verify a matter's evidence as one timeline (TL1, TL2) and write its document.
+    """Verify a matter's evidence (or a subject's, across matters) as one timeline (TL1, TL2); write its document.
 
     Exits 0 when every package verifies and TL1/TL2 pass, 1 when a check fails, 3 when it cannot judge.
     """
-    from api.service.local_cases import local_matter_timeline
+    from api.service.local_cases import local_timeline
     from verifier.timeline_cli import render
 
+    if (matter_id is None) == (subject is None):
+        raise UserError("give a matter id or --subject, one of the two", "see `tiezheng matter list`")
     for target in (pdf, html):
         if target is not None and target.is_dir():
             raise UserError(f"{target} is a folder", "give the name of the file to write")
     with _as_user_errors("see `tiezheng matter list`"), \
             errors.status("verifying the matter's packages as a timeline…", spinner="dots"):
-        found = local_matter_timeline(writable_settings(data_dir), matter_id)
+        found = local_timeline(writable_settings(data_dir), matter_id=matter_id, subject=subject)
     if as_json:
         _print_json({**found.report.to_json(), "without_package": list(found.without_package)})
     else:

@@ -207,12 +207,18 @@ def write_packages(settings: Settings, row_ids: list[str], folder: Path) -> list
     return written
 
 
-def local_matter_timeline(settings: Settings, matter_id: str) -> MatterTimeline:
-    """`tiezheng timeline MATTER`: the local matter verified as a timeline, with this data dir's trust."""
-    from api.service.matter_timeline import matter_timeline
+def local_timeline(settings: Settings, *, matter_id: str | None = None, subject: str | None = None) -> MatterTimeline:
+    """`tiezheng timeline MATTER` (or `--subject S`): verified as a timeline, with this data dir's trust."""
+    from api.service.matter_timeline import matter_timeline, subject_timeline
     from api.service.runtime import blob_store, local_trust
     from verifier.trust import default_trust
 
+    trust = default_trust().merged(local_trust(settings))
     with Session(database(settings)) as session:
-        return matter_timeline(session, blob_store(settings), settings, tenant_id=matters.local_tenant_id(session),
-                               matter_id=matter_id, trust=default_trust().merged(local_trust(settings)))
+        tenant = matters.local_tenant_id(session)
+        if subject is not None:
+            return subject_timeline(session, blob_store(settings), settings, tenant_id=tenant, subject=subject,
+                                    trust=trust)
+        assert matter_id is not None
+        return matter_timeline(session, blob_store(settings), settings, tenant_id=tenant, matter_id=matter_id,
+                               trust=trust)

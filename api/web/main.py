@@ -71,6 +71,7 @@ def create_app(settings: Settings | None = None, *, seal: bool = True) -> FastAP
     v1 = APIRouter(prefix="/v1")
     for module in (captures, uploads, evidence, batches, verification, matters, watches):
         v1.include_router(module.router)
+    v1.include_router(matters.subjects)
     app.include_router(v1)
     app.include_router(health.router)
     app.include_router(pages.router)

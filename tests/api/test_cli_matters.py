@@ -106,3 +106,7 @@ def test_watch_run_due_captures_and_chains(tmp_path: Path, sample_site: str) -> 
     assert timeline.returncode == 0 and report["without_package"] == []
     assert "Shop 7" in html.read_text(encoding="utf-8") and pdf.read_bytes().startswith(b"%PDF")
     assert tiezheng(data, "timeline", "mt-nope", check=False).returncode == 2
+    # The subject's timeline: the same runs (the upload names no subject), whatever matter they are in.
+    about = json.loads(tiezheng(data, "timeline", "--subject", "Shop 7", "--json", check=False, **env).stdout)
+    assert sorted(p["evidence_id"] for p in about["packages"]) == sorted(r["evidence_id"] for r in runs)
+    assert {c["id"]: c["status"] for c in about["checks"]}["TL1"] == "pass"

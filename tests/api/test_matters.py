@@ -173,3 +173,21 @@ def test_a_matters_timeline_is_verified_and_rendered(client_a: httpx.Client) -> 
         page.headers["content-security-policy"]
     pdf = client_a.get(f"/v1/matters/{matter}/timeline", params={"format": "pdf"})
     assert pdf.content.startswith(b"%PDF")
+
+
+def test_a_subjects_timeline_spans_matters_and_tenants_see_only_their_own(client_a: httpx.Client,
+                                                                        client_b: httpx.Client) -> None:
+    """Captures about one seller in two matters come back together; another tenant's query finds none."""
+    ids = []
+    for store in ("Store A", "Store A reopened as Store B"):
+        matter = _matter(client_a, store)["id"]
+        reply = client_a.post("/v1/captures", json={"urls": ["http://127.0.0.1:9/x"], "matter": matter,
+                                                    "subject": "seller 4242"})
+        assert reply.status_code == 202, reply.text
+        ids += reply.json()["evidence_ids"]
+    for evidence_id in ids:  # port 9 answers nothing: the captures fail, so they have no package
+        wait_for_status(client_a, evidence_id, {"failed"})
+    found = client_a.get("/v1/timeline", params={"subject": "seller 4242"}).json()
+    assert sorted(found["without_package"]) == sorted(ids) and found["packages"] == []
+    assert client_b.get("/v1/timeline", params={"subject": "seller 4242"}).json()["without_package"] == []
+    assert client_a.get("/v1/timeline", params={"subject": ""}).status_code == 422

@@ -9,8 +9,10 @@ from fastapi.responses import HTMLResponse, Response
 
 from api.service import crud, matters
 from api.service.errors import not_found
+from api.service.matter_timeline import MatterTimeline
 from api.service.matter_timeline import matter_timeline as build_matter_timeline
-from api.service.models import FilingMove, MatterCreate, MatterLogPublic, MatterPublic
+from api.service.matter_timeline import subject_timeline as build_subject_timeline
+from api.service.models import MAX_SUBJECT_CHARS, FilingMove, MatterCreate, MatterLogPublic, MatterPublic
 from api.web.deps import CurrentUser, SessionDep, StateDep, client_address
 from api.web.responses import ERRORS, AsciiJSONResponse
 
@@ -68,23 +70,48 @@ def file_evidence(matter_id: str, body: FilingMove, request: Request, who: Curre
                           with_evidence=True)
 
 
+FormatQuery = Annotated[Literal["json", "html", "pdf"], Query(
+    description="json: the verification report; html or pdf: the bilingual document")]
+
+
+def _timeline_answer(found: MatterTimeline, form: str, name: str) -> Response:
+    if form == "html":
+        # The document is self-contained (inline style, data: thumbnails); nothing in it may run.
+        return HTMLResponse(found.html(), headers={"Content-Security-Policy": DOCUMENT_CSP})
+    if form == "pdf":
+        return Response(found.pdf(), media_type="application/pdf",
+                        headers={"Content-Disposition": f'attachment; filename="{name}-timeline.pdf"'})
+    return AsciiJSONResponse({**found.report.to_json(), "without_package": list(found.without_package)})
+
+
+TIMELINE_RESPONSES: dict[int | str, dict[str, Any]] = {200: {
+    "content": {"application/json": {}, "text/html": {}, "application/pdf": {}},
+    "description": "the `tiezheng-verify timeline --json` report, or its document"}}
+
+
 @router.get("/{matter_id}/timeline", name="matters.timeline", summary="A matter's timeline, verified",
-            responses={200: {"content": {"application/json": {}, "text/html": {}, "application/pdf": {}},
-                             "description": "the `tiezheng-verify timeline --json` report, or its document"}})
+            responses=TIMELINE_RESPONSES)
 def matter_timeline(matter_id: str, who: CurrentUser, session: SessionDep, state: StateDep,
-                    format: Annotated[Literal["json", "html", "pdf"], Query(
-                        description="json: the verification report; html or pdf: the bilingual document")] = "json",
-                    ) -> Response:
+                    format: FormatQuery = "json") -> Response:
     """Every package filed under the matter, verified now (offline) as one timeline: TL1 (each watch's
     captures form one chain) and TL2 (their order agrees with the TSA times), in time order."""
     # A sync route runs in the thread pool; verifying is CPU work, as /report's is.
     found = build_matter_timeline(session, state.blobs, state.settings, tenant_id=who.tenant_id,
                                   matter_id=matter_id, trust=state.trust())
-    if format == "html":
-        # The document is self-contained (inline style, data: thumbnails); nothing in it may run.
-        return HTMLResponse(found.html(), headers={"Content-Security-Policy": DOCUMENT_CSP})
-    if format == "pdf":
-        return Response(found.pdf(), media_type="application/pdf",
-                        headers={"Content-Disposition": f'attachment; filename="{matter_id}-timeline.pdf"'})
-    return AsciiJSONResponse({**found.report.to_json(), "without_package": list(found.without_package)})
+    return _timeline_answer(found, format, matter_id)
 
+
+subjects = APIRouter(prefix="/timeline", tags=["matters"], responses=ERRORS)
+
+
+@subjects.get("", name="subjects.timeline", summary="A subject's timeline across matters, verified",
+              responses=TIMELINE_RESPONSES)
+def subject_timeline(who: CurrentUser, session: SessionDep, state: StateDep,
+                     subject: Annotated[str, Query(min_length=1, max_length=MAX_SUBJECT_CHARS,
+                                                   description="the seller, account id or shop URL")],
+                     format: FormatQuery = "json") -> Response:
+    """Every item of yours whose manifest names this subject, from every matter, as one verified timeline:
+    a seller who comes back under a new store is shown beside the old one."""
+    found = build_subject_timeline(session, state.blobs, state.settings, tenant_id=who.tenant_id, subject=subject,
+                                   trust=state.trust())
+    return _timeline_answer(found, format, "subject")
