@@ -81,6 +81,12 @@ class NewManifest:
     target: Mapping[str, Any] = field(default_factory=dict)
     #: Only for kind ``upload``: what each received file was called.
     uploaded: Sequence[UploadedFile] | None = None
+    #: A capture's links (each written only when set): the matter it was filed under when made, the
+    #: seller or shop it is about, the watch it is a run of, and that watch's previous capture.
+    matter: str | None = None
+    subject: str | None = None
+    watch: str | None = None
+    previous: bytes | None = None
     #: Only for kind ``notice``: the notice record, its completeness per rule set and the delivery facts.
     notice: Mapping[str, Any] | None = None
     #: Only for kind ``notice-reply``: the notice answered, and the DKIM result and DNS record at import.
@@ -106,6 +112,9 @@ class NewManifest:
             data["notice"] = dict(self.notice)
         if self.reply is not None:
             data["reply"] = dict(self.reply)
+        links = {"matter": self.matter, "subject": self.subject, "watch": self.watch,
+                 "previous": self.previous.hex() if self.previous is not None else None}
+        data.update({key: value for key, value in links.items() if value is not None})
         return data
 
     @cached_property

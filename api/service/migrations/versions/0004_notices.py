@@ -1,7 +1,7 @@
 """Notices: each version of a takedown notice, and the replies imported to it.
 
 Revision ID: 0004
-Revises: 0002 (becomes 0003 once the matters migration is merged before it)
+Revises: 0003
 Create Date: 2026-12-01
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 from sqlmodel.sql.sqltypes import AutoString, UTCDateTime
 
 revision = "0004"
-down_revision = "0002"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
