@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from api.service import crud, pipeline
+from api.service import crud, matters, pipeline
 from api.service.errors import ApiError, not_found
 from api.service.models import Evidence, EvidenceKind
 from api.service.notice_models import (
@@ -207,6 +207,8 @@ def draft(desk: NoticeDesk, caller: Caller, body: NoticeCreate, *, client: str =
 
     _check_window(body.window)
     with Session(desk.engine) as session:
+        if body.matter:
+            matters.get(session, tenant_id=_matter_tenant(session, caller), matter_id=body.matter)
         if body.corrects:
             rows = _versions(session, caller, body.corrects)
             previous = _last_sent(rows)
@@ -265,14 +267,23 @@ def _nameserver(settings: Settings) -> Nameserver | None:
     return Nameserver.parse(settings.dns_resolver) if settings.dns_resolver else None
 
 
+def _matter_tenant(session: Session, caller: Caller) -> int:
+    """The tenant whose matters a caller files under: its own, or the embedded CLI's ``local`` tenant."""
+    return caller.tenant_id if caller.tenant_id is not None else matters.local_tenant_id(session)
+
+
 def _accept(desk: NoticeDesk, session: Session, caller: Caller, built: BuiltPackage, kind: EvidenceKind,
-            title: str) -> None:
+            title: str, *, matter: str | None = None, detail: dict[str, Any] | None = None) -> None:
+    """Queue the package for sealing as the caller's evidence, filed under ``matter`` when the notice has one."""
     filing = None
     if caller.tenant_id is not None:
         assert desk.blobs is not None, "a tenant's notice needs the service's blob store"
         filing = pipeline.Filing(tenant_id=caller.tenant_id, api_key_id=caller.api_key_id, kind=kind, title=title,
                                  note="", package_sha256=desk.blobs.put_file(built.path))
     pipeline.accept(session, built, filing)
+    if matter:
+        matters.file_evidence(session, tenant_id=_matter_tenant(session, caller), matter_id=matter,
+                              evidence_ref=built.evidence_id, detail=detail)
 
 
 def send(desk: NoticeDesk, caller: Caller, notice_id: str, *, to: str | None = None, allow_incomplete: bool = False,
@@ -308,7 +319,8 @@ def send(desk: NoticeDesk, caller: Caller, notice_id: str, *, to: str | None = N
         except SendError as exc:
             raise ApiError(502, "smtp_failed", str(exc)) from None
         _accept(desk, session, caller, sent.built, EvidenceKind.NOTICE,
-                f"{notice.action} {notice_id} v{notice.version} to {recipient}")
+                f"{notice.action} {notice_id} v{notice.version} to {recipient}", matter=row.matter,
+                detail={"notice": notice_id, "version": notice.version, "action": notice.action})
         sent_at = datetime.now(UTC)
         row.status, row.recipient, row.record = "sent", recipient, json.dumps(notice.to_json(), ensure_ascii=False)
         row.evidence_id, row.fingerprint = sent.built.evidence_id, sent.built.fingerprint.hex()
@@ -359,7 +371,8 @@ def reply(desk: NoticeDesk, caller: Caller, notice_id: str, eml: bytes, *, clien
                                           operator=desk.operator, requester=caller.requester)
         except NoticeError as exc:
             raise ApiError(422, "invalid_reply", str(exc)) from None
-        _accept(desk, session, caller, built, EvidenceKind.NOTICE_REPLY, f"reply to {notice_id}")
+        _accept(desk, session, caller, built, EvidenceKind.NOTICE_REPLY, f"reply to {notice_id}",
+                matter=answered.matter, detail={"reply_to": notice_id, "dkim": checked.result["status"]})
         row = NoticeReply(evidence_id=built.evidence_id, notice_id=notice_id, tenant_id=caller.tenant_id,
                           fingerprint=built.fingerprint.hex(), dkim_status=checked.result["status"],
                           dkim_domain=checked.result.get("domain"), message_sha256=hashlib.sha256(eml).hexdigest())

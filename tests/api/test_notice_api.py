@@ -80,6 +80,11 @@ def test_notice_flow_and_tenant_isolation(service: Server, loopback: tuple[Mailb
     missing = {d["rule_set"]: d["missing"] for d in refused.json()["error"]["details"]}
     assert missing["spc-2014-art5"] == ["grounds"] and missing["ip-guideline-art5"] == ["authenticity_guarantee"]
 
+    # A matter of tenant B cannot be named; tenant A's own files the notice and its reply.
+    matter_b = client_b.post("/v1/matters", json={"title": "B's case"}).json()["id"]
+    assert client_a.post("/v1/notices", json={**body, "matter": matter_b}).status_code == 404
+    matter = client_a.post("/v1/matters", json={"title": "Owner Co v. Shop 9"}).json()["id"]
+    body["matter"] = matter
     drafted = client_a.post("/v1/notices", json=body)
     assert drafted.status_code == 201 and all(r["complete"] for r in drafted.json()["completeness"])
     notice_id = drafted.json()["notice_id"]
@@ -106,6 +111,8 @@ def test_notice_flow_and_tenant_isolation(service: Server, loopback: tuple[Mailb
     n1 = next(c for c in report.json()["checks"] if c["id"] == "N1")
     assert n1["status"] == "pass", n1
 
+    filed = client_a.get(f"/v1/matters/{matter}").json()["evidence"]
+    assert set(filed) == {sent.json()["evidence_id"], imported.json()["evidence_id"]}
     assert client_b.get(f"/v1/notices/{notice_id}").status_code == 404
     assert client_b.post(f"/v1/notices/{notice_id}/withdraw", json={"reason": "x"}).status_code == 404
     withdrawn = client_a.post(f"/v1/notices/{notice_id}/withdraw", json={"reason": "settled"})

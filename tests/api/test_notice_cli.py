@@ -76,8 +76,9 @@ def test_draft_send_reply_seal_verify_withdraw(data_dir: Path, tmp_path: Path,
 
     (tmp_path / "registration.pdf").write_bytes(b"%PDF-1.4 copyright registration 2024-F-00123456")
     (tmp_path / "listing.png").write_bytes(b"\x89PNG listing 12345" * 40)
+    matter = json.loads(tz("matter", "create", "Owner Co v. Shop 12345", "--json").stdout)["id"]
     proof = json.loads(tz("upload", tmp_path / "registration.pdf", "--json").stdout)["evidence_id"]
-    listing = json.loads(tz("upload", tmp_path / "listing.png", "--json").stdout)["evidence_id"]
+    listing = json.loads(tz("upload", tmp_path / "listing.png", "--matter", matter, "--json").stdout)["evidence_id"]
 
     # Before sealing, the evidence is not yet sealed: the gate names it and nothing is sent.
     early = json.loads(tz("notice", "draft", "--owner", "Owner Co", "--owner-id", "91310000MA1FL0XX1X",
@@ -93,7 +94,7 @@ def test_draft_send_reply_seal_verify_withdraw(data_dir: Path, tmp_path: Path,
     drafted = json.loads(tz("notice", "draft", "--owner", "Owner Co", "--owner-id", "91310000MA1FL0XX1X",
                             "--email", "legal@owner.example", "--proof", proof,
                             "--capture", f"{listing}=https://shop.platform.example/item/12345",
-                            "--grounds", "unlicensed photographs", "--guarantee-given", "--matter", "m-7",
+                            "--grounds", "unlicensed photographs", "--guarantee-given", "--matter", matter,
                             "--window", "20wd", "--to", f"ip@{PLATFORM}", "--json").stdout)
     assert all(r["complete"] for r in drafted["completeness"])
     notice_id = drafted["notice_id"]
@@ -125,3 +126,15 @@ def test_draft_send_reply_seal_verify_withdraw(data_dir: Path, tmp_path: Path,
         report = json.loads(tz("verify", packages / f"{evidence_id}.wacz", "--json").stdout)
         assert report["verdict"] == "verified (offline)", report
         assert next(c for c in report["checks"] if c["id"] == check)["status"] == "pass"
+
+    # The matter's timeline holds the capture of the listing, the notice, the reply and the withdrawal.
+    document = tmp_path / "timeline.html"
+    timeline = json.loads(tz("timeline", matter, "--json", "--html", document, check=False).stdout)
+    # Every package verifies; TL1 holds. (With one stand-alone capture there is no chain for TL2 to order,
+    # and a timeline verifies only when both checks ran: that is the timeline's rule, not the notices'.)
+    assert {p["verdict"] for p in timeline["packages"]} == {"verified (offline)"}
+    assert timeline["checks"][0]["status"] == "pass"
+    filed = {p["evidence_id"] for p in timeline["packages"]}
+    assert filed == {listing, sent["evidence_id"], replied["evidence_id"], withdrawn["evidence_id"]}
+    page = document.read_text()
+    assert "Notice delivered" in page and "通知送达" in page and "Reply received" in page
