@@ -101,7 +101,7 @@ def verify_timeline(source: Path, trust: Trust, *, chain: ChainSource | ChainSou
     chained = [i for i, link in enumerate(links) if link.kind not in EVENT_KINDS]
     captures = tuple(links[i] for i in chained)
     chain_check, chains = check_chain(captures)
-    order_check = check_order(captures, chains)
+    order_check = check_order(captures, chains, chain_check)
     return TimelineReport(links=links, checks=(chain_check, order_check),
                           chains=tuple(tuple(chained[i] for i in chain) for chain in chains), ignored=ignored)
 
