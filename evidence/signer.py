@@ -241,7 +241,7 @@ def _login(config: Pkcs11Config) -> _Login:
         if forked:
             library.reinitialize()
         try:
-            token = library.get_token(token_label=config.token_label)
+            token = _token(library, config.token_label)
             try:
                 session = token.open(user_pin=config.pin)
             except errors.UserAlreadyLoggedIn:
@@ -258,6 +258,23 @@ def _login(config: Pkcs11Config) -> _Login:
             raise SignerError(f"cannot log in to PKCS#11 token {config.token_label!r}: {_name(exc)}") from exc
         login = _logins[where] = _Login(pid=os.getpid(), pin=config.pin, session=session)
         return login
+
+
+def _token(library: Any, label: str) -> Any:
+    """The token labelled ``label``. Called with ``_logins_lock`` held.
+
+    Many modules (SoftHSM2 among them) fix their slot list, and read their configuration, when the
+    library is initialised: a token made or plugged in since is found only after initialising it
+    again. That ends every session of this process, so their logins are dropped and made afresh on
+    next use.
+    """
+    errors = _pkcs11().exceptions
+    try:
+        return library.get_token(token_label=label)
+    except errors.NoSuchToken:
+        _logins.clear()
+        library.reinitialize()
+        return library.get_token(token_label=label)
 
 
 def _forget(config: Pkcs11Config) -> None:

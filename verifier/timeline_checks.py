@@ -254,8 +254,9 @@ def check_order(links: Sequence[Link], chains: Sequence[Sequence[int]], chain_ch
     """TL2: along each chain, the trusted (TSA) times and the capture times strictly increase."""
     if not chains and chain_check.status is Status.PASS:
         # Every item stands alone: no chain claims an order, and each item's own times were checked (T1, T2).
-        return TimelineCheck("TL2", Status.PASS, "no chain claims an order: every item stands alone, each with its "
-                             "own checked times (T1, T2)", "没有主张顺序的链：每份证据均为单独证据，各自的时间已核验（T1、T2）")
+        return TimelineCheck("TL2", Status.PASS,
+                             "no chain claims an order: every item stands alone, each with its own checked times "
+                             "(T1, T2)", "没有主张顺序的链：每份证据均为单独证据，各自的时间已核验（T1、T2）")
     if not chains:
         return TimelineCheck("TL2", Status.SKIP, "there is no single order to check: TL1 did not pass",
                              "TL1 未通过，没有可核对的唯一顺序")

@@ -91,7 +91,9 @@ def seal(data_dir: DataDir = None, as_json: JsonFlag = False) -> None:
     with errors.status("loading the sealing tools…", spinner="dots") as step:
         from api.service import pipeline
 
-        outcome = pipeline.seal_pending(_settings(data_dir), on_step=step.update)
+        # Status.update redraws only on its next tick (80 ms); a new spinner redraws at once, so a
+        # step shorter than a tick is still shown.
+        outcome = pipeline.seal_pending(_settings(data_dir), on_step=lambda text: step.update(text, spinner="dots"))
     for batch in outcome.batches:
         anchor = batch.get("anchor") or {}
         if not as_json:

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from evidence.operator_key import OperatorKey
 from evidence.signer import Pkcs11Config, Pkcs11Signer, SignerError, generate_token_key
@@ -279,3 +280,23 @@ def test_a_dropped_session_is_logged_in_again(token: Pkcs11Config) -> None:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
     Ed25519PublicKey.from_public_bytes(signer.public_key()).verify(signature, b"after")
+
+
+def test_a_token_made_after_the_library_loaded_is_found(token: Pkcs11Config, tmp_path: Path) -> None:
+    """SoftHSM2 reads its config and lists its tokens when initialised: a token made since (here in
+    another token folder, as a second deployment in one process would) is found by initialising the
+    library again, and the first token's signer logs in afresh afterwards."""
+    module = softhsm_module()
+    assert module is not None
+    first = Pkcs11Signer(token).public_key()  # the library is loaded and this process is logged in
+    before = os.environ["SOFTHSM2_CONF"]
+    try:
+        os.environ["SOFTHSM2_CONF"] = str(softhsm_conf(tmp_path / "second-softhsm"))
+        late = make_token(module, "tiezheng-late", KEY)
+        signer = Pkcs11Signer(late)
+        signature = signer.sign(b"late manifest")
+        Ed25519PublicKey.from_public_bytes(signer.public_key()).verify(signature, b"late manifest")
+        assert signer.public_key() != first
+    finally:
+        os.environ["SOFTHSM2_CONF"] = before
+    assert Pkcs11Signer(token).public_key() == first  # back in the first folder: found again, the same key
