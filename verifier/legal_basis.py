@@ -116,6 +116,13 @@ BASES: Mapping[str, tuple[Citation, ...]] = {
                      "Art. 11 para. 1(2): who made the data, and when, is clear")),
     "T2": (_c("online_litigation", "第十八条：电子数据上链存储前的真实性，另行审查",
               "Art. 18: the authenticity of data before it went on chain is examined on its own"),),
+    "L1": (ART11_2, _c("evidence", "第九十三条第四项：完整地保存、传输、提取，方法可靠",
+                       "Art. 93(4): kept, transmitted and extracted completely, by reliable methods")),
+    "L2": (OLR16, _c("evidence", "第九十三条第三项：有效的防止出错的监测、核查手段",
+                     "Art. 93(3): effective means of monitoring and checking against error")),
+    "L3": (ART94_2,),
+    "L4": (_c("evidence", "第九十三条第三项：有效的防止出错的监测、核查手段",
+              "Art. 93(3): effective means of monitoring and checking against error"),),
 }
 
 

@@ -87,7 +87,14 @@ CHECKS: tuple[CheckSpec, ...] = (
     CheckSpec("T1", "time", "times agree"),
     CheckSpec("T2", "time", "pre-chain gap"),
 )
-CHECK_BY_ID: Mapping[str, CheckSpec] = {spec.id: spec for spec in CHECKS}
+#: The checks of a log export (kind ``log-export``), run after the others on such packages only.
+LOG_CHECKS: tuple[CheckSpec, ...] = (
+    CheckSpec("L1", "log", "events included"),
+    CheckSpec("L2", "log", "checkpoint consistency"),
+    CheckSpec("L3", "log", "checkpoint signature"),
+    CheckSpec("L4", "log", "aggregates recompute"),
+)
+CHECK_BY_ID: Mapping[str, CheckSpec] = {spec.id: spec for spec in (*CHECKS, *LOG_CHECKS)}
 GROUPS = ("source", "path", "hash", "time")
 #: The hash checks that must pass for any "verified" verdict.
 REQUIRED_PASS = ("H1", "H2", "H3", "H4")
@@ -128,6 +135,10 @@ FAILURE_MEANING: Mapping[str, str] = {
     "H5": "the blockchain anchor does not hold: the batch root is not shown on the expected chain",
     "T1": "the capture, timestamp and block times contradict each other",
     "T2": "too much time passed between capture and sealing for the content to count as fixed at capture",
+    "L1": "a disclosed event is not in the log as it was recorded: it was changed, moved or never logged",
+    "L2": "the log was rewritten: the checkpoint is not a prefix of the anchored one",
+    "L3": "the checkpoint was not signed by the operator's key",
+    "L4": "the aggregates do not follow from the disclosed events",
 }
 PROVES = (
     "The evidence files in this package existed, byte for byte, no later than the trusted timestamp "

@@ -24,7 +24,7 @@ from verifier.court_time import format_duration, format_time, ordinal_of, plural
 from verifier.legal_basis import BASES, RULES, legal_basis, sources
 from verifier.report.terminal import TIME_SPAN, clip, wrap
 from verifier.trust import load_trust
-from verifier.verdict import CHECKS, Status
+from verifier.verdict import CHECKS, LOG_CHECKS, Status
 from verifier.verify import verify_package
 from verifier.wording import FAILURE_MEANING_ZH, TITLES_ZH, compose_zh, development_zh
 
@@ -94,9 +94,9 @@ def test_counts_are_cardinal_and_positions_count_from_one() -> None:
 
 
 @pytest.mark.parametrize("status", [s.value for s in Status])
-@pytest.mark.parametrize("check_id", [spec.id for spec in CHECKS])
+@pytest.mark.parametrize("check_id", [spec.id for spec in (*CHECKS, *LOG_CHECKS)])
 def test_every_check_and_outcome_has_a_chinese_finding(check_id: str, status: str) -> None:
-    for kind in ("capture", "upload"):
+    for kind in ("capture", "upload", "log-export"):
         for offline in (True, False):
             text = compose_zh(check_id, status, {}, kind=kind, offline=offline)
             assert CJK.search(text), (check_id, status, text)
@@ -117,8 +117,8 @@ def test_chinese_findings_state_the_facts_the_checks_recorded() -> None:
 
 
 def test_every_legal_basis_cites_official_titles_articles_and_a_public_source() -> None:
-    assert set(BASES) == {spec.id for spec in CHECKS}
-    for spec in CHECKS:
+    assert set(BASES) == {spec.id for spec in (*CHECKS, *LOG_CHECKS)}
+    for spec in (*CHECKS, *LOG_CHECKS):
         zh, en = legal_basis(spec.id, "zh"), legal_basis(spec.id, "en")
         assert re.search(r"《[^》]+》", zh) or "杭州互联网法院" in zh, zh
         assert re.search(r"第[一二三四五六七八九十百0-9]+(条|章)|：", zh), zh

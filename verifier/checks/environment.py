@@ -80,6 +80,8 @@ def check_capture_environment(ctx: Context) -> Outcome:
     manifest = ctx.package.manifest
     if manifest.kind == "upload":
         return Status.WARN, "not captured by the platform: the files were uploaded by the requester"
+    if manifest.kind == "log-export":
+        return Status.WARN, "not captured by the platform: the requester's systems sent the events to the log"
     capture = manifest.capture
     problems = _tool_problems(capture.get("tools")) + _browser_problems(capture.get("browser"))
     if not isinstance(capture.get("clock_source"), Mapping):
