@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from verifier.errors import InvalidInput
 from verifier.merkle import HASH_SIZE, NODE_PREFIX
@@ -129,3 +129,57 @@ def decode_bundle(data: bytes) -> list[bytes]:
         entries.append(data[at + 2:at + 2 + length])
         at += 2 + length
     return entries
+
+
+def tile_hash_at(read: Callable[[int, int], Sequence[bytes]], height: int, position: int) -> bytes:
+    """The hash of the complete subtree of ``2**height`` leaves at ``position`` (counted in such
+    subtrees), from tiles: ``read(level, index)`` returns a tile's hashes (any width that covers it)."""
+    level, within = divmod(height, TILE_HEIGHT)
+    span = 1 << within  # hashes of tile level ``level`` under this node
+    first = position * span
+    tile = read(level, first // TILE_WIDTH)
+    start = first % TILE_WIDTH
+    row = list(tile[start:start + span])
+    if len(row) != span:
+        raise InvalidInput(f"tile {level}/{first // TILE_WIDTH} is too narrow for node {height}/{position}")
+    while len(row) > 1:
+        pairs = iter(row)
+        row = [hashlib.sha256(NODE_PREFIX + left + right).digest() for left, right in zip(pairs, pairs, strict=True)]
+    return row[0]
+
+
+def root_from_tiles(size: int, read: Callable[[int, int], Sequence[bytes]]) -> bytes:
+    """The RFC 9162 root of the first ``size`` leaves: the complete subtrees of the binary
+    decomposition of ``size``, largest first, hashed together from the right."""
+    if size == 0:
+        return hashlib.sha256(b"").digest()
+    parts = []
+    offset = 0
+    for height in range(size.bit_length() - 1, -1, -1):
+        if size >> height & 1:
+            parts.append(tile_hash_at(read, height, offset >> height))
+            offset += 1 << height
+    root = parts[-1]
+    for left in reversed(parts[:-1]):
+        root = hashlib.sha256(NODE_PREFIX + left + root).digest()
+    return root
+
+
+def extend_tiles(read: Callable[[int, int], Sequence[bytes]], old_size: int, leaves: Sequence[bytes]
+                 ) -> dict[tuple[int, int], list[bytes]]:
+    """The hash tiles that change when ``leaves`` are appended to a tree of ``old_size`` leaves:
+    ``{(level, index): hashes}``, each the tile's whole new content (full, or partial and wider)."""
+    changed: dict[tuple[int, int], list[bytes]] = {}
+    level, before, new = 0, old_size, list(leaves)
+    while new and level <= MAX_LEVEL:
+        index = before // TILE_WIDTH
+        kept = list(read(level, index)[:before % TILE_WIDTH]) if before % TILE_WIDTH else []
+        row = kept + new
+        parents = []
+        for offset in range(0, len(row), TILE_WIDTH):
+            hashes = row[offset:offset + TILE_WIDTH]
+            changed[(level, index + offset // TILE_WIDTH)] = hashes
+            if len(hashes) == TILE_WIDTH:
+                parents.append(complete_levels(hashes)[-1][0])
+        level, before, new = level + 1, index, parents
+    return changed

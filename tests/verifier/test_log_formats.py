@@ -18,8 +18,10 @@ from verifier.tlog_tiles import (
     complete_levels,
     decode_bundle,
     encode_bundle,
+    extend_tiles,
     index_path,
     parse_tile_path,
+    root_from_tiles,
     tile_bytes,
     tile_path,
     tiles_of,
@@ -124,3 +126,20 @@ def test_aggregates_count_per_hour_and_need_their_fields_disclosed() -> None:
         {"device_id": "d2", "events": 1, "hour": "2026-12-01T10Z"}]
     with pytest.raises(VerificationError, match="does not disclose ip"):
         aggregate([{"event_time": "2026-12-01T10:00:00Z"}], ["ip"], "hour")
+
+
+@pytest.mark.parametrize("sizes", [(0, 1), (1, 300), (255, 257), (256, 70_000), (65_535, 65_537), (5, 5_000)])
+def test_tiles_extended_in_steps_give_the_rfc9162_roots(sizes: tuple[int, int]) -> None:
+    first, second = sizes
+    leaves = merkle.leaf_hashes([i.to_bytes(4, "big") for i in range(second)])
+    store: dict[tuple[int, int], list[bytes]] = {}
+
+    def read(level: int, index: int) -> list[bytes]:
+        return store[(level, index)]
+
+    store.update(extend_tiles(read, 0, leaves[:first]))
+    store.update(extend_tiles(read, first, leaves[first:]))
+    assert root_from_tiles(second, read) == merkle.root(leaves)
+    assert root_from_tiles(first, read) == merkle.root(leaves[:first])
+    assert merkle.inclusion_proofs(leaves, [0, second - 1]) == [merkle.inclusion_proof(leaves, 0),
+                                                                  merkle.inclusion_proof(leaves, second - 1)]
