@@ -20,6 +20,7 @@ from api.cli.admin import keys_app, serve, tenants_app
 from api.cli.capture import capture
 from api.cli.doctor import doctor
 from api.cli.help_text import plain_help_types
+from api.cli.log import log_app
 from api.cli.support import DataDir, JsonFlag, UserError, apply_global_options, existing_settings, input_file
 from api.cli.support import writable_settings as _settings
 from api.cli.worker import worker_app
@@ -41,6 +42,7 @@ app.add_typer(keys_app, name="keys")
 app.command()(capture)
 app.command()(doctor)
 app.add_typer(worker_app, name="worker")
+app.add_typer(log_app, name="log")
 
 console = Console()
 errors = Console(stderr=True)

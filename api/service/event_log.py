@@ -532,6 +532,12 @@ def plan_export(session: Session, log: EventLog, event_filter: EventFilter, fiel
     aggregates = None
     if with_aggregates:
         shown = [{k: v["value"] for k, v in r["disclosed"].items()} for r in records]
-        aggregates = aggregates_document(shown, [(["device_id"], "hour"), (["ip"], "hour")])
+        # Counted only by what is disclosed: a table over a withheld field could not be recomputed.
+        tables = [([name], "hour") for name in ("device_id", "ip")
+                  if fields is None or (name in fields and "event_time" in fields)]
+        if not tables:
+            raise LogError("aggregates count per hour per device_id or ip: disclose event_time and one of them",
+                           code="aggregates_undisclosed")
+        aggregates = aggregates_document(shown, tables)
     return ExportPlan(records=records, checkpoint=checkpoint, anchored=last, consistency=consistency,
                       aggregates=aggregates)

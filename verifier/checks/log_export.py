@@ -188,7 +188,7 @@ def check_aggregates(ctx: Context) -> Outcome:
                             f"does not recompute: {len(rows)} rows given, {len(computed)} computed")
     if problems:
         return Status.FAIL, _listing(problems)
-    return Status.PASS, (f"{plural(len(tables), 'aggregate table')} recompute from the "
+    return Status.PASS, (f"every aggregate table ({len(tables)}) recomputes from the "
                          f"{plural(len(values), 'disclosed event')}")
 
 
