@@ -345,6 +345,9 @@ class Sequencer:
     owner: str = f"sequencer-{os.getpid()}"
     #: Events integrated per commit: bounds memory and the work a crash loses.
     chunk: int = 1 << 20
+    #: Called with the name of each step of an integration before its commit ("tiles", "signed"):
+    #: a fault-injection point for crash tests.
+    on_step: Any = None
 
     def run_once(self, log_id: int, *, force: bool = False) -> LogCheckpoint | None:
         """Integrate what is due and publish a checkpoint; None when nothing was due or the lease is held."""
@@ -384,6 +387,7 @@ class Sequencer:
             _store_tile(session, self.blobs, log_id, level, index, len(hashes), b"".join(hashes))
             reader.cache[(level, index)] = hashes
         self._store_bundles(session, log_id, old_size, [(r[2], r[3]) for r in rows])
+        self._step("tiles")
         root = root_from_tiles(target, reader)
         previous = session.exec(select(LogCheckpoint).where(LogCheckpoint.log_id == log_id)
                                 .order_by(col(LogCheckpoint.size).desc())).first()
@@ -406,9 +410,21 @@ class Sequencer:
         session.add(row)
         # The checkpoint's hash is a leaf of the next sealing batch, like a package's fingerprint.
         session.add(pending_item(evidence_id, sha256(note), package))
+        self._step("signed")
         session.commit()
         session.refresh(row)
         return row
+
+    def _step(self, name: str) -> None:
+        if self.on_step is not None:
+            self.on_step(name)
+
+    def run_all(self) -> list[LogCheckpoint]:
+        """One pass over every log: publish each checkpoint that is due (the service's loop)."""
+        with Session(self.engine) as session:
+            ids = session.exec(select(EventLog.id).where(col(EventLog.next_index) > col(EventLog.size))).all()
+        published = [self.run_once(int(log_id)) for log_id in ids if log_id is not None]
+        return [c for c in published if c is not None]
 
     def _store_bundles(self, session: Session, log_id: int, old_size: int, events: Sequence[tuple[str, str]]) -> None:
         """Entry bundles: the salted commitments (never the raw events, which stay private)."""

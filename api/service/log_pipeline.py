@@ -6,6 +6,8 @@ it for the embedded defaults (SQLite in the data dir, tenant ``local``, the data
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -28,6 +30,7 @@ from api.service.event_log import (
 )
 from api.service.settings import Settings
 from evidence.upload import BuiltPackage
+from verifier.package import Requester
 
 LOCAL_TENANT = "local"
 #: Lines read per committed ingest batch from a file: one commit (one fsync) per batch.
@@ -44,9 +47,23 @@ def sequencer_for(settings: Settings, engine: Engine, policy: CheckpointPolicy |
     from api.service.runtime import blob_store, operator_for
 
     operator = operator_for(settings)
+    policy = policy or CheckpointPolicy(every_events=settings.log_checkpoint_events,
+                                        every_seconds=settings.log_checkpoint_seconds)
     return Sequencer(engine=engine, blobs=blob_store(settings), sign=operator.signer.sign,
                      public_key=operator.public_key_raw, checkpoints_dir=settings.packages_dir / "log-checkpoints",
-                     policy=policy or CheckpointPolicy())
+                     policy=policy)
+
+
+def sequencer_loop(settings: Settings, engine: Engine, stop: threading.Event, poll_seconds: float = 1.0) -> None:
+    """Publish every log's due checkpoints until ``stop`` is set. Several may run: a lease per log
+    lets one integrate it at a time. A failed pass is logged and retried on the next poll."""
+    sequencer = sequencer_for(settings, engine)
+    while not stop.is_set():
+        try:
+            sequencer.run_all()
+        except Exception:  # the loop outlives one bad pass; the next poll retries
+            logging.getLogger(__name__).exception("log sequencer pass failed")
+        stop.wait(poll_seconds)
 
 
 def ensure_log(engine: Engine, name: str, tenant: str = LOCAL_TENANT) -> EventLog:
@@ -92,7 +109,7 @@ def anchored_ids(engine: Engine, evidence_ids: Sequence[str]) -> set[str]:
 
 
 def export(settings: Settings, engine: Engine, name: str, filter_text: str, fields: Sequence[str] | None, *,
-           aggregates: bool = False, tenant: str = LOCAL_TENANT) -> BuiltPackage:
+           aggregates: bool = False, tenant: str = LOCAL_TENANT, requester: Requester | None = None) -> BuiltPackage:
     """Write a log-export package of the events ``filter_text`` selects, disclosing ``fields`` (all when None)."""
     from api.service.pipeline import local_requester
     from api.service.runtime import operator_for
@@ -112,4 +129,4 @@ def export(settings: Settings, engine: Engine, name: str, filter_text: str, fiel
         proof_files=read_proof_files(Path(plan.anchored.package_path)), filter_text=filter_text, fields=fields,
         aggregates=plan.aggregates)
     return build_log_export(export_input, packages_dir=settings.packages_dir, operator=operator_for(settings),
-                            requester=local_requester())
+                            requester=requester or local_requester())
