@@ -14,10 +14,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
+import socket
 import tempfile
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -342,7 +345,9 @@ class Sequencer:
     public_key: bytes
     checkpoints_dir: Path
     policy: CheckpointPolicy = CheckpointPolicy()
-    owner: str = f"sequencer-{os.getpid()}"
+    #: ``host:pid:random``, so that a restart on this host takes over a crashed holder's lease at once.
+    owner: str = dataclasses.field(
+        default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}")
     #: Events integrated per commit: bounds memory and the work a crash loses.
     chunk: int = 1 << 20
     #: Called with the name of each step of an integration before its commit ("tiles", "signed"):
@@ -351,10 +356,10 @@ class Sequencer:
 
     def run_once(self, log_id: int, *, force: bool = False) -> LogCheckpoint | None:
         """Integrate what is due and publish a checkpoint; None when nothing was due or the lease is held."""
-        from anchor.store import acquire_lease, release_lease
+        from anchor.store import acquire_lease, crashed_here, release_lease
 
         lease = f"log-sequencer:{log_id}"
-        if not acquire_lease(self.engine, lease, self.owner, SEQUENCER_LEASE_TTL):
+        if not acquire_lease(self.engine, lease, self.owner, SEQUENCER_LEASE_TTL, is_dead=crashed_here):
             return None
         try:
             with Session(self.engine) as session:

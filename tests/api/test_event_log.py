@@ -297,3 +297,44 @@ def test_the_sequencer_refuses_a_tree_that_lost_the_last_checkpoint(sealed_log: 
         log_pipeline.sequence(settings, engine, "other")
     with Session(engine) as session:
         assert [c.size for c in session.exec(select(LogCheckpoint)).all()] == [10]
+
+
+KILL_SCRIPT = """
+import os, signal, sys
+from pathlib import Path
+from api.service import log_pipeline
+from api.service.settings import Settings
+
+settings = Settings(data_dir=Path(sys.argv[1]))
+engine = log_pipeline.log_engine(settings)
+sequencer = log_pipeline.sequencer_for(settings, engine)
+def on_step(name):
+    if name == sys.argv[2]:
+        os.kill(os.getpid(), signal.SIGKILL)
+sequencer.on_step = on_step
+sequencer.run_once(1, force=True)
+"""
+
+
+@pytest.mark.parametrize("step", ["tiles", "signed"])
+def test_a_sigkilled_sequencer_loses_no_acknowledged_event_and_duplicates_none(tmp_path: Path, step: str) -> None:
+    import subprocess
+    import sys
+
+    settings = Settings(data_dir=tmp_path / "data")
+    engine = log_pipeline.log_engine(settings)
+    (tmp_path / "a.ndjson").write_text(_events(0, 300))
+    (tmp_path / "b.ndjson").write_text(_events(300, 200))
+    acknowledged = log_pipeline.append_file(engine, "likes", tmp_path / "a.ndjson")
+    assert log_pipeline.sequence(settings, engine, "likes") is not None  # a first checkpoint, size 300
+    acknowledged += log_pipeline.append_file(engine, "likes", tmp_path / "b.ndjson")
+    killed = subprocess.run([sys.executable, "-c", KILL_SCRIPT, str(settings.data_dir), step], timeout=120)
+    assert killed.returncode == -9
+    with Session(engine) as session:
+        assert [c.size for c in session.exec(select(LogCheckpoint)).all()] == [300]  # nothing half-published
+    # The restart takes over the dead holder's lease at once and redoes the integration.
+    checkpoint = log_pipeline.sequence(settings, engine, "likes")
+    assert checkpoint is not None and checkpoint.size == len(acknowledged) == 500
+    everything = [(r.leaf_index, bytes.fromhex(r.leaf)) for r in acknowledged]
+    assert [i for i, _ in everything] == list(range(500))
+    assert checkpoint.root == merkle.root([leaf for _, leaf in everything]).hex()
