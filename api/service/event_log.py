@@ -95,6 +95,9 @@ class LogEvent(ApiTable, table=True):
     salt: str = Field(max_length=32)
     #: The event as received (one JSON object); the leaf commits to its parsed values.
     body: str = Field(sa_column=Column(Text, nullable=False))
+    #: The log entry (the salted commitments, ``verifier.event_log.commit_event``) and its leaf hash,
+    #: made once at ingest: the sequencer only cuts them into tiles and bundles.
+    entry: str = Field(sa_column=Column(Text, nullable=False))
     leaf: str = Field(max_length=64)
     received_at: datetime = Field(default_factory=utcnow)
 
@@ -214,8 +217,9 @@ def append(session: Session, log_id: int, lines: Iterable[bytes]) -> list[Receip
             raise LogError(f"at most {MAX_EVENTS_PER_REQUEST} events a request", status=413, code="too_many_events")
         event = _parse_event(line, number, required)
         salt = os.urandom(SALT_BYTES)
+        entry = commit_event(event, salt)
         rows.append({"log_id": log_id, "salt": salt.hex(), "body": line.decode("utf-8").strip(),
-                     "leaf": merkle.leaf_hash(commit_event(event, salt)).hex()})
+                     "entry": entry.decode(), "leaf": merkle.leaf_hash(entry).hex()})
     if not rows:
         raise LogError("no events in the request", status=422, code="event_invalid")
     # The row lock orders concurrent requests: indexes are dense and committed in order.
@@ -378,7 +382,7 @@ class Sequencer:
 
         old_size, log_id = log.size, int(log.id or 0)
         target = min(log.next_index, old_size + self.chunk)
-        rows = session.exec(select(LogEvent.leaf_index, LogEvent.leaf, LogEvent.body, LogEvent.salt)
+        rows = session.exec(select(LogEvent.leaf_index, LogEvent.leaf, LogEvent.entry)
                             .where(LogEvent.log_id == log_id, col(LogEvent.leaf_index) >= old_size,
                                    col(LogEvent.leaf_index) < target)
                             .order_by(col(LogEvent.leaf_index))).all()
@@ -391,7 +395,7 @@ class Sequencer:
         for (level, index), hashes in changed.items():
             _store_tile(session, self.blobs, log_id, level, index, len(hashes), b"".join(hashes))
             reader.cache[(level, index)] = hashes
-        self._store_bundles(session, log_id, old_size, [(r[2], r[3]) for r in rows])
+        self._store_bundles(session, log_id, old_size, [r[2].encode() for r in rows])
         self._step("tiles")
         root = root_from_tiles(target, reader)
         previous = session.exec(select(LogCheckpoint).where(LogCheckpoint.log_id == log_id)
@@ -431,9 +435,8 @@ class Sequencer:
         published = [self.run_once(int(log_id)) for log_id in ids if log_id is not None]
         return [c for c in published if c is not None]
 
-    def _store_bundles(self, session: Session, log_id: int, old_size: int, events: Sequence[tuple[str, str]]) -> None:
+    def _store_bundles(self, session: Session, log_id: int, old_size: int, entries: list[bytes]) -> None:
         """Entry bundles: the salted commitments (never the raw events, which stay private)."""
-        entries = [commit_event(json.loads(body), bytes.fromhex(salt)) for body, salt in events]
         index = old_size // TILE_WIDTH
         start = index * TILE_WIDTH
         kept: list[bytes] = []

@@ -37,6 +37,7 @@ def upgrade() -> None:
         sa.Column("leaf_index", sa.Integer(), nullable=False),
         sa.Column("salt", AutoString(length=32), nullable=False),
         sa.Column("body", sa.Text(), nullable=False),
+        sa.Column("entry", sa.Text(), nullable=False),
         sa.Column("leaf", AutoString(length=64), nullable=False),
         sa.Column("received_at", UTCDateTime(), nullable=False),
         sa.UniqueConstraint("log_id", "leaf_index"),
