@@ -352,8 +352,8 @@ class Sequencer:
     #: ``host:pid:random``, so that a restart on this host takes over a crashed holder's lease at once.
     owner: str = dataclasses.field(
         default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}")
-    #: Events integrated per commit: bounds memory and the work a crash loses.
-    chunk: int = 1 << 20
+    #: Events integrated per checkpoint at most: bounds memory and the work a crash loses.
+    chunk: int = 100_000
     #: Called with the name of each step of an integration before its commit ("tiles", "signed"):
     #: a fault-injection point for crash tests.
     on_step: Any = None
@@ -536,16 +536,21 @@ def plan_export(session: Session, log: EventLog, event_filter: EventFilter, fiel
         raise LogError(f"log {log.name} has no anchored checkpoint yet: run the sequencer and seal first",
                        status=409, code="log_not_anchored")
     last = sealed[-1]
-    rows = session.exec(select(LogEvent.leaf_index, LogEvent.body, LogEvent.salt, LogEvent.leaf)
-                        .where(LogEvent.log_id == log.id, col(LogEvent.leaf_index) < last.size)
-                        .order_by(col(LogEvent.leaf_index))).all()
-    chosen = [(index, json.loads(body), bytes.fromhex(salt)) for index, body, salt, _ in rows]
-    chosen = [c for c in chosen if event_filter.matches(c[1])]
+    in_tree = (LogEvent.log_id == log.id, col(LogEvent.leaf_index) < last.size)
+    leaves = [bytes.fromhex(leaf) for leaf in session.exec(
+        select(LogEvent.leaf).where(*in_tree).order_by(col(LogEvent.leaf_index))).all()]
+    # Bodies are streamed and only the matches kept: a log of millions is never all in memory.
+    chosen: list[tuple[int, dict[str, Any], bytes]] = []
+    for index, body, salt_hex in session.exec(select(LogEvent.leaf_index, LogEvent.body, LogEvent.salt)
+                                              .where(*in_tree).order_by(col(LogEvent.leaf_index))
+                                              .execution_options(yield_per=10_000)):
+        event = json.loads(body)
+        if event_filter.matches(event):
+            chosen.append((index, event, bytes.fromhex(salt_hex)))
     if not chosen:
         raise LogError("no event of the anchored log matches the filter", status=404, code="no_events")
     highest = chosen[-1][0]
     checkpoint = next(c for c in checkpoints if c.size > highest)
-    leaves = [bytes.fromhex(leaf) for _, _, _, leaf in rows]
     paths = merkle.inclusion_proofs(leaves[:checkpoint.size], [index for index, _, _ in chosen])
     consistency = [] if checkpoint.size == last.size else merkle.consistency_proof(leaves, checkpoint.size)
     records = []

@@ -92,10 +92,18 @@ def append_file(engine: Engine, name: str, file: Path, tenant: str = LOCAL_TENAN
 
 
 def sequence(settings: Settings, engine: Engine, name: str, tenant: str = LOCAL_TENANT) -> LogCheckpoint | None:
-    """Integrate everything committed now and publish a checkpoint (None when nothing waited)."""
+    """Integrate everything committed now and publish its checkpoints (a checkpoint at most every
+    ``Sequencer.chunk`` events); return the last one, or None when nothing waited."""
     with Session(engine) as session:
-        log_id = int(get_log(session, tenant, name).id or 0)
-    return sequencer_for(settings, engine).run_once(log_id, force=True)
+        log = get_log(session, tenant, name)
+        log_id, wanted = int(log.id or 0), log.next_index
+    sequencer = sequencer_for(settings, engine)
+    last = None
+    while (published := sequencer.run_once(log_id, force=True)) is not None:
+        last = published
+        if published.size >= wanted:
+            break
+    return last
 
 
 def anchored_ids(engine: Engine, evidence_ids: Sequence[str]) -> set[str]:

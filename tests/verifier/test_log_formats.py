@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import os
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -143,3 +144,37 @@ def test_tiles_extended_in_steps_give_the_rfc9162_roots(sizes: tuple[int, int]) 
     assert root_from_tiles(first, read) == merkle.root(leaves[:first])
     assert merkle.inclusion_proofs(leaves, [0, second - 1]) == [merkle.inclusion_proof(leaves, 0),
                                                                   merkle.inclusion_proof(leaves, second - 1)]
+
+
+def test_the_fast_canonical_form_is_rfc8785_byte_for_byte() -> None:
+    import random
+
+    from verifier.canonical import canonical_json
+    from verifier.event_log import canonical
+
+    alphabet = ["a", "Z", "0", " ", '"', "\\", "/", "\n", "\t", "\x00", "\x1f", "\x7f", "é", "中", "\u2028",
+                "\ue000", "\uffff", "😀", "\U0010ffff"]
+    rng = random.Random(16)
+
+    def text() -> str:
+        return "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 6)))
+
+    def value(depth: int) -> Any:
+        kind = rng.randrange(8 if depth < 3 else 5)
+        if kind == 0:
+            return text()
+        if kind == 1:
+            return rng.choice([0, -1, 7, 2**53 - 1, -(2**53) + 1, 10**6])
+        if kind == 2:
+            return rng.choice([True, False, None])
+        if kind == 3:
+            return rng.choice([0.5, 1.0, -0.0, 1e21, 3.14159])
+        if kind == 4:
+            return text()
+        if kind in (5, 6):
+            return {text(): value(depth + 1) for _ in range(rng.randrange(0, 5))}
+        return [value(depth + 1) for _ in range(rng.randrange(0, 4))]
+
+    for _ in range(3000):
+        sample = value(0)
+        assert canonical(sample) == canonical_json(sample), sample

@@ -36,6 +36,8 @@ from verifier.verdict import Status
 
 #: Mismatches a reason names before it summarises.
 MAX_LISTED = 5
+#: One disclosed event with its proof: an event is at most 64 KB, its proof about 2 KB.
+MAX_RECORD_BYTES = 1 << 20
 
 
 def _require_export(ctx: Context) -> None:
@@ -62,17 +64,29 @@ def _checkpoint(ctx: Context, path: str) -> tuple[Checkpoint, Note]:
 
 
 def _events(ctx: Context) -> list[tuple[DisclosedEvent, list[bytes]]]:
-    """Every export record with its inclusion path. Raises VerificationError when one is malformed."""
+    """Every export record with its inclusion path, read a line at a time (an export of many events
+    is bigger than a JSON file may be). Raises VerificationError when one is malformed."""
+    if EVENTS_PATH not in ctx.package.entries:
+        raise VerificationError(f"the export has no {EVENTS_PATH}")
     records = []
-    for number, line in enumerate(_read(ctx, EVENTS_PATH).decode("utf-8", "replace").splitlines(), 1):
-        where = f"events.jsonl line {number}"
-        try:
-            record = json.loads(line)
-            path = [bytes.fromhex(h) for h in record.get("inclusion", [])]
-        except (ValueError, TypeError, AttributeError) as exc:
-            raise VerificationError(f"{where}: not a JSON record with a hex inclusion path") from exc
-        records.append((read_disclosed(record, where), path))
+    try:
+        with ctx.package.open(EVENTS_PATH) as stream:
+            for number, line in enumerate(stream, 1):
+                if len(line) > MAX_RECORD_BYTES:
+                    raise VerificationError(f"events.jsonl line {number} is over {MAX_RECORD_BYTES} bytes")
+                records.append(_record(line, f"events.jsonl line {number}"))
+    except InvalidPackage as exc:
+        raise VerificationError(f"{EVENTS_PATH} unreadable: {exc}") from exc
     return records
+
+
+def _record(line: bytes, where: str) -> tuple[DisclosedEvent, list[bytes]]:
+    try:
+        record = json.loads(line)
+        path = [bytes.fromhex(h) for h in record.get("inclusion", [])]
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise VerificationError(f"{where}: not a JSON record with a hex inclusion path") from exc
+    return read_disclosed(record, where), path
 
 
 def check_included(ctx: Context) -> Outcome:
