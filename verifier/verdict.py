@@ -95,7 +95,15 @@ LOG_CHECKS: tuple[CheckSpec, ...] = (
     CheckSpec("L4", "log", "aggregates recompute"),
 )
 CHECK_BY_ID: Mapping[str, CheckSpec] = {spec.id: spec for spec in (*CHECKS, *LOG_CHECKS)}
+LOG_CHECK_IDS = frozenset(spec.id for spec in LOG_CHECKS)
 GROUPS = ("source", "path", "hash", "time")
+#: A log export's checks come after the others, under a group of their own.
+LOG_GROUP = "log"
+
+
+def groups_of(checks: tuple[CheckResult, ...] | list[CheckResult]) -> tuple[str, ...]:
+    """The groups a report shows: the four of every package, and ``log`` for a log export."""
+    return GROUPS + ((LOG_GROUP,) if any(c.id in LOG_CHECK_IDS for c in checks) else ())
 #: The hash checks that must pass for any "verified" verdict.
 REQUIRED_PASS = ("H1", "H2", "H3", "H4")
 

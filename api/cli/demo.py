@@ -12,6 +12,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from api.cli import demo_log
 from api.cli.sample_site import serve_site
 from api.service import pipeline
 from api.service.runtime import local_trust
@@ -47,6 +48,8 @@ def run_demo(settings: Settings, console: Console) -> int:
         return 1
     for package in captured:
         console.print(f"[green]1. captured[/] {package.evidence_id}  fingerprint {package.fingerprint.hex()}")
+    likes = demo_log.prepare(settings)
+    console.print(f"[green]1. logged[/] a burst of {likes} likes in event log {demo_log.LOG_NAME}, checkpointed")
     with console.status("2. sealing: Merkle batch, RFC 3161 timestamp, anchor on the devnet…"):
         outcome = pipeline.seal_pending(settings, on_step=lambda _: None)
     batches = [b["id"] for b in outcome.batches]
@@ -63,8 +66,9 @@ def run_demo(settings: Settings, console: Console) -> int:
         written = _write_reports(settings.reports_dir, path, report)
         console.print(f"\npackage: {path}\nreports: {', '.join(str(p) for p in written)}\n"
                       f"verdict: {report.verdict.value}")
+    log_verified = demo_log.show(settings, trust, console)
     console.print(f"\ncheck it yourself: tiezheng verify {reports[-1][0]} --data-dir {settings.root}")
-    return 0 if all(report.verified for _, report in reports) and not failures else 1
+    return 0 if all(report.verified for _, report in reports) and log_verified and not failures else 1
 
 
 def _write_reports(folder: Path, package: Path, report: Report) -> list[Path]:

@@ -21,7 +21,7 @@ from verifier.report.html_page import GROUP_LABELS, render_html
 from verifier.report.pdf_certificate import write_pdf
 from verifier.report.pdf_fonts import CJK_FONT_ENV
 from verifier.trust import load_trust
-from verifier.verdict import CHECKS, CheckResult, Report, Status
+from verifier.verdict import CHECKS, GROUPS, CheckResult, Report, Status
 from verifier.verify import verify_package
 from verifier.wording import TITLES_ZH
 
@@ -81,7 +81,7 @@ def test_html_report_shows_fingerprint_checks_and_chinese_labels(report: Report)
         assert spec.basis in page
     for chinese in ("电子证据验证报告", "验证通过（离线）", "证据指纹", "时间线", "本报告证明", "本报告不证明",
                     "开发用信任材料", *(TITLES_ZH[spec.id] for spec in CHECKS),
-                    *(zh for _en, zh in GROUP_LABELS.values())):
+                    *(GROUP_LABELS[group][1] for group in GROUPS)):
         assert chinese in page
     # The timeline runs capture → TSA → block, and the development trust is flagged.
     assert page.index("Capture ended") < page.index("Trusted timestamp (TSA)") < page.index("Block time (anchor)")
