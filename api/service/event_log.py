@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Column, Text, UniqueConstraint, insert
+from sqlalchemy import Column, Text, UniqueConstraint, insert, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, col, select
 
@@ -211,6 +211,9 @@ def append(session: Session, log_id: int, lines: Iterable[bytes]) -> list[Receip
     if log is None:
         raise LogError("no such log", status=404, code="log_not_found")
     required = json.loads(log.required_fields)
+    # End the read: on SQLite a transaction that read before it writes fails when another writer
+    # committed meanwhile; one that starts with its write waits its turn instead.
+    session.rollback()
     rows: list[dict[str, Any]] = []
     for number, line in enumerate((raw for raw in lines if raw.strip()), 1):
         if number > MAX_EVENTS_PER_REQUEST:
@@ -222,16 +225,16 @@ def append(session: Session, log_id: int, lines: Iterable[bytes]) -> list[Receip
                      "entry": entry.decode(), "leaf": merkle.leaf_hash(entry).hex()})
     if not rows:
         raise LogError("no events in the request", status=422, code="event_invalid")
-    # The row lock orders concurrent requests: indexes are dense and committed in order.
-    locked = session.exec(select(EventLog).where(EventLog.id == log_id).with_for_update()).one()
-    session.refresh(locked)
-    first = locked.next_index
+    # Taking the indexes is the transaction's first statement, and its row lock (PostgreSQL) or write
+    # lock (SQLite) is held to the commit: concurrent requests get dense indexes, committed in order.
+    taken = session.execute(update(EventLog).where(col(EventLog.id) == log_id)
+                            .values(next_index=col(EventLog.next_index) + len(rows))
+                            .returning(col(EventLog.next_index))).scalar_one()
+    first = taken - len(rows)
     now = utcnow()
     for offset, row in enumerate(rows):
         row["leaf_index"] = first + offset
         row["received_at"] = now
-    locked.next_index = first + len(rows)
-    session.add(locked)
     session.execute(insert(LogEvent), rows)
     session.commit()
     return [Receipt(seq=r["leaf_index"], leaf_index=r["leaf_index"], leaf=r["leaf"],

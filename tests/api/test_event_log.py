@@ -338,3 +338,22 @@ def test_a_sigkilled_sequencer_loses_no_acknowledged_event_and_duplicates_none(t
     everything = [(r.leaf_index, bytes.fromhex(r.leaf)) for r in acknowledged]
     assert [i for i, _ in everything] == list(range(500))
     assert checkpoint.root == merkle.root([leaf for _, leaf in everything]).hex()
+
+
+def test_concurrent_appends_get_dense_indexes(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from api.service.event_log import append
+
+    settings = Settings(data_dir=tmp_path / "data")
+    engine = log_pipeline.log_engine(settings)
+    log_id = int(log_pipeline.ensure_log(engine, "busy").id or 0)
+    lines = _events(0, 20).encode().splitlines()
+
+    def client(_: int) -> list[int]:
+        with Session(engine) as session:
+            return [r.leaf_index for _ in range(10) for r in append(session, log_id, lines)]
+
+    with ThreadPoolExecutor(4) as pool:
+        taken = [i for batch in pool.map(client, range(4)) for i in batch]
+    assert sorted(taken) == list(range(800))

@@ -18,9 +18,9 @@ from sqlmodel import Session
 from api.service import log_pipeline
 from api.service.errors import ApiError
 from api.service.event_log import append, get_log, latest_checkpoint, read_tile
+from api.service.pipeline import requester
 from api.web.deps import CurrentUser, SessionDep, StateDep
 from api.web.responses import ERRORS
-from verifier.package import Requester
 
 router = APIRouter(prefix="/logs", tags=["logs"], responses=ERRORS)
 
@@ -72,5 +72,5 @@ def read_log_tile(name: str, path: str, session: SessionDep, who: CurrentUser, s
 def export_events(name: str, body: ExportRequest, who: CurrentUser, state: StateDep) -> Response:
     built = log_pipeline.export(state.settings, state.engine, name, body.filter, body.fields,
                                 aggregates=body.aggregates, tenant=who.tenant_name,
-                                requester=Requester(tenant=who.tenant_name, identity=f"API key {who.key_prefix}"))
+                                requester=requester(who.tenant_name, f"API key {who.key_prefix}"))
     return FileResponse(built.path, media_type="application/zip", filename=f"{built.evidence_id}.wacz")
