@@ -27,6 +27,7 @@ from verifier.event_log import (
     CONSISTENCY_PATH,
     EVENTS_PATH,
     LOG_EXPORT_KIND,
+    canonical,
 )
 from verifier.manifest_writer import NewManifest, artifact_of_bytes, utc_iso
 from verifier.package import MANIFEST_PATH, SIGNATURE_PATH, Requester
@@ -61,7 +62,7 @@ def build_log_export(export: LogExportInput, *, packages_dir: Path, operator: Op
     evidence_id = new_export_id(made)
     files: list[tuple[str, str, str, bytes]] = [  # path, role, media type, bytes
         (EVENTS_PATH, "log-events", "application/x-ndjson",
-         b"".join(canonical_json(dict(r)) + b"\n" for r in export.records)),
+         b"".join(canonical(dict(r)) + b"\n" for r in export.records)),
         (CHECKPOINT_PATH, "log-checkpoint", "text/plain; charset=utf-8", export.checkpoint),
         (ANCHORED_CHECKPOINT_PATH, "log-anchored-checkpoint", "text/plain; charset=utf-8", export.anchored_checkpoint),
         (CONSISTENCY_PATH, "log-consistency", "application/json",

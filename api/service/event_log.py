@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import re
@@ -473,6 +474,10 @@ class EventFilter:
     equal: tuple[tuple[str, str], ...]
     ranges: tuple[tuple[str, str, str], ...]
 
+    @functools.cached_property
+    def _time_ranges(self) -> tuple[tuple[datetime, datetime], ...]:
+        return tuple((_time(low), _time(high)) for name, low, high in self.ranges if name == "event_time")
+
     def matches(self, event: dict[str, Any]) -> bool:
         for name, value in self.equal:
             if name not in event or str(event[name]) != value:
@@ -480,15 +485,14 @@ class EventFilter:
         for name, low, high in self.ranges:
             if name not in event:
                 return False
-            if name == "event_time":
-                try:
-                    moment = datetime.fromisoformat(str(event[name]))
-                    if not _time(low) <= moment < _time(high):
-                        return False
-                except ValueError:
-                    return False
-            elif not low <= str(event[name]) < high:
+            if name != "event_time" and not low <= str(event[name]) < high:
                 return False
+        if self._time_ranges:
+            try:
+                moment = _time(str(event["event_time"]))
+            except ValueError:
+                return False
+            return all(low <= moment < high for low, high in self._time_ranges)
         return True
 
 
