@@ -37,6 +37,7 @@ from api.service.errors import ApiError
 from api.service.models import ApiTable, utcnow
 from verifier import merkle
 from verifier.canonical import sha256
+from verifier.errors import InvalidInput, TiezhengError
 from verifier.event_log import SALT_BYTES, aggregates_document, commit_event, disclose
 from verifier.signed_note import format_note, signature_line
 from verifier.tlog_checkpoint import Checkpoint
@@ -184,7 +185,7 @@ def _parse_event(line: bytes, number: int, required: Sequence[str]) -> dict[str,
                        code="event_too_large")
     try:
         event = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise LogError(f"line {number}: not JSON", status=422, code="event_invalid") from None
     if not isinstance(event, dict):
         raise LogError(f"line {number}: an event is a JSON object", status=422, code="event_invalid")
@@ -221,8 +222,13 @@ def append(session: Session, log_id: int, lines: Iterable[bytes]) -> list[Receip
             raise LogError(f"at most {MAX_EVENTS_PER_REQUEST} events a request", status=413, code="too_many_events")
         event = _parse_event(line, number, required)
         salt = os.urandom(SALT_BYTES)
-        entry = commit_event(event, salt)
-        rows.append({"log_id": log_id, "salt": salt.hex(), "body": line.decode("utf-8").strip(),
+        try:
+            body = line.decode("utf-8").strip()
+            entry = commit_event(event, salt)
+        except (TiezhengError, ValueError, RecursionError):  # not UTF-8, NaN, a lone surrogate, too deep
+            raise LogError(f"line {number}: not an event RFC 8785 JSON can hold (UTF-8, no NaN or lone "
+                           "surrogates)", code="event_invalid") from None
+        rows.append({"log_id": log_id, "salt": salt.hex(), "body": body,
                      "entry": entry.decode(), "leaf": merkle.leaf_hash(entry).hex()})
     if not rows:
         raise LogError("no events in the request", status=422, code="event_invalid")
@@ -297,7 +303,7 @@ def read_tile(session: Session, blobs: BlobBackend, log: EventLog, path: str) ->
     """
     try:
         level, index, width = parse_tile_path(path)
-    except ValueError as exc:
+    except InvalidInput as exc:
         raise LogError(str(exc), status=404, code="tile_not_found") from None
     stored_level = ENTRIES_LEVEL if level == "entries" else int(level)
     reader = TileReader(session, blobs, int(log.id or 0))

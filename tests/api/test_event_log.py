@@ -357,3 +357,22 @@ def test_concurrent_appends_get_dense_indexes(tmp_path: Path) -> None:
     with ThreadPoolExecutor(4) as pool:
         taken = [i for batch in pool.map(client, range(4)) for i in batch]
     assert sorted(taken) == list(range(800))
+
+
+@pytest.mark.parametrize("line", [b'{"event_time": "2026-12-01T10:00:00Z", "x": NaN}', b'{"\\ud800": 1}',
+                                  b'"just a string"', b"[" * 5000 + b"]" * 5000, b"\xff\xfe{}",
+                                  b'{"event_time": "yesterday"}'])
+def test_malformed_events_are_refused_and_nothing_is_committed(tmp_path: Path, line: bytes) -> None:
+    from api.service.event_log import EventLog, append, create_log
+
+    engine = log_pipeline.log_engine(Settings(data_dir=tmp_path / "data"))
+    with Session(engine) as session:  # no required fields: only the malformed line is refused
+        log_id = int(create_log(session, "local", "strict", required=()).id or 0)
+    with Session(engine) as session:
+        assert len(append(session, log_id, [b"{}"])) == 1
+    with Session(engine) as session, pytest.raises(LogError) as refused:
+        append(session, log_id, [b"{}", line])
+    assert refused.value.status in (413, 422)
+    with Session(engine) as session:
+        log = session.get(EventLog, log_id)
+        assert log is not None and log.next_index == 1
