@@ -39,10 +39,12 @@ def upgrade() -> None:
         sa.Column("body", sa.Text(), nullable=False),
         sa.Column("entry", sa.Text(), nullable=False),
         sa.Column("leaf", AutoString(length=64), nullable=False),
+        sa.Column("event_time", UTCDateTime(), nullable=True),
         sa.Column("received_at", UTCDateTime(), nullable=False),
         sa.UniqueConstraint("log_id", "leaf_index"),
     )
     op.create_index("ix_log_event_log_id", "log_event", ["log_id"])
+    op.create_index("ix_log_event_time", "log_event", ["log_id", "event_time"])
     op.create_table(
         "log_checkpoint",
         sa.Column("id", sa.Integer(), primary_key=True),
