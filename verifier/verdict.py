@@ -160,6 +160,23 @@ PROVES_OFFLINE = (
     "shown, and have not changed since.",
     PROVES[1],
 )
+#: What a verified log export proves, in English and Chinese; offline without the block time.
+PROVES_LOG = (
+    ("The disclosed events, with the values shown, were in the operator's log no later than the trusted "
+     "timestamp and the block time of the anchored checkpoint, at the positions shown, and the log was "
+     "not rewritten between the two checkpoints.",
+     "Withheld fields are fixed by their salted hashes; the aggregates follow from the disclosed events."),
+    ("所披露的事件及其所示内容，不晚于已锚定检查点的可信时间戳时间和区块时间已在运营方的日志中，位置如所示；"
+     "两个检查点之间日志未被改写。",
+     "未披露的字段由其加盐哈希值固定；统计数据可由所披露的事件复算得出。"),
+)
+PROVES_LOG_OFFLINE = (
+    (("The disclosed events, with the values shown, were in the operator's log no later than the trusted "
+      "timestamp of the anchored checkpoint, at the positions shown, and the log was not rewritten between "
+      "the two checkpoints."), PROVES_LOG[0][1]),
+    (("所披露的事件及其所示内容，不晚于已锚定检查点的可信时间戳时间已在运营方的日志中，位置如所示；"
+      "两个检查点之间日志未被改写。"), PROVES_LOG[1][1]),
+)
 DOES_NOT_PROVE = (
     "That the web server itself vouched for the content: HTTP responses are not signed by their origin.",
     "Anything about the time before capture, or the truth of what the content says.",
@@ -235,12 +252,16 @@ class Report:
         """What the package proves: only a verified package proves anything."""
         if not self.verified:
             return ()
+        if self.facts.get("kind") == "log-export":  # the checkpoint was sealed, not the export
+            return (PROVES_LOG_OFFLINE if self.verdict is Verdict.VERIFIED_OFFLINE else PROVES_LOG)[0]
         return PROVES_OFFLINE if self.verdict is Verdict.VERIFIED_OFFLINE else PROVES
 
     @property
     def proves_zh(self) -> tuple[str, ...]:
         if not self.verified:
             return ()
+        if self.facts.get("kind") == "log-export":
+            return (PROVES_LOG_OFFLINE if self.verdict is Verdict.VERIFIED_OFFLINE else PROVES_LOG)[1]
         return PROVES_OFFLINE_ZH if self.verdict is Verdict.VERIFIED_OFFLINE else PROVES_ZH
 
     @property

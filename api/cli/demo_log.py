@@ -30,7 +30,7 @@ def prepare(settings: Settings) -> int:
     lines, n = [], 0
     for device, ip, likes in BURST:
         for i in range(likes):
-            when = START + timedelta(seconds=37 * n % 5400)
+            when = START + timedelta(seconds=83 * n)  # 72 likes over 100 minutes
             lines.append(json.dumps({"event_time": when.strftime("%Y-%m-%dT%H:%M:%SZ"), "type": "like",
                                      "actor": f"account-{n % 9}", "device_id": device, "ip": ip,
                                      "session": f"{device}-s{i // 10}", "payload": {"post": "listing-42"}}))
@@ -50,7 +50,8 @@ def show(settings: Settings, trust: Trust, console: Console) -> bool:
     built = log_pipeline.export(settings, engine, LOG_NAME, "type=like", SHOWN, aggregates=True)
     report = verify_package(built.path, trust)
     checks = "  ".join(f"{r.id} {r.status.value}" for r in report.checks if r.id.startswith("L"))
-    console.print(f"[green]4. log export[/] {built.path}\n   {checks}  verdict: {report.verdict.value}")
+    console.print(f"[green]4. log export[/] {built.path}\n   {checks}  verdict: {report.verdict.value}\n"
+                  "   accounts, sessions and payloads withheld: only their salted hashes are in the export")
     with zipfile.ZipFile(built.path) as archive:
         tables = json.loads(archive.read("evidence/log/aggregates.json"))["tables"]
     for table in tables:
@@ -58,7 +59,7 @@ def show(settings: Settings, trust: Trust, console: Console) -> bool:
         shown = Table(title=f"likes per hour per {column} (recomputed by the verifier: L4)")
         for name in ("hour", column, "events"):
             shown.add_column(name, justify="right" if name == "events" else "left")
-        for row in table["rows"]:
+        for row in sorted(table["rows"], key=lambda r: (r["hour"], -r["events"], str(r[column]))):
             shown.add_row(row["hour"], str(row[column]), str(row["events"]))
         console.print(shown)
     return report.verified

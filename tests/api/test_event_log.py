@@ -376,3 +376,10 @@ def test_malformed_events_are_refused_and_nothing_is_committed(tmp_path: Path, l
     with Session(engine) as session:
         log = session.get(EventLog, log_id)
         assert log is not None and log.next_index == 1
+
+
+def test_a_verified_export_says_what_a_log_proves(sealed_log: SealedLog) -> None:
+    built = log_pipeline.export(sealed_log.settings, sealed_log.engine, "likes", FIRST_WINDOW, SHOWN)
+    report = verify_package(built.path, local_trust(sealed_log.settings))
+    assert report.verified and "were in the operator's log" in report.proves[0]
+    assert "已在运营方的日志中" in report.proves_zh[0] and len(report.proves) == len(report.proves_zh) == 2
