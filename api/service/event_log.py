@@ -43,6 +43,7 @@ from verifier.signed_note import format_note, signature_line
 from verifier.tlog_checkpoint import Checkpoint
 from verifier.tlog_tiles import (
     TILE_WIDTH,
+    decode_bundle,
     encode_bundle,
     extend_tiles,
     parse_tile_path,
@@ -322,8 +323,6 @@ def read_tile(session: Session, blobs: BlobBackend, log: EventLog, path: str) ->
         return data[:width * merkle.HASH_SIZE]
     if row.width == width:
         return data
-    from verifier.tlog_tiles import decode_bundle
-
     return encode_bundle(decode_bundle(data)[:width])
 
 
@@ -458,8 +457,6 @@ class Sequencer:
         start = index * TILE_WIDTH
         kept: list[bytes] = []
         if old_size % TILE_WIDTH:
-            from verifier.tlog_tiles import decode_bundle
-
             kept = decode_bundle(TileReader(session, self.blobs, log_id).raw(ENTRIES_LEVEL, index))[:old_size - start]
         row = kept + entries
         for offset in range(0, len(row), TILE_WIDTH):
