@@ -120,6 +120,9 @@ class LogCheckpoint(ApiTable, table=True):
     #: The sealing-store item of this checkpoint (its package is ``package_path``).
     evidence_id: str = Field(max_length=100)
     package_path: str = Field(sa_column=Column(Text, nullable=False))
+    #: The sealed checkpoint package in the blob store, once its batch is attached: any host can
+    #: then copy its proofs into an export.
+    sealed_address: str | None = Field(default=None, max_length=64)
 
 
 class LogTile(ApiTable, table=True):
@@ -463,6 +466,41 @@ class Sequencer:
             chunk = row[offset:offset + TILE_WIDTH]
             _store_tile(session, self.blobs, log_id, ENTRIES_LEVEL, index + offset // TILE_WIDTH, len(chunk),
                         encode_bundle(chunk))
+
+
+def record_sealed_checkpoints(engine: Engine, blobs: BlobBackend, *, batch_id: str | None = None) -> int:
+    """Keep each sealed checkpoint package (of one batch, or all) in the blob store. Returns the count."""
+    from anchor.store import ItemState, SealItem
+
+    with Session(engine) as session:
+        query = (select(LogCheckpoint, SealItem.package_path)
+                 .join(SealItem, col(SealItem.evidence_id) == col(LogCheckpoint.evidence_id))
+                 .where(col(LogCheckpoint.sealed_address).is_(None), SealItem.state == ItemState.ATTACHED))
+        if batch_id is not None:
+            query = query.where(SealItem.batch_id == batch_id)
+        todo = [(c.id, path) for c, path in session.exec(query).all()]
+    for checkpoint_id, path in todo:
+        address = blobs.put_file(Path(path))
+        with Session(engine) as session:
+            row = session.get(LogCheckpoint, checkpoint_id)
+            if row is not None and row.sealed_address is None:
+                row.sealed_address = address
+                session.add(row)
+                session.commit()
+    return len(todo)
+
+
+def sealed_proof_files(blobs: BlobBackend, checkpoint: LogCheckpoint) -> dict[str, bytes]:
+    """The ``proof/`` files of a sealed checkpoint: from the blob store, or the local package."""
+    from evidence.log_export import read_proof_files
+
+    if checkpoint.sealed_address is None:
+        return read_proof_files(Path(checkpoint.package_path))
+    with tempfile.TemporaryDirectory(prefix="tiezheng-checkpoint-") as work:
+        local = Path(work) / "checkpoint.wacz"
+        with blobs.open(checkpoint.sealed_address) as stream, local.open("wb") as out:
+            out.write(stream.read())
+        return read_proof_files(local)
 
 
 def latest_checkpoint(session: Session, log: EventLog) -> LogCheckpoint | None:

@@ -194,6 +194,9 @@ def record_sealed_job(settings: Settings | None = None, batch_id: str | None = N
     for row_id, tenant_id, package_path, sealed_batch in todo:
         record_sealed(engine, blobs, row_id=row_id, tenant_id=tenant_id, package_path=Path(package_path),
                       batch_id=sealed_batch)
+    from api.service.event_log import record_sealed_checkpoints
+
+    record_sealed_checkpoints(engine, blobs, batch_id=batch_id)  # event-log checkpoints sealed in it
     return len(todo)
 
 

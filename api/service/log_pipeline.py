@@ -27,6 +27,7 @@ from api.service.event_log import (
     get_log,
     parse_filter,
     plan_export,
+    sealed_proof_files,
 )
 from api.service.settings import Settings
 from evidence.upload import BuiltPackage
@@ -120,8 +121,8 @@ def export(settings: Settings, engine: Engine, name: str, filter_text: str, fiel
            aggregates: bool = False, tenant: str = LOCAL_TENANT, requester: Requester | None = None) -> BuiltPackage:
     """Write a log-export package of the events ``filter_text`` selects, disclosing ``fields`` (all when None)."""
     from api.service.pipeline import local_requester
-    from api.service.runtime import operator_for
-    from evidence.log_export import LogExportInput, build_log_export, read_proof_files
+    from api.service.runtime import blob_store, operator_for
+    from evidence.log_export import LogExportInput, build_log_export
 
     event_filter = parse_filter(filter_text)
     with Session(engine) as session:
@@ -134,7 +135,7 @@ def export(settings: Settings, engine: Engine, name: str, filter_text: str, fiel
         origin=origin, records=plan.records, checkpoint=plan.checkpoint.note.encode(),
         checkpoint_time=plan.checkpoint.published_at, anchored_checkpoint=plan.anchored.note.encode(),
         anchored_time=plan.anchored.published_at, consistency=plan.consistency,
-        proof_files=read_proof_files(Path(plan.anchored.package_path)), filter_text=filter_text, fields=fields,
+        proof_files=sealed_proof_files(blob_store(settings), plan.anchored), filter_text=filter_text, fields=fields,
         aggregates=plan.aggregates)
     return build_log_export(export_input, packages_dir=settings.packages_dir, operator=operator_for(settings),
                             requester=requester or local_requester())

@@ -145,4 +145,11 @@ def run_sealer(settings: Settings, stop: threading.Event) -> None:
 
         sealer.on_transition = on_transition
         jobs.record_sealed_job(settings)  # what a crash left unrecorded
+        # The event logs' sequencer runs beside the one sealer, so checkpoint packages are on its disk.
+        from api.service.log_pipeline import sequencer_loop
+
+        logs = threading.Thread(target=sequencer_loop, args=(settings, engine, stop), name="tiezheng-log-sequencer",
+                                daemon=True)
+        logs.start()
         sealer.run(stop, poll_seconds=SEAL_POLL_SECONDS)
+        logs.join(STOP_TIMEOUT_SECONDS)

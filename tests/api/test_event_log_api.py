@@ -94,3 +94,15 @@ def _first_entry(client: httpx.Client) -> bytes:
     bundle = client.get("/v1/logs/likes/tile/entries/000").content
     length = int.from_bytes(bundle[:2], "big")
     return bundle[2:2 + length]
+
+
+def test_the_sealed_checkpoint_is_kept_in_the_blob_store(log_server: Server) -> None:
+    """An export on any host copies the anchored checkpoint's proofs from the blob store."""
+    from sqlalchemy import create_engine, text
+
+    url = log_server.database_url or f"sqlite:///{log_server.data_dir / 'tiezheng.db'}"
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        rows = connection.execute(text("SELECT sealed_address FROM log_checkpoint")).all()
+    engine.dispose()
+    assert rows and any(address for (address,) in rows)
