@@ -340,23 +340,32 @@ def test_a_sigkilled_sequencer_loses_no_acknowledged_event_and_duplicates_none(t
     assert checkpoint.root == merkle.root([leaf for _, leaf in everything]).hex()
 
 
-def test_concurrent_appends_get_dense_indexes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_concurrent_appends_get_dense_indexes(tmp_path: Path, backend: str) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     from api.service.event_log import append
+    from tests.api.server import drop_postgres_database, postgres_database, postgres_where
 
-    settings = Settings(data_dir=tmp_path / "data")
-    engine = log_pipeline.log_engine(settings)
-    log_id = int(log_pipeline.ensure_log(engine, "busy").id or 0)
-    lines = _events(0, 20).encode().splitlines()
+    url = postgres_database() if backend == "postgresql" else None
+    if backend == "postgresql" and url is None:
+        pytest.skip(f"PostgreSQL is not reachable at {postgres_where()}")
+    engine = log_pipeline.log_engine(Settings(data_dir=tmp_path / "data", database_url=url))
+    try:
+        log_id = int(log_pipeline.ensure_log(engine, "busy").id or 0)
+        lines = _events(0, 20).encode().splitlines()
 
-    def client(_: int) -> list[int]:
-        with Session(engine) as session:
-            return [r.leaf_index for _ in range(10) for r in append(session, log_id, lines)]
+        def client(_: int) -> list[int]:
+            with Session(engine) as session:
+                return [r.leaf_index for _ in range(10) for r in append(session, log_id, lines)]
 
-    with ThreadPoolExecutor(4) as pool:
-        taken = [i for batch in pool.map(client, range(4)) for i in batch]
-    assert sorted(taken) == list(range(800))
+        with ThreadPoolExecutor(4) as pool:
+            taken = [i for batch in pool.map(client, range(4)) for i in batch]
+        assert sorted(taken) == list(range(800))
+    finally:
+        engine.dispose()
+        if url is not None:
+            drop_postgres_database(url)
 
 
 @pytest.mark.parametrize("line", [b'{"event_time": "2026-12-01T10:00:00Z", "x": NaN}', b'{"\\ud800": 1}',
