@@ -18,6 +18,22 @@ console = Console()
 NameArg = Annotated[str, typer.Argument(metavar="NAME", help="The log's name (created on first append).")]
 
 
+@log_app.command("create")
+def log_create(name: Annotated[str, typer.Argument(metavar="NAME", help="The new log's name.")],
+               require: Annotated[str | None, typer.Option(
+                   help="Comma-separated fields every event must carry (default: event_time, type, actor, "
+                        "device_id, ip, session, payload); other fields are allowed.")] = None,
+               data_dir: DataDir = None) -> None:
+    """Create a log and declare the fields its events must carry (append creates one with the default)."""
+    from api.service import log_pipeline
+
+    settings = _settings(data_dir)
+    fields = [f.strip() for f in require.split(",") if f.strip()] if require is not None else None
+    log = log_pipeline.create(log_pipeline.log_engine(settings), name, fields)
+    console.print(f"[green]created[/] log {log.name}: origin {log.origin}, events require "
+                  f"{', '.join(json.loads(log.required_fields)) or 'no field'}")
+
+
 @log_app.command("append")
 def log_append(name: NameArg,
                file: Annotated[Path, typer.Argument(metavar="FILE.ndjson", help="One JSON event a line.")],

@@ -54,6 +54,8 @@ from verifier.tlog_tiles import (
 #: The fields every event of a log carries unless its schema says otherwise (issue 16).
 DEFAULT_FIELDS = ("event_time", "type", "actor", "device_id", "ip", "session", "payload")
 LOG_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
+#: Fields a log's declared schema may require.
+MAX_REQUIRED_FIELDS = 50
 #: Level of the entry bundles in the tile table (hash tiles have levels 0-5).
 ENTRIES_LEVEL = -1
 SEQUENCER_LEASE_TTL = timedelta(seconds=120)
@@ -150,6 +152,9 @@ def create_log(session: Session, tenant: str, name: str, required: Sequence[str]
     if not LOG_NAME.fullmatch(name):
         raise LogError("a log name is 1-63 lowercase letters, digits, '.', '_' or '-'", status=422,
                        code="log_name_invalid")
+    if len(required) > MAX_REQUIRED_FIELDS or not all(isinstance(f, str) and 0 < len(f) <= 100 for f in required):
+        raise LogError(f"a log's schema names at most {MAX_REQUIRED_FIELDS} fields of 1-100 characters",
+                       code="log_schema_invalid")
     if find_log(session, tenant, name) is not None:
         raise LogError(f"log {name!r} exists", status=409, code="log_exists")
     log = EventLog(tenant=tenant, name=name, origin=origin_of(tenant, name), required_fields=json.dumps(list(required)))

@@ -67,6 +67,14 @@ def sequencer_loop(settings: Settings, engine: Engine, stop: threading.Event, po
         stop.wait(poll_seconds)
 
 
+def create(engine: Engine, name: str, required: Sequence[str] | None, tenant: str = LOCAL_TENANT) -> EventLog:
+    """Create a log whose events must carry ``required`` (the default fields when None)."""
+    with Session(engine) as session:
+        if required is None:
+            return create_log(session, tenant, name)
+        return create_log(session, tenant, name, required)
+
+
 def ensure_log(engine: Engine, name: str, tenant: str = LOCAL_TENANT) -> EventLog:
     with Session(engine) as session:
         return find_log(session, tenant, name) or create_log(session, tenant, name)

@@ -88,6 +88,13 @@ def test_append_checkpoint_seal_export_verify(log_server: Server, tmp_path: Path
     stranger = log_server.client(log_server.new_tenant()["api_key"])
     assert stranger.get("/v1/logs/likes/checkpoint").status_code == 404
     assert client.post("/v1/logs/likes/events", content=b'{"type": "like"}\n').status_code == 422
+    # A log of its own schema: only the fields it declares are required.
+    created = client.post("/v1/logs", json={"name": "orders", "required": ["event_time", "order_id"]})
+    assert created.status_code == 201 and created.json()["origin"] == f"tiezheng/{tenant['tenant']}/orders"
+    assert client.post("/v1/logs", json={"name": "orders"}).status_code == 409
+    order = b'{"event_time": "2026-12-01T12:00:00Z", "order_id": 7, "extra": true}\n'
+    assert client.post("/v1/logs/orders/events", content=order).status_code == 201
+    assert client.post("/v1/logs/orders/events", content=b'{"order_id": 8}\n').status_code == 422
 
 
 def _first_entry(client: httpx.Client) -> bytes:

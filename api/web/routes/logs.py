@@ -7,6 +7,7 @@ required: a log is its tenant's); ``POST exports`` writes a log-export evidence 
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -28,10 +29,21 @@ router = APIRouter(prefix="/logs", tags=["logs"], responses=ERRORS)
 MAX_EVENTS_BODY = 32 << 20
 
 
+class LogCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=63)
+    required: list[str] | None = Field(default=None, description="Fields every event must carry; others allowed.")
+
+
 class ExportRequest(BaseModel):
     filter: str = Field(default="", max_length=2000, description="e.g. type=like AND event_time in [A,B)")
     fields: list[str] | None = Field(default=None, description="Fields to disclose; the others as salted hashes.")
     aggregates: bool = False
+
+
+@router.post("", status_code=201, name="logs.create", summary="Create a log and declare its events' fields")
+def create_event_log(body: LogCreate, who: CurrentUser, state: StateDep) -> Any:
+    log = log_pipeline.create(state.engine, body.name, body.required, who.tenant_name)
+    return {"name": log.name, "origin": log.origin, "required": json.loads(log.required_fields)}
 
 
 @router.post("/{name}/events", status_code=201, name="logs.append", summary="Append NDJSON events")
