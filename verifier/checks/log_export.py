@@ -29,6 +29,7 @@ from verifier.event_log import (
     read_disclosed,
 )
 from verifier.merkle import verify_consistency, verify_inclusion
+from verifier.package import PROOF_PATH
 from verifier.signature import decode_public_key
 from verifier.signed_note import Note, verify_note
 from verifier.tlog_checkpoint import Checkpoint, parse_checkpoint
@@ -133,7 +134,7 @@ def check_consistent(ctx: Context) -> Outcome:
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
         raise VerificationError("consistency.json is not a list of hex hashes") from exc
     verify_consistency(checkpoint.size, anchored.size, proof, checkpoint.root, anchored.root)
-    sealed = ctx.proof.leaf if "proof/proof.json" in ctx.package.entries else None
+    sealed = ctx.proof.leaf if PROOF_PATH in ctx.package.entries else None
     if sealed is not None and sealed != sha256(anchored_bytes):
         return Status.FAIL, "the anchored checkpoint is not the one sealed: its sha256 differs from proof.json's leaf"
     ctx.facts.setdefault("log", {})["anchored_size"] = anchored.size
