@@ -8,9 +8,10 @@ killed anywhere restarts from the store and finishes each batch exactly once:
 * every configured chain anchors the batch on its own (``anchor.anchors``): each anchor
   transaction is stored before it is broadcast, and a restart waits for that very transaction
   (re-sending its raw bytes) instead of signing a new one;
-* the batch is confirmed once ``min_chains`` anchors are; proofs are attached only then, each
-  package rewritten atomically, and attaching is idempotent. The other chains keep retrying and
-  their anchors are added to the packages when they confirm (the fingerprint never changes).
+* the batch is confirmed once ``min_chains`` anchors are; proofs are attached only then, as objects
+  of their own beside the immutable packages (``anchor.attach``), and attaching is idempotent. The
+  other chains keep retrying and their anchors are added when they confirm (the fingerprint never
+  changes).
 
 A TSA or RPC that is down makes the step fail with a recorded reason; the batch is retried with
 exponential backoff and its items stay pending ("never report sealed without a confirmed anchor").
@@ -34,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
-from sqlalchemy import bindparam, func, update
+from sqlalchemy import func, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -50,7 +51,8 @@ from anchor.anchors import (
     send_anchor,
     update_anchor,
 )
-from anchor.attach import attach_batch
+from anchor.attach import ProofStore, attach_batch
+from anchor.item_updates import assign_leaves
 from anchor.rpc import AnchorError
 from anchor.store import (
     AnchorState,
@@ -80,7 +82,7 @@ LEASE_NAME = "sealer"
 LEASE_TTL = timedelta(minutes=5)
 RETRY_BASE = timedelta(seconds=2)
 RETRY_MAX = timedelta(minutes=5)
-#: Bulk updates go in slices so one statement never carries a million parameters.
+#: Items assigned per statement, so one statement never carries a million of them.
 ASSIGN_SLICE = 20_000
 
 
@@ -131,7 +133,7 @@ class Sealer:
     """Drives batches through the sealing states. Safe to run in several processes: one works."""
 
     def __init__(self, engine: Engine, config: SealerConfig, *, owner: str | None = None,
-                 on_transition: Transition | None = None) -> None:
+                 on_transition: Transition | None = None, proofs: ProofStore | None = None) -> None:
         if config.min_tsa < 1 or len(config.tsas) < config.min_tsa:
             raise ValueError(f"{len(config.tsas)} TSA(s) configured, {config.min_tsa} required")
         chain_ids = [c.chain_id for c in config.anchor_chains]
@@ -144,10 +146,12 @@ class Sealer:
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         # Called after each committed transition with (batch_id, new state); tests kill here.
         self.on_transition = on_transition
+        # Where proof files are stored (the blob store). Without one, only package files get them.
+        self.proofs = proofs
 
     # -- accepting work -------------------------------------------------------------------------
 
-    def accept(self, evidence_id: str, fingerprint: bytes, package_path: Path | str) -> None:
+    def accept(self, evidence_id: str, fingerprint: bytes, package_path: Path | str = "") -> None:
         """Record a fingerprint as pending. Returns once the row is committed (durable)."""
         with Session(self.engine) as session:
             session.add(pending_item(evidence_id, fingerprint, package_path))
@@ -201,32 +205,34 @@ class Sealer:
         The batch row, every item's assignment and the root commit together or not at all.
         """
         limit = self.config.batch_max_items
+        # "batch_id IS NULL" finds pending items, in id order, through their partial index.
+        is_pending = (col(SealItem.batch_id).is_(None), col(SealItem.state) == ItemState.PENDING)
         with Session(self.engine) as session:
-            oldest = session.exec(select(func.min(SealItem.accepted_at))
-                                  .where(SealItem.state == ItemState.PENDING)).one()
+            oldest = session.exec(select(func.min(SealItem.accepted_at)).where(*is_pending)).one()
             if oldest is None:
                 return None
-            pending = session.exec(select(func.count()).select_from(SealItem)
-                                   .where(SealItem.state == ItemState.PENDING)).one()
+            pending = session.exec(select(func.count()).select_from(SealItem).where(*is_pending)).one()
             if oldest.tzinfo is None:
                 oldest = oldest.replace(tzinfo=utcnow().tzinfo)
             due = force or pending >= limit or utcnow() - oldest >= self.config.batch_max_age
             if not due:
                 return None
-            rows = session.exec(select(SealItem.id, SealItem.fingerprint)
-                                .where(SealItem.state == ItemState.PENDING)
+            rows = session.exec(select(SealItem.id, SealItem.fingerprint).where(*is_pending)
                                 .order_by(col(SealItem.id)).limit(limit)).all()
             leaves = merkle.leaf_hashes([bytes.fromhex(fp) for _, fp in rows])
             batch_id = f"b-{utcnow():%Y%m%dT%H%M%S}-{secrets.token_hex(4)}"
             session.add(SealBatch(id=batch_id, tree_size=len(rows), root=merkle.root(leaves).hex()))
             session.flush()
-            assignments = [{"item_id": item_id, "leaf": index} for index, (item_id, _) in enumerate(rows)]
-            for start in range(0, len(assignments), ASSIGN_SLICE):
-                session.connection().execute(
-                    update(SealItem).where(col(SealItem.id) == bindparam("item_id"))
-                    .where(col(SealItem.state) == ItemState.PENDING)
-                    .values(state=ItemState.BATCHED, batch_id=batch_id, leaf_index=bindparam("leaf")),
-                    assignments[start:start + ASSIGN_SLICE])
+            item_ids = [int(item_id) for item_id, _ in rows if item_id is not None]
+            assigned = 0
+            for start in range(0, len(item_ids), ASSIGN_SLICE):
+                assigned += assign_leaves(session.connection(), batch_id, item_ids[start:start + ASSIGN_SLICE],
+                                          first_leaf=start)
+            if assigned != len(rows):
+                # An item left "pending" after it was read: the root would not cover the batch. Nothing
+                # is committed; the next pass closes a batch from what is pending then.
+                session.rollback()
+                raise RuntimeError(f"{len(rows) - assigned} item(s) left 'pending' while a batch closed")
             session.commit()
         self._transitioned(batch_id, BatchState.BATCHED)
         return batch_id
@@ -347,8 +353,8 @@ class Sealer:
         """Write every item's proof files with the anchors of ``rows`` (see ``attach_batch``)."""
         primary: dict[str, Any] | None = json.loads(batch.anchor_record) if batch.anchor_record else None
         files = anchor_files(primary, [json.loads(r.anchor_record) for r in rows if r.anchor_record])
-        attach_batch(self.engine, batch, files, write_packages=self.config.attach_packages, resume=resume,
-                     renew_lease=self._lease)
+        attach_batch(self.engine, batch, files, store=self.proofs, write_packages=self.config.attach_packages,
+                     resume=resume, renew_lease=self._lease)
 
     # -- bookkeeping ---------------------------------------------------------------------------
 

@@ -23,8 +23,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Column, Text, UniqueConstraint, event, update
+from sqlalchemy import Column, Index, Text, UniqueConstraint, event, inspect, text, update
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Field, Session, SQLModel, col, create_engine, func, select
 
 
@@ -53,14 +54,31 @@ class AnchorState(StrEnum):
     ATTACHED = "attached"
 
 
+#: Room left free in each page of ``seal_item`` on PostgreSQL, so that an item's last write (batched ->
+#: attached) fits beside its row: a HOT update, which adds no index entry and costs a third as much.
+ITEM_FILLFACTOR = 50
+#: Pending items are those in no batch yet, in id order: the next batch reads the first ones from this
+#: index alone, however many wait. Indexing them this way, and not by ``state``, leaves ``state`` and
+#: ``sealed_at`` out of every index, which is what lets the attached mark be HOT.
+UNBATCHED_INDEX = "ix_seal_item_unbatched"
+#: The index on ``state`` of stores made before ``UNBATCHED_INDEX``: dropped when such a store is opened.
+STATE_INDEX = "ix_seal_item_state"
+
+
 class SealItem(SQLModel, table=True):
     __tablename__ = "seal_item"
+    __table_args__ = (
+        Index(UNBATCHED_INDEX, "id", postgresql_where=text("batch_id IS NULL"), sqlite_where=text("batch_id IS NULL")),
+        {"postgresql_with": {"fillfactor": ITEM_FILLFACTOR}},
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     evidence_id: str = Field(unique=True, index=True, max_length=100)
     fingerprint: str = Field(max_length=64)
-    package_path: str
-    state: str = Field(default=ItemState.PENDING, index=True, max_length=16)
+    #: The package file the single-user CLI keeps, where sealing writes the sealed package; empty in the
+    #: service, whose packages are immutable blobs (no process reads another's files).
+    package_path: str = ""
+    state: str = Field(default=ItemState.PENDING, max_length=16)
     batch_id: str | None = Field(default=None, index=True, max_length=40)
     leaf_index: int | None = None
     accepted_at: datetime = Field(default_factory=utcnow)
@@ -110,6 +128,33 @@ class SealAnchor(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow)
 
 
+class SealItemProof(SQLModel, table=True):
+    """Where one sealed item's own proof file (proof/proof.json) is in the blob store.
+
+    Written (committed) before the item is marked attached, so a sealed item always has its row.
+    """
+
+    __tablename__ = "seal_item_proof"
+
+    evidence_id: str = Field(primary_key=True, max_length=100)
+    batch_id: str = Field(index=True, max_length=40)
+    address: str = Field(max_length=64)
+
+
+class SealBatchProof(SQLModel, table=True):
+    """A batch's shared proof files in the blob store (tokens, TSA certificates, anchors).
+
+    ``files`` is JSON ``[[name in the package, address], ...]`` in package order. A late anchor
+    stores its file and replaces the list; objects are never changed.
+    """
+
+    __tablename__ = "seal_batch_proof"
+
+    batch_id: str = Field(primary_key=True, max_length=40)
+    files: str = Field(sa_column=Column(Text, nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
 class Lease(SQLModel, table=True):
     """A named, expiring lock: the sealer holds one so that only one process anchors at a time."""
 
@@ -137,7 +182,30 @@ def make_engine(url: str) -> Engine:
     else:
         engine = create_engine(url, pool_pre_ping=True)
     SQLModel.metadata.create_all(engine)
+    _upgrade_item_indexes(engine)
     return engine
+
+
+def _upgrade_item_indexes(engine: Engine) -> None:
+    """Give a store made before ``UNBATCHED_INDEX`` today's indexes and fill factor. Idempotent."""
+    def upgraded() -> bool:
+        names = {index["name"] for index in inspect(engine).get_indexes(SealItem.__tablename__)}
+        return UNBATCHED_INDEX in names and STATE_INDEX not in names
+
+    if upgraded():
+        return
+    try:
+        with engine.begin() as connection:
+            connection.execute(text(f"CREATE INDEX IF NOT EXISTS {UNBATCHED_INDEX} ON seal_item (id) "
+                                    "WHERE batch_id IS NULL"))
+            connection.execute(text(f"DROP INDEX IF EXISTS {STATE_INDEX}"))
+            if engine.dialect.name == "postgresql":
+                # New pages only: rows written from now on get the room, older ones keep theirs.
+                connection.execute(text(f"ALTER TABLE seal_item SET (fillfactor = {ITEM_FILLFACTOR})"))
+    except DBAPIError:
+        # Two processes opening the same old store at once: the other one may have just done it.
+        if not upgraded():
+            raise
 
 
 def sqlite_url(path: Path) -> str:
@@ -202,7 +270,7 @@ def release_lease(engine: Engine, name: str, owner: str) -> None:
             session.commit()
 
 
-def pending_item(evidence_id: str, fingerprint: bytes, package_path: Path | str) -> SealItem:
+def pending_item(evidence_id: str, fingerprint: bytes, package_path: Path | str = "") -> SealItem:
     """The row that makes a package pending; add it to a session and commit to accept it."""
     return SealItem(evidence_id=evidence_id, fingerprint=fingerprint.hex(), package_path=str(package_path))
 

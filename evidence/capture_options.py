@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from evidence.capture_errors import CaptureError
@@ -14,6 +17,8 @@ MAX_TIMEOUT_SECONDS = 300.0
 MAX_CONCURRENCY = 16
 MAX_NOTE_CHARS = 2000
 MIN_VIEWPORT, MAX_VIEWPORT = 200, 4096
+MAX_SUBJECT_CHARS = 500
+MAX_MATTER_CHARS = 40
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,16 @@ class CaptureOptions:
     extra_ca_pem: bytes | None = None
     check_robots: bool = True
     concurrency: int = 2
+    #: What the capture is filed under and about, and the fingerprint (hex) of the same watch's
+    #: previous capture: signed into the manifest as ``matter``, ``subject`` and ``previous``.
+    matter: str | None = None
+    subject: str | None = None
+    previous: str | None = None
+    #: A watch's run: the watch's id, its previous package (compared into ``evidence/change.json``)
+    #: and the key fields it marks, NAME -> CSS selector.
+    watch: str | None = None
+    previous_package: Path | None = None
+    key_fields: Mapping[str, str] = field(default_factory=dict)
 
     def validated(self) -> CaptureOptions:
         """Return self, or raise CaptureError naming the first bad option."""
@@ -53,7 +68,20 @@ class CaptureOptions:
             raise CaptureError(f"viewport sides must be between {MIN_VIEWPORT} and {MAX_VIEWPORT} pixels")
         if len(self.note) > MAX_NOTE_CHARS:
             raise CaptureError(f"the note is longer than {MAX_NOTE_CHARS} characters")
+        if self.subject is not None and not 1 <= len(self.subject) <= MAX_SUBJECT_CHARS:
+            raise CaptureError(f"the subject must be 1 to {MAX_SUBJECT_CHARS} characters")
+        if self.matter is not None and not 1 <= len(self.matter) <= MAX_MATTER_CHARS:
+            raise CaptureError(f"the matter id must be 1 to {MAX_MATTER_CHARS} characters")
+        if self.previous is not None and not re.fullmatch(r"[0-9a-f]{64}", self.previous):
+            raise CaptureError("previous must be a fingerprint: 64 lowercase hex digits")
+        if self.watch is not None and not 1 <= len(self.watch) <= MAX_MATTER_CHARS:
+            raise CaptureError(f"the watch id must be 1 to {MAX_MATTER_CHARS} characters")
         return self
+
+    def links(self) -> dict[str, Any]:
+        """The manifest writer's ``matter``, ``subject``, ``watch`` and ``previous`` (bytes)."""
+        return {"matter": self.matter, "subject": self.subject, "watch": self.watch,
+                "previous": bytes.fromhex(self.previous) if self.previous is not None else None}
 
     def record(self) -> dict[str, Any]:
         """The options as the manifest and the call log state them."""

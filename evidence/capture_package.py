@@ -89,7 +89,7 @@ def build_capture_package(outcome: CaptureOutcome, *, browser: WarmBrowser, opti
         target={"requested_url": outcome.requested_url, "final_url": raw.final.url,
                 "redirects": raw.redirects(), "http_status": raw.final.status,
                 "browser_final_url": outcome.browser_final_url, "title": outcome.title},
-        capture=capture, artifacts=artifacts)
+        capture=capture, artifacts=artifacts, **options.links())
     body = manifest.canonical_bytes
     members = [Member(a.path, path=files[a.path]) for a in artifacts]
     members += [Member(MANIFEST_PATH, data=body), Member(SIGNATURE_PATH, data=operator.sign_manifest(body))]

@@ -46,6 +46,7 @@ from evidence.tls_policy import TlsPolicy
 from evidence.warc_index import cdxj_index, pages_jsonl
 from evidence.warc_sink import WarcSink
 from verifier.capture_format import (
+    CHANGE_PATH,
     DOM_PATH,
     ENVIRONMENT_PATH,
     ENVIRONMENT_STEP,
@@ -229,9 +230,30 @@ class CaptureRun:
         self.log.record("index", inputs={"pages": 1}, outputs=[self._file(PAGES_PATH, pages),
                                                                self._file(INDEX_PATH, index.blocks),
                                                                self._file(INDEX_SUMMARY_PATH, index.summary)])
+        if self.options.previous_package is not None:
+            await asyncio.to_thread(self._change, raw)
         return CaptureOutcome(evidence_id=self.evidence_id, requested_url=self.url, started=self.started,
                               work=self.work, log=self.log, raw=raw, browser_final_url=url,
                               title=title, proxy=proxy, profile=profile, files=dict(self.files))
+
+    def _change(self, raw: RawFetch) -> None:
+        """A watch's run: compare with the previous run's package into ``evidence/change.json``, logged
+        like every artifact so P2 can hold it to its hash. A previous package that cannot be compared
+        is logged with the reason and leaves no record: the run itself is still evidence."""
+        from evidence.change import CaptureFiles, ChangeError, compare
+        from evidence.page_text import FieldSpecError, parse_key_fields
+
+        previous = self.options.previous_package
+        assert previous is not None
+        inputs = {"previous_package": previous.name, "key_fields": dict(self.options.key_fields)}
+        try:
+            current = CaptureFiles.from_files(self.files, http_status=raw.final.status, final_url=raw.final.url)
+            record = compare(previous, current, key_fields=parse_key_fields(dict(self.options.key_fields)))
+        except (ChangeError, FieldSpecError) as exc:
+            self.log.record("change", inputs=inputs, outcome={"compared": False, "reason": str(exc)[:500]})
+            return
+        self.log.record("change", inputs=inputs, outcome={"compared": True, "classification": record.classification},
+                        outputs=[self._file(CHANGE_PATH, record.canonical_bytes())])
 
     def _note_response(self, response: Response) -> None:
         self._responses.append(response)

@@ -81,6 +81,12 @@ class NewManifest:
     target: Mapping[str, Any] = field(default_factory=dict)
     #: Only for kind ``upload``: what each received file was called.
     uploaded: Sequence[UploadedFile] | None = None
+    #: A capture's links (each written only when set): the matter it was filed under when made, the
+    #: seller or shop it is about, the watch it is a run of, and that watch's previous capture.
+    matter: str | None = None
+    subject: str | None = None
+    watch: str | None = None
+    previous: bytes | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The manifest as JSON data, ``format`` included."""
@@ -98,6 +104,9 @@ class NewManifest:
         }
         if self.uploaded is not None:
             data["upload"] = {"files": [dataclasses.asdict(f) for f in self.uploaded]}
+        links = {"matter": self.matter, "subject": self.subject, "watch": self.watch,
+                 "previous": self.previous.hex() if self.previous is not None else None}
+        data.update({key: value for key, value in links.items() if value is not None})
         return data
 
     @cached_property

@@ -50,6 +50,9 @@ MAX_NAME_LENGTH = 255
 #: The MS-DOS directory bit of a zip entry's external attributes.
 DOS_DIRECTORY = 0x10
 MAX_ARTIFACTS = MAX_FILES
+#: The manifest's free-text links: a seller or shop (``subject``), and a matter's or watch's id.
+MAX_SUBJECT_CHARS = 500
+MAX_MATTER_CHARS = 40
 
 MANIFEST_PATH = "evidence/manifest.json"
 SIGNATURE_PATH = "evidence/manifest.sig"
@@ -104,6 +107,14 @@ class Manifest:
     requester: Requester
     artifacts: tuple[Artifact, ...]
     data: Mapping[str, Any] = field(repr=False)
+    #: The matter (case) the evidence was filed under when it was made.
+    matter: str | None = None
+    #: The seller, account or shop the capture is about (free text).
+    subject: str | None = None
+    #: The fingerprint of the same watch's previous capture: the link TL1 follows.
+    previous: bytes | None = None
+    #: The watch this capture is a run of (its id).
+    watch: str | None = None
 
     @property
     def target(self) -> Mapping[str, Any]:
@@ -377,6 +388,12 @@ def parse_manifest(data: bytes) -> Manifest:
                                   media_type=_field(item, "media_type", str, where), size=size, sha256=sha))
     if len({a.path for a in artifacts}) != len(artifacts):
         raise InvalidPackage("manifest lists the same artifact path twice")
+    matter = _optional_text(raw, "matter", MAX_MATTER_CHARS)
+    subject = _optional_text(raw, "subject", MAX_SUBJECT_CHARS)
+    watch = _optional_text(raw, "watch", MAX_MATTER_CHARS)
+    previous = _optional_text(raw, "previous", 64)
+    if previous is not None and not re.fullmatch(r"[0-9a-f]{64}", previous):
+        raise InvalidPackage("manifest: previous must be a fingerprint: 64 lowercase hex digits")
     return Manifest(
         format=fmt,
         evidence_id=_field(raw, "evidence_id", str, ""),
@@ -388,7 +405,21 @@ def parse_manifest(data: bytes) -> Manifest:
                             identity=_field(requester, "identity", str, "requester.")),
         artifacts=tuple(artifacts),
         data=raw,
+        matter=matter,
+        subject=subject,
+        previous=bytes.fromhex(previous) if previous is not None else None,
+        watch=watch,
     )
+
+
+def _optional_text(data: Mapping[str, Any], key: str, limit: int) -> str | None:
+    """An optional string field: absent is None; present, it must be 1 to ``limit`` characters."""
+    if key not in data:
+        return None
+    value: str = _field(data, key, str, "")
+    if not 1 <= len(value) <= limit:
+        raise InvalidPackage(f"manifest: {key} must be 1 to {limit} characters")
+    return value
 
 
 def open_package(path: Path | str) -> Package:

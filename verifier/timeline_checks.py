@@ -131,6 +131,11 @@ def check_chain(links: Sequence[Link]) -> tuple[TimelineCheck, tuple[tuple[int, 
     groups: dict[str | None, list[int]] = defaultdict(list)
     for index, link in enumerate(links):
         groups[link.watch].append(index)
+    standalone = _standalone(links, groups)
+    if standalone:
+        groups[None] = [i for i in groups[None] if i not in standalone]
+        if not groups[None]:
+            del groups[None]
     everywhere = {link.fingerprint: link for link in links}
     problems: list[tuple[str, str]] = []
     chains = []
@@ -143,13 +148,31 @@ def check_chain(links: Sequence[Link]) -> tuple[TimelineCheck, tuple[tuple[int, 
                              _listing([zh for _, zh in problems], "；", zh=True)), ()
     described = [f"{len(chain)} from {links[chain[0]].name} to {links[chain[-1]].name}" for chain in chains]
     described_zh = [f"{len(chain)} 份，自 {links[chain[0]].name} 至 {links[chain[-1]].name}" for chain in chains]
-    if len(chains) == 1:
+    if not chains:
+        return TimelineCheck("TL1", Status.PASS,
+                             f"no chain to follow: all {len(standalone)} item(s) stand alone (no watch, no previous)",
+                             f"无需追踪的链：全部 {len(standalone)} 份证据均为单独证据（无监控任务、无前一次取证）"), ()
+    if len(chains) == 1 and not standalone:
         reason = f"{len(links)} packages form one chain, first to last: {described[0].split(' ', 1)[1]}"
         reason_zh = f"{len(links)} 份证据包构成一条链，无缺口、无分叉：{described_zh[0]}"
     else:
         reason = f"{len(chains)} watches, each one chain without gap or fork: " + "; ".join(described)
         reason_zh = f"{len(chains)} 个监控任务，各自构成一条无缺口、无分叉的链：" + "；".join(described_zh)
+    if standalone:
+        reason += f"; and {len(standalone)} stand-alone item(s) of no watch, which claim no place in a chain"
+        reason_zh += f"；另有 {len(standalone)} 份不属于任何监控任务的单独证据，不主张链中位置"
     return TimelineCheck("TL1", Status.PASS, reason, reason_zh), tuple(chains)
+
+
+def _standalone(links: Sequence[Link], groups: Mapping[str | None, list[int]]) -> set[int]:
+    """Packages of no watch that link to nothing and that nothing links to: a matter's own capture or
+    upload filed beside its watches. They claim no place in a chain, so no chain's gap or fork can
+    hide in them, and the report names how many there are. A package that does name a previous, or
+    is named, is held to the chain rules.
+    """
+    named = {link.previous for link in links if link.previous}
+    return {i for i in groups.get(None, []) if links[i].previous is None and not links[i].previous_error
+            and links[i].fingerprint not in named}
 
 
 def _one_chain(links: Sequence[Link], members: list[int], watch: str | None, everywhere: Mapping[str | None, Link],
@@ -228,8 +251,8 @@ def _check_change_record(link: Link, problem: Callable[[str, str], None]) -> Non
 def check_order(links: Sequence[Link], chains: Sequence[Sequence[int]]) -> TimelineCheck:
     """TL2: along each chain, the trusted (TSA) times and the capture times strictly increase."""
     if not chains:
-        return TimelineCheck("TL2", Status.SKIP, "there is no single order to check: TL1 did not pass",
-                             "TL1 未通过，没有可核对的唯一顺序")
+        return TimelineCheck("TL2", Status.SKIP, "there is no chain whose order to check (TL1 did not pass, or "
+                             "every item stands alone)", "没有可核对顺序的链（TL1 未通过，或全部为单独证据）")
     wrong: list[tuple[str, str]] = []
     same: list[str] = []
     lacking: list[str] = []

@@ -68,6 +68,8 @@ def capture(
     accept_error_status: Annotated[bool, typer.Option("--accept-error-status",
                                                       help="Capture 4xx/5xx pages instead of failing.")] = False,
     concurrency: Annotated[int, typer.Option(help="Captures at once on the warm browser.")] = 2,
+    matter: Annotated[str | None, typer.Option(metavar="ID", help="File the captures under this matter.")] = None,
+    subject: Annotated[str | None, typer.Option(help="The seller, account id or shop URL they are about.")] = None,
     data_dir: DataDir = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -91,7 +93,8 @@ def capture(
         progress.update(task, description="loading the capture tools…", refresh=True)
         results = _capture_all(targets, settings, progress, task, as_json=as_json, options=dict(
             note=note, full_page=full_page, wait=float(wait) if _is_number(wait) else wait, scroll=scroll,
-            allow_private=allow_private, accept_error_status=accept_error_status, concurrency=concurrency))
+            allow_private=allow_private, accept_error_status=accept_error_status, concurrency=concurrency,
+            matter=matter, subject=subject))
     if not as_json:
         ok = sum(r.ok for r in results)
         console.print(f"{ok} of {len(results)} captured and pending; run `tiezheng seal` to seal them")
@@ -128,7 +131,8 @@ def _capture_all(targets: list[str], settings: Settings, progress: Progress, tas
     try:
         return pipeline.capture_local(settings, targets, capture_options, on_step=step, on_result=done)
     except ServiceError as exc:
-        raise UserError(str(exc), "run `tiezheng doctor` for the details") from None
+        hint = "see `tiezheng matter list`" if "matter" in str(exc) else "run `tiezheng doctor` for the details"
+        raise UserError(str(exc), hint) from None
 
 
 def _is_number(text: str) -> bool:

@@ -18,6 +18,7 @@ from rich.markup import escape
 
 from api.cli.admin import keys_app, serve, tenants_app
 from api.cli.capture import capture
+from api.cli.cases import matter_app, timeline, watch_app
 from api.cli.doctor import doctor
 from api.cli.help_text import plain_help_types
 from api.cli.log import log_app
@@ -42,6 +43,9 @@ app.add_typer(keys_app, name="keys")
 app.command()(capture)
 app.command()(doctor)
 app.add_typer(worker_app, name="worker")
+app.add_typer(matter_app, name="matter")
+app.add_typer(watch_app, name="watch")
+app.command()(timeline)
 app.add_typer(log_app, name="log")
 
 console = Console()
@@ -62,13 +66,17 @@ def _item_json(evidence_id: str, fingerprint: str, package: Path, status: str) -
 @app.command()
 def upload(files: Annotated[list[Path], typer.Argument(metavar="FILES...", help="Files to seal as one evidence item.")],
            note: Annotated[str, typer.Option(help="A note stored in the manifest.")] = "",
+           matter: Annotated[str | None, typer.Option(metavar="ID", help="File it under this matter.")] = None,
            data_dir: DataDir = None, as_json: JsonFlag = False) -> None:
     """Make an upload evidence package of existing files and queue it for sealing."""
     files = [input_file(file) for file in files]
     with errors.status(f"packaging {len(files)} file(s)…", spinner="dots"):
         from api.service import pipeline
 
-        built = pipeline.upload_local(_settings(data_dir), files, note=note)
+        try:
+            built = pipeline.upload_local(_settings(data_dir), files, note=note, matter=matter)
+        except ServiceError as exc:
+            raise UserError(str(exc), "see `tiezheng matter list`" if matter else "") from None
     if as_json:
         print(_item_json(built.evidence_id, built.fingerprint.hex(), built.path, "pending"))
     else:

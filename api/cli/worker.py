@@ -57,3 +57,19 @@ def seal_worker(data_dir: DataDir = None) -> None:
     settings = load_settings(data_dir)
     errors.print(f"sealer running on {settings.database.split('@')[-1]} (Ctrl-C to stop)")
     run_sealer(settings, stop)
+
+
+@worker_app.command("schedule")
+def schedule_worker(data_dir: DataDir = None) -> None:
+    """Run the watch scheduler until SIGTERM or Ctrl-C; with TIEZHENG_REDIS_URL it publishes the runs there.
+
+    Run one or two: the ``scheduler`` lease lets one lead, the other waits as a hot standby.
+    """
+    from api.service.workers import run_schedule_worker
+
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    settings = load_settings(data_dir)
+    errors.print(f"scheduler running on {settings.database.split('@')[-1]} (Ctrl-C to stop)")
+    run_schedule_worker(settings, stop)

@@ -1,12 +1,12 @@
 """The blob store: package bytes addressed by their sha256, written once and never changed.
 
 Files live under ``<data dir>/blobs/sha256/ab/<hex>``. Storing a package hard-links it when it is on
-the same file system (sealing replaces packages by rename, so the linked bytes never change) and
-copies it otherwise. The database keeps only addresses; package bytes are never rebuilt from rows.
-``BlobBackend`` (exists/put_file/open) is what every store offers; ``api.service.runtime.blob_store``
-picks this one or the S3-compatible ``api.service.blobs_s3.S3BlobStore``
-(``TIEZHENG_BLOB_URL=s3://bucket/prefix``). Only the local store has ``path``: callers that want a
-file check for ``BlobStore`` and stream otherwise.
+the same file system and copies it otherwise; a stored package is never changed (sealing stores its
+proof files as blobs of their own, see anchor/attach.py). The database keeps only addresses.
+``BlobBackend`` is what every store offers: whole files and small byte strings in, whole streams,
+ranges and small byte strings out. ``api.service.runtime.blob_store`` picks this one or the
+S3-compatible ``api.service.blobs_s3.S3BlobStore`` (``TIEZHENG_BLOB_URL=s3://bucket/prefix``), which
+every process of a scaled-out service shares instead of a file system. Only the local store has ``path``.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -53,6 +54,22 @@ class BlobBackend(Protocol):
 
     def open(self, address: str) -> BinaryIO:
         """A readable stream of the blob's bytes. Raises BlobMissing."""
+        ...
+
+    def put_bytes(self, data: bytes) -> str:
+        """Store a small byte string (a proof file); as ``put_file``."""
+        ...
+
+    def get_bytes(self, address: str) -> bytes:
+        """A small blob's bytes. Raises BlobMissing."""
+        ...
+
+    def size(self, address: str) -> int:
+        """The blob's length in bytes. Raises BlobMissing."""
+        ...
+
+    def read_range(self, address: str, start: int, end: int) -> Iterator[bytes]:
+        """Bytes ``[start, end)`` of the blob, in chunks. Raises BlobMissing."""
         ...
 
 
@@ -102,6 +119,48 @@ class BlobStore:
             return self.path(address).open("rb")
         except FileNotFoundError as exc:
             raise BlobMissing(address) from exc
+
+    def put_bytes(self, data: bytes) -> str:
+        """Store ``data`` and return its address. Idempotent; durable on return."""
+        address = hashlib.sha256(data).hexdigest()
+        target = self.path(address)
+        if target.is_file():
+            return address
+        incoming = self.root.parent / "incoming"
+        incoming.mkdir(parents=True, exist_ok=True)
+        tmp = incoming / f".blob.{uuid.uuid4().hex}"
+        try:
+            with tmp.open("wb") as out:
+                out.write(data)
+                out.flush()
+                os.fsync(out.fileno())
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp, target)
+            fsync_dir(target.parent)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return address
+
+    def get_bytes(self, address: str) -> bytes:
+        with self.open(address) as stream:
+            return stream.read()
+
+    def size(self, address: str) -> int:
+        try:
+            return self.path(address).stat().st_size
+        except FileNotFoundError as exc:
+            raise BlobMissing(address) from exc
+
+    def read_range(self, address: str, start: int, end: int) -> Iterator[bytes]:
+        with self.open(address) as stream:
+            stream.seek(start)
+            remaining = end - start
+            while remaining > 0:
+                chunk = stream.read(min(remaining, CHUNK_BYTES))
+                if not chunk:
+                    raise OSError(f"blob {address} ends before byte {end}")
+                remaining -= len(chunk)
+                yield chunk
 
 
 def _copy_durably(source: Path, target: Path) -> str:

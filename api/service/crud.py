@@ -189,8 +189,21 @@ def tenant_has_batch(session: Session, *, tenant_id: int, batch_id: str) -> bool
     return int(session.exec(statement).one()) > 0
 
 
+def evidence_with_item(session: Session, *, row_id: str) -> tuple[Evidence, SealItem | None] | None:
+    """Any tenant's evidence by its row id, with its seal item (a system job's lookup)."""
+    found = session.exec(_joined().where(col(Evidence.id) == row_id)).first()
+    return None if found is None else (found[0], found[1])
+
+
+def sealed_in(session: Session, batch_id: str) -> list[tuple[Evidence, SealItem]]:
+    """Every sealed evidence item of a batch (all tenants: a system job)."""
+    statement = (select(Evidence, SealItem).join(SealItem, col(SealItem.evidence_id) == col(Evidence.evidence_id))
+                 .where(col(SealItem.state) == ItemState.ATTACHED.value, col(SealItem.batch_id) == batch_id))
+    return [(e, s) for e, s in session.exec(statement).all()]
+
+
 def unrecorded_sealed(session: Session, *, batch_id: str | None = None) -> list[tuple[Evidence, SealItem]]:
-    """Sealed evidence whose sealed package is not yet in the blob store (all tenants: a system job)."""
+    """Sealed evidence whose sealed package's sha256 is not recorded yet (all tenants: a system job)."""
     statement = (select(Evidence, SealItem).join(SealItem, col(SealItem.evidence_id) == col(Evidence.evidence_id))
                  .where(col(SealItem.state) == ItemState.ATTACHED.value, col(Evidence.sealed_sha256).is_(None)))
     if batch_id is not None:

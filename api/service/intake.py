@@ -23,7 +23,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from api.service import crud, idempotency, jobs, outbox, pipeline
+from api.service import crud, idempotency, jobs, matters, outbox, pipeline
 from api.service.errors import ApiError
 from api.service.idempotency import IdempotentRequest
 from api.service.models import EvidenceKind
@@ -32,7 +32,6 @@ from api.service.security import Principal
 from api.service.state import ServiceState
 from evidence.manifest import new_evidence_id
 from evidence.upload import UploadError, build_upload
-from verifier.wacz import fsync_dir
 
 
 @dataclass
@@ -99,25 +98,37 @@ def _commit(session: Session, engine: Engine, who: Principal, request: Idempoten
     return None
 
 
+def _check_matter(engine: Engine, who: Principal, matter: str | None) -> None:
+    """Refuse (404) a matter that is not the caller's before any work is done."""
+    if matter is not None:
+        with Session(engine) as session:
+            matters.get(session, tenant_id=who.tenant_id, matter_id=matter)
+
+
 def accept_upload(state: ServiceState, who: Principal, files: Sequence[ReceivedFile], *, note: str,
-                  client: str, request: IdempotentRequest | None = None) -> Acceptance:
-    """Package ``files`` as one upload evidence item and queue it for sealing."""
+                  client: str, request: IdempotentRequest | None = None, matter: str | None = None) -> Acceptance:
+    """Package ``files`` as one upload evidence item and queue it for sealing (filed under ``matter``)."""
     if (replay := _replay(state.engine, who, request)) is not None:
         return replay
-    packages_dir = state.settings.packages_dir
+    _check_matter(state.engine, who, matter)
     try:
-        # The package folder's fsync waits until the blob is stored: one flush then covers both names.
-        built = build_upload([f.path for f in files], packages_dir=packages_dir, operator=state.operator,
+        # Built in this process's scratch folder, then kept only in the blob store: the blob is the
+        # package (no other process reads a path), so one durable name is made, not two.
+        built = build_upload([f.path for f in files], packages_dir=state.scratch, operator=state.operator,
                              requester=jobs.requester_named(who.tenant_name, who.key_prefix), note=note,
                              names=[f.filename for f in files], sync_folder=False)
     except UploadError as exc:
         raise ApiError(422, "invalid_upload", str(exc)) from None
-    address = state.blobs.put_file(built.path)
-    fsync_dir(packages_dir)
+    try:
+        address = state.blobs.put_file(built.path)
+    finally:
+        built.path.unlink(missing_ok=True)
     with Session(state.engine) as session:
         pipeline.accept(session, built, Filing(
             tenant_id=who.tenant_id, api_key_id=who.api_key_id, kind=EvidenceKind.UPLOAD,
             title=", ".join(f.filename for f in files), note=note, package_sha256=address))
+        if matter is not None:
+            matters.file_evidence(session, tenant_id=who.tenant_id, matter_id=matter, evidence_ref=built.evidence_id)
         crud.record_audit(session, action="evidence.upload", tenant_id=who.tenant_id, api_key_id=who.api_key_id,
                           target=built.evidence_id, outcome=202, client=client,
                           detail={"files": len(files), "bytes": sum(f.size for f in files),
@@ -126,22 +137,28 @@ def accept_upload(state: ServiceState, who: Principal, files: Sequence[ReceivedF
             idempotency.remember(session, tenant_id=who.tenant_id, request=request, status_code=202,
                                  evidence_ids=[built.evidence_id])
         if (replay := _commit(session, state.engine, who, request)) is not None:
-            built.path.unlink(missing_ok=True)  # the twin request's package is the one kept
-            return replay
+            return replay  # the twin request's package is the one kept; this blob is left unreferenced
     return Acceptance([built.evidence_id])
 
 
 def accept_captures(state: ServiceState, who: Principal, urls: Sequence[str], *, note: str, client: str,
-                    request: IdempotentRequest | None = None) -> Acceptance:
-    """Record one evidence row and one outbox message per URL, in one transaction, and wake the relay."""
+                    request: IdempotentRequest | None = None, matter: str | None = None,
+                    subject: str | None = None) -> Acceptance:
+    """Record one evidence row and one outbox message per URL, in one transaction, and wake the relay.
+
+    With ``matter`` each capture is filed under it at once (and its manifest will say so).
+    """
     if (replay := _replay(state.engine, who, request)) is not None:
         return replay
+    _check_matter(state.engine, who, matter)
     ids = [new_evidence_id() for _ in urls]
     with Session(state.engine) as session:
         for row_id, url in zip(ids, urls, strict=True):
             crud.accept_capture(session, tenant_id=who.tenant_id, api_key_id=who.api_key_id, row_id=row_id, url=url,
-                                note=note)
+                                note=note).subject = subject or None
             outbox.add_capture(session, row_id=row_id)
+            if matter is not None:
+                matters.file_evidence(session, tenant_id=who.tenant_id, matter_id=matter, evidence_ref=row_id)
         crud.record_audit(session, action="evidence.capture", tenant_id=who.tenant_id, api_key_id=who.api_key_id,
                           target=ids[0] if len(ids) == 1 else None, outcome=202, client=client,
                           detail={"evidence_ids": ids, "urls": [u[:200] for u in urls]})

@@ -8,18 +8,22 @@ change together with its audit event.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import shutil
 import signal
+import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from api.service import crud, leases, pipeline
-from api.service.blobs import BlobBackend
+from api.service import crud, leases, packages, pipeline, watches
+from api.service.blobs import CHUNK_BYTES, BlobStore
 from api.service.db import open_database
 from api.service.models import ApiKey, Evidence, EvidenceKind, Tenant
 from api.service.pipeline import Filing
@@ -116,6 +120,7 @@ def capture_job(row_id: str, settings: Settings | None = None) -> str:
             return "failed" if row.error else "pending"
         url, note, tenant_id, key_id = row.title, row.note, row.tenant_id, row.api_key_id
         requester = requester_for(session, tenant_id=tenant_id, api_key_id=key_id)
+        context = watches.run_context(session, row=row)
     owner, seconds = leases.new_owner(), settings.capture_lease_seconds
     if not leases.take(engine, row_id=row_id, owner=owner, seconds=seconds):
         # Another worker runs it (a redelivered or re-queued message), or it just finished: drop this one.
@@ -124,11 +129,11 @@ def capture_job(row_id: str, settings: Settings | None = None) -> str:
     failpoint("capture:leased")
     with leases.LeaseKeeper(engine, row_id=row_id, owner=owner, seconds=seconds):
         return _run_capture(engine, settings, row_id=row_id, owner=owner, url=url, note=note, tenant_id=tenant_id,
-                            key_id=key_id, requester=requester)
+                            key_id=key_id, requester=requester, context=context)
 
 
 def _run_capture(engine: Engine, settings: Settings, *, row_id: str, owner: str, url: str, note: str,
-                 tenant_id: int, key_id: int | None, requester: Requester) -> str:
+                 tenant_id: int, key_id: int | None, requester: Requester, context: watches.RunContext) -> str:
     """The capture itself, run while ``owner`` holds its lease; its outcome commits only if it still does."""
     if not settings.capture_enabled:
         return _fail(engine, row_id, tenant_id, "web capture is turned off on this server "
@@ -137,10 +142,15 @@ def _run_capture(engine: Engine, settings: Settings, *, row_id: str, owner: str,
     try:
         from evidence.capture_options import CaptureOptions
 
-        options = CaptureOptions(note=note, allow_private=settings.capture_allow_private)
-        [result] = warm_capturer().capture_urls(
-            [url], packages_dir=settings.packages_dir, operator=operator_for(settings), requester=requester,
-            options=options, clock_references=service_clock_references(settings))
+        with _previous_package(settings, context.previous_package) as previous_package:
+            # A watch run records a 404 as it is: a page that went away is what the watch is for.
+            options = CaptureOptions(note=note, allow_private=settings.capture_allow_private,
+                                     accept_error_status=context.watch_id is not None, matter=context.matter,
+                                     subject=context.subject, previous=context.previous, watch=context.watch_id,
+                                     previous_package=previous_package, key_fields=context.fields).validated()
+            [result] = warm_capturer().capture_urls(
+                [url], packages_dir=settings.packages_dir, operator=operator_for(settings), requester=requester,
+                options=options, clock_references=service_clock_references(settings))
     except ImportError as exc:
         return _fail(engine, row_id, tenant_id, f"web capture is not available on this server ({exc}); "
                                                 "upload the files instead", owner=owner)
@@ -151,18 +161,47 @@ def _run_capture(engine: Engine, settings: Settings, *, row_id: str, owner: str,
         return _fail(engine, row_id, tenant_id, f"capture failed: {result.error}", owner=owner)
     evidence_id, fingerprint, path = result.package.evidence_id, result.package.fingerprint, result.package.path
     failpoint("capture:built")
-    address = blob_store(settings).put_file(path)
+    blobs = blob_store(settings)
+    address = blobs.put_file(path)
     with Session(engine) as session:
         if not leases.release(session.connection(), row_id=row_id, owner=owner):
             return _lost(row_id)
         pipeline.accept(session, result.package, Filing(
             tenant_id=tenant_id, api_key_id=key_id, kind=EvidenceKind.WEB_CAPTURE, title=url, note=note,
             package_sha256=address, row_id=row_id))
+        watches.record_run(session, row_id=row_id, fingerprint=fingerprint.hex())
         crud.record_audit(session, action="evidence.captured", actor="worker", tenant_id=tenant_id,
                           api_key_id=key_id, target=row_id,
                           detail={"evidence_id": evidence_id, "fingerprint": fingerprint.hex()})
         session.commit()
+    if not isinstance(blobs, BlobStore):
+        path.unlink(missing_ok=True)  # the bucket holds the package now; nobody reads this host's copy
     return "pending"
+
+
+@contextlib.contextmanager
+def _previous_package(settings: Settings, address: str | None) -> Iterator[Path | None]:
+    """A watch's previous package as a local file for change detection (a temporary copy from a remote
+    blob store, removed after); None for a first run or a package the store no longer has."""
+    if address is None:
+        yield None
+        return
+    blobs = blob_store(settings)
+    if isinstance(blobs, BlobStore):
+        local = blobs.path(address)
+        yield local if local.is_file() else None
+        return
+    settings.tmp_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=settings.tmp_dir, prefix=".previous.", suffix=".wacz") as copy:
+        try:
+            with blobs.open(address) as stream:
+                shutil.copyfileobj(stream, copy, CHUNK_BYTES)
+        except Exception as exc:  # the run goes on without a change record; its log says why
+            log.warning("previous package %s not readable for change detection: %s", address[:16], exc)
+            yield None
+            return
+        copy.flush()
+        yield Path(copy.name)
 
 
 def _lost(row_id: str) -> str:
@@ -177,39 +216,31 @@ def _fail(engine: Engine, row_id: str, tenant_id: int, reason: str, *, owner: st
         if not leases.release(session.connection(), row_id=row_id, owner=owner):
             return _lost(row_id)
         crud.fail_evidence(session, row_id=row_id, error=reason)
+        watches.record_failure(session, row_id=row_id, reason=reason)
         crud.record_audit(session, action="evidence.failed", actor="worker", tenant_id=tenant_id, target=row_id,
                           outcome=500, detail={"reason": reason[:500]})
         session.commit()
     return "failed"
 
 
-def record_sealed_job(settings: Settings | None = None, batch_id: str | None = None) -> int:
-    """Keep each newly sealed package in the blob store and note it (one batch, or all). Returns the count."""
+def record_sealed_job(settings: Settings | None = None, batch_id: str | None = None, *, again: bool = False) -> int:
+    """Record the sha256 of each newly sealed package (one batch, or all); see ``packages.record_sealed``.
+
+    ``again`` records every item of ``batch_id`` anew: a late anchor added a file to its packages.
+    Returns the count.
+    """
     settings = settings or load_settings()
     engine = database(settings)
     blobs = blob_store(settings)
     with Session(engine) as session:
-        todo = [(e.id, e.tenant_id, s.package_path, s.batch_id) for e, s in
-                crud.unrecorded_sealed(session, batch_id=batch_id)]
-    for row_id, tenant_id, package_path, sealed_batch in todo:
-        record_sealed(engine, blobs, row_id=row_id, tenant_id=tenant_id, package_path=Path(package_path),
-                      batch_id=sealed_batch)
-    from api.service.event_log import record_sealed_checkpoints
-
-    record_sealed_checkpoints(engine, blobs, batch_id=batch_id)  # event-log checkpoints sealed in it
+        rows = crud.sealed_in(session, batch_id) if again and batch_id else \
+            crud.unrecorded_sealed(session, batch_id=batch_id)
+        todo = [e.id for e, _ in rows]
+    for row_id in todo:
+        packages.record_sealed(engine, blobs, row_id=row_id, again=again)
     return len(todo)
 
 
-def record_sealed(engine: Engine, blobs: BlobBackend, *, row_id: str, tenant_id: int, package_path: Path,
-                  batch_id: str | None) -> str:
-    """Store one sealed package and record its address (idempotent). Returns the address."""
-    address = blobs.put_file(package_path)
-    with Session(engine) as session:
-        row = session.get(Evidence, row_id)
-        if row is not None and row.sealed_sha256 is None:
-            row.sealed_sha256 = address
-            session.add(row)
-            crud.record_audit(session, action="evidence.sealed", actor="sealer", tenant_id=tenant_id, target=row_id,
-                              detail={"batch_id": batch_id, "package_sha256": address})
-            session.commit()
-    return address
+def record_sealed_again(settings: Settings, batch_id: str) -> int:
+    """Record anew the sha256 of every sealed package of a batch a late anchor was just added to."""
+    return record_sealed_job(settings, batch_id, again=True)

@@ -26,6 +26,8 @@ MAX_NOTE_CHARS = 2000
 #: URLs per capture request.
 MAX_CAPTURE_URLS = 20
 MAX_URL_CHARS = 2048
+#: A seller or account id, or a shop URL: free text, bounded (it goes into the signed manifest).
+MAX_SUBJECT_CHARS = 500
 
 api_registry = registry()
 api_metadata = api_registry.metadata
@@ -114,6 +116,9 @@ HttpUrlText = Annotated[str, StringConstraints(pattern=r"^[Hh][Tt][Tt][Pp][Ss]?:
 
 class CaptureCreate(EvidenceBase):
     urls: list[HttpUrlText] = Field(min_length=1, max_length=MAX_CAPTURE_URLS)
+    #: File the captures under this matter (``matter`` in their manifests too).
+    matter: str | None = Field(default=None, max_length=40)
+    subject: str | None = Field(default=None, max_length=MAX_SUBJECT_CHARS)
 
 
 class Evidence(ApiTable, EvidenceBase, table=True):
@@ -144,6 +149,8 @@ class Evidence(ApiTable, EvidenceBase, table=True):
     lease_until: datetime | None = None
     #: When the relay last handed this capture to the queue (None: never).
     published_at: datetime | None = None
+    #: The seller, account or shop the capture is about (goes into the manifest as ``subject``).
+    subject: str | None = Field(default=None, max_length=MAX_SUBJECT_CHARS)
 
 
 class TimestampPublic(SQLModel):
@@ -234,6 +241,175 @@ class IdempotencyRecord(ApiTable, table=True):
     status_code: int
     evidence_ids: str = Field(sa_column=Column(Text, nullable=False))
     created_at: datetime = Field(default_factory=utcnow)
+
+
+# -- matters and watches -------------------------------------------------------------------------
+# The tables only; what they mean and how they change is in api/service/matters.py and watches.py.
+
+class Matter(ApiTable, table=True):
+    """A case: one tenant's evidence, watches and notes, with a hash-chained log of what happened to it."""
+
+    __tablename__ = "matter"
+
+    id: str = Field(primary_key=True, max_length=40)
+    tenant_id: int = Field(foreign_key="tenant.id", index=True)
+    title: str = Field(max_length=200)
+    #: The court's or the firm's own case number, if any.
+    reference: str = Field(default="", max_length=200)
+    created_at: datetime = Field(default_factory=utcnow)
+    #: sha256 (hex) of the newest log entry, and how many there are: appending is a compare-and-set on both.
+    log_head: str = Field(max_length=64)
+    log_length: int = 0
+
+
+class MatterLogEntry(ApiTable, table=True):
+    """One append-only line of a matter's log; ``entry_sha256`` covers the line and the previous line's hash."""
+
+    __tablename__ = "matter_log"
+    __table_args__ = (UniqueConstraint("matter_id", "seq", name="uq_matter_log_seq"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    matter_id: str = Field(foreign_key="matter.id", index=True, max_length=40)
+    seq: int
+    at: datetime = Field(default_factory=utcnow)
+    action: str = Field(max_length=40)
+    #: Canonical JSON (RFC 8785) of the entry's facts: what the hash covers, byte for byte.
+    detail: str = Field(sa_column=Column(Text, nullable=False))
+    previous_sha256: str = Field(max_length=64)
+    entry_sha256: str = Field(max_length=64)
+
+
+class MatterFiling(ApiTable, table=True):
+    """Which matter an evidence item is filed under now (one at a time; moves are in the matter logs)."""
+
+    __tablename__ = "matter_filing"
+
+    #: The evidence's public id (``evidence.id``; the package's evidence id on the embedded CLI).
+    evidence_ref: str = Field(primary_key=True, max_length=100)
+    tenant_id: int = Field(foreign_key="tenant.id", index=True)
+    matter_id: str = Field(foreign_key="matter.id", index=True, max_length=40)
+    filed_at: datetime = Field(default_factory=utcnow)
+
+
+class WatchState(StrEnum):
+    ACTIVE = "active"
+    PAUSED = "paused"
+    REMOVED = "removed"
+    #: Its ``until`` has passed.
+    ENDED = "ended"
+
+
+class Watch(ApiTable, table=True):
+    """A page captured again every ``every_seconds``; each run is a full capture chained by ``previous``."""
+
+    __tablename__ = "watch"
+
+    id: str = Field(primary_key=True, max_length=40)
+    tenant_id: int = Field(foreign_key="tenant.id", index=True)
+    api_key_id: int | None = Field(default=None, foreign_key="api_key.id")
+    url: str = Field(max_length=MAX_URL_CHARS)
+    every_seconds: int
+    until: datetime | None = None
+    matter_id: str | None = Field(default=None, foreign_key="matter.id", max_length=40)
+    subject: str | None = Field(default=None, max_length=MAX_SUBJECT_CHARS)
+    #: JSON object NAME -> CSS selector: the key fields change detection compares.
+    fields: str = Field(default="{}", sa_column=Column(Text, nullable=False, default="{}"))
+    state: str = Field(default=WatchState.ACTIVE.value, max_length=20, index=True)
+    #: The first slot not yet decided (run or missed); the scheduler moves it on with a compare-and-set.
+    next_slot: datetime = Field(index=True)
+    #: The fingerprint (hex) of the newest run's package: the next run's ``previous``.
+    last_fingerprint: str | None = Field(default=None, max_length=64)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class SlotState(StrEnum):
+    QUEUED = "queued"
+    DONE = "done"
+    FAILED = "failed"
+    #: Not run: the scheduler was down past the slot, or the previous run had not finished.
+    MISSED = "missed"
+
+
+class WatchSlot(ApiTable, table=True):
+    """One scheduled moment of a watch. The unique (watch, time) pair is what makes a slot run at most once."""
+
+    __tablename__ = "watch_slot"
+    __table_args__ = (UniqueConstraint("watch_id", "slot_time", name="uq_watch_slot"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    watch_id: str = Field(foreign_key="watch.id", index=True, max_length=40)
+    slot_time: datetime
+    state: str = Field(max_length=20)
+    reason: str | None = Field(default=None, max_length=200)
+    #: The capture's evidence row (``evidence.id``) for a slot that ran.
+    evidence_ref: str | None = Field(default=None, max_length=100, index=True)
+    fingerprint: str | None = Field(default=None, max_length=64)
+    recorded_at: datetime = Field(default_factory=utcnow)
+
+
+class MatterCreate(SQLModel):
+    title: str = Field(min_length=1, max_length=200)
+    reference: str = Field(default="", max_length=200)
+
+
+class MatterPublic(SQLModel):
+    id: str
+    title: str
+    reference: str
+    created_at: datetime
+    #: sha256 of the newest log line: quoting it pins the whole log up to that line.
+    log_head: str
+    log_length: int
+    evidence: list[str] = []
+
+
+class MatterLogPublic(SQLModel):
+    seq: int
+    at: datetime
+    action: str
+    detail: dict[str, Any]
+    previous_sha256: str
+    entry_sha256: str
+
+
+class FilingMove(SQLModel):
+    """Move evidence to another matter (its sealed package is unchanged; both matter logs record it)."""
+
+    evidence_id: str = Field(min_length=1, max_length=100)
+
+
+class WatchCreate(SQLModel):
+    url: HttpUrlText
+    #: "6h", "30m", "1d" or a number of seconds.
+    every: str = Field(min_length=1, max_length=20)
+    until: datetime | None = None
+    matter: str | None = Field(default=None, max_length=40)
+    subject: str | None = Field(default=None, max_length=MAX_SUBJECT_CHARS)
+    #: NAME -> CSS selector of the key fields to compare between runs (price, sales count, seller).
+    fields: dict[str, str] = Field(default_factory=dict)
+
+
+class WatchSlotPublic(SQLModel):
+    slot_time: datetime
+    state: str
+    reason: str | None
+    evidence_id: str | None
+    fingerprint: str | None
+
+
+class WatchPublic(SQLModel):
+    id: str
+    url: str
+    every_seconds: int
+    until: datetime | None
+    matter: str | None
+    subject: str | None
+    fields: dict[str, str]
+    state: str
+    next_slot: datetime
+    last_fingerprint: str | None
+    created_at: datetime
+    slots: list[WatchSlotPublic] = []
 
 
 # -- audit -----------------------------------------------------------------------------------------

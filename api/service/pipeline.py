@@ -55,14 +55,36 @@ def accept(session: Session, built: BuiltPackage, filing: Filing | None = None) 
 
     if filing is not None:
         crud.record_package(session, built, filing)
-    session.add(pending_item(built.evidence_id, built.fingerprint, built.path))
+    # The service's package is the blob (filing.package_sha256), never a file another process must
+    # read; only the embedded CLI keeps a package file, which sealing then replaces by its sealed form.
+    session.add(pending_item(built.evidence_id, built.fingerprint, "" if filing is not None else built.path))
 
 
-def accept_local(settings: Settings, built: BuiltPackage) -> None:
-    """The embedded CLI's acceptance: queued, and durable when this returns."""
-    with Session(engine_for(settings)) as session:
+def accept_local(settings: Settings, built: BuiltPackage, *, matter: str | None = None) -> None:
+    """The embedded CLI's acceptance: queued (and filed under ``matter``), durable when this returns."""
+    if matter is None:
+        with Session(engine_for(settings)) as session:
+            accept(session, built)
+            session.commit()
+        return
+    from api.service import matters
+    from api.service.db import open_database
+
+    with Session(open_database(settings)) as session:
         accept(session, built)
+        matters.file_evidence(session, tenant_id=matters.local_tenant_id(session), matter_id=matter,
+                              evidence_ref=built.evidence_id)
         session.commit()
+
+
+def check_local_matter(settings: Settings, matter_id: str) -> None:
+    """Raise ServiceError (404) unless the embedded CLI's tenant has this matter: checked before any work."""
+    from api.service import matters
+    from api.service.db import open_database
+
+    with Session(open_database(settings)) as session:
+        matters.get(session, tenant_id=matters.local_tenant_id(session), matter_id=matter_id)
+        session.commit()  # the local tenant, made on first use
 
 
 # -- the embedded CLI's steps ----------------------------------------------------------------------
@@ -81,16 +103,22 @@ def requester(tenant: str, identity: str) -> Requester:
     return Requester(tenant=tenant, identity=identity)
 
 
-def upload_local(settings: Settings, files: Sequence[Path], *, note: str) -> BuiltPackage:
-    """Package ``files`` as one upload evidence item and queue it. Raises ServiceError for unusable files."""
+def upload_local(settings: Settings, files: Sequence[Path], *, note: str, matter: str | None = None) -> BuiltPackage:
+    """Package ``files`` as one upload evidence item and queue it (filed under ``matter``).
+
+    Raises ServiceError for unusable files or an unknown matter.
+    """
     from evidence.upload import UploadError, build_upload
+
+    if matter is not None:
+        check_local_matter(settings, matter)
 
     try:
         built = build_upload(list(files), packages_dir=settings.packages_dir, operator=operator_for(settings),
                              requester=local_requester(), note=note)
     except UploadError as exc:
         raise ServiceError(str(exc)) from None
-    accept_local(settings, built)
+    accept_local(settings, built, matter=matter)
     return built
 
 
@@ -132,10 +160,12 @@ def capture_local(settings: Settings, targets: Sequence[str], options: CaptureOp
     from evidence.capture_errors import CaptureError
 
     operator = operator_for(settings)
+    if options.matter is not None:
+        check_local_matter(settings, options.matter)
 
     def done(result: CaptureResult) -> None:
         if result.package is not None:
-            accept_local(settings, result.package)
+            accept_local(settings, result.package, matter=options.matter)
         on_result(result)
 
     async def run() -> list[CaptureResult]:

@@ -177,7 +177,8 @@ def make_sealer(settings: Settings, engine: Engine, running: Running) -> Sealer:
                           min_tsa=settings.min_tsa,
                           batch_max_items=settings.batch_max_items,
                           batch_max_age=timedelta(seconds=settings.batch_max_age_seconds))
-    return Sealer(engine, config)
+    # Proof files go to the blob store, beside the immutable packages (anchor/attach.py).
+    return Sealer(engine, config, proofs=blob_store(settings))
 
 
 def _pem_certs(path: Path) -> list[x509.Certificate]:

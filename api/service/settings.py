@@ -143,6 +143,10 @@ class Settings(BaseSettings):
     sweep_seconds: float = 10.0
     #: How often the service removes temp files that no live process owns (api/service/scratch.py).
     sweep_interval_seconds: float = 600.0
+    #: The shortest interval a watch may have (each run is a full capture of someone else's site).
+    watch_min_seconds: int = 600
+    #: The service's own scheduler thread (api/service/scheduler.py). Off when `tiezheng worker schedule` runs it.
+    scheduler_enabled: bool = True
 
     @field_validator("public_url")
     @classmethod

@@ -1,11 +1,12 @@
 """The in-process worker pool of the embedded default: capture threads and the sealing loop.
 
 ``WorkerPool.start()`` starts what the settings leave embedded (dev TSA, anvil devnet) through
-``api.service.runtime.sealing_services``, a ``Sealer`` looping in its own thread, and a thread pool for
-jobs. It resumes what a crash interrupted: captures accepted but not run, and sealed packages not
-yet in the blob store (the sealer itself resumes its batches from the store). At scale the same
-job functions (api/service/jobs.py) go to a real queue and one sealer runs elsewhere; then start the
-service with sealing off.
+``api.service.runtime.sealing_services``, a ``Sealer`` looping in its own thread, the watch
+``Scheduler`` (api/service/scheduler.py) in another, and a thread pool for jobs. It resumes what a
+crash interrupted: captures accepted but not run, and sealed packages whose hash is not recorded
+yet (the sealer itself resumes its batches from the store). At scale the same job functions
+(api/service/jobs.py) go to a real queue and one sealer runs elsewhere; then start the service
+with sealing off.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from sqlalchemy.engine import Engine
 from anchor.sealer import Sealer
 from api.service import jobs, outbox
 from api.service.runtime import Running, make_sealer, sealing_services
+from api.service.scheduler import Scheduler
 from api.service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -48,6 +50,7 @@ class WorkerPool:
         self._log_thread: threading.Thread | None = None
         self._stack = contextlib.ExitStack()
         self.relay: outbox.Relay | None = None
+        self.scheduler: Scheduler | None = None
 
     def start(self) -> None:
         self._executor = ThreadPoolExecutor(max_workers=max(1, self.settings.workers),
@@ -56,7 +59,7 @@ class WorkerPool:
             # A devnet started here stops with the service (`tiezheng chain up` starts one that stays).
             self.running = self._stack.enter_context(sealing_services(self.settings, keep_devnet=False))
             self.sealer = make_sealer(self.settings, self.engine, self.running)
-            # Called in the sealer's thread after each committed transition: keep the sealed bytes.
+            # Called in the sealer's thread after each committed transition: record the sealed bytes' hash.
             self.sealer.on_transition = self._on_transition
             self._thread = threading.Thread(target=self._seal_loop, name="tiezheng-sealer", daemon=True)
             self._thread.start()
@@ -68,6 +71,10 @@ class WorkerPool:
             outbox.sweep(self.engine, everything=True)
         self.relay = outbox.Relay(self.engine, self._publish, sweep_seconds=self.settings.sweep_seconds)
         self.relay.start()
+        if self.settings.scheduler_enabled:
+            # Watch runs: the scheduler commits their capture rows with outbox messages, the relay sends them.
+            self.scheduler = Scheduler(self.engine, on_queued=lambda _: self.captures_committed())
+            self.scheduler.start()
         self.submit(jobs.record_sealed_job, self.settings)
 
     def _seal_loop(self) -> None:
@@ -82,6 +89,8 @@ class WorkerPool:
     def _on_transition(self, batch_id: str, state: str) -> None:
         if state == "attached":
             self.submit(jobs.record_sealed_job, self.settings, batch_id)
+        elif state.startswith("attached:"):  # a late anchor added a file to the batch's packages
+            self.submit(jobs.record_sealed_again, self.settings, batch_id)
 
     def captures_committed(self) -> None:
         """Capture rows and their outbox messages were just committed: have the relay publish them now."""
@@ -108,6 +117,8 @@ class WorkerPool:
         return future
 
     def stop(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.stop()
         if self.relay is not None:
             self.relay.stop()
         self._stop.set()
@@ -142,10 +153,12 @@ def run_sealer(settings: Settings, stop: threading.Event) -> None:
                 os.kill(os.getpid(), signal.SIGKILL)
             if state == "attached":
                 jobs.record_sealed_job(settings, batch_id)
+            elif state.startswith("attached:"):  # a late anchor added a file to the batch's packages
+                jobs.record_sealed_again(settings, batch_id)
 
         sealer.on_transition = on_transition
         jobs.record_sealed_job(settings)  # what a crash left unrecorded
-        # The event logs' sequencer runs beside the one sealer, so checkpoint packages are on its disk.
+        # The event logs' sequencer runs beside the one sealer (one per log at a time, under a lease).
         from api.service.log_pipeline import sequencer_loop
 
         logs = threading.Thread(target=sequencer_loop, args=(settings, engine, stop), name="tiezheng-log-sequencer",
@@ -153,3 +166,26 @@ def run_sealer(settings: Settings, stop: threading.Event) -> None:
         logs.start()
         sealer.run(stop, poll_seconds=SEAL_POLL_SECONDS)
         logs.join(STOP_TIMEOUT_SECONDS)
+
+
+def run_schedule_worker(settings: Settings, stop: threading.Event) -> None:
+    """`tiezheng worker schedule`: the watch scheduler alone, until ``stop`` is set.
+
+    With Redis it also relays the outbox to the capture queue, so the runs it commits reach the
+    capture workers even when no API process is up (several relays are safe: each claims its rows).
+    Without Redis the runs wait in the outbox for `tiezheng serve` or `tiezheng watch run-due`.
+    """
+    engine = jobs.database(settings)
+    relay: outbox.Relay | None = None
+    if settings.redis_url:
+        from api.service import taskqueue
+
+        relay = outbox.Relay(engine, lambda _topic, target: taskqueue.enqueue_capture(target),
+                             sweep_seconds=settings.sweep_seconds)
+        relay.start()
+    scheduler = Scheduler(engine, on_queued=lambda _: relay.kick() if relay is not None else None)
+    try:
+        scheduler.run(stop)
+    finally:
+        if relay is not None:
+            relay.stop()

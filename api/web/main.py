@@ -22,7 +22,19 @@ from api.service.settings import Settings, load_settings
 from api.service.state import ServiceState
 from api.web import docs, errors
 from api.web.audit import AuditMiddleware
-from api.web.routes import batches, captures, evidence, health, logs, pages, uploads, verification, well_known
+from api.web.routes import (
+    batches,
+    captures,
+    evidence,
+    health,
+    logs,
+    matters,
+    pages,
+    uploads,
+    verification,
+    watches,
+    well_known,
+)
 from verifier import __version__
 
 log = logging.getLogger(__name__)
@@ -58,8 +70,9 @@ def create_app(settings: Settings | None = None, *, seal: bool = True) -> FastAP
     app.add_middleware(AuditMiddleware)
     app.add_middleware(RefuseKeysInQuery)  # outermost: a key in the URL is refused before anything runs
     v1 = APIRouter(prefix="/v1")
-    for module in (captures, uploads, evidence, batches, verification, logs):
+    for module in (captures, uploads, evidence, batches, verification, matters, watches, logs):
         v1.include_router(module.router)
+    v1.include_router(matters.subjects)
     app.include_router(v1)
     app.include_router(health.router)
     app.include_router(pages.router)

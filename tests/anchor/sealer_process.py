@@ -4,8 +4,9 @@ It serves the data dir's development TSA, seals everything pending once, and pri
 batch ids as JSON. RPC is a URL of the devnet (chain 31337), or several ``CHAIN_ID=URL`` joined by
 commas to anchor on each. With KILL_AT it SIGKILLs itself right after the sealer commits that state
 (``batched``, ``timestamped``, ``anchoring``, ``confirmed``, or per chain ``signed:<id>``,
-``confirmed:<id>``) or after the first package is rewritten (``attaching``): a real kill, at a
-known point.
+``confirmed:<id>``), after the first package is rewritten (``attaching``) or after the first slice
+of items is committed attached (``marked``): a real kill, at a known point. The store is the data
+dir's SQLite file, or the database ``$TIEZHENG_TEST_SEAL_DB`` names.
 """
 
 from __future__ import annotations
@@ -53,6 +54,14 @@ def main(data_dir: Path, rpc_url: str, kill_at: str | None) -> None:
             return True
 
         attach_module.attach = attach_then_die  # type: ignore[assignment]
+    if kill_at == "marked":
+        real_mark = attach_module._mark_attached
+
+        def mark_then_die(*args: Any, **kwargs: Any) -> None:
+            real_mark(*args, **kwargs)
+            kill()
+
+        attach_module._mark_attached = mark_then_die
 
     tsa = DevTSA(data_dir)
     with tsa.serve() as server:
@@ -61,7 +70,8 @@ def main(data_dir: Path, rpc_url: str, kill_at: str | None) -> None:
                               roots=tuple(x509.load_pem_x509_certificates(tsa.ca_certificate_pem())),
                               chain_pem=tsa.chain_pem()),),
             chains=chains(rpc_url))
-        sealer = Sealer(make_engine(sqlite_url(data_dir / "tiezheng.db")), config, on_transition=on_transition)
+        database = os.environ.get("TIEZHENG_TEST_SEAL_DB") or sqlite_url(data_dir / "tiezheng.db")
+        sealer = Sealer(make_engine(database), config, on_transition=on_transition)
         print(json.dumps(sealer.run_once(force=True)))
 
 

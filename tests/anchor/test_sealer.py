@@ -8,6 +8,7 @@ is down, a token for another digest or from an untrusted TSA, and SIGKILLs at ev
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import zipfile
@@ -23,6 +24,7 @@ from anchor.sealer import ChainEndpoint, Sealer, SealerConfig, TSAEndpoint
 from anchor.store import BatchState, ItemState, SealBatch, SealItem, make_engine, sqlite_url
 from anchor.tsa_server import DevTSA, TSAServer
 from tests.anchor.conftest import rpc
+from tests.api.server import drop_postgres_database, postgres_database, postgres_where
 from tests.factory import Workspace
 from verifier.chain_source import RpcChainSource
 from verifier.trust import load_trust
@@ -43,12 +45,13 @@ def endpoint(tsa: DevTSA, url: str) -> TSAEndpoint:
                        chain_pem=tsa.chain_pem())
 
 
-def make_sealer(workspace: Workspace, tsa_url: str, rpc_url: str, **config: object) -> Sealer:
+def make_sealer(workspace: Workspace, tsa_url: str, rpc_url: str, *, database: str | None = None,
+                **config: object) -> Sealer:
     settings = SealerConfig(tsas=(endpoint(workspace.tsa, tsa_url),),
                             chain=ChainEndpoint(rpc_url=rpc_url, chain_id=DEVNET_CHAIN_ID,
                                                 private_key=DEV_OPERATOR_KEY),
                             tsa_attempts=1, anchor_timeout=5, **config)  # type: ignore[arg-type]
-    return Sealer(make_engine(sqlite_url(workspace.root / "tiezheng.db")), settings)
+    return Sealer(make_engine(database or sqlite_url(workspace.root / "tiezheng.db")), settings)
 
 
 def accept(sealer: Sealer, workspace: Workspace, count: int) -> list[Path]:
@@ -198,19 +201,37 @@ CRASH_POINTS = ["batched", "timestamped", "anchoring", "confirmed", "attaching"]
 
 @pytest.mark.parametrize("kill_at", CRASH_POINTS)
 def test_sigkill_at_each_transition_seals_exactly_once(workspace: Workspace, devnet: Devnet, kill_at: str) -> None:
-    rpc_url = devnet.rpc_url
-    sealer = make_sealer(workspace, CLOSED_PORT_URL, rpc_url)  # only used to accept; never seals here
+    kill_and_restart(workspace, devnet.rpc_url, kill_at)
+
+
+@pytest.mark.parametrize("kill_at", ["batched", "attaching", "marked"])
+def test_sigkill_on_postgresql_seals_exactly_once(workspace: Workspace, devnet: Devnet, kill_at: str) -> None:
+    """The set-based assignments and marks of PostgreSQL, killed where they commit."""
+    database = postgres_database()
+    if database is None:
+        pytest.skip(f"PostgreSQL is not reachable at {postgres_where()} (set TIEZHENG_TEST_POSTGRES)")
+    try:
+        kill_and_restart(workspace, devnet.rpc_url, kill_at, database=database)
+    finally:
+        drop_postgres_database(database)
+
+
+def kill_and_restart(workspace: Workspace, rpc_url: str, kill_at: str, *, database: str | None = None) -> None:
+    """SIGKILL a sealer at ``kill_at``, restart it, and check every item is sealed exactly once."""
+    sealer = make_sealer(workspace, CLOSED_PORT_URL, rpc_url, database=database)  # accepts; never seals here
     packages = accept(sealer, workspace, 4)
     run = [sys.executable, "-m", "tests.anchor.sealer_process", str(workspace.root), rpc_url]
+    env = {**os.environ, "TIEZHENG_TEST_SEAL_DB": database or ""}
     killed = subprocess.run([*run, kill_at], capture_output=True, text=True, timeout=120,
-                            cwd=Path(__file__).parents[2])
+                            cwd=Path(__file__).parents[2], env=env)
     assert killed.returncode == -9, killed.stderr
-    if kill_at != "confirmed" and kill_at != "attaching":
+    if kill_at not in ("confirmed", "attaching", "marked"):
         for package in packages:
             with zipfile.ZipFile(package) as archive:  # no proof for a batch that was never anchored
                 assert "proof/proof.json" not in archive.namelist()
 
-    restarted = subprocess.run(run, capture_output=True, text=True, timeout=120, cwd=Path(__file__).parents[2])
+    restarted = subprocess.run(run, capture_output=True, text=True, timeout=120, cwd=Path(__file__).parents[2],
+                               env=env)
     assert restarted.returncode == 0, restarted.stderr
     assert {i.state for i in items(sealer)} == {ItemState.ATTACHED}
     [batch] = batches(sealer)

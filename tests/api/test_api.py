@@ -251,11 +251,20 @@ def test_audit_trail_and_no_secrets(server: Server, tenant_a: dict[str, Any], se
     assert token not in server.log() and secret_part not in server.log()
 
 
-def test_data_dir_layout(server: Server, sealed: dict[str, Any]) -> None:
-    """Packages are blobs addressed by sha256; the sealed one differs from the one accepted."""
-    blob = server.data_dir / "blobs" / "sha256" / sealed["package_sha256"][:2] / sealed["package_sha256"]
-    assert hashlib.sha256(blob.read_bytes()).hexdigest() == sealed["package_sha256"]
-    assert (server.data_dir / "packages" / f"{sealed['evidence_id']}.wacz").is_file()
+def test_data_dir_layout(server: Server, client_a: httpx.Client, sealed: dict[str, Any]) -> None:
+    """Blobs are addressed by sha256 and never change: the package as accepted and its proof files. The
+    sealed package is put together from them for each download, with the sha256 the view gives."""
+    blobs = list((server.data_dir / "blobs" / "sha256").glob("*/*"))
+    assert all(hashlib.sha256(blob.read_bytes()).hexdigest() == blob.name for blob in blobs)
+    downloaded = client_a.get(f"/v1/evidence/{sealed['id']}/package").content
+    viewed = client_a.get(f"/v1/evidence/{sealed['id']}").json()
+    assert viewed["package_sha256"] == hashlib.sha256(downloaded).hexdigest()
+    assert viewed["package_sha256"] not in {blob.name for blob in blobs}
+    with zipfile.ZipFile(io.BytesIO(downloaded)) as archive:
+        proofs = {hashlib.sha256(archive.read(n)).hexdigest() for n in archive.namelist() if n.startswith("proof/")}
+    assert proofs and proofs <= {blob.name for blob in blobs}
+    # The blob is the package: the service keeps no second copy under packages/.
+    assert not (server.data_dir / "packages" / f"{sealed['evidence_id']}.wacz").exists()
     # Only the live server's own temp folder (no request body left in it: the warm browser's key
     # folder may be there) and its lock.
     leftovers = list(Path(server.data_dir / "tmp").iterdir())

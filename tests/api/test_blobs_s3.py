@@ -7,11 +7,8 @@ import hashlib
 import io
 import json
 import os
-import shutil
-import socket
 import subprocess
 import sys
-import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,59 +20,21 @@ from api.service.blobs_s3 import S3BlobStore
 from api.service.runtime import blob_store
 from api.service.settings import Settings
 from tests.api.conftest import start_server
-from tests.api.server import free_port, wait_for_status
+from tests.api.server import wait_for_status
+from tests.s3server import BUCKET, S3_ENV, running_s3rver, s3rver_missing
 
-REPO = Path(__file__).resolve().parents[2]
-S3RVER = REPO / "node_modules" / ".bin" / "s3rver"
-BUCKET = "tiezheng-test"
-#: s3rver accepts any well-formed signature made with these.
-S3_ENV = {"AWS_ACCESS_KEY_ID": "S3RVER", "AWS_SECRET_ACCESS_KEY": "S3RVER", "AWS_DEFAULT_REGION": "us-east-1"}
-START_TIMEOUT = 20.0
 PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAA"
                        "AABJRU5ErkJggg==")
-
-
-def _s3rver_missing() -> str | None:
-    if shutil.which("node") is None:
-        return "needs Node.js (`node`) to run s3rver"
-    if not S3RVER.exists():
-        return f"needs s3rver from npm at {S3RVER.relative_to(REPO)} (run `npm ci`)"
-    return None
 
 
 @pytest.fixture(scope="module")
 def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real S3 API server on a free loopback port with an empty bucket; stopped afterwards."""
-    reason = _s3rver_missing()
+    reason = s3rver_missing()
     if reason:
         pytest.skip(reason)
-    port = free_port()
-    root = tmp_path_factory.mktemp("s3rver")
-    log = (root.parent / f"{root.name}.log").open("wb")
-    process = subprocess.Popen([str(S3RVER), "--directory", str(root), "--port", str(port), "--address",
-                                "127.0.0.1", "--silent", "--configure-bucket", BUCKET],
-                               stdout=log, stderr=subprocess.STDOUT)
-    log.close()
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"s3rver exited with {process.returncode}")
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"s3rver not listening after {START_TIMEOUT} s") from None
-                time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    with running_s3rver(tmp_path_factory.mktemp("s3rver")) as endpoint:
+        yield endpoint
 
 
 @pytest.fixture()
@@ -195,18 +154,28 @@ def test_service_on_s3(anvil: Path, s3_endpoint: str, tmp_path: Path) -> None:
             screenshot = client.get(f"/v1/evidence/{evidence_id}/screenshot")
             report = client.get(f"/v1/evidence/{evidence_id}/report")
             certificate = client.get(f"/v1/evidence/{evidence_id}/certificate.pdf")
+            viewed = client.get(f"/v1/evidence/{evidence_id}").json()  # recorded by the download at the latest
 
         bucket = S3BlobStore(blob_url, client=_client(s3_endpoint))
         for answer in (accepted, package):
             address = hashlib.sha256(answer.content).hexdigest()
             assert answer.headers["etag"] == f'"{address}"'
+            assert answer.headers["content-length"] == str(len(answer.content))
             assert answer.headers["content-type"] == "application/zip"
             assert answer.headers["content-disposition"] == f'attachment; filename="{sealed_body["evidence_id"]}.wacz"'
-            with bucket.open(address) as stream:
-                assert stream.read() == answer.content
-        assert accepted.content != package.content  # sealing added proof/
-        names = zipfile.ZipFile(io.BytesIO(package.content)).namelist()
-        assert any(name.startswith("proof/") for name in names)
+        # The accepted package stays in the bucket as it was; the sealed one is it plus proof objects,
+        # put together for the download, and its sha256 is what the evidence view says.
+        with bucket.open(hashlib.sha256(accepted.content).hexdigest()) as stream:
+            assert stream.read() == accepted.content
+        assert viewed["package_sha256"] == hashlib.sha256(package.content).hexdigest()
+        assert not bucket.exists(viewed["package_sha256"])
+        with zipfile.ZipFile(io.BytesIO(package.content)) as archive:
+            proofs = [name for name in archive.namelist() if name.startswith("proof/")]
+            assert proofs and all(bucket.get_bytes(hashlib.sha256(archive.read(name)).hexdigest())
+                                  == archive.read(name) for name in proofs)
+        built = zipfile.ZipFile(io.BytesIO(accepted.content)).infolist()
+        first_rewritten = next(i.header_offset for i in built if i.filename == "datapackage.json")
+        assert package.content[:first_rewritten] == accepted.content[:first_rewritten]  # entries sent raw
         assert screenshot.status_code == 200 and screenshot.content == PNG
         assert screenshot.headers["content-type"] == "image/png"
         assert report.status_code == 200 and report.json()["verdict"] == "verified (offline)", report.text

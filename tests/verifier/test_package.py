@@ -191,10 +191,23 @@ def test_hundred_megabyte_manifest_is_unusable_quickly(tmp_path: Path) -> None:
                                       "sha256": "0" * 64}])).encode(), "size must be a int"),
     (json.dumps(_manifest(artifacts=[{"path": "a", "role": "r", "media_type": "m", "size": 1,
                                       "sha256": "XYZ"}])).encode(), "64 lowercase hex"),
+    (json.dumps(_manifest(previous="AB" * 32)).encode(), "previous must be a fingerprint"),
+    (json.dumps(_manifest(previous=7)).encode(), "previous must be a str"),
+    (json.dumps(_manifest(subject="")).encode(), "subject must be 1 to 500"),
+    (json.dumps(_manifest(subject="s" * 501)).encode(), "subject must be 1 to 500"),
+    (json.dumps(_manifest(matter=["mt-1"])).encode(), "matter must be a str"),
 ])
 def test_rejects_malformed_manifests(manifest: bytes, message: str) -> None:
     with pytest.raises(InvalidPackage, match=message):
         parse_manifest(manifest)
+
+
+def test_a_watch_capture_links_its_matter_subject_and_previous() -> None:
+    manifest = parse_manifest(json.dumps(_manifest(matter="mt-0123", subject="shop 42",
+                                                   previous="ab" * 32)).encode())
+    assert (manifest.matter, manifest.subject, manifest.previous) == ("mt-0123", "shop 42", bytes.fromhex("ab" * 32))
+    plain = parse_manifest(json.dumps(_manifest()).encode())
+    assert (plain.matter, plain.subject, plain.previous) == (None, None, None)
 
 
 @pytest.mark.parametrize("content", [b"", b"not a zip at all", b"PK\x03\x04" + bytes(100)])

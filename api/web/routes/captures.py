@@ -25,12 +25,15 @@ async def capture(body: CaptureCreate, request: Request, response: Response, who
     An item fails (status ``failed`` with the reason) when its page cannot be captured: the host is
     unreachable, the address is private (SSRF guard), or capture is not installed on this server.
     With ``Idempotency-Key``, a retry of the same request answers the same ids (and
-    ``Idempotent-Replayed: true``) instead of capturing again.
+    ``Idempotent-Replayed: true``) instead of capturing again. ``matter`` files the captures under
+    one of the tenant's matters (404 when it is not one); ``matter`` and ``subject`` go into each manifest.
     """
     key = parse_key(idempotency_key)
     idem = None if key is None else IdempotentRequest(key, digest(
-        "POST /v1/captures", [json.dumps({"urls": body.urls, "note": body.note}, sort_keys=True)]))
+        "POST /v1/captures", [json.dumps({"urls": body.urls, "note": body.note, "matter": body.matter,
+                                          "subject": body.subject}, sort_keys=True)]))
     accepted = await run_in_threadpool(accept_captures, state, who, body.urls, note=body.note,
-                                       client=client_address(request), request=idem)
+                                       client=client_address(request), request=idem, matter=body.matter,
+                                       subject=body.subject)
     mark_replay(request, response, accepted)
     return Accepted(evidence_ids=accepted.evidence_ids)

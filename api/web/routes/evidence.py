@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import base64
 import zipfile
-from collections.abc import Iterator
-from typing import Annotated, Any, BinaryIO
+from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Query
@@ -13,10 +12,10 @@ from fastapi.responses import FileResponse, Response, StreamingResponse
 from sqlmodel import Session
 
 from api.service import crud
-from api.service.blobs import CHUNK_BYTES, BlobStore
+from api.service.blobs import BlobStore
 from api.service.errors import ApiError, not_found
 from api.service.models import Evidence, EvidencePublic, EvidencesPublic, EvidenceStatus
-from api.service.packages import current_package, package_file
+from api.service.packages import PackageBytes, current_package, digest, package_file
 from api.service.reports import certificate_pdf, verify
 from api.service.state import ServiceState
 from api.service.views import evidence_public
@@ -37,24 +36,20 @@ def _owned(session: Session, who: CurrentUser, evidence_id: str) -> tuple[Eviden
     return found
 
 
-def _chunks(stream: BinaryIO) -> Iterator[bytes]:
-    with stream:
-        while chunk := stream.read(CHUNK_BYTES):
-            yield chunk
-
-
-def _package_download(state: ServiceState, address: str, filename: str) -> Response:
-    """A local blob as a file; a remote one streamed, with the same hash headers and file name."""
-    if isinstance(state.blobs, BlobStore):
-        return package_response(state.blobs.path(address), address, filename)
-    stream = state.blobs.open(address)  # before the answer starts: a missing blob is an error, not a cut body
+def _package_download(state: ServiceState, package: PackageBytes, filename: str) -> Response:
+    """A local blob as a file; anything else (an S3 blob, a sealed package put together) streamed, with the
+    same length, hash headers and file name."""
+    if package.address is not None and isinstance(state.blobs, BlobStore):
+        return package_response(state.blobs.path(package.address), package.address, filename)
     quoted = quote(filename)
     disposition = f'attachment; filename="{filename}"' if quoted == filename else \
         f"attachment; filename*=utf-8''{quoted}"
-    digest = base64.b64encode(bytes.fromhex(address)).decode()
-    return StreamingResponse(_chunks(stream), media_type="application/zip", headers={
-        "Content-Disposition": disposition, "ETag": f'"{address}"', "Repr-Digest": f"sha-256=:{digest}:",
-        "Cache-Control": "private, no-transform"})
+    headers = {"Content-Disposition": disposition, "Content-Length": str(package.size),
+               "Cache-Control": "private, no-transform"}
+    if package.sha256 is not None:
+        digest = base64.b64encode(bytes.fromhex(package.sha256)).decode()
+        headers |= {"ETag": f'"{package.sha256}"', "Repr-Digest": f"sha-256=:{digest}:"}
+    return StreamingResponse(package.chunks(), media_type="application/zip", headers=headers)
 
 
 @router.get("", response_model=EvidencesPublic, name="evidence.list", summary="List your evidence")
@@ -77,8 +72,8 @@ def read_evidence(evidence_id: str, session: SessionDep, who: CurrentUser, state
             responses={200: {"content": {"application/zip": {}}, "description": "the .wacz package"}})
 def download_package(evidence_id: str, session: SessionDep, who: CurrentUser, state: StateDep) -> Response:
     evidence, item = _owned(session, who, evidence_id)
-    address = current_package(state, evidence, item)
-    return _package_download(state, address, f"{evidence.evidence_id or evidence.id}.wacz")
+    package = current_package(state, session, evidence, item)
+    return _package_download(state, package, f"{evidence.evidence_id or evidence.id}.wacz")
 
 
 @router.get("/{evidence_id}/certificate.pdf", name="evidence.certificate", summary="Download the PDF certificate",
@@ -87,10 +82,10 @@ def download_certificate(evidence_id: str, session: SessionDep, who: CurrentUser
     evidence, item = _owned(session, who, evidence_id)
     if crud.status_of(evidence, item) is not EvidenceStatus.SEALED:
         raise ApiError(409, "not_sealed", "a certificate exists once the evidence is sealed")
-    address = current_package(state, evidence, item)
+    package = current_package(state, session, evidence, item)
     name = f"{evidence.evidence_id or evidence.id}"
-    with package_file(state, address) as path:
-        pdf = certificate_pdf(state.settings.root / "certificates", path, address, state.trust(),
+    with package_file(state, package) as path:
+        pdf = certificate_pdf(state.settings.root / "certificates", path, digest(package), state.trust(),
                               source=f"{name}.wacz", verify_url=state.settings.verify_url)
     return FileResponse(pdf, media_type="application/pdf", filename=f"{name}-certificate.pdf")
 
@@ -99,7 +94,7 @@ def download_certificate(evidence_id: str, session: SessionDep, who: CurrentUser
 def verification_report(evidence_id: str, session: SessionDep, who: CurrentUser, state: StateDep) -> Any:
     """The package's verification report now (offline), as ``tiezheng verify --json`` prints it."""
     evidence, item = _owned(session, who, evidence_id)
-    with package_file(state, current_package(state, evidence, item)) as path:
+    with package_file(state, current_package(state, session, evidence, item)) as path:
         return AsciiJSONResponse(verify(path, state.trust()).to_json())
 
 
@@ -108,7 +103,7 @@ def verification_report(evidence_id: str, session: SessionDep, who: CurrentUser,
 def screenshot(evidence_id: str, session: SessionDep, who: CurrentUser, state: StateDep) -> Response:
     """The capture's screenshot, or the first uploaded image, for previews."""
     evidence, item = _owned(session, who, evidence_id)
-    with package_file(state, current_package(state, evidence, item)) as path, zipfile.ZipFile(path) as archive:
+    with package_file(state, current_package(state, session, evidence, item)) as path, zipfile.ZipFile(path) as archive:
         names = archive.namelist()
         candidates = [SCREENSHOT_PATH] if SCREENSHOT_PATH in names else [
             n for n in names if n.startswith("evidence/") and n.lower().endswith((".png", ".jpg", ".jpeg", ".webp"))]

@@ -21,7 +21,8 @@ router = APIRouter(prefix="/uploads", tags=["uploads"], responses=ERRORS)
 UPLOAD_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
     "type": "object", "required": ["file"],
     "properties": {"file": {"type": "array", "items": {"type": "string", "format": "binary"}, "minItems": 1},
-                   "note": {"type": "string", "maxLength": MAX_NOTE_CHARS}}}}}}}
+                   "note": {"type": "string", "maxLength": MAX_NOTE_CHARS},
+                   "matter": {"type": "string", "maxLength": 40}}}}}}}
 
 
 @router.post("", status_code=202, response_model=Accepted, name="evidence.upload",
@@ -39,7 +40,7 @@ async def upload(request: Request, response: Response, who: CurrentUser, state: 
     file's name is recorded as sent; on disk and in the package it gets a safe name of ours. The
     answer comes after the package, its row and its sealing entry are committed. With
     ``Idempotency-Key``, a retry of the same upload (same note, file names and bytes) answers the
-    first evidence id.
+    first evidence id. A ``matter`` field files the item under one of the tenant's matters (404 otherwise).
     """
     key = parse_key(idempotency_key)  # a malformed key is refused before the body is read
     form = await receive_form(request, workdir=state.scratch, limit=state.settings.upload_max_bytes)
@@ -47,9 +48,12 @@ async def upload(request: Request, response: Response, who: CurrentUser, state: 
         note = form.fields.get("note", "")
         if len(note) > MAX_NOTE_CHARS:
             raise ApiError(422, "invalid_request", f"note: at most {MAX_NOTE_CHARS} characters")
-        idem = None if key is None else IdempotentRequest(key, await run_in_threadpool(upload_digest, form.files, note))
+        matter = form.fields.get("matter") or None
+        digest_note = note if matter is None else f"{note}\x00matter={matter}"
+        idem = None if key is None else IdempotentRequest(key, await run_in_threadpool(upload_digest, form.files,
+                                                                                       digest_note))
         accepted = await run_in_threadpool(accept_upload, state, who, form.files, note=note,
-                                           client=client_address(request), request=idem)
+                                           client=client_address(request), request=idem, matter=matter)
     finally:
         await run_in_threadpool(form.discard)  # removing a folder may wait on the disk: not on the event loop
     mark_replay(request, response, accepted)
