@@ -9,7 +9,6 @@ proof between them (DESIGN.md §4, kind ``log-export``; checks L1-L4).
 from __future__ import annotations
 
 import uuid
-import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -88,15 +87,3 @@ def build_log_export(export: LogExportInput, *, packages_dir: Path, operator: Op
     destination = packages_dir / f"{evidence_id}.wacz"
     write_package(destination, members, package_metadata(f"Tiezheng log export {evidence_id}", made))
     return BuiltPackage(evidence_id=evidence_id, fingerprint=manifest.fingerprint, path=destination)
-
-
-def checkpoint_package(path: Path, note: bytes, published: datetime) -> None:
-    """The small package that carries a checkpoint through sealing: the sealer adds its ``proof/``."""
-    write_package(path, [Member("log/checkpoint", data=note)],
-                  package_metadata("Tiezheng log checkpoint", published))
-
-
-def read_proof_files(path: Path) -> dict[str, bytes]:
-    """The ``proof/`` files of a sealed checkpoint package."""
-    with zipfile.ZipFile(path) as archive:
-        return {name: archive.read(name) for name in archive.namelist() if name.startswith("proof/")}

@@ -20,12 +20,10 @@ import json
 import os
 import re
 import socket
-import tempfile
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Column, Index, Text, UniqueConstraint, insert, update
@@ -119,12 +117,9 @@ class LogCheckpoint(ApiTable, table=True):
     root: str = Field(max_length=64)
     note: str = Field(sa_column=Column(Text, nullable=False))
     published_at: datetime = Field(default_factory=utcnow)
-    #: The sealing-store item of this checkpoint (its package is ``package_path``).
+    #: The sealing-store item of this checkpoint: its leaf is the note's sha256, and once sealed its
+    #: proof files are objects in the blob store (``anchor.attach.proof_addresses``), for any host.
     evidence_id: str = Field(max_length=100)
-    package_path: str = Field(sa_column=Column(Text, nullable=False))
-    #: The sealed checkpoint package in the blob store, once its batch is attached: any host can
-    #: then copy its proofs into an export.
-    sealed_address: str | None = Field(default=None, max_length=64)
 
 
 class LogTile(ApiTable, table=True):
@@ -291,18 +286,9 @@ class TileReader:
         return self.cache[key]
 
 
-def _put_bytes(blobs: BlobBackend, data: bytes) -> str:
-    with tempfile.NamedTemporaryFile(prefix="tiezheng-tile-", delete=False) as handle:
-        handle.write(data)
-    try:
-        return blobs.put_file(Path(handle.name))
-    finally:
-        os.unlink(handle.name)
-
-
 def _store_tile(session: Session, blobs: BlobBackend, log_id: int, level: int, index: int, width: int,
                 data: bytes) -> None:
-    address = _put_bytes(blobs, data)
+    address = blobs.put_bytes(data)
     row = session.exec(select(LogTile).where(LogTile.log_id == log_id, LogTile.level == level,
                                              LogTile.tile_index == index)).first()
     if row is None:
@@ -371,7 +357,6 @@ class Sequencer:
     blobs: BlobBackend
     sign: Any  # Callable[[bytes], bytes]: Ed25519 over the note text, by the operator key
     public_key: bytes
-    checkpoints_dir: Path
     policy: CheckpointPolicy = CheckpointPolicy()
     #: ``host:pid:random``, so that a restart on this host takes over a crashed holder's lease at once.
     owner: str = dataclasses.field(
@@ -402,7 +387,6 @@ class Sequencer:
 
     def _integrate(self, session: Session, log: EventLog) -> LogCheckpoint:
         from anchor.store import pending_item
-        from evidence.log_export import checkpoint_package
 
         old_size, log_id = log.size, int(log.id or 0)
         target = min(log.next_index, old_size + self.chunk)
@@ -433,16 +417,14 @@ class Sequencer:
         note = format_note(text, [signature_line(log.origin, self.public_key, self.sign(text.encode()))])
         published = utcnow()
         evidence_id = f"logcp-{log_id}-{target}"
-        package = self.checkpoints_dir / f"{evidence_id}.wacz"
-        package.parent.mkdir(parents=True, exist_ok=True)
-        checkpoint_package(package, note, published)
         row = LogCheckpoint(log_id=log_id, size=target, root=root.hex(), note=note.decode(), published_at=published,
-                            evidence_id=evidence_id, package_path=str(package))
+                            evidence_id=evidence_id)
         log.size = target
         session.add(log)
         session.add(row)
-        # The checkpoint's hash is a leaf of the next sealing batch, like a package's fingerprint.
-        session.add(pending_item(evidence_id, sha256(note), package))
+        # The checkpoint's hash is a leaf of the next sealing batch, like a package's fingerprint; no
+        # package file: its proofs become objects in the blob store.
+        session.add(pending_item(evidence_id, sha256(note)))
         self._step("signed")
         session.commit()
         session.refresh(row)
@@ -473,39 +455,14 @@ class Sequencer:
                         encode_bundle(chunk))
 
 
-def record_sealed_checkpoints(engine: Engine, blobs: BlobBackend, *, batch_id: str | None = None) -> int:
-    """Keep each sealed checkpoint package (of one batch, or all) in the blob store. Returns the count."""
-    from anchor.store import ItemState, SealItem
+def sealed_proof_files(session: Session, blobs: BlobBackend, checkpoint: LogCheckpoint) -> dict[str, bytes]:
+    """The ``proof/`` files of a sealed checkpoint, from the blob store. Raises LogError when unsealed."""
+    from anchor.attach import proof_addresses
 
-    with Session(engine) as session:
-        query = (select(LogCheckpoint, SealItem.package_path)
-                 .join(SealItem, col(SealItem.evidence_id) == col(LogCheckpoint.evidence_id))
-                 .where(col(LogCheckpoint.sealed_address).is_(None), SealItem.state == ItemState.ATTACHED))
-        if batch_id is not None:
-            query = query.where(SealItem.batch_id == batch_id)
-        todo = [(c.id, path) for c, path in session.exec(query).all()]
-    for checkpoint_id, path in todo:
-        address = blobs.put_file(Path(path))
-        with Session(engine) as session:
-            row = session.get(LogCheckpoint, checkpoint_id)
-            if row is not None and row.sealed_address is None:
-                row.sealed_address = address
-                session.add(row)
-                session.commit()
-    return len(todo)
-
-
-def sealed_proof_files(blobs: BlobBackend, checkpoint: LogCheckpoint) -> dict[str, bytes]:
-    """The ``proof/`` files of a sealed checkpoint: from the blob store, or the local package."""
-    from evidence.log_export import read_proof_files
-
-    if checkpoint.sealed_address is None:
-        return read_proof_files(Path(checkpoint.package_path))
-    with tempfile.TemporaryDirectory(prefix="tiezheng-checkpoint-") as work:
-        local = Path(work) / "checkpoint.wacz"
-        with blobs.open(checkpoint.sealed_address) as stream, local.open("wb") as out:
-            out.write(stream.read())
-        return read_proof_files(local)
+    addresses = proof_addresses(session, checkpoint.evidence_id)
+    if addresses is None:
+        raise LogError(f"checkpoint {checkpoint.size} has no stored proofs yet", status=409, code="log_not_anchored")
+    return {name: blobs.get_bytes(address) for name, address in addresses}
 
 
 def latest_checkpoint(session: Session, log: EventLog) -> LogCheckpoint | None:

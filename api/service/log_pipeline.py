@@ -51,8 +51,7 @@ def sequencer_for(settings: Settings, engine: Engine, policy: CheckpointPolicy |
     policy = policy or CheckpointPolicy(every_events=settings.log_checkpoint_events,
                                         every_seconds=settings.log_checkpoint_seconds)
     return Sequencer(engine=engine, blobs=blob_store(settings), sign=operator.signer.sign,
-                     public_key=operator.public_key_raw, checkpoints_dir=settings.packages_dir / "log-checkpoints",
-                     policy=policy)
+                     public_key=operator.public_key_raw, policy=policy)
 
 
 def sequencer_loop(settings: Settings, engine: Engine, stop: threading.Event, poll_seconds: float = 1.0) -> None:
@@ -138,12 +137,13 @@ def export(settings: Settings, engine: Engine, name: str, filter_text: str, fiel
         ids = session.exec(select(LogCheckpoint.evidence_id).where(LogCheckpoint.log_id == log.id)).all()
         plan = plan_export(session, log, event_filter, fields, anchored=anchored_ids(engine, ids),
                            with_aggregates=aggregates)
+        proof_files = sealed_proof_files(session, blob_store(settings), plan.anchored)
         origin = log.origin
     export_input = LogExportInput(
         origin=origin, records=plan.records, checkpoint=plan.checkpoint.note.encode(),
         checkpoint_time=plan.checkpoint.published_at, anchored_checkpoint=plan.anchored.note.encode(),
         anchored_time=plan.anchored.published_at, consistency=plan.consistency,
-        proof_files=sealed_proof_files(blob_store(settings), plan.anchored), filter_text=filter_text, fields=fields,
+        proof_files=proof_files, filter_text=filter_text, fields=fields,
         aggregates=plan.aggregates)
     return build_log_export(export_input, packages_dir=settings.packages_dir, operator=operator_for(settings),
                             requester=requester or local_requester())

@@ -31,10 +31,11 @@ from api.service.event_log import (
     parse_filter,
     plan_export,
     read_tile,
+    sealed_proof_files,
 )
 from api.service.runtime import blob_store, local_trust, operator_for
 from api.service.settings import Settings
-from evidence.log_export import LogExportInput, build_log_export, read_proof_files
+from evidence.log_export import LogExportInput, build_log_export
 from verifier import merkle
 from verifier.event_log import aggregates_document, commit_event, disclose
 from verifier.package import Requester
@@ -128,11 +129,12 @@ def _plan(sealed_log: SealedLog) -> tuple[Any, LogExportInput, list[tuple[int, d
         rows = session.exec(select(LogEvent).where(LogEvent.log_id == log.id)).all()
         everything = sorted((r.leaf_index, json.loads(r.body), bytes.fromhex(r.salt)) for r in rows)
         origin = log.origin
+        proof_files = sealed_proof_files(session, blob_store(sealed_log.settings), plan.anchored)
     honest = LogExportInput(
         origin=origin, records=plan.records, checkpoint=plan.checkpoint.note.encode(),
         checkpoint_time=plan.checkpoint.published_at, anchored_checkpoint=plan.anchored.note.encode(),
         anchored_time=plan.anchored.published_at, consistency=plan.consistency,
-        proof_files=read_proof_files(Path(plan.anchored.package_path)), filter_text=FIRST_WINDOW, fields=SHOWN,
+        proof_files=proof_files, filter_text=FIRST_WINDOW, fields=SHOWN,
         aggregates=plan.aggregates)
     return plan, honest, everything
 

@@ -103,13 +103,14 @@ def _first_entry(client: httpx.Client) -> bytes:
     return bundle[2:2 + length]
 
 
-def test_the_sealed_checkpoint_is_kept_in_the_blob_store(log_server: Server) -> None:
+def test_checkpoints_are_sealed_as_objects_without_a_package_file(log_server: Server) -> None:
     """An export on any host copies the anchored checkpoint's proofs from the blob store."""
     from sqlalchemy import create_engine, text
 
     url = log_server.database_url or f"sqlite:///{log_server.data_dir / 'tiezheng.db'}"
     engine = create_engine(url)
     with engine.connect() as connection:
-        rows = connection.execute(text("SELECT sealed_address FROM log_checkpoint")).all()
+        rows = connection.execute(text("SELECT i.package_path, p.address FROM seal_item i JOIN seal_item_proof p "
+                                       "ON p.evidence_id = i.evidence_id WHERE i.evidence_id LIKE 'logcp-%'")).all()
     engine.dispose()
-    assert rows and any(address for (address,) in rows)
+    assert rows and all(path == "" and address for path, address in rows)

@@ -54,8 +54,6 @@ def upgrade() -> None:
         sa.Column("note", sa.Text(), nullable=False),
         sa.Column("published_at", UTCDateTime(), nullable=False),
         sa.Column("evidence_id", AutoString(length=100), nullable=False),
-        sa.Column("package_path", sa.Text(), nullable=False),
-        sa.Column("sealed_address", AutoString(length=64), nullable=True),
         sa.UniqueConstraint("log_id", "size"),
     )
     op.create_index("ix_log_checkpoint_log_id", "log_checkpoint", ["log_id"])
