@@ -62,7 +62,7 @@ class Citation:
     en: str
 
     def text(self, lang: str) -> str:
-        rule = RULES[self.rule]
+        rule = ALL_RULES[self.rule]
         if lang == "zh":
             return f"{rule.zh}{self.zh}"
         return f"{rule.en}{'' if self.en.startswith(':') else ' '}{self.en}"
@@ -116,6 +116,37 @@ BASES: Mapping[str, tuple[Citation, ...]] = {
                      "Art. 11 para. 1(2): who made the data, and when, is clear")),
     "T2": (_c("online_litigation", "第十八条：电子数据上链存储前的真实性，另行审查",
               "Art. 18: the authenticity of data before it went on chain is examined on its own"),),
+}
+
+
+#: The rules and citations of the checks of other evidence kinds (N1, N2, L1-L4). They stay apart from RULES
+#: and BASES because the browser verifier mirrors those two tables and reads no notice or log-export packages.
+KIND_RULES: Mapping[str, Rule] = {
+    "spc_2014_network": Rule(
+        "《最高人民法院关于审理利用信息网络侵害人身权益民事纠纷案件适用法律若干问题的规定》（法释〔2014〕11号）",
+        "SPC Provisions on Cases of Infringement of Personal Rights over Information Networks (2014)",
+        "http://cndkt.com/separate/823.html"),  # Art. 5: what a valid notice contains
+    "ecommerce_law": Rule(
+        "《中华人民共和国电子商务法》",
+        "E-Commerce Law of the PRC (2018)",
+        "http://www.hrfabao.com/falvtiao/6471765.html"),  # Art. 42 in full
+    "ip_guideline": Rule(
+        "《最高人民法院关于审理涉电子商务平台知识产权民事案件的指导意见》（法发〔2020〕32号）",
+        "SPC Guiding Opinions on IP Civil Cases Involving E-Commerce Platforms (2020)",
+        "http://www.zhixianglawyer.com/news_view.aspx?typeid=4&id=1137&fid=t2:4:2"),  # Art. 5: notice contents
+}
+KIND_BASES: Mapping[str, tuple[Citation, ...]] = {
+    "N1": (_c("evidence", "第九十三条第五项：电子数据是否在正常的往来活动中形成和存储",
+              "Art. 93(5): whether the data was formed and stored in normal dealings"),
+           _c("evidence", "第九十三条第四项：完整地保存、传输、提取，方法可靠",
+              "Art. 93(4): kept, transmitted and extracted completely, by reliable methods")),
+    "N2": (_c("spc_2014_network", "第五条：通知的姓名（名称）和联系方式、网络地址、删除理由",
+              "Art. 5: the notifier's name and contact, the network address, the grounds"),
+           _c("ecommerce_law", "第四十二条：通知应当包括构成侵权的初步证据",
+              "Art. 42: a notice shall include preliminary evidence of infringement"),
+           _c("ip_guideline", "第五条：权利证明及真实身份信息、准确定位信息、初步证据、真实性书面保证",
+              "Art. 5: proof of right and true identity, locating information, preliminary evidence, "
+              "a written guarantee of truth")),
     "L1": (ART11_2, _c("evidence", "第九十三条第四项：完整地保存、传输、提取，方法可靠",
                        "Art. 93(4): kept, transmitted and extracted completely, by reliable methods")),
     "L2": (OLR16, _c("evidence", "第九十三条第三项：有效的防止出错的监测、核查手段",
@@ -124,6 +155,8 @@ BASES: Mapping[str, tuple[Citation, ...]] = {
     "L4": (_c("evidence", "第九十三条第三项：有效的防止出错的监测、核查手段",
               "Art. 93(3): effective means of monitoring and checking against error"),),
 }
+ALL_RULES: Mapping[str, Rule] = {**RULES, **KIND_RULES}
+ALL_BASES: Mapping[str, tuple[Citation, ...]] = {**BASES, **KIND_BASES}
 
 
 def legal_basis(check_id: str, lang: str = "en") -> str:
@@ -131,9 +164,9 @@ def legal_basis(check_id: str, lang: str = "en") -> str:
     if lang == "both":
         return f"{legal_basis(check_id, 'zh')}\n{legal_basis(check_id, 'en')}"
     separator = "；" if lang == "zh" else "; "
-    return separator.join(citation.text(lang) for citation in BASES[check_id])
+    return separator.join(citation.text(lang) for citation in ALL_BASES[check_id])
 
 
 def sources(check_id: str) -> tuple[str, ...]:
     """The public pages the citations of ``check_id`` were checked against."""
-    return tuple(dict.fromkeys(RULES[c.rule].source for c in BASES[check_id]))
+    return tuple(dict.fromkeys(ALL_RULES[c.rule].source for c in ALL_BASES[check_id]))

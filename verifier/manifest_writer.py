@@ -87,6 +87,10 @@ class NewManifest:
     subject: str | None = None
     watch: str | None = None
     previous: bytes | None = None
+    #: Only for kind ``notice``: the notice record, its completeness per rule set and the delivery facts.
+    notice: Mapping[str, Any] | None = None
+    #: Only for kind ``notice-reply``: the notice answered, and the DKIM result and DNS record at import.
+    reply: Mapping[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The manifest as JSON data, ``format`` included."""
@@ -104,6 +108,10 @@ class NewManifest:
         }
         if self.uploaded is not None:
             data["upload"] = {"files": [dataclasses.asdict(f) for f in self.uploaded]}
+        if self.notice is not None:
+            data["notice"] = dict(self.notice)
+        if self.reply is not None:
+            data["reply"] = dict(self.reply)
         links = {"matter": self.matter, "subject": self.subject, "watch": self.watch,
                  "previous": self.previous.hex() if self.previous is not None else None}
         data.update({key: value for key, value in links.items() if value is not None})
@@ -120,6 +128,10 @@ class NewManifest:
             raise InvalidPackage(f"manifest kind {self.kind!r} is not one of {', '.join(KINDS)}")
         if (self.uploaded is not None) != (self.kind == "upload"):
             raise InvalidPackage("an upload manifest names its uploaded files, and only an upload manifest does")
+        if ((self.notice is not None) != (self.kind == "notice")
+                or (self.reply is not None) != (self.kind == "notice-reply")):
+            raise InvalidPackage("a notice manifest carries its notice record, a notice-reply manifest its reply "
+                                 "record, and no other manifest either")
         body = canonical.canonical_json(self.to_json())
         parse_manifest(body)
         return body

@@ -38,6 +38,8 @@ MAX_LABEL_CHARS = 200
 #: A watch id as shown; the manifest's own limits bound it further.
 MAX_WATCH_CHARS = 100
 _FINGERPRINT = re.compile(r"^[0-9a-f]{64}$")
+#: Kinds that are events of a matter's timeline without being captures of its watch.
+EVENT_KINDS = ("notice", "notice-reply")
 EXIT_CODES = {Verdict.VERIFIED: 0, Verdict.VERIFIED_OFFLINE: 0, Verdict.FAILED: 1, Verdict.UNUSABLE: 2,
               Verdict.CANNOT_JUDGE: 3}
 
@@ -95,9 +97,13 @@ def verify_timeline(source: Path, trust: Trust, *, chain: ChainSource | ChainSou
     except InvalidPackage as exc:
         skipped = tuple(TimelineCheck(i, Status.SKIP, "input unusable", "输入无法检验") for i in TIMELINE_CHECKS)
         return TimelineReport(links=(), checks=skipped, unusable_reason=exc.diagnostics())
-    chain_check, chains = check_chain(links)
-    return TimelineReport(links=links, checks=(chain_check, check_order(links, chains)), chains=chains,
-                          ignored=ignored)
+    # Notices and replies sit on the timeline by their time; only captures form the watch's chain.
+    chained = [i for i, link in enumerate(links) if link.kind not in EVENT_KINDS]
+    captures = tuple(links[i] for i in chained)
+    chain_check, chains = check_chain(captures)
+    order_check = check_order(captures, chains, chain_check)
+    return TimelineReport(links=links, checks=(chain_check, order_check),
+                          chains=tuple(tuple(chained[i] for i in chain) for chain in chains), ignored=ignored)
 
 
 def _link(name: str, path: Path, trust: Trust, chain: ChainSource | ChainSources | None,
@@ -122,7 +128,8 @@ def _link(name: str, path: Path, trust: Trust, chain: ChainSource | ChainSources
                 previous_error=error, watch=_watch(data.get("watch")),
                 captured_at=_time(package.manifest.capture.get("ended_at")), tsa_time=_tsa_time(report),
                 change=change, change_error=change_error, subject=_label(data.get("subject")),
-                matter=_label(data.get("matter")), anchor_tx=_label(tx),
+                matter=_label(data.get("matter") or _notice_matter(data)), anchor_tx=_label(tx),
+                kind=package.manifest.kind,
                 thumbnail_png=_thumbnail(path, report) if thumbnails else None)
 
 
@@ -140,6 +147,13 @@ def _change(package: Package) -> tuple[ChangeRecord | None, str | None]:
         return None, f"{CHANGE_PATH} is listed but missing"
     except InvalidPackage as exc:
         return None, exc.diagnostics()
+
+
+def _notice_matter(data: Mapping[str, Any]) -> Any:
+    """A notice names its matter inside its record."""
+    notice = data.get("notice")
+    record = notice.get("record") if isinstance(notice, Mapping) else None
+    return record.get("matter") if isinstance(record, Mapping) else None
 
 
 def _label(value: Any) -> str | None:

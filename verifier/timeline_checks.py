@@ -86,6 +86,8 @@ class Link:
     subject: str | None = None
     matter: str | None = None
     anchor_tx: str | None = None
+    #: The manifest's kind: notices and replies are events of the timeline, not links of a watch's chain.
+    kind: str = "web-capture"
     #: The first screen, small, for the timeline document (only when asked for, with Pillow).
     thumbnail_png: bytes | None = field(default=None, repr=False)
 
@@ -248,11 +250,15 @@ def _check_change_record(link: Link, problem: Callable[[str, str], None]) -> Non
                 f"{link.name}：其变化记录所比对的是 {compared}，而清单所列前一次取证为 {named}")
 
 
-def check_order(links: Sequence[Link], chains: Sequence[Sequence[int]]) -> TimelineCheck:
+def check_order(links: Sequence[Link], chains: Sequence[Sequence[int]], chain_check: TimelineCheck) -> TimelineCheck:
     """TL2: along each chain, the trusted (TSA) times and the capture times strictly increase."""
+    if not chains and chain_check.status is Status.PASS:
+        # Every item stands alone: no chain claims an order, and each item's own times were checked (T1, T2).
+        return TimelineCheck("TL2", Status.PASS, "no chain claims an order: every item stands alone, each with its "
+                             "own checked times (T1, T2)", "没有主张顺序的链：每份证据均为单独证据，各自的时间已核验（T1、T2）")
     if not chains:
-        return TimelineCheck("TL2", Status.SKIP, "there is no chain whose order to check (TL1 did not pass, or "
-                             "every item stands alone)", "没有可核对顺序的链（TL1 未通过，或全部为单独证据）")
+        return TimelineCheck("TL2", Status.SKIP, "there is no single order to check: TL1 did not pass",
+                             "TL1 未通过，没有可核对的唯一顺序")
     wrong: list[tuple[str, str]] = []
     same: list[str] = []
     lacking: list[str] = []

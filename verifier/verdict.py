@@ -6,7 +6,7 @@ basis, so the report explains itself to a court without our documentation at han
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -94,16 +94,27 @@ LOG_CHECKS: tuple[CheckSpec, ...] = (
     CheckSpec("L3", "log", "checkpoint signature"),
     CheckSpec("L4", "log", "aggregates recompute"),
 )
-CHECK_BY_ID: Mapping[str, CheckSpec] = {spec.id: spec for spec in (*CHECKS, *LOG_CHECKS)}
-LOG_CHECK_IDS = frozenset(spec.id for spec in LOG_CHECKS)
+#: Checks that run only for one kind of evidence, after the common ones (DESIGN.md §5, other kinds).
+KIND_CHECKS: Mapping[str, tuple[CheckSpec, ...]] = {
+    "notice": (CheckSpec("N2", "notice", "notice completeness"),),
+    "notice-reply": (CheckSpec("N1", "notice", "reply provenance"),),
+    "log-export": LOG_CHECKS,
+}
+CHECK_BY_ID: Mapping[str, CheckSpec] = {spec.id: spec for spec in
+                                        (*CHECKS, *(s for specs in KIND_CHECKS.values() for s in specs))}
 GROUPS = ("source", "path", "hash", "time")
-#: A log export's checks come after the others, under a group of their own.
-LOG_GROUP = "log"
+#: Groups shown only when a report holds one of their checks.
+KIND_GROUPS = ("notice", "log")
 
 
-def groups_of(checks: tuple[CheckResult, ...] | list[CheckResult]) -> tuple[str, ...]:
-    """The groups a report shows: the four of every package, and ``log`` for a log export."""
-    return GROUPS + ((LOG_GROUP,) if any(c.id in LOG_CHECK_IDS for c in checks) else ())
+def checks_for(kind: str) -> tuple[CheckSpec, ...]:
+    """Every check a package of ``kind`` gets, in report order."""
+    return CHECKS + KIND_CHECKS.get(kind, ())
+
+
+def shown_groups(results: Sequence[CheckResult]) -> tuple[str, ...]:
+    """The groups a report lists: the four common ones, then any kind's group it has checks of."""
+    return GROUPS + tuple(g for g in KIND_GROUPS if any(r.spec.group == g for r in results))
 #: The hash checks that must pass for any "verified" verdict.
 REQUIRED_PASS = ("H1", "H2", "H3", "H4")
 
@@ -143,6 +154,8 @@ FAILURE_MEANING: Mapping[str, str] = {
     "H5": "the blockchain anchor does not hold: the batch root is not shown on the expected chain",
     "T1": "the capture, timestamp and block times contradict each other",
     "T2": "too much time passed between capture and sealing for the content to count as fixed at capture",
+    "N1": "the reply's DKIM signature does not hold: the reply was changed, or did not come from the domain it names",
+    "N2": "the sealed notice record or PDF is not what the sent message carried",
     "L1": "a disclosed event is not in the log as it was recorded: it was changed, moved or never logged",
     "L2": "the log was rewritten: the checkpoint is not a prefix of the anchored one",
     "L3": "the checkpoint was not signed by the operator's key",

@@ -22,7 +22,7 @@ TITLES_ZH: Mapping[str, str] = {
     "S1": "运营方签名", "S2": "中立第三方", "S3": "网络环境事实", "S4": "取证环境",
     "P1": "调用日志链", "P2": "相互印证", "P3": "证据包完整",
     "H1": "文件哈希值", "H2": "证据指纹", "H3": "默克尔包含证明", "H4": "可信时间戳", "H5": "区块链锚定",
-    "T1": "时间一致", "T2": "上链前间隔",
+    "T1": "时间一致", "T2": "上链前间隔", "N1": "回复来源", "N2": "通知要件",
     "L1": "事件包含证明", "L2": "检查点一致性", "L3": "检查点签名", "L4": "统计数据复算",
 }
 STATUS_ZH: Mapping[str, str] = {"pass": "通过", "fail": "未通过", "warn": "警告", "skip": "未检查"}
@@ -59,6 +59,8 @@ FAILURE_MEANING_ZH: Mapping[str, str] = {
     "L2": "日志被改写：该检查点不是已锚定检查点的前缀",
     "L3": "检查点并非由运营方密钥签署",
     "L4": "统计数据不能由所披露的事件复算得出",
+    "N1": "回复的 DKIM 签名不成立：回复已被改动，或并非来自其所称的域名",
+    "N2": "封存的通知记录或 PDF 与实际发出的邮件所附内容不一致",
 }
 PROVES_ZH = (
     "本证据包中的证据文件（逐字节）不晚于所示的可信时间戳时间和区块时间已经存在，且此后未被改动。",
@@ -163,6 +165,12 @@ def _pass_zh(check_id: str, facts: Mapping[str, Any], offline: bool) -> str:
         return "两个检查点的签名（C2SP signed-note，Ed25519）均由受信任的运营方密钥验证通过"
     if check_id == "L4":
         return "导出所附的统计表均可由所披露的事件复算得出"
+    if check_id == "N1":
+        domain = _get(facts, "reply_provenance", "domain")
+        return (f"回复的 DKIM 签名有效，签名域名为 {domain}，已依导入时封存的 DNS 密钥记录离线核验"
+                if domain else "回复的 DKIM 签名有效，已依导入时封存的 DNS 密钥记录离线核验")
+    if check_id == "N2":
+        return "发出的通知具备所选规则要求的全部要件"
     return "通过"
 
 
@@ -172,6 +180,8 @@ WARN_ZH: Mapping[str, str] = {
     "P2": "截图、网页源码与网页存档相互印证，但浏览器与原始请求最终到达的网址不同",
     "H5": "锚定交易载有批次根哈希（已离线证明）；该区块是否位于主链上尚未核对，可用 --rpc URL 核对",
     "T1": "取证结束时间与可信时间戳时间先后相符（在容差之内）；没有已核验的区块时间可供比较",
+    "N1": "回复按收到时原样封存，但没有 DKIM 签名，或签名域名与发件人域名不符，不能据此确认其来自平台域名",
+    "N2": "发出的通知缺少所选规则要求的要件，见英文原因中逐项所列",
 }
 
 
@@ -190,6 +200,8 @@ def compose_zh(check_id: str, status: str, facts: Mapping[str, Any], *, kind: st
             return "文件由申请人上传，并非平台抓取，因此没有取证环境记录"
         if check_id == "S4" and kind == "log-export":
             return "事件由申请人的系统发送至日志，并非平台抓取，因此没有取证环境记录"
+        if check_id == "S4" and kind == "notice-reply":
+            return "回复由申请人导入，并非平台直接接收；其来源由 N1 核验"
         unclean = _get(facts, "environment", "clean_check", "unclean_or_unknown")
         if check_id == "S4" and isinstance(unclean, list) and unclean:
             return f"取证环境记录中有 {len(unclean)} 项未显示为清洁或无法确认，需逐项审查（见英文原因）"
@@ -202,6 +214,8 @@ def compose_zh(check_id: str, status: str, facts: Mapping[str, Any], *, kind: st
         return "日志事件由申请人的系统发送，并非平台抓取，因此没有此项记录"
     if check_id == "L4":
         return "导出未附统计数据，无需复算"
+    if kind in ("notice", "notice-reply") and check_id in ("S3", "S4", "P1", "P2"):
+        return "通知及回复为封存的电子邮件，并非网页取证，因此没有此项记录"
     if not sealed:
         return "证据包尚未封存（没有 proof/proof.json），无法检查"
     return "现有数据不足以进行此项检查"

@@ -50,6 +50,8 @@ class EvidenceStatus(StrEnum):
 class EvidenceKind(StrEnum):
     UPLOAD = "upload"
     WEB_CAPTURE = "web-capture"
+    NOTICE = "notice"
+    NOTICE_REPLY = "notice-reply"
 
 
 # -- tenants ---------------------------------------------------------------------------------------

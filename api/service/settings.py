@@ -148,6 +148,36 @@ class Settings(BaseSettings):
     #: The service's own scheduler thread (api/service/scheduler.py). Off when `tiezheng worker schedule` runs it.
     scheduler_enabled: bool = True
 
+    # -- notices (api/service/notices.py): the SMTP relay, the operator's DKIM key, the DNS resolver --
+    #: The SMTP server notices go out through; ``mx``: straight to the recipient's own mail servers (the
+    #: sealed 250 is then the platform's); unset: sending is refused with the reason.
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    #: ``auto`` (STARTTLS when offered), ``require`` (refuse a server without it) or ``off``.
+    smtp_starttls: Literal["auto", "require", "off"] = "auto"
+    smtp_user: str | None = None
+    #: From the environment only; never logged.
+    smtp_password: SecretStr | None = None
+    #: PEM file of CA certificates to trust for the relay instead of the system's.
+    smtp_ca_file: Path | None = None
+    #: The notices' From address; its domain is the DKIM signing domain unless ``dkim_domain`` says otherwise.
+    smtp_from: str | None = None
+    dkim_domain: str | None = None
+    #: The key is keys/dkim/<selector>.pem in the data dir, made on first use; publish its TXT record.
+    dkim_selector: str = "tiezheng"
+    #: ``host`` or ``host:port`` of the DNS resolver that fetches a reply's DKIM key; unset: the system's.
+    dns_resolver: str | None = None
+    #: The mailbox replies arrive in (``tiezheng notice poll``); unset: replies are imported by hand only.
+    imap_host: str | None = None
+    imap_port: int = 993
+    #: ``ssl`` (implicit TLS, port 993), ``starttls`` or ``off``.
+    imap_security: Literal["ssl", "starttls", "off"] = "ssl"
+    imap_user: str | None = None
+    #: From the environment only; never logged.
+    imap_password: SecretStr | None = None
+    imap_mailbox: str = "INBOX"
+    imap_ca_file: Path | None = None
+
     @field_validator("public_url")
     @classmethod
     def _plain_web_url(cls, value: str | None) -> str | None:

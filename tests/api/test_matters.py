@@ -166,7 +166,8 @@ def test_a_matters_timeline_is_verified_and_rendered(client_a: httpx.Client) -> 
     body = report.json()
     assert len(body["packages"]) == 2 and all(p["verified"] for p in body["packages"])
     assert body["without_package"] == []
-    assert [c["status"] for c in body["checks"]] == ["pass", "skip"] and "stand alone" in body["checks"][0]["reason"]
+    assert [c["status"] for c in body["checks"]] == ["pass", "pass"] and "stand alone" in body["checks"][0]["reason"]
+    assert body["verified"] is True
     page = client_a.get(f"/v1/matters/{matter}/timeline", params={"format": "html"})
     assert page.headers["content-type"].startswith("text/html") and "Timeline" in page.text
     assert "script-src" not in page.headers["content-security-policy"] and "default-src 'none'" in \

@@ -21,10 +21,10 @@ from evidence.upload import BuiltPackage
 from tests.capture_site import BrowserRunner, make_tls, serve
 from tests.factory import Workspace, make_workspace, seal_batch
 from verifier.court_time import format_duration, format_time, ordinal_of, plural
-from verifier.legal_basis import BASES, RULES, legal_basis, sources
+from verifier.legal_basis import ALL_BASES, RULES, legal_basis, sources
 from verifier.report.terminal import TIME_SPAN, clip, wrap
 from verifier.trust import load_trust
-from verifier.verdict import CHECKS, LOG_CHECKS, Status
+from verifier.verdict import CHECK_BY_ID, CHECKS, Status
 from verifier.verify import verify_package
 from verifier.wording import FAILURE_MEANING_ZH, TITLES_ZH, compose_zh, development_zh
 
@@ -94,7 +94,7 @@ def test_counts_are_cardinal_and_positions_count_from_one() -> None:
 
 
 @pytest.mark.parametrize("status", [s.value for s in Status])
-@pytest.mark.parametrize("check_id", [spec.id for spec in (*CHECKS, *LOG_CHECKS)])
+@pytest.mark.parametrize("check_id", list(CHECK_BY_ID))
 def test_every_check_and_outcome_has_a_chinese_finding(check_id: str, status: str) -> None:
     for kind in ("capture", "upload", "log-export"):
         for offline in (True, False):
@@ -117,8 +117,8 @@ def test_chinese_findings_state_the_facts_the_checks_recorded() -> None:
 
 
 def test_every_legal_basis_cites_official_titles_articles_and_a_public_source() -> None:
-    assert set(BASES) == {spec.id for spec in (*CHECKS, *LOG_CHECKS)}
-    for spec in (*CHECKS, *LOG_CHECKS):
+    assert set(ALL_BASES) == set(CHECK_BY_ID)
+    for spec in CHECK_BY_ID.values():
         zh, en = legal_basis(spec.id, "zh"), legal_basis(spec.id, "en")
         assert re.search(r"《[^》]+》", zh) or "杭州互联网法院" in zh, zh
         assert re.search(r"第[一二三四五六七八九十百0-9]+(条|章)|：", zh), zh

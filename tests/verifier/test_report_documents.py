@@ -81,7 +81,7 @@ def test_html_report_shows_fingerprint_checks_and_chinese_labels(report: Report)
         assert spec.basis in page
     for chinese in ("电子证据验证报告", "验证通过（离线）", "证据指纹", "时间线", "本报告证明", "本报告不证明",
                     "开发用信任材料", *(TITLES_ZH[spec.id] for spec in CHECKS),
-                    *(GROUP_LABELS[group][1] for group in GROUPS)):
+                        *(GROUP_LABELS[group][1] for group in GROUPS)):
         assert chinese in page
     # The timeline runs capture → TSA → block, and the development trust is flagged.
     assert page.index("Capture ended") < page.index("Trusted timestamp (TSA)") < page.index("Block time (anchor)")

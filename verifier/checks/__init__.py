@@ -11,14 +11,14 @@ from collections.abc import Callable
 
 from verifier.checks import hash as hash_checks
 from verifier.checks import log_export as log_checks
+from verifier.checks import notice as notice_checks
 from verifier.checks import path as path_checks
 from verifier.checks import source as source_checks
 from verifier.checks import time as time_checks
 from verifier.checks.context import Context, Outcome, Skip
 from verifier.errors import InvalidPackage, VerificationError
-from verifier.event_log import LOG_EXPORT_KIND
 from verifier.package import PROOF_PATH
-from verifier.verdict import CHECKS, LOG_CHECKS, CheckResult, Status
+from verifier.verdict import CHECK_BY_ID, CheckResult, Status, checks_for
 from verifier.wording import compose_zh
 
 CheckFunction = Callable[[Context], Outcome]
@@ -38,12 +38,14 @@ REGISTRY: dict[str, CheckFunction] = {
     "H5": hash_checks.check_anchor,
     "T1": time_checks.check_times_agree,
     "T2": time_checks.check_prechain_gap,
+    "N1": notice_checks.check_reply_provenance,
+    "N2": notice_checks.check_notice_complete,
     "L1": log_checks.check_included,
     "L2": log_checks.check_consistent,
     "L3": log_checks.check_signed,
     "L4": log_checks.check_aggregates,
 }
-assert tuple(REGISTRY) == tuple(spec.id for spec in (*CHECKS, *LOG_CHECKS))
+assert set(REGISTRY) == set(CHECK_BY_ID)
 
 
 def _outcome(check_id: str, ctx: Context) -> Outcome:
@@ -68,6 +70,4 @@ def run_check(check_id: str, ctx: Context) -> CheckResult:
 
 
 def run_checks(ctx: Context) -> tuple[CheckResult, ...]:
-    """Every check of DESIGN.md §5; a log export's L1-L4 follow the others."""
-    specs = (*CHECKS, *LOG_CHECKS) if ctx.package.manifest.kind == LOG_EXPORT_KIND else CHECKS
-    return tuple(run_check(spec.id, ctx) for spec in specs)
+    return tuple(run_check(spec.id, ctx) for spec in checks_for(ctx.package.manifest.kind))

@@ -16,7 +16,7 @@ from typing import Any
 
 from verifier.capture_format import RECORDER_KIND
 from verifier.checks.capture_material import capture_times
-from verifier.checks.context import Context, Outcome
+from verifier.checks.context import Context, Outcome, Skip
 from verifier.checks.environment_record import judge_environment_record
 from verifier.court_time import plural
 from verifier.verdict import Status
@@ -82,6 +82,10 @@ def check_capture_environment(ctx: Context) -> Outcome:
         return Status.WARN, "not captured by the platform: the files were uploaded by the requester"
     if manifest.kind == "log-export":
         return Status.WARN, "not captured by the platform: the requester's systems sent the events to the log"
+    if manifest.kind == "notice-reply":
+        return Status.WARN, "not received by the platform: the requester imported the reply (N1 checks its origin)"
+    if manifest.kind == "notice":
+        raise Skip("notice: sent by the platform's mailer, not captured with a browser; the SMTP transcript is sealed")
     capture = manifest.capture
     problems = _tool_problems(capture.get("tools")) + _browser_problems(capture.get("browser"))
     if not isinstance(capture.get("clock_source"), Mapping):

@@ -6,6 +6,7 @@ from verifier.checks.context import Context, Outcome, Skip
 from verifier.checks.environment import check_capture_environment
 from verifier.checks.network import check_network_facts
 from verifier.errors import InvalidInput
+from verifier.package import NOT_CAPTURED_KINDS
 from verifier.qualifications import UNVERIFIABLE, Qualifications, describe, parse_qualifications
 from verifier.signature import decode_public_key, parse_signature, verify_signature
 from verifier.verdict import Status
@@ -73,6 +74,9 @@ def check_network(ctx: Context) -> Outcome:
     """S3: the server IP is among the DNS answers; the TLS chain covers the host."""
     if ctx.package.manifest.kind == "upload":
         raise Skip("upload: no network facts; the platform received the files, it did not fetch them")
+    if ctx.package.manifest.kind in NOT_CAPTURED_KINDS:
+        raise Skip(f"{ctx.package.manifest.kind}: an e-mail, not a fetched page: no network facts (the SMTP "
+                   "transcript or the DKIM key record stands for them)")
     return check_network_facts(ctx)
 
 

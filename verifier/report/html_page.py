@@ -22,7 +22,7 @@ from verifier.report.certification import certifications
 from verifier.report.exhibit import Exhibit, both_times, load_exhibit, target_rows
 from verifier.report.html_exhibit import captured_section, certification_section
 from verifier.report.html_text import bilingual, escaped, text
-from verifier.verdict import DOES_NOT_PROVE, Report, Status, Verdict, groups_of
+from verifier.verdict import DOES_NOT_PROVE, Report, Status, Verdict, shown_groups
 from verifier.wording import (
     DEVELOPMENT_TITLE,
     DOES_NOT_PROVE_ZH,
@@ -43,6 +43,7 @@ GROUP_LABELS: Mapping[str, tuple[str, str]] = {
     "path": ("Generation and transmission path", "生成及传输路径"),
     "hash": ("Hash consistency", "哈希值一致性"),
     "time": ("Time", "时间"),
+    "notice": ("Notice and reply", "通知与回复"),
     "log": ("Event log", "事件日志"),
 }
 STATUS_LABELS: Mapping[Status, tuple[str, str]] = {
@@ -293,7 +294,7 @@ def _timeline(report: Report, lang: str) -> str:
 
 def _checks(report: Report, lang: str) -> str:
     rows = []
-    for group in groups_of(report.checks):
+    for group in shown_groups(report.checks):
         en, zh = GROUP_LABELS[group]
         rows.append(f'<tr class="group"><td colspan="4">{bilingual(en, zh)}</td></tr>')
         for result in (r for r in report.checks if r.spec.group == group):

@@ -42,7 +42,7 @@ from verifier.report.html_page import (
 from verifier.report.html_text import text
 from verifier.report.pdf_fonts import MONO, SANS, SANS_BOLD, markup, register_cjk_font, register_latin_fonts
 from verifier.report.pdf_screenshot import decode, mm_points, screenshot_band
-from verifier.verdict import Report, Status, Verdict, groups_of
+from verifier.verdict import Report, Status, Verdict, shown_groups
 from verifier.wording import DEVELOPMENT_TITLE, LANGS, TITLES_ZH, finding_lines, lines, shown_name
 
 if TYPE_CHECKING:
@@ -431,7 +431,7 @@ class _Builder:
             ("LINEBELOW", (0, 0), (-1, -1), 0.4, LINE), ("BACKGROUND", (0, 0), (-1, 0), SHADE),
             ("TOPPADDING", (0, 0), (-1, -1), 3), ("BOTTOMPADDING", (0, 0), (-1, -1), 4),
             ("LEFTPADDING", (1, 1), (1, -1), 2), ("RIGHTPADDING", (1, 1), (1, -1), 2)]
-        for group in groups_of(self.report.checks):
+        for group in shown_groups(self.report.checks):
             en, zh = GROUP_LABELS[group]
             style += [("SPAN", (0, len(rows)), (-1, len(rows))), ("BACKGROUND", (0, len(rows)), (-1, len(rows)), SHADE)]
             rows.append([self.p("<b>" + self.bi(en, zh, sep="  ") + "</b>"), "", "", ""])

@@ -22,7 +22,7 @@ from rich.text import Text
 from verifier.court_time import format_time
 from verifier.legal_basis import legal_basis
 from verifier.sanitize import display_text
-from verifier.verdict import DOES_NOT_PROVE, CheckResult, Report, Status, Verdict, groups_of
+from verifier.verdict import DOES_NOT_PROVE, CheckResult, Report, Status, Verdict, shown_groups
 from verifier.wording import (
     DEVELOPMENT_TITLE,
     DOES_NOT_PROVE_ZH,
@@ -41,7 +41,7 @@ STATUS_STYLE = {Status.PASS: "bold green", Status.FAIL: "bold red", Status.WARN:
 VERDICT_STYLE = {Verdict.VERIFIED: "bold white on green", Verdict.VERIFIED_OFFLINE: "bold black on yellow",
                  Verdict.FAILED: "bold white on red", Verdict.UNUSABLE: "bold white on red",
                  Verdict.CANNOT_JUDGE: "bold black on bright_white"}
-GROUP_ZH = {"source": "来源", "path": "路径", "hash": "哈希", "time": "时间", "log": "日志"}
+GROUP_ZH = {"source": "来源", "path": "路径", "hash": "哈希", "time": "时间", "notice": "通知", "log": "日志"}
 FINDINGS_TITLE = {Verdict.VERIFIED_OFFLINE: ("not checked offline", "离线未核对"),
                   Verdict.FAILED: ("what failed and what it means", "未通过的检查及其含义"),
                   Verdict.UNUSABLE: ("why it could not be read", "无法读取的原因"),
@@ -208,7 +208,7 @@ def render_report(report: Report, *, source: str = "", lang: str = "en", details
         parts += _labelled(pick("fingerprint", "证据指纹", lang), str(report.fingerprint), width, "dim")
         for en_label, zh_label, when in _times(report.facts, report.offline):
             parts += _labelled(pick(en_label, zh_label, lang), format_time(when), width)
-        for group in groups_of(report.checks):
+        for group in shown_groups(report.checks):
             parts.append(Text(pick(group.upper(), GROUP_ZH[group], lang), style="bold cyan"))
             for result in report.checks:
                 if result.spec.group == group:

@@ -35,12 +35,13 @@ from verifier.sanitize import display_text
 KINDS: Mapping[str, tuple[str, str]] = {
     "capture": ("Capture", "取证"),
     "notice": ("Notice delivered", "通知送达"),
+    "reply": ("Reply received", "收到回复"),
     "change": ("Change", "内容变化"),
     "removal": ("Removal", "删除（下架）"),
     "reappearance": ("Reappearance", "重新出现"),
 }
-KIND_COLOURS = {"capture": "#0969da", "notice": "#8250df", "change": "#9a6700", "removal": "#cf222e",
-                "reappearance": "#bc4c00"}
+KIND_COLOURS = {"capture": "#0969da", "notice": "#8250df", "reply": "#1a7f37", "change": "#9a6700",
+                "removal": "#cf222e", "reappearance": "#bc4c00"}
 #: A thumbnail is a small preview; the package holds the full screenshot.
 MAX_THUMBNAIL_BYTES = 512 << 10
 MAX_THUMBNAIL_PIXELS = 4_000_000

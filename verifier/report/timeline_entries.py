@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 from verifier.report.timeline import TimelineDocument, TimelineEntry
 from verifier.timeline import TimelineReport
@@ -23,6 +24,10 @@ EVENT_OF_CLASSIFICATION: Mapping[str, str] = {"changed": "change", "removed": "r
 
 
 def _kind(link: Link) -> str:
+    if link.kind == "notice":
+        return "notice"
+    if link.kind == "notice-reply":
+        return "reply"
     if link.change is None:
         return "capture"
     if link.change.classification == "removed" and link.change.removed_before:
@@ -30,7 +35,26 @@ def _kind(link: Link) -> str:
     return EVENT_OF_CLASSIFICATION.get(link.change.classification, "capture")
 
 
+def _notice_summary(link: Link) -> str | None:
+    facts = link.report.facts
+
+    def record(key: str) -> Mapping[str, Any]:
+        value = facts.get(key)
+        return value if isinstance(value, Mapping) else {}
+
+    notice, target, provenance = record("notice"), record("target"), record("reply_provenance")
+    if link.kind == "notice-reply":
+        return (f"reply to {target.get('notice_id')}, DKIM pass for {provenance.get('domain')}"
+                if provenance.get("domain")
+                else f"reply to {target.get('notice_id')}; its origin is not shown (see N1)")
+    parts = [f"{notice.get('action') or 'notice'} {notice.get('notice_id') or ''} version {notice.get('version')}",
+             f"to {target.get('recipient')}" if target.get("recipient") else None]
+    return " ".join(p for p in parts if p)
+
+
 def _summary(link: Link) -> str | None:
+    if link.kind in ("notice", "notice-reply"):
+        return _notice_summary(link)
     if link.change is not None:
         return link.change.summary
     target = link.report.facts.get("target")

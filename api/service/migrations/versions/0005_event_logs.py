@@ -1,7 +1,7 @@
 """Event logs (issue 16): logs, their events, checkpoints and tiles.
 
 Revision ID: 0005
-Revises: 0003 (re-chain onto 0004 if notices land first)
+Revises: 0004
 Create Date: 2026-12-01
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 from sqlmodel.sql.sqltypes import AutoString, UTCDateTime
 
 revision = "0005"
-down_revision = "0003"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
