@@ -119,8 +119,8 @@ BASES: Mapping[str, tuple[Citation, ...]] = {
 }
 
 
-#: The rules and citations of the checks of other evidence kinds (N1, N2). They stay apart from RULES and
-#: BASES because the browser verifier mirrors those two tables and reads no notice packages.
+#: The rules and citations of the checks of other evidence kinds (N1, N2, L1-L4). They stay apart from RULES
+#: and BASES because the browser verifier mirrors those two tables and reads no notice or log-export packages.
 KIND_RULES: Mapping[str, Rule] = {
     "spc_2014_network": Rule(
         "《最高人民法院关于审理利用信息网络侵害人身权益民事纠纷案件适用法律若干问题的规定》（法释〔2014〕11号）",
@@ -147,6 +147,13 @@ KIND_BASES: Mapping[str, tuple[Citation, ...]] = {
            _c("ip_guideline", "第五条：权利证明及真实身份信息、准确定位信息、初步证据、真实性书面保证",
               "Art. 5: proof of right and true identity, locating information, preliminary evidence, "
               "a written guarantee of truth")),
+    "L1": (ART11_2, _c("evidence", "第九十三条第四项：完整地保存、传输、提取，方法可靠",
+                       "Art. 93(4): kept, transmitted and extracted completely, by reliable methods")),
+    "L2": (OLR16, _c("evidence", "第九十三条第三项：有效的防止出错的监测、核查手段",
+                     "Art. 93(3): effective means of monitoring and checking against error")),
+    "L3": (ART94_2,),
+    "L4": (_c("evidence", "第九十三条第三项：有效的防止出错的监测、核查手段",
+              "Art. 93(3): effective means of monitoring and checking against error"),),
 }
 ALL_RULES: Mapping[str, Rule] = {**RULES, **KIND_RULES}
 ALL_BASES: Mapping[str, tuple[Citation, ...]] = {**BASES, **KIND_BASES}

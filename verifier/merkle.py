@@ -86,6 +86,24 @@ def inclusion_proof(hashes: Sequence[bytes], index: int) -> list[bytes]:
     return proof
 
 
+def inclusion_proofs(hashes: Sequence[bytes], indices: Sequence[int]) -> list[list[bytes]]:
+    """The inclusion paths of the leaves at ``indices``, the tree built once (a log export proves
+    thousands of events of a tree of millions). Raises IndexError when an index is out of range."""
+    levels = _levels(hashes)[:-1] if hashes else []
+    proofs = []
+    for index in indices:
+        if not 0 <= index < len(hashes):
+            raise IndexError(f"leaf index {index} outside a tree of size {len(hashes)}")
+        proof = []
+        for level in levels:
+            sibling = index ^ 1
+            if sibling < len(level):
+                proof.append(level[sibling])
+            index >>= 1
+        proofs.append(proof)
+    return proofs
+
+
 @contextmanager
 def _no_cyclic_gc() -> Iterator[None]:
     # Millions of fresh lists make the cyclic collector rescan the young generation over and over

@@ -87,16 +87,24 @@ CHECKS: tuple[CheckSpec, ...] = (
     CheckSpec("T1", "time", "times agree"),
     CheckSpec("T2", "time", "pre-chain gap"),
 )
+#: The checks of a log export (kind ``log-export``), run after the others on such packages only.
+LOG_CHECKS: tuple[CheckSpec, ...] = (
+    CheckSpec("L1", "log", "events included"),
+    CheckSpec("L2", "log", "checkpoint consistency"),
+    CheckSpec("L3", "log", "checkpoint signature"),
+    CheckSpec("L4", "log", "aggregates recompute"),
+)
 #: Checks that run only for one kind of evidence, after the common ones (DESIGN.md §5, other kinds).
 KIND_CHECKS: Mapping[str, tuple[CheckSpec, ...]] = {
     "notice": (CheckSpec("N2", "notice", "notice completeness"),),
     "notice-reply": (CheckSpec("N1", "notice", "reply provenance"),),
+    "log-export": LOG_CHECKS,
 }
 CHECK_BY_ID: Mapping[str, CheckSpec] = {spec.id: spec for spec in
                                         (*CHECKS, *(s for specs in KIND_CHECKS.values() for s in specs))}
 GROUPS = ("source", "path", "hash", "time")
 #: Groups shown only when a report holds one of their checks.
-KIND_GROUPS = ("notice",)
+KIND_GROUPS = ("notice", "log")
 
 
 def checks_for(kind: str) -> tuple[CheckSpec, ...]:
@@ -148,6 +156,10 @@ FAILURE_MEANING: Mapping[str, str] = {
     "T2": "too much time passed between capture and sealing for the content to count as fixed at capture",
     "N1": "the reply's DKIM signature does not hold: the reply was changed, or did not come from the domain it names",
     "N2": "the sealed notice record or PDF is not what the sent message carried",
+    "L1": "a disclosed event is not in the log as it was recorded: it was changed, moved or never logged",
+    "L2": "the log was rewritten: the checkpoint is not a prefix of the anchored one",
+    "L3": "the checkpoint was not signed by the operator's key",
+    "L4": "the aggregates do not follow from the disclosed events",
 }
 PROVES = (
     "The evidence files in this package existed, byte for byte, no later than the trusted timestamp "
@@ -160,6 +172,23 @@ PROVES_OFFLINE = (
     "The evidence files in this package existed, byte for byte, no later than the trusted timestamp "
     "shown, and have not changed since.",
     PROVES[1],
+)
+#: What a verified log export proves, in English and Chinese; offline without the block time.
+PROVES_LOG = (
+    ("The disclosed events, with the values shown, were in the operator's log no later than the trusted "
+     "timestamp and the block time of the anchored checkpoint, at the positions shown, and the log was "
+     "not rewritten between the two checkpoints.",
+     "Withheld fields are fixed by their salted hashes; the aggregates follow from the disclosed events."),
+    ("所披露的事件及其所示内容，不晚于已锚定检查点的可信时间戳时间和区块时间已在运营方的日志中，位置如所示；"
+     "两个检查点之间日志未被改写。",
+     "未披露的字段由其加盐哈希值固定；统计数据可由所披露的事件复算得出。"),
+)
+PROVES_LOG_OFFLINE = (
+    (("The disclosed events, with the values shown, were in the operator's log no later than the trusted "
+      "timestamp of the anchored checkpoint, at the positions shown, and the log was not rewritten between "
+      "the two checkpoints."), PROVES_LOG[0][1]),
+    (("所披露的事件及其所示内容，不晚于已锚定检查点的可信时间戳时间已在运营方的日志中，位置如所示；"
+      "两个检查点之间日志未被改写。"), PROVES_LOG[1][1]),
 )
 DOES_NOT_PROVE = (
     "That the web server itself vouched for the content: HTTP responses are not signed by their origin.",
@@ -236,12 +265,16 @@ class Report:
         """What the package proves: only a verified package proves anything."""
         if not self.verified:
             return ()
+        if self.facts.get("kind") == "log-export":  # the checkpoint was sealed, not the export
+            return (PROVES_LOG_OFFLINE if self.verdict is Verdict.VERIFIED_OFFLINE else PROVES_LOG)[0]
         return PROVES_OFFLINE if self.verdict is Verdict.VERIFIED_OFFLINE else PROVES
 
     @property
     def proves_zh(self) -> tuple[str, ...]:
         if not self.verified:
             return ()
+        if self.facts.get("kind") == "log-export":
+            return (PROVES_LOG_OFFLINE if self.verdict is Verdict.VERIFIED_OFFLINE else PROVES_LOG)[1]
         return PROVES_OFFLINE_ZH if self.verdict is Verdict.VERIFIED_OFFLINE else PROVES_ZH
 
     @property

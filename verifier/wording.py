@@ -23,6 +23,7 @@ TITLES_ZH: Mapping[str, str] = {
     "P1": "调用日志链", "P2": "相互印证", "P3": "证据包完整",
     "H1": "文件哈希值", "H2": "证据指纹", "H3": "默克尔包含证明", "H4": "可信时间戳", "H5": "区块链锚定",
     "T1": "时间一致", "T2": "上链前间隔", "N1": "回复来源", "N2": "通知要件",
+    "L1": "事件包含证明", "L2": "检查点一致性", "L3": "检查点签名", "L4": "统计数据复算",
 }
 STATUS_ZH: Mapping[str, str] = {"pass": "通过", "fail": "未通过", "warn": "警告", "skip": "未检查"}
 VERDICT_ZH: Mapping[str, str] = {
@@ -54,6 +55,10 @@ FAILURE_MEANING_ZH: Mapping[str, str] = {
     "H5": "区块链锚定不成立，批次根哈希未出现在预期的链上",
     "T1": "取证时间、可信时间戳时间与区块时间相互矛盾",
     "T2": "取证与封存之间间隔过长，不能认为内容在取证时即已固定",
+    "L1": "所披露的事件并非日志记录时的事件：已被改动、移位或从未记入日志",
+    "L2": "日志被改写：该检查点不是已锚定检查点的前缀",
+    "L3": "检查点并非由运营方密钥签署",
+    "L4": "统计数据不能由所披露的事件复算得出",
     "N1": "回复的 DKIM 签名不成立：回复已被改动，或并非来自其所称的域名",
     "N2": "封存的通知记录或 PDF 与实际发出的邮件所附内容不一致",
 }
@@ -151,6 +156,15 @@ def _pass_zh(check_id: str, facts: Mapping[str, Any], offline: bool) -> str:
         if isinstance(gap, int | float):
             return f"取证结束后 {format_duration(max(gap, 0), 'zh')}即由{until}固定，在政策时限之内"
         return f"取证结束后在政策时限之内由{until}固定"
+    if check_id == "L1":
+        count, size = _get(facts, "log", "events"), _get(facts, "log", "checkpoint_size")
+        return f"所披露的 {count} 个事件均包含在规模为 {size} 的日志检查点中；未披露字段仅以加盐哈希值出现"
+    if check_id == "L2":
+        return "该检查点与已锚定的检查点一致（RFC 9162 一致性证明），此前记录的事件未被删除或改写"
+    if check_id == "L3":
+        return "两个检查点的签名（C2SP signed-note，Ed25519）均由受信任的运营方密钥验证通过"
+    if check_id == "L4":
+        return "导出所附的统计表均可由所披露的事件复算得出"
     if check_id == "N1":
         domain = _get(facts, "reply_provenance", "domain")
         return (f"回复的 DKIM 签名有效，签名域名为 {domain}，已依导入时封存的 DNS 密钥记录离线核验"
@@ -184,6 +198,8 @@ def compose_zh(check_id: str, status: str, facts: Mapping[str, Any], *, kind: st
     if status == "warn":
         if check_id == "S4" and kind == "upload":
             return "文件由申请人上传，并非平台抓取，因此没有取证环境记录"
+        if check_id == "S4" and kind == "log-export":
+            return "事件由申请人的系统发送至日志，并非平台抓取，因此没有取证环境记录"
         if check_id == "S4" and kind == "notice-reply":
             return "回复由申请人导入，并非平台直接接收；其来源由 N1 核验"
         unclean = _get(facts, "environment", "clean_check", "unclean_or_unknown")
@@ -194,6 +210,10 @@ def compose_zh(check_id: str, status: str, facts: Mapping[str, Any], *, kind: st
         return f"无法判断：所给信任配置中缺少 {lacking}"
     if kind == "upload" and check_id in ("S3", "P1", "P2"):
         return "文件由申请人上传，并非平台抓取，因此没有此项记录"
+    if kind == "log-export" and check_id in ("S3", "P1", "P2"):
+        return "日志事件由申请人的系统发送，并非平台抓取，因此没有此项记录"
+    if check_id == "L4":
+        return "导出未附统计数据，无需复算"
     if kind in ("notice", "notice-reply") and check_id in ("S3", "S4", "P1", "P2"):
         return "通知及回复为封存的电子邮件，并非网页取证，因此没有此项记录"
     if not sealed:

@@ -21,6 +21,7 @@ from api.cli.capture import capture
 from api.cli.cases import matter_app, timeline, watch_app
 from api.cli.doctor import doctor
 from api.cli.help_text import plain_help_types
+from api.cli.log import log_app
 from api.cli.notice import notice_app
 from api.cli.support import DataDir, JsonFlag, UserError, apply_global_options, existing_settings, input_file
 from api.cli.support import writable_settings as _settings
@@ -46,6 +47,7 @@ app.add_typer(worker_app, name="worker")
 app.add_typer(matter_app, name="matter")
 app.add_typer(watch_app, name="watch")
 app.command()(timeline)
+app.add_typer(log_app, name="log")
 app.add_typer(notice_app, name="notice")
 
 console = Console()

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from api.cli import demo_log
 from api.cli.sample_site import serve_site
 from api.service import pipeline
 from api.service.local_cases import RunResult
@@ -53,6 +54,8 @@ def run_demo(settings: Settings, console: Console) -> int:
     runs = _watch_demo(settings, console)
     if runs is None:
         return 1
+    likes = demo_log.prepare(settings)
+    console.print(f"[green]1. logged[/] a burst of {likes} likes in event log {demo_log.LOG_NAME}, checkpointed")
     with console.status("2. sealing: Merkle batch, RFC 3161 timestamp, anchor on the devnet…"):
         outcome = pipeline.seal_pending(settings, on_step=lambda _: None)
     batches = [b["id"] for b in outcome.batches]
@@ -69,9 +72,11 @@ def run_demo(settings: Settings, console: Console) -> int:
         written = _write_reports(settings.reports_dir, path, report)
         console.print(f"\npackage: {path}\nreports: {', '.join(str(p) for p in written)}\n"
                       f"verdict: {report.verdict.value}")
+    log_verified = demo_log.show(settings, trust, console)
     console.print(f"\ncheck it yourself: tiezheng verify {reports[-1][0]} --data-dir {settings.root}")
     timeline_ok = _timeline(settings, console, runs, trust)
-    return 0 if all(report.verified for _, report in reports) and not failures and timeline_ok else 1
+    return 0 if all(report.verified for _, report in reports) and not failures and timeline_ok and log_verified \
+        else 1
 
 
 #: The demo watch: this many runs, this far apart; the price changes before the last run.

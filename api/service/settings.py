@@ -92,6 +92,9 @@ class Settings(BaseSettings):
     s3_endpoint_url: str | None = None
     batch_max_items: int = 100_000
     batch_max_age_seconds: float = 60.0
+    #: An event log publishes a checkpoint when this many events wait, or the oldest waited this long.
+    log_checkpoint_events: int = 1000
+    log_checkpoint_seconds: float = 10.0
     operator_name: str = "Tiezheng local operator"
     #: Who signs manifests: ``file`` (keys/operator.key in the data dir, the embedded default) or ``pkcs11``
     #: (an Ed25519 key inside a token or HSM, named by the four settings below).

@@ -47,6 +47,7 @@ class WorkerPool:
         self._executor: ThreadPoolExecutor | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._log_thread: threading.Thread | None = None
         self._stack = contextlib.ExitStack()
         self.relay: outbox.Relay | None = None
         self.scheduler: Scheduler | None = None
@@ -62,6 +63,8 @@ class WorkerPool:
             self.sealer.on_transition = self._on_transition
             self._thread = threading.Thread(target=self._seal_loop, name="tiezheng-sealer", daemon=True)
             self._thread.start()
+            self._log_thread = threading.Thread(target=self._log_loop, name="tiezheng-log-sequencer", daemon=True)
+            self._log_thread.start()
         if not self.settings.redis_url:
             # The in-process queue died with the last process: queue again every capture nobody runs.
             # (With Redis, messages outlive this process; the relay's periodic sweep covers the rest.)
@@ -77,6 +80,11 @@ class WorkerPool:
     def _seal_loop(self) -> None:
         assert self.sealer is not None
         self.sealer.run(self._stop, poll_seconds=SEAL_POLL_SECONDS)
+
+    def _log_loop(self) -> None:
+        from api.service.log_pipeline import sequencer_loop
+
+        sequencer_loop(self.settings, self.engine, self._stop)
 
     def _on_transition(self, batch_id: str, state: str) -> None:
         if state == "attached":
@@ -114,8 +122,9 @@ class WorkerPool:
         if self.relay is not None:
             self.relay.stop()
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(STOP_TIMEOUT_SECONDS)
+        for thread in (self._thread, self._log_thread):
+            if thread is not None:
+                thread.join(STOP_TIMEOUT_SECONDS)
         if self._executor is not None:
             # Queued captures stay recorded as unfinished and run again on the next start.
             self._executor.shutdown(wait=True, cancel_futures=True)
@@ -149,7 +158,14 @@ def run_sealer(settings: Settings, stop: threading.Event) -> None:
 
         sealer.on_transition = on_transition
         jobs.record_sealed_job(settings)  # what a crash left unrecorded
+        # The event logs' sequencer runs beside the one sealer (one per log at a time, under a lease).
+        from api.service.log_pipeline import sequencer_loop
+
+        logs = threading.Thread(target=sequencer_loop, args=(settings, engine, stop), name="tiezheng-log-sequencer",
+                                daemon=True)
+        logs.start()
         sealer.run(stop, poll_seconds=SEAL_POLL_SECONDS)
+        logs.join(STOP_TIMEOUT_SECONDS)
 
 
 def run_schedule_worker(settings: Settings, stop: threading.Event) -> None:

@@ -103,3 +103,25 @@ def test_capture_seal_verify(data_dir: Path) -> None:
     verified = json.loads(tiezheng(data_dir, "verify", ok[0]["package"], "--json").stdout)
     assert verified["verdict"] == "verified (offline)"
     assert {c["id"]: c["status"] for c in verified["checks"]}["P2"] == "pass"
+
+
+def test_log_append_checkpoint_seal_export_verify(data_dir: Path, tmp_path: Path) -> None:
+    events = tmp_path / "likes.ndjson"
+    events.write_text("".join(json.dumps({
+        "event_time": f"2026-12-01T10:00:{i:02d}Z", "type": "like", "actor": f"u{i}", "device_id": f"d{i % 2}",
+        "ip": "203.0.113.9", "session": "s", "payload": {}}) + "\n" for i in range(30)))
+    receipts = [json.loads(line) for line in tiezheng(data_dir, "log", "append", "likes", events, "--json")
+                .stdout.splitlines()]
+    assert [r["leaf_index"] for r in receipts] == list(range(30))
+    checkpoint = json.loads(tiezheng(data_dir, "log", "checkpoint", "likes", "--json").stdout)
+    assert checkpoint["size"] == 30 and checkpoint["note"].startswith("tiezheng/local/likes\n30\n")
+    refused = tiezheng(data_dir, "log", "export", "likes", check=False)
+    assert refused.returncode == 2 and "no anchored checkpoint yet" in refused.stderr
+    tiezheng(data_dir, "seal")
+    exported = json.loads(tiezheng(data_dir, "log", "export", "likes", "--filter", "device_id=d1",
+                                   "--fields", "event_time,device_id,ip", "--aggregates", "--json").stdout)
+    verified = json.loads(tiezheng(data_dir, "verify", exported["package"], "--json").stdout)
+    assert verified["verdict"] == "verified (offline)"
+    assert [c["status"] for c in verified["checks"] if c["id"].startswith("L")] == ["pass"] * 4
+    bad = tiezheng(data_dir, "log", "export", "likes", "--filter", "type likes", check=False)
+    assert bad.returncode == 2 and "cannot read 'type likes'" in bad.stderr

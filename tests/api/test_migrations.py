@@ -9,6 +9,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
+import api.service.event_log  # noqa: F401 - its tables are in api_metadata too
 from anchor.store import make_engine
 from api.service.db import migrate
 from api.service.models import api_metadata

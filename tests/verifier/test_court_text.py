@@ -96,7 +96,7 @@ def test_counts_are_cardinal_and_positions_count_from_one() -> None:
 @pytest.mark.parametrize("status", [s.value for s in Status])
 @pytest.mark.parametrize("check_id", list(CHECK_BY_ID))
 def test_every_check_and_outcome_has_a_chinese_finding(check_id: str, status: str) -> None:
-    for kind in ("capture", "upload"):
+    for kind in ("capture", "upload", "log-export"):
         for offline in (True, False):
             text = compose_zh(check_id, status, {}, kind=kind, offline=offline)
             assert CJK.search(text), (check_id, status, text)

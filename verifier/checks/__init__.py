@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from verifier.checks import hash as hash_checks
+from verifier.checks import log_export as log_checks
 from verifier.checks import notice as notice_checks
 from verifier.checks import path as path_checks
 from verifier.checks import source as source_checks
@@ -39,6 +40,10 @@ REGISTRY: dict[str, CheckFunction] = {
     "T2": time_checks.check_prechain_gap,
     "N1": notice_checks.check_reply_provenance,
     "N2": notice_checks.check_notice_complete,
+    "L1": log_checks.check_included,
+    "L2": log_checks.check_consistent,
+    "L3": log_checks.check_signed,
+    "L4": log_checks.check_aggregates,
 }
 assert set(REGISTRY) == set(CHECK_BY_ID)
 

@@ -22,7 +22,7 @@ MAX_NETWORK_BYTES = 16 << 20
 def require_capture(ctx: Context, upload_reason: str) -> None:
     """Raise Skip with ``upload_reason`` unless the package is a web capture."""
     if ctx.package.manifest.kind != "web-capture":
-        raise Skip(f"upload: {upload_reason}")
+        raise Skip(f"{ctx.package.manifest.kind}: {upload_reason}")
 
 
 def _require_entry(ctx: Context, name: str) -> None:

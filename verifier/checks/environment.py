@@ -80,6 +80,8 @@ def check_capture_environment(ctx: Context) -> Outcome:
     manifest = ctx.package.manifest
     if manifest.kind == "upload":
         return Status.WARN, "not captured by the platform: the files were uploaded by the requester"
+    if manifest.kind == "log-export":
+        return Status.WARN, "not captured by the platform: the requester's systems sent the events to the log"
     if manifest.kind == "notice-reply":
         return Status.WARN, "not received by the platform: the requester imported the reply (N1 checks its origin)"
     if manifest.kind == "notice":

@@ -6,6 +6,7 @@ from verifier.checks.anchors import AnchorResult
 from verifier.checks.context import Context, Outcome
 from verifier.court_time import format_time, ordinal_of, plural
 from verifier.errors import TiezhengError, VerificationError
+from verifier.event_log import ANCHORED_CHECKPOINT_PATH, LOG_EXPORT_KIND
 from verifier.merkle import leaf_hash, verify_inclusion
 from verifier.verdict import Status
 
@@ -56,9 +57,22 @@ def check_fingerprint(ctx: Context) -> Outcome:
     if not ctx.package.manifest_is_canonical:
         return Status.FAIL, "manifest.json is not in RFC 8785 canonical form, so its bytes were altered"
     leaf = ctx.proof.leaf
+    if ctx.package.manifest.kind == LOG_EXPORT_KIND:
+        return _anchored_checkpoint_sealed(ctx, leaf)
     if leaf != fingerprint:
         return Status.FAIL, f"fingerprint {fingerprint.hex()} differs from the sealed leaf {leaf.hex()}"
     return Status.PASS, f"fingerprint {fingerprint.hex()} equals the sealed leaf"
+
+
+def _anchored_checkpoint_sealed(ctx: Context, leaf: bytes) -> Outcome:
+    """H2 of a log export: what was sealed is the anchored checkpoint, which the signed manifest lists
+    (H1 holds its bytes to the manifest), not the export made from the log afterwards."""
+    if ANCHORED_CHECKPOINT_PATH not in ctx.package.entries:
+        return Status.FAIL, f"the log export has no {ANCHORED_CHECKPOINT_PATH}"
+    digest, _ = ctx.package.hash_entry(ANCHORED_CHECKPOINT_PATH)
+    if digest != leaf:
+        return Status.FAIL, f"the anchored checkpoint's sha256 {digest.hex()} differs from the sealed leaf {leaf.hex()}"
+    return Status.PASS, f"the anchored checkpoint's sha256 {digest.hex()} equals the sealed leaf"
 
 
 def check_inclusion(ctx: Context) -> Outcome:

@@ -31,6 +31,9 @@ def check_call_log(ctx: Context) -> Outcome:
     """P1: the capture log's hash chain is intact, its times monotonic, every step automated."""
     if ctx.package.manifest.kind == "upload":
         raise Skip("upload: no capture log; the files were received, not captured")
+    if ctx.package.manifest.kind == "log-export":
+        raise Skip("log-export: events recorded by an append-only log, not a web capture: no capture log (L1-L4 "
+                   "check the log)")
     if ctx.package.manifest.kind in NOT_CAPTURED_KINDS:
         raise Skip(f"{ctx.package.manifest.kind}: an e-mail sealed as sent or received, not a web capture: "
                    "no capture log")
@@ -41,6 +44,8 @@ def check_corroboration(ctx: Context) -> Outcome:
     """P2: screenshot, source, DOM and WARC corroborate each other."""
     if ctx.package.manifest.kind == "upload":
         raise Skip("upload: no capture log or recorded traffic to corroborate")
+    if ctx.package.manifest.kind == "log-export":
+        raise Skip("log-export: events recorded by an append-only log: no web traffic to corroborate")
     if ctx.package.manifest.kind in NOT_CAPTURED_KINDS:
         raise Skip(f"{ctx.package.manifest.kind}: an e-mail sealed as sent or received: no web traffic to corroborate")
     return check_corroborates(ctx)

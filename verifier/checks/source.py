@@ -74,6 +74,8 @@ def check_network(ctx: Context) -> Outcome:
     """S3: the server IP is among the DNS answers; the TLS chain covers the host."""
     if ctx.package.manifest.kind == "upload":
         raise Skip("upload: no network facts; the platform received the files, it did not fetch them")
+    if ctx.package.manifest.kind == "log-export":
+        raise Skip("log-export: events sent to the log by the requester's systems, not fetched: no network facts")
     if ctx.package.manifest.kind in NOT_CAPTURED_KINDS:
         raise Skip(f"{ctx.package.manifest.kind}: an e-mail, not a fetched page: no network facts (the SMTP "
                    "transcript or the DKIM key record stands for them)")

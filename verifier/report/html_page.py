@@ -44,6 +44,7 @@ GROUP_LABELS: Mapping[str, tuple[str, str]] = {
     "hash": ("Hash consistency", "哈希值一致性"),
     "time": ("Time", "时间"),
     "notice": ("Notice and reply", "通知与回复"),
+    "log": ("Event log", "事件日志"),
 }
 STATUS_LABELS: Mapping[Status, tuple[str, str]] = {
     status: ("not checked" if status is Status.SKIP else status.value, STATUS_ZH[status.value]) for status in Status}

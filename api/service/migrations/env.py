@@ -13,6 +13,7 @@ from typing import Any
 
 from alembic import context
 
+import api.service.event_log  # noqa: F401 - registers the event-log tables in api_metadata
 from api.service import notice_models  # noqa: F401 - registers the notice tables in api_metadata
 from api.service.models import api_metadata
 
