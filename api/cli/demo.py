@@ -134,7 +134,7 @@ def _classification(package: Path) -> str | None:
 
 
 def _timeline(settings: Settings, console: Console, runs: list[RunResult], trust: Trust) -> bool:
-    """4. The watch's sealed runs checked as one timeline (TL1, TL2) and written as its document."""
+    """5. The watch's sealed runs checked as one timeline (TL1, TL2) and written as its document."""
     from api.service.local_cases import write_packages
     from verifier.report.timeline import render_timeline_html, render_timeline_pdf
     from verifier.report.timeline_entries import timeline_document
@@ -146,7 +146,7 @@ def _timeline(settings: Settings, console: Console, runs: list[RunResult], trust
     # The sealed runs beside the document, which links each line to its package file.
     write_packages(settings, [run.row_id for run in runs], folder)
     report = verify_timeline(folder, trust, thumbnails=True)
-    console.print("[green]4. timeline[/] of the watch, verified with tiezheng-verify timeline:")
+    console.print("[green]5. timeline[/] of the watch, verified with tiezheng-verify timeline:")
     console.print(render(report), soft_wrap=True)
     document = timeline_document(report, title="Demo: the sample shop over time")
     written = [folder / "timeline.html"]
