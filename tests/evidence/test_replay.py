@@ -33,6 +33,7 @@ def _replayed_frame(page: Any, needle: str) -> tuple[str, str]:
     """``(url, body text)`` of the frame that shows ``needle``, polling until the viewer has rendered it."""
     deadline = time.monotonic() + REPLAY_TIMEOUT_SECONDS
     seen: list[str] = []
+    reloaded = False
     while time.monotonic() < deadline:
         seen = []
         for frame in page.frames:
@@ -45,6 +46,13 @@ def _replayed_frame(page: Any, needle: str) -> tuple[str, str]:
             seen.append(f"{frame.url}: {text[:200]!r}")
             if needle in text:
                 return str(frame.url), str(text)
+            if not reloaded and "/replay/?" in frame.url and text.strip() == "not found":
+                # The viewer's iframe loaded before its service worker took control, so our plain
+                # file server answered it; once the worker is active a reload is served by it
+                # (what a person does when the first visit of a ReplayWeb.page embed shows nothing).
+                reloaded = True
+                page.reload(wait_until="load")
+                break
         page.wait_for_timeout(500)
     raise AssertionError(f"no replayed frame shows {needle!r}; frames: {seen}")
 
