@@ -98,14 +98,19 @@ class FileSource:
 
     def read_range(self, start: int, end: int) -> Iterator[bytes]:
         with self.path.open("rb") as f:
-            f.seek(start)
-            remaining = end - start
-            while remaining > 0:
-                chunk = f.read(min(remaining, CHUNK_BYTES))
-                if not chunk:
-                    raise OSError(f"{self.path} ends before byte {end}")
-                remaining -= len(chunk)
-                yield chunk
+            yield from stream_range(f, start, end, str(self.path))
+
+
+def stream_range(stream: BinaryIO, start: int, end: int, name: str) -> Iterator[bytes]:
+    """Bytes ``start``..``end`` of a seekable ``stream`` in chunks; OSError if it ends early."""
+    stream.seek(start)
+    remaining = end - start
+    while remaining > 0:
+        chunk = stream.read(min(remaining, CHUNK_BYTES))
+        if not chunk:
+            raise OSError(f"{name} ends before byte {end}")
+        remaining -= len(chunk)
+        yield chunk
 
 
 class _BlockReader(io.RawIOBase):

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
+from anchor.sealed_package import stream_range
 from verifier.errors import TiezhengError
 from verifier.wacz import fsync_dir
 
@@ -153,14 +154,7 @@ class BlobStore:
 
     def read_range(self, address: str, start: int, end: int) -> Iterator[bytes]:
         with self.open(address) as stream:
-            stream.seek(start)
-            remaining = end - start
-            while remaining > 0:
-                chunk = stream.read(min(remaining, CHUNK_BYTES))
-                if not chunk:
-                    raise OSError(f"blob {address} ends before byte {end}")
-                remaining -= len(chunk)
-                yield chunk
+            yield from stream_range(stream, start, end, f"blob {address}")
 
 
 def _copy_durably(source: Path, target: Path) -> str:
