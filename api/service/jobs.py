@@ -162,20 +162,24 @@ def _run_capture(engine: Engine, settings: Settings, *, row_id: str, owner: str,
     evidence_id, fingerprint, path = result.package.evidence_id, result.package.fingerprint, result.package.path
     failpoint("capture:built")
     blobs = blob_store(settings)
-    address = blobs.put_file(path)
-    with Session(engine) as session:
-        if not leases.release(session.connection(), row_id=row_id, owner=owner):
-            return _lost(row_id)
-        pipeline.accept(session, result.package, Filing(
-            tenant_id=tenant_id, api_key_id=key_id, kind=EvidenceKind.WEB_CAPTURE, title=url, note=note,
-            package_sha256=address, row_id=row_id))
-        watches.record_run(session, row_id=row_id, fingerprint=fingerprint.hex())
-        crud.record_audit(session, action="evidence.captured", actor="worker", tenant_id=tenant_id,
-                          api_key_id=key_id, target=row_id,
-                          detail={"evidence_id": evidence_id, "fingerprint": fingerprint.hex()})
-        session.commit()
-    if not isinstance(blobs, BlobStore):
-        path.unlink(missing_ok=True)  # the bucket holds the package now; nobody reads this host's copy
+    try:
+        address = blobs.put_file(path)
+        with Session(engine) as session:
+            if not leases.release(session.connection(), row_id=row_id, owner=owner):
+                return _lost(row_id)
+            pipeline.accept(session, result.package, Filing(
+                tenant_id=tenant_id, api_key_id=key_id, kind=EvidenceKind.WEB_CAPTURE, title=url, note=note,
+                package_sha256=address, row_id=row_id))
+            watches.record_run(session, row_id=row_id, fingerprint=fingerprint.hex())
+            crud.record_audit(session, action="evidence.captured", actor="worker", tenant_id=tenant_id,
+                              api_key_id=key_id, target=row_id,
+                              detail={"evidence_id": evidence_id, "fingerprint": fingerprint.hex()})
+            session.commit()
+    finally:
+        # With a remote store the bucket holds the package, or nobody will (a lost lease, a failed commit):
+        # either way no host keeps a copy nobody reads.
+        if not isinstance(blobs, BlobStore):
+            path.unlink(missing_ok=True)
     return "pending"
 
 
