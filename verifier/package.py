@@ -259,6 +259,15 @@ def _check_name(entry: Entry) -> str:
     return name
 
 
+def check_declared_size(entry: Entry, label: str, max_bytes: int) -> None:
+    """Refuse an entry whose central directory declares more than ``max_bytes`` or a bomb's ratio,
+    before a byte of it is inflated (``label`` names it in the one-line reason)."""
+    if entry.size > max_bytes:
+        raise InvalidPackage(f"{label} declares {entry.size} bytes, over {max_bytes}")
+    if entry.size > RATIO_EXEMPT_BYTES and entry.size > MAX_COMPRESSION_RATIO * max(entry.compressed_size, 1):
+        raise InvalidPackage(f"{label} has a compression ratio over {MAX_COMPRESSION_RATIO} (zip bomb)")
+
+
 def _entries(layout: tuple[Entry, ...]) -> dict[str, Entry]:
     """Judge names and declared sizes from the central directory, before any data is read.
 
@@ -275,10 +284,7 @@ def _entries(layout: tuple[Entry, ...]) -> dict[str, Entry]:
             # One file on a case-insensitive file system, two in the zip: readers would disagree.
             raise InvalidPackage(f"entry names {name!r} and another differ only in case")
         folded.add(name.lower())
-        if entry.size > MAX_ENTRY_BYTES:
-            raise InvalidPackage(f"entry {name!r} declares {entry.size} bytes, over {MAX_ENTRY_BYTES}")
-        if entry.size > RATIO_EXEMPT_BYTES and entry.size > MAX_COMPRESSION_RATIO * max(entry.compressed_size, 1):
-            raise InvalidPackage(f"entry {name!r} has a compression ratio over {MAX_COMPRESSION_RATIO} (zip bomb)")
+        check_declared_size(entry, f"entry {name!r}", MAX_ENTRY_BYTES)
         total += entry.size
         if total > MAX_TOTAL_BYTES:
             raise InvalidPackage(f"package expands to more than {MAX_TOTAL_BYTES} bytes")

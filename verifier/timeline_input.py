@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from verifier.errors import InvalidPackage
-from verifier.package import MAX_COMPRESSION_RATIO, MAX_PACKAGE_BYTES, RATIO_EXEMPT_BYTES
+from verifier.package import MAX_PACKAGE_BYTES, check_declared_size
 from verifier.zip_entry import CHUNK_BYTES, open_entry
 from verifier.zip_layout import ZipEntry, read_layout
 
@@ -106,10 +106,7 @@ def _zip_of_packages(path: Path) -> Iterator[TimelineInput]:
             if base.lower() in names:
                 raise InvalidPackage(f"the zip holds two packages named {base!r}")
             names.add(base.lower())
-            if entry.size > MAX_PACKAGE_BYTES:
-                raise InvalidPackage(f"{base} declares {entry.size} bytes, over {MAX_PACKAGE_BYTES}")
-            if entry.size > RATIO_EXEMPT_BYTES and entry.size > MAX_COMPRESSION_RATIO * max(entry.compressed_size, 1):
-                raise InvalidPackage(f"{base} has a compression ratio over {MAX_COMPRESSION_RATIO} (zip bomb)")
+            check_declared_size(entry, base, MAX_PACKAGE_BYTES)
             total += entry.size
             if total > MAX_TIMELINE_BYTES:
                 raise InvalidPackage(f"the packages expand to more than {MAX_TIMELINE_BYTES} bytes")
