@@ -47,6 +47,12 @@ _MARK_SQLITE = text(
 ).bindparams(_SEALED_AT)
 
 
+def _array_literal(item_ids: Sequence[int]) -> str:
+    """The ids as one PostgreSQL array literal: the driver's per-element array dumper took ~15 µs an
+    id, a third of the statement's time; the server parses this in one pass."""
+    return "{" + ",".join(map(str, map(int, item_ids))) + "}"
+
+
 def assign_leaves(connection: Connection, batch_id: str, item_ids: Sequence[int], *, first_leaf: int = 0) -> int:
     """Put the pending items ``item_ids`` into ``batch_id``; ``item_ids[i]`` gets leaf ``first_leaf + i``.
 
@@ -58,7 +64,8 @@ def assign_leaves(connection: Connection, batch_id: str, item_ids: Sequence[int]
     if dialect == "postgresql":
         result = connection.execute(_ASSIGN_POSTGRESQL, {
             "batched": ItemState.BATCHED.value, "pending": ItemState.PENDING.value, "batch_id": batch_id,
-            "first_leaf": first_leaf, "ids": list(item_ids), "lowest": min(item_ids), "highest": max(item_ids)})
+            "first_leaf": first_leaf, "ids": _array_literal(item_ids), "lowest": min(item_ids),
+            "highest": max(item_ids)})
         return int(result.rowcount)
     if dialect == "sqlite":
         rows = [(ItemState.BATCHED.value, batch_id, first_leaf + index, item_id, ItemState.PENDING.value)
@@ -80,7 +87,7 @@ def mark_attached(connection: Connection, item_ids: Sequence[int], sealed_at: da
     dialect = connection.dialect.name
     if dialect == "postgresql":
         result = connection.execute(_MARK_POSTGRESQL, {"attached": ItemState.ATTACHED.value,
-                                                       "sealed_at": sealed_at, "ids": list(item_ids)})
+                                                       "sealed_at": sealed_at, "ids": _array_literal(item_ids)})
         return int(result.rowcount)
     if dialect == "sqlite":
         result = connection.execute(_MARK_SQLITE, {"attached": ItemState.ATTACHED.value, "sealed_at": sealed_at,
