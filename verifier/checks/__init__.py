@@ -14,6 +14,7 @@ from verifier.checks import log_export as log_checks
 from verifier.checks import notice as notice_checks
 from verifier.checks import path as path_checks
 from verifier.checks import source as source_checks
+from verifier.checks import stream as stream_checks
 from verifier.checks import time as time_checks
 from verifier.checks.context import Context, Outcome, Skip
 from verifier.errors import InvalidPackage, VerificationError
@@ -44,6 +45,7 @@ REGISTRY: dict[str, CheckFunction] = {
     "L2": log_checks.check_consistent,
     "L3": log_checks.check_signed,
     "L4": log_checks.check_aggregates,
+    "V1": stream_checks.check_stream,
 }
 assert set(REGISTRY) == set(CHECK_BY_ID)
 
