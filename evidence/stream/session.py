@@ -1,0 +1,140 @@
+"""Run a recording from its plan to its last part, picking up a part that a killed process left.
+
+``record_stream`` plans a new recording and runs it; ``resume_recording`` runs one whose process
+stopped. Either way each part, once packaged, goes to ``on_part`` (the service accepts it for
+sealing) before the next begins, so a part that exists is never lost to a later crash. A part
+killed mid-stream is packaged as it stands (``interrupted`` is logged first) and, while the planned
+end is still ahead, the recording goes on as the next part, whose manifest names the previous
+part's fingerprint (``previous``) and whose log opens with the gap between the two.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from evidence.capture_errors import CaptureError
+from evidence.manifest import new_evidence_id
+from evidence.operator_key import OperatorKey
+from evidence.stream.package import build_stream_package
+from evidence.stream.recorder import ENDED_BY_DURATION, PartRecorder, Progress
+from evidence.stream.recording import (
+    DONE_NAME,
+    LOG_NAME,
+    WARC_NAME,
+    Plan,
+    StreamLog,
+    StreamWarc,
+    interruption_record,
+    last_sequence,
+    load_plan,
+    part_dir,
+    plan_recording,
+    reopen_part,
+    save_plan,
+)
+from evidence.upload import BuiltPackage
+from verifier.call_log import parse_call_log
+from verifier.package import Requester
+from verifier.stream_format import INTERRUPTED_STEP, PACKAGE_STEP, REMUX_STEP, SEGMENT_STEP
+
+ENDED_INTERRUPTED = "the recording process was interrupted"
+
+
+@dataclass(frozen=True)
+class Sink:
+    """Where a recording's packages go and who makes them."""
+
+    packages_dir: Path
+    operator: OperatorKey
+    requester: Requester
+    on_part: Callable[[BuiltPackage, Plan], None]
+    on_progress: Callable[[Progress], None] = lambda _: None
+
+
+def record_stream(streams_dir: Path, sink: Sink, *, url: str, seconds: float, matter: str | None = None,
+                  allow_private: bool = False) -> list[BuiltPackage]:
+    """Record ``url`` for ``seconds`` from now. Raises CaptureError when the stream cannot be read at all."""
+    now = datetime.now(UTC)
+    folder = plan_recording(streams_dir, url=url, seconds=seconds, starts=now, matter=matter,
+                            allow_private=allow_private, evidence_id=new_evidence_id(now))
+    return resume_recording(folder, sink)
+
+
+def _finish(folder: Path, plan: Plan, part: Path, log: StreamLog, ended: str, sink: Sink) -> BuiltPackage:
+    built = build_stream_package(part, plan, log, ended_because=ended, operator=sink.operator,
+                                 requester=sink.requester, packages_dir=sink.packages_dir)
+    sink.on_part(built, plan)
+    lines = parse_call_log((part / LOG_NAME).read_bytes())
+    # The last moment the part was still recording: before the lines that close it.
+    recording = [line for line in lines if line.step not in (INTERRUPTED_STEP, REMUX_STEP, PACKAGE_STEP)]
+    (part / DONE_NAME).write_text(json.dumps({"fingerprint": built.fingerprint.hex(),
+                                              "last_sequence": last_sequence(lines),
+                                              "last_logged_at": (recording or lines)[-1].time.isoformat()}))
+    return built
+
+
+def _advance(folder: Path, plan: Plan, part: Path) -> Plan | None:
+    """The plan of the next part after a packaged one, or None when the recording is over."""
+    done = json.loads((part / DONE_NAME).read_text())
+    shutil.rmtree(part / "media", ignore_errors=True)  # the segments are in the package's WARC now
+    if datetime.now(UTC) >= plan.deadline or done.get("ended") == "final":
+        save_plan(folder, Plan(**{**plan.__dict__, "finished": True}))
+        return None
+    following = plan.next_part(new_evidence_id(), done["fingerprint"], done["last_sequence"])
+    save_plan(folder, following)
+    return following
+
+
+def resume_recording(folder: Path, sink: Sink) -> list[BuiltPackage]:
+    """Run the recording in ``folder`` to its end; return the packages made by this call."""
+    built: list[BuiltPackage] = []
+    plan: Plan | None = load_plan(folder)
+    previous_logged_at: datetime | None = None
+    while plan is not None and not plan.finished:
+        part = part_dir(folder, plan)
+        if not (part / DONE_NAME).exists():
+            if (part / LOG_NAME).exists():
+                reopened = reopen_part(part)
+                if any(line.step != "start" for line in reopened.lines):
+                    reopened.log.record(INTERRUPTED_STEP, inputs=interruption_record(reopened.lines, datetime.now(UTC)))
+                    built.append(_finish(folder, plan, part, reopened.log, ENDED_INTERRUPTED, sink))
+                else:
+                    reopened.log.close()
+                    shutil.rmtree(part)  # killed before anything was recorded: start this part afresh
+                    continue
+            else:
+                package, ended = asyncio.run(_record_part(part, plan, sink, previous_logged_at))
+                built.append(package)
+                if ended != ENDED_BY_DURATION:
+                    done = json.loads((part / DONE_NAME).read_text())
+                    (part / DONE_NAME).write_text(json.dumps({**done, "ended": "final"}))
+        done = json.loads((part / DONE_NAME).read_text())
+        previous_logged_at = datetime.fromisoformat(done["last_logged_at"])
+        plan = _advance(folder, plan, part)
+    return built
+
+
+async def _record_part(part: Path, plan: Plan, sink: Sink,
+                       previous_logged_at: datetime | None) -> tuple[BuiltPackage, str]:
+    part.mkdir(parents=True, exist_ok=True)
+    log = StreamLog(part / LOG_NAME)
+    warc = StreamWarc(part / WARC_NAME, f"Tiezheng stream recording {plan.evidence_id}, part {plan.part}")
+    recorder = PartRecorder(part, plan, log, warc, previous_logged_at=previous_logged_at,
+                            on_progress=sink.on_progress)
+    try:
+        result = await recorder.run()
+    except CaptureError:
+        warc.close()
+        log.close()
+        if not any(line.step == SEGMENT_STEP for line in parse_call_log(log.path.read_bytes())):
+            shutil.rmtree(part.parent)  # nothing was recorded: no recording to resume
+        raise
+    warc.close()
+    folder = part.parent
+    return _finish(folder, plan, part, log, result.ended_because, sink), result.ended_because
