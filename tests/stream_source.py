@@ -34,7 +34,7 @@ class StreamSource:
 class _Handler(SimpleHTTPRequestHandler):
     source: StreamSource
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_GET(self) -> None:
         if self.source.blackout.is_set() and self.path.endswith((".m3u8", ".mpd")):
             self.send_error(503, "blacked out")
             return

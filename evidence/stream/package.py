@@ -103,9 +103,9 @@ def build_stream_package(part: Path, plan: Plan, log: StreamLog, *, ended_becaus
     artifacts += [artifact_of_bytes(PAGES_PATH, ROLES[PAGES_PATH], "application/x-ndjson", pages),
                   artifact_of_bytes(INDEX_PATH, ROLES[INDEX_PATH], "application/gzip", index.blocks),
                   artifact_of_bytes(INDEX_SUMMARY_PATH, ROLES[INDEX_SUMMARY_PATH], "text/plain", index.summary)]
-    log.record(PACKAGE_STEP, inputs={"evidence_id": plan.evidence_id, "artifacts": [artifact_json(a) for a in artifacts],
-                                     "not_logged_here": "the manifest, its signature and the package hash are "
-                                                        "made after this line"})
+    log.record(PACKAGE_STEP, inputs={
+        "evidence_id": plan.evidence_id, "artifacts": [artifact_json(a) for a in artifacts],
+        "not_logged_here": "the manifest, its signature and the package hash are made after this line"})
     log.close()
     ended = datetime.now(UTC)
     artifacts.insert(1 if mp4 is not None else 0,

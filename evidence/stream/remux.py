@@ -42,7 +42,8 @@ def ffmpeg_record() -> dict[str, str]:
     version = subprocess.run([str(binary), "-hide_banner", "-version"], capture_output=True, text=True,
                              timeout=30, check=False).stdout.splitlines()
     digest = hashlib.sha256(binary.read_bytes()).hexdigest()
-    return {"name": "ffmpeg", "version": (version[0] if version else "unknown").removeprefix("ffmpeg version ").split(" Copyright")[0],
+    first = (version[0] if version else "unknown").removeprefix("ffmpeg version ")
+    return {"name": "ffmpeg", "version": first.split(" Copyright")[0],
             "sha256": digest, "executable": str(binary)}
 
 

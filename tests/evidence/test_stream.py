@@ -105,7 +105,7 @@ def test_hls_stream_is_recorded_segment_by_segment_and_the_gap_is_named(hls_with
                     str(frame)], check=True, timeout=30)
     png = frame.read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
-    assert int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big") == (320, 240)
+    assert (int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")) == (320, 240)
     if os.environ.get("TIEZHENG_KEEP_FRAME"):
         Path(os.environ["TIEZHENG_KEEP_FRAME"]).write_bytes(png)
 
