@@ -44,11 +44,16 @@ class _Handler(SimpleHTTPRequestHandler):
         pass
 
 
-def ffmpeg_live(folder: Path, kind: str, *, segment: float = 0.5, rate: float = 4.0, window: int = 4) -> list[str]:
+def ffmpeg_live(folder: Path, kind: str, *, segment: float = 0.5, rate: float = 4.0, window: int = 4,
+                size: str = "320x240", bitrate: str | None = None) -> list[str]:
+    """The ffmpeg command; ``bitrate`` (say ``2M``) pads the video to a constant bitrate, like a real stream."""
     source = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-readrate", str(rate), "-f", "lavfi", "-i",
-              "testsrc=size=320x240:rate=20", "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency",
+              f"testsrc=size={size}:rate=20", "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency",
               "-g", str(int(20 * segment)), "-keyint_min", str(int(20 * segment)), "-sc_threshold", "0",
               "-pix_fmt", "yuv420p"]
+    if bitrate is not None:
+        source += ["-b:v", bitrate, "-minrate", bitrate, "-maxrate", bitrate, "-bufsize", bitrate,
+                   "-x264-params", "nal-hrd=cbr"]
     if kind == "hls":
         return [*source, "-f", "hls", "-hls_time", str(segment), "-hls_list_size", str(window),
                 "-hls_flags", "delete_segments+temp_file", str(folder / "live.m3u8")]
