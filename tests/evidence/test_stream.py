@@ -236,3 +236,67 @@ def test_durations_are_read_as_people_write_them() -> None:
     assert streams.parse_duration("90") == streams.parse_duration("90s") == 90
     with pytest.raises(ServiceError, match="not like 30m"):
         streams.parse_duration("soon")
+
+
+def _forge(package: Path, target: Path, *, lines: Any = None, stream: dict[str, Any] | None = None) -> Path:
+    """A copy whose log lines (re-chained, the manifest's log_head moved along) or claimed stream
+    record are changed: what a forger with the files but not the key could make. V1 must see it."""
+    from verifier.call_log import GENESIS, encode_line, line_sha256
+    from verifier.package import DATAPACKAGE_DIGEST_PATH, DATAPACKAGE_PATH
+    from verifier.wacz import Member, write_package
+
+    with zipfile.ZipFile(package) as archive:
+        entries = {n: archive.read(n) for n in archive.namelist()}
+    manifest = json.loads(entries["evidence/manifest.json"])
+    if lines is not None:
+        entries_log = [json.loads(line) for line in entries[CAPTURE_LOG_PATH].splitlines()]
+        head, out = GENESIS, []
+        for seq, entry in enumerate(lines(entries_log)):
+            entry.update(seq=seq, prev_sha256=head)
+            encoded = encode_line(entry)
+            head = line_sha256(encoded)
+            out.append(encoded)
+        entries[CAPTURE_LOG_PATH] = b"\n".join(out) + b"\n"
+        manifest["capture"]["log_head"] = head
+    if stream is not None:
+        manifest["capture"]["stream"].update(stream)
+    from verifier.canonical import canonical_json
+
+    entries["evidence/manifest.json"] = canonical_json(manifest)
+    metadata = json.loads(entries[DATAPACKAGE_PATH])
+    write_package(target, [Member(n, data=d) for n, d in entries.items()
+                           if n not in (DATAPACKAGE_PATH, DATAPACKAGE_DIGEST_PATH)],
+                  {k: v for k, v in metadata.items() if isinstance(v, str)})
+    return target
+
+
+def test_a_segment_dropped_from_the_log_without_a_gap_line_fails_v1(hls_with_gap: BuiltPackage,
+                                                                     tmp_path: Path) -> None:
+    def drop_one(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        segments = [i for i, e in enumerate(entries) if e["step"] == "segment"]
+        return [e for i, e in enumerate(entries) if i != segments[2]]
+
+    status, reason = _checks(_forge(hls_with_gap.path, tmp_path / "forged.wacz", lines=drop_one))["V1"]
+    assert status == "fail" and "missing and the recorder logged no gap for them" in reason
+
+
+def test_durations_that_do_not_add_up_fail_v1(hls_with_gap: BuiltPackage, tmp_path: Path) -> None:
+    claimed = _manifest(hls_with_gap.path)["capture"]["stream"]["media_seconds"]
+    forged = _forge(hls_with_gap.path, tmp_path / "forged.wacz", stream={"media_seconds": claimed + 30})
+    status, reason = _checks(forged)["V1"]
+    assert status == "fail" and "the segment durations add up to" in reason
+
+
+def test_a_hash_logged_late_is_named(hls_with_gap: BuiltPackage, tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    from verifier.call_log import parse_time
+    from verifier.manifest_writer import utc_iso
+
+    def late(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        segment = next(e for e in entries if e["step"] == "segment")
+        segment["inputs"]["arrived_at"] = utc_iso(parse_time(segment["time"]) - timedelta(seconds=2.5))
+        return entries
+
+    status, reason = _checks(_forge(hls_with_gap.path, tmp_path / "forged.wacz", lines=late))["V1"]
+    assert status == "warn" and "s after arrival (over 1 s)" in reason
