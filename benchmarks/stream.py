@@ -69,8 +69,10 @@ def run(seconds: float, rate: float, segment: float, size: str, bitrate: str) ->
                 "gaps": sum(line.step == "gap" for line in lines), "media_mb": round(megabytes, 2),
                 "package_mb": round(package.stat().st_size / 1e6, 2), "cpu_seconds": round(cpu, 2),
                 "cpu_seconds_per_stream_minute": round(cpu / (media / 60), 2) if media else None,
-                "delay_ms_p50": round(statistics.median(delays), 2), "delay_ms_p95": round(_percentile(delays, 0.95), 2),
-                "delay_ms_max": round(max(delays), 2), "video": f"{size} x264 ultrafast 20 fps, {bitrate}bit/s CBR"}
+                "delay_ms_p50": round(statistics.median(delays), 2),
+                "delay_ms_p95": round(_percentile(delays, 0.95), 2),
+                "delay_ms_max": round(max(delays), 2),
+                "video": f"{size} x264 ultrafast 20 fps, {bitrate}bit/s CBR"}
 
 
 def main() -> None:
