@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from api.service.errors import ServiceError
 from api.service.pipeline import accept_local, check_local_matter, local_requester
-from api.service.runtime import operator_for
+from api.service.runtime import engine_for, operator_for
 from api.service.settings import Settings
 
 if TYPE_CHECKING:
@@ -59,11 +59,22 @@ def _sink(settings: Settings, on_part: Callable[[BuiltPackage], None],
     from evidence.stream.session import Sink
 
     def accepted(built: BuiltPackage, plan: Plan) -> None:
-        accept_local(settings, built, matter=plan.matter)
+        # A part re-offered after a kill between accepting it and marking it done is accepted once.
+        if not _accepted(settings, built.evidence_id):
+            accept_local(settings, built, matter=plan.matter)
         on_part(built)
 
     return Sink(packages_dir=settings.packages_dir, operator=operator_for(settings), requester=local_requester(),
                 on_part=accepted, on_progress=on_progress)
+
+
+def _accepted(settings: Settings, evidence_id: str) -> bool:
+    from sqlmodel import Session, select
+
+    from anchor.store import SealItem
+
+    with Session(engine_for(settings)) as session:
+        return session.exec(select(SealItem.id).where(SealItem.evidence_id == evidence_id)).first() is not None
 
 
 def record_local(settings: Settings, url: str, seconds: float, *, matter: str | None = None,

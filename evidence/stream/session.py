@@ -39,8 +39,9 @@ from evidence.stream.recording import (
     save_plan,
 )
 from evidence.upload import BuiltPackage
-from verifier.call_log import parse_call_log
-from verifier.package import Requester
+from verifier.call_log import LogLine, parse_call_log
+from verifier.errors import InvalidPackage
+from verifier.package import Requester, open_package
 from verifier.stream_format import INTERRUPTED_STEP, PACKAGE_STEP, REMUX_STEP, SEGMENT_STEP
 
 ENDED_INTERRUPTED = "the recording process was interrupted"
@@ -70,13 +71,33 @@ def _finish(folder: Path, plan: Plan, part: Path, log: StreamLog, ended: str, si
     built = build_stream_package(part, plan, log, ended_because=ended, operator=sink.operator,
                                  requester=sink.requester, packages_dir=sink.packages_dir)
     sink.on_part(built, plan)
+    _mark_done(part, built, final=ended not in (ENDED_BY_DURATION, ENDED_INTERRUPTED))
+    return built
+
+
+def _packaged(packages_dir: Path, plan: Plan, lines: tuple[LogLine, ...]) -> BuiltPackage | None:
+    """The part's package when it was written whole: its manifest's log_head is the log's last line."""
+    path = packages_dir / f"{plan.evidence_id}.wacz"
+    if not lines or lines[-1].step != PACKAGE_STEP or not path.is_file():
+        return None
+    try:
+        package = open_package(path)
+    except InvalidPackage:
+        return None
+    if package.manifest.capture.get("log_head") != lines[-1].sha256:
+        return None
+    return BuiltPackage(evidence_id=plan.evidence_id, fingerprint=package.fingerprint, path=path)
+
+
+def _mark_done(part: Path, built: BuiltPackage, *, final: bool) -> None:
+    """Record that the part is packaged and accepted; ``final`` when the stream itself ended."""
     lines = parse_call_log((part / LOG_NAME).read_bytes())
     # The last moment the part was still recording: before the lines that close it.
     recording = [line for line in lines if line.step not in (INTERRUPTED_STEP, REMUX_STEP, PACKAGE_STEP)]
     (part / DONE_NAME).write_text(json.dumps({"fingerprint": built.fingerprint.hex(),
                                               "last_sequence": last_sequence(lines),
-                                              "last_logged_at": (recording or lines)[-1].time.isoformat()}))
-    return built
+                                              "last_logged_at": (recording or lines)[-1].time.isoformat(),
+                                              "ended": "final" if final else "part"}))
 
 
 def _advance(folder: Path, plan: Plan, part: Path) -> Plan | None:
@@ -101,7 +122,14 @@ def resume_recording(folder: Path, sink: Sink) -> list[BuiltPackage]:
         if not (part / DONE_NAME).exists():
             if (part / LOG_NAME).exists():
                 reopened = reopen_part(part)
-                if any(line.step != "start" for line in reopened.lines):
+                existing = _packaged(sink.packages_dir, plan, reopened.lines)
+                if existing is not None:  # killed after the package was written, before it was marked done
+                    reopened.log.close()
+                    sink.on_part(existing, plan)
+                    ended = open_package(existing.path).manifest.capture.get("stream", {}).get("ended_because")
+                    _mark_done(part, existing, final=ended not in (ENDED_BY_DURATION, ENDED_INTERRUPTED))
+                    built.append(existing)
+                elif any(line.step != "start" for line in reopened.lines):
                     reopened.log.record(INTERRUPTED_STEP, inputs=interruption_record(reopened.lines, datetime.now(UTC)))
                     built.append(_finish(folder, plan, part, reopened.log, ENDED_INTERRUPTED, sink))
                 else:
@@ -109,11 +137,7 @@ def resume_recording(folder: Path, sink: Sink) -> list[BuiltPackage]:
                     shutil.rmtree(part)  # killed before anything was recorded: start this part afresh
                     continue
             else:
-                package, ended = asyncio.run(_record_part(part, plan, sink, previous_logged_at))
-                built.append(package)
-                if ended != ENDED_BY_DURATION:
-                    done = json.loads((part / DONE_NAME).read_text())
-                    (part / DONE_NAME).write_text(json.dumps({**done, "ended": "final"}))
+                built.append(asyncio.run(_record_part(part, plan, sink, previous_logged_at)))
         done = json.loads((part / DONE_NAME).read_text())
         previous_logged_at = datetime.fromisoformat(done["last_logged_at"])
         plan = _advance(folder, plan, part)
@@ -121,7 +145,7 @@ def resume_recording(folder: Path, sink: Sink) -> list[BuiltPackage]:
 
 
 async def _record_part(part: Path, plan: Plan, sink: Sink,
-                       previous_logged_at: datetime | None) -> tuple[BuiltPackage, str]:
+                       previous_logged_at: datetime | None) -> BuiltPackage:
     part.mkdir(parents=True, exist_ok=True)
     log = StreamLog(part / LOG_NAME)
     warc = StreamWarc(part / WARC_NAME, f"Tiezheng stream recording {plan.evidence_id}, part {plan.part}")
@@ -133,8 +157,10 @@ async def _record_part(part: Path, plan: Plan, sink: Sink,
         warc.close()
         log.close()
         if not any(line.step == SEGMENT_STEP for line in parse_call_log(log.path.read_bytes())):
-            shutil.rmtree(part.parent)  # nothing was recorded: no recording to resume
+            # Nothing was recorded: a first part leaves no recording behind; a later part is tried
+            # afresh by the next --resume (the parts before it are packaged and accepted already).
+            shutil.rmtree(part.parent if plan.part == 1 else part)
         raise
     warc.close()
     folder = part.parent
-    return _finish(folder, plan, part, log, result.ended_because, sink), result.ended_because
+    return _finish(folder, plan, part, log, result.ended_because, sink)

@@ -300,3 +300,31 @@ def test_a_hash_logged_late_is_named(hls_with_gap: BuiltPackage, tmp_path: Path)
 
     status, reason = _checks(_forge(hls_with_gap.path, tmp_path / "forged.wacz", lines=late))["V1"]
     assert status == "warn" and "s after arrival (over 1 s)" in reason
+
+
+def test_a_part_killed_after_packaging_is_accepted_once(tmp_path: Path) -> None:
+    """Killed between writing the package and marking the part done: the resume offers the same
+    package again (no second package of the same part) and the sealing queue holds it once."""
+    from sqlmodel import Session, select
+
+    from anchor.store import SealItem
+    from api.service.runtime import engine_for
+    from evidence.stream.recording import DONE_NAME, load_plan, save_plan
+
+    folder = tmp_path / "site"
+    folder.mkdir()
+    subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i",
+                    "testsrc=size=160x120:rate=10:duration=1", "-c:v", "libx264", "-preset", "ultrafast",
+                    "-pix_fmt", "yuv420p", str(folder / "clip.mp4")], check=True, timeout=60)
+    settings = _settings(tmp_path / "data")
+    with serve_folder(folder) as source:
+        [first] = streams.record_local(settings, source.url("clip.mp4"), 60.0, allow_private=True)
+    [recording] = list((tmp_path / "data" / "streams").iterdir())
+    (recording / "part-1" / DONE_NAME).unlink()
+    plan = load_plan(recording)
+    save_plan(recording, type(plan)(**{**plan.__dict__, "finished": False}))
+    again = streams.resume_local(settings)
+    assert [(b.evidence_id, b.fingerprint) for b in again] == [(first.evidence_id, first.fingerprint)]
+    with Session(engine_for(settings)) as session:
+        assert len(session.exec(select(SealItem).where(SealItem.evidence_id == first.evidence_id)).all()) == 1
+    assert load_plan(recording).finished
