@@ -230,14 +230,6 @@ def test_a_private_stream_is_refused_without_allow_private(tmp_path: Path) -> No
     assert not list((tmp_path / "data" / "streams").glob("*"))
 
 
-def test_durations_are_read_as_people_write_them() -> None:
-    assert streams.parse_duration("30m") == 1800
-    assert streams.parse_duration("1h30m") == 5400
-    assert streams.parse_duration("90") == streams.parse_duration("90s") == 90
-    with pytest.raises(ServiceError, match="not like 30m"):
-        streams.parse_duration("soon")
-
-
 def _forge(package: Path, target: Path, *, lines: Any = None, stream: dict[str, Any] | None = None) -> Path:
     """A copy whose log lines (re-chained, the manifest's log_head moved along) or claimed stream
     record are changed: what a forger with the files but not the key could make. V1 must see it."""
