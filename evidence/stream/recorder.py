@@ -39,6 +39,7 @@ from evidence.stream.playlists import (
 from evidence.stream.recording import MEDIA_DIR, Plan, StreamLog, StreamWarc
 from evidence.stream.remux import probe_seconds
 from evidence.tls_policy import TlsPolicy
+from verifier.call_log import MAX_LOG_BYTES, MAX_LOG_LINES
 from verifier.manifest_writer import utc_iso
 from verifier.stream_format import GAP_STEP, PLAYLIST_STEP, SEGMENT_STEP, START_STEP
 
@@ -49,7 +50,13 @@ FETCH_TIMEOUT_SECONDS = 20.0
 MIN_POLL_SECONDS = 0.1
 MAX_POLL_SECONDS = 5.0
 
+#: A part is closed and the recording goes on in the next one before its log reaches the verifier's
+#: limits (verifier.call_log: MAX_LOG_LINES, MAX_LOG_BYTES), with room for the closing lines.
+MAX_PART_LINES = MAX_LOG_LINES - 500
+MAX_PART_LOG_BYTES = MAX_LOG_BYTES - (256 << 10)
+
 ENDED_BY_DURATION = "the requested duration was reached"
+ENDED_BY_SIZE = "the part reached its size limit; the recording goes on in the next part without a stop"
 ENDED_BY_SERVER = "the server ended the stream"
 ENDED_FILE = "the progressive file was complete"
 
@@ -90,6 +97,8 @@ class PartRecorder:
         self.gaps = 0
         self.started = datetime.now(UTC)
         self.delays: list[float] = []
+        self.last_playlist: tuple[int, str] | None = None
+        self.unchanged = 0
         (part / MEDIA_DIR).mkdir(parents=True, exist_ok=True)
 
     # -- logging -------------------------------------------------------------------------------
@@ -99,8 +108,9 @@ class PartRecorder:
             "evidence_id": self.plan.evidence_id, "url": self.plan.url, "recording_id": self.plan.recording_id,
             "part": self.plan.part, "requested_seconds": self.plan.requested_seconds, "ends_at": self.plan.ends_at,
             "previous": self.plan.previous, "previous_last_sequence": self.plan.previous_last_sequence,
+            "continues_without_stop": self.plan.continues_without_stop,
             "address_policy": self.policy.record(), "tls": self.tls.record()})
-        if self.plan.part > 1:
+        if self.plan.part > 1 and not self.plan.continues_without_stop:
             down = (datetime.now(UTC) - self.previous_logged_at).total_seconds() if self.previous_logged_at else None
             self.gaps += 1
             self.log.record(GAP_STEP, inputs={
@@ -127,11 +137,19 @@ class PartRecorder:
             self.log.record(PLAYLIST_STEP, inputs={"url": url}, outcome={"status": "error", "error": str(exc)})
             return None
         final = fetched.final
-        self.log.record(PLAYLIST_STEP, inputs={
-            "url": final.url, "http_status": final.status, "sha256": hashlib.sha256(fetched.body.data).hexdigest(),
-            "size": len(fetched.body.data), "warc_response_id": final.response_id,
-            "warc_end": self.warc.end_offset()},
-            outcome=None if final.status == 200 else {"status": "error", "error": f"HTTP {final.status}"})
+        digest = hashlib.sha256(fetched.body.data).hexdigest()
+        # Every reading is in the WARC; the log names a reading only when it changed (or failed), so
+        # an unchanged playlist read every second does not fill the log.
+        if (final.status, digest) != self.last_playlist:
+            self.last_playlist = (final.status, digest)
+            self.log.record(PLAYLIST_STEP, inputs={
+                "url": final.url, "http_status": final.status, "sha256": digest, "size": len(fetched.body.data),
+                "warc_response_id": final.response_id, "warc_end": self.warc.end_offset(),
+                "unchanged_readings_not_logged": self.unchanged},
+                outcome=None if final.status == 200 else {"status": "error", "error": f"HTTP {final.status}"})
+            self.unchanged = 0
+        else:
+            self.unchanged += 1
         return fetched if final.status == 200 else None
 
     async def _media(self, step: str, url: str, name: str, extra: dict[str, Any],
@@ -170,6 +188,9 @@ class PartRecorder:
         self._progress()
 
     # -- the loop --------------------------------------------------------------------------------
+
+    def _full(self) -> bool:
+        return self.log.lines >= MAX_PART_LINES or self.log.path.stat().st_size >= MAX_PART_LOG_BYTES
 
     def _time_left(self) -> float:
         return (self.plan.deadline - datetime.now(UTC)).total_seconds()
@@ -225,6 +246,7 @@ class PartRecorder:
 
     async def _follow(self, first: RawFetch, protocol: str) -> PartResult:
         url = first.final.url
+        self.last_playlist = (first.final.status, hashlib.sha256(first.body.data).hexdigest())
         self.log.record(PLAYLIST_STEP, inputs={
             "url": url, "protocol": protocol, "http_status": first.final.status,
             "sha256": hashlib.sha256(first.body.data).hexdigest(), "size": len(first.body.data),
@@ -246,6 +268,8 @@ class PartRecorder:
                     continue
                 if self._time_left() <= 0:
                     return PartResult(ENDED_BY_DURATION, protocol, url, self.delays)
+                if self._full():
+                    return PartResult(ENDED_BY_SIZE, protocol, url, self.delays)
                 await self._segment(segment)
             if listing.ended:
                 return PartResult(ENDED_BY_SERVER, protocol, url, self.delays)

@@ -50,16 +50,18 @@ class Plan:
     evidence_id: str
     previous: str | None = None
     previous_last_sequence: int | None = None
+    #: The previous part was closed at its size limit and this one started at once: no stop between.
+    continues_without_stop: bool = False
     finished: bool = False
 
     @property
     def deadline(self) -> datetime:
         return parse_time(self.ends_at)
 
-    def next_part(self, evidence_id: str, previous: str, last_sequence: int | None) -> Plan:
+    def next_part(self, evidence_id: str, previous: str, last_sequence: int | None, *, without_stop: bool) -> Plan:
         return replace(self, part=self.part + 1, evidence_id=evidence_id, previous=previous,
                        previous_last_sequence=last_sequence if last_sequence is not None
-                       else self.previous_last_sequence)
+                       else self.previous_last_sequence, continues_without_stop=without_stop)
 
 
 def new_recording_id(now: datetime) -> str:
@@ -105,6 +107,10 @@ def unfinished(streams_dir: Path) -> list[Path]:
 
 class StreamLog(CallLog):
     """The part's call log, which a restart can reopen to append to after cutting a torn last line."""
+
+    @property
+    def lines(self) -> int:
+        return self._seq
 
     @classmethod
     def reopen(cls, path: Path) -> tuple[StreamLog, tuple[LogLine, ...]]:

@@ -22,7 +22,7 @@ from evidence.capture_errors import CaptureError
 from evidence.manifest import new_evidence_id
 from evidence.operator_key import OperatorKey
 from evidence.stream.package import build_stream_package
-from evidence.stream.recorder import ENDED_BY_DURATION, PartRecorder, Progress
+from evidence.stream.recorder import ENDED_BY_DURATION, ENDED_BY_SIZE, PartRecorder, Progress
 from evidence.stream.recording import (
     DONE_NAME,
     LOG_NAME,
@@ -71,7 +71,8 @@ def _finish(folder: Path, plan: Plan, part: Path, log: StreamLog, ended: str, si
     built = build_stream_package(part, plan, log, ended_because=ended, operator=sink.operator,
                                  requester=sink.requester, packages_dir=sink.packages_dir)
     sink.on_part(built, plan)
-    _mark_done(part, built, final=ended not in (ENDED_BY_DURATION, ENDED_INTERRUPTED))
+    _mark_done(part, built, final=ended not in (ENDED_BY_DURATION, ENDED_INTERRUPTED, ENDED_BY_SIZE),
+               ended="size" if ended == ENDED_BY_SIZE else "part")
     return built
 
 
@@ -89,7 +90,7 @@ def _packaged(packages_dir: Path, plan: Plan, lines: tuple[LogLine, ...]) -> Bui
     return BuiltPackage(evidence_id=plan.evidence_id, fingerprint=package.fingerprint, path=path)
 
 
-def _mark_done(part: Path, built: BuiltPackage, *, final: bool) -> None:
+def _mark_done(part: Path, built: BuiltPackage, *, final: bool, ended: str = "part") -> None:
     """Record that the part is packaged and accepted; ``final`` when the stream itself ended."""
     lines = parse_call_log((part / LOG_NAME).read_bytes())
     # The last moment the part was still recording: before the lines that close it.
@@ -97,7 +98,7 @@ def _mark_done(part: Path, built: BuiltPackage, *, final: bool) -> None:
     (part / DONE_NAME).write_text(json.dumps({"fingerprint": built.fingerprint.hex(),
                                               "last_sequence": last_sequence(lines),
                                               "last_logged_at": (recording or lines)[-1].time.isoformat(),
-                                              "ended": "final" if final else "part"}))
+                                              "ended": "final" if final else ended}))
 
 
 def _advance(folder: Path, plan: Plan, part: Path) -> Plan | None:
@@ -107,7 +108,8 @@ def _advance(folder: Path, plan: Plan, part: Path) -> Plan | None:
     if datetime.now(UTC) >= plan.deadline or done.get("ended") == "final":
         save_plan(folder, Plan(**{**plan.__dict__, "finished": True}))
         return None
-    following = plan.next_part(new_evidence_id(), done["fingerprint"], done["last_sequence"])
+    following = plan.next_part(new_evidence_id(), done["fingerprint"], done["last_sequence"],
+                               without_stop=done.get("ended") == "size")
     save_plan(folder, following)
     return following
 
@@ -127,7 +129,8 @@ def resume_recording(folder: Path, sink: Sink) -> list[BuiltPackage]:
                     reopened.log.close()
                     sink.on_part(existing, plan)
                     ended = open_package(existing.path).manifest.capture.get("stream", {}).get("ended_because")
-                    _mark_done(part, existing, final=ended not in (ENDED_BY_DURATION, ENDED_INTERRUPTED))
+                    _mark_done(part, existing, final=ended not in (ENDED_BY_DURATION, ENDED_INTERRUPTED, ENDED_BY_SIZE),
+                               ended="size" if ended == ENDED_BY_SIZE else "part")
                     built.append(existing)
                 elif any(line.step != "start" for line in reopened.lines):
                     reopened.log.record(INTERRUPTED_STEP, inputs=interruption_record(reopened.lines, datetime.now(UTC)))

@@ -320,3 +320,27 @@ def test_a_part_killed_after_packaging_is_accepted_once(tmp_path: Path) -> None:
     with Session(engine_for(settings)) as session:
         assert len(session.exec(select(SealItem).where(SealItem.evidence_id == first.evidence_id)).all()) == 1
     assert load_plan(recording).finished
+
+
+def test_a_long_recording_goes_on_in_linked_parts_without_a_gap(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A part is closed before its log reaches the verifier's limits; the next starts at once, linked,
+    and V1 finds no gap between them (a small limit here stands for the real one)."""
+    from evidence.stream import recorder
+
+    monkeypatch.setattr(recorder, "MAX_PART_LINES", 14)
+    settings = _settings(tmp_path / "data")
+    with live_stream(tmp_path / "source", "hls", segment=0.5, rate=2.0, window=6) as source:
+        time.sleep(0.5)
+        built = streams.record_local(settings, source.url("live.m3u8"), 4.0, allow_private=True)
+    assert len(built) >= 2
+    sequences: list[int] = []
+    for before, after in zip(built, built[1:], strict=False):
+        assert _manifest(after.path)["previous"] == before.fingerprint.hex()
+        assert _manifest(before.path)["capture"]["stream"]["ended_because"].startswith("the part reached its size")
+    for package in built:
+        lines = _log(package.path)
+        assert not any(line.step == "gap" for line in lines)
+        sequences += [line.inputs["sequence"] for line in lines if line.step == "segment"]
+        assert _checks(package.path)["V1"][0] == "pass", _checks(package.path)["V1"]
+    assert sequences == list(range(sequences[0], sequences[0] + len(sequences)))  # nothing lost between parts

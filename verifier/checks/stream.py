@@ -168,7 +168,7 @@ def _sequence_findings(lines: tuple[LogLine, ...], media: list[LoggedMedia]) -> 
     gaps: list[str] = []
     problems: list[str] = []
     seen: set[tuple[int, int]] = set()
-    if type(previous) is int:
+    if type(previous) is int and any(line.step == GAP_STEP and line.inputs.get("between_parts") for line in lines):
         gaps.append(_restart_text(start, lines))
     for item in media:
         if item.sequence is None:
