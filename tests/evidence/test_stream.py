@@ -8,6 +8,7 @@ gap, and a tampered segment or log must fail it.
 from __future__ import annotations
 
 import gzip
+import itertools
 import json
 import os
 import signal
@@ -335,7 +336,7 @@ def test_a_long_recording_goes_on_in_linked_parts_without_a_gap(tmp_path: Path,
         built = streams.record_local(settings, source.url("live.m3u8"), 4.0, allow_private=True)
     assert len(built) >= 2
     sequences: list[int] = []
-    for before, after in zip(built, built[1:], strict=False):
+    for before, after in itertools.pairwise(built):
         assert _manifest(after.path)["previous"] == before.fingerprint.hex()
         assert _manifest(before.path)["capture"]["stream"]["ended_because"].startswith("the part reached its size")
     for package in built:
