@@ -132,7 +132,7 @@ def build_stream_package(part: Path, plan: Plan, log: StreamLog, *, ended_becaus
         evidence_id=plan.evidence_id, kind=STREAM_KIND, created_at=facts.started, operator=operator.manifest_operator(),
         requester=requester, note=f"live stream recording, part {plan.part}",
         target={"requested_url": plan.url, "playlist_url": facts.playlist_url, "protocol": facts.protocol},
-        capture=capture, artifacts=artifacts, matter=plan.matter,
+        capture=capture, artifacts=artifacts, matter=plan.matter, watch=plan.watch,
         previous=bytes.fromhex(plan.previous) if plan.previous else None)
     body = manifest.canonical_bytes
     members = [Member(a.path, path=files[a.path]) if a.path in files else Member(a.path, data=memory[a.path])

@@ -52,6 +52,8 @@ class Plan:
     previous_last_sequence: int | None = None
     #: The previous part was closed at its size limit and this one started at once: no stop between.
     continues_without_stop: bool = False
+    #: The watch this recording is a run of (its first part's ``previous`` is the watch's last run).
+    watch: str | None = None
     finished: bool = False
 
     @property
@@ -69,14 +71,16 @@ def new_recording_id(now: datetime) -> str:
 
 
 def plan_recording(streams_dir: Path, *, url: str, seconds: float, starts: datetime, matter: str | None,
-                   allow_private: bool, evidence_id: str) -> Path:
+                   allow_private: bool, evidence_id: str, previous: str | None = None,
+                   watch: str | None = None) -> Path:
     """Create the recording's folder and plan; return the folder."""
     recording_id = new_recording_id(starts)
     folder = streams_dir / recording_id
     folder.mkdir(parents=True)
     save_plan(folder, Plan(recording_id=recording_id, url=url, requested_seconds=seconds,
                            ends_at=utc_iso(starts + timedelta(seconds=seconds)), matter=matter,
-                           allow_private=allow_private, part=1, evidence_id=evidence_id))
+                           allow_private=allow_private, part=1, evidence_id=evidence_id, previous=previous,
+                           watch=watch))
     return folder
 
 

@@ -59,11 +59,14 @@ class Sink:
 
 
 def record_stream(streams_dir: Path, sink: Sink, *, url: str, seconds: float, matter: str | None = None,
-                  allow_private: bool = False) -> list[BuiltPackage]:
-    """Record ``url`` for ``seconds`` from now. Raises CaptureError when the stream cannot be read at all."""
+                  allow_private: bool = False, previous: str | None = None,
+                  watch: str | None = None) -> list[BuiltPackage]:
+    """Record ``url`` for ``seconds`` from now; a watch's run names the watch and its last run
+    (``previous``, hex). Raises CaptureError when the stream cannot be read at all."""
     now = datetime.now(UTC)
     folder = plan_recording(streams_dir, url=url, seconds=seconds, starts=now, matter=matter,
-                            allow_private=allow_private, evidence_id=new_evidence_id(now))
+                            allow_private=allow_private, evidence_id=new_evidence_id(now), previous=previous,
+                            watch=watch)
     return resume_recording(folder, sink)
 
 
