@@ -52,8 +52,9 @@ $(REPLAYWEB): package.json $(ANVIL)
 # Debian packages: the browser for capture, a CJK font for the bilingual PDF certificate, poppler to
 # look at that PDF as a person would, chrony (an NTP server for the clean-environment record's
 # tests), unzip (an independent zip reader for the one-reading tests), and SoftHSM2 (a PKCS#11
-# token) with OpenSC's pkcs11-tool for the signer's tests.
-DEBS := chromium fonts-wqy-microhei poppler-utils chrony unzip softhsm2 opensc
+# token) with OpenSC's pkcs11-tool for the signer's tests, and ffmpeg (remuxing recorded live
+# streams, and making the live test streams).
+DEBS := chromium fonts-wqy-microhei poppler-utils chrony unzip softhsm2 opensc ffmpeg
 debs:
 	@missing=$$(for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
@@ -78,6 +79,7 @@ bench: setup
 	$(PY) benchmarks/seal.py
 	PYTHONPATH=. $(PY) benchmarks/verify.py
 	$(PY) benchmarks/capture.py
+	$(PY) benchmarks/stream.py
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache

@@ -154,6 +154,10 @@ KIND_BASES: Mapping[str, tuple[Citation, ...]] = {
     "L3": (ART94_2,),
     "L4": (_c("evidence", "第九十三条第三项：有效的防止出错的监测、核查手段",
               "Art. 93(3): effective means of monitoring and checking against error"),),
+    "V1": (_c("evidence", "第九十三条第四项：完整地保存、传输、提取，方法可靠",
+              "Art. 93(4): kept, transmitted and extracted completely, by reliable methods"),
+           _c("evidence", "第九十三条第三项：有效的防止出错的监测、核查手段",
+              "Art. 93(3): effective means of monitoring and checking against error")),
 }
 ALL_RULES: Mapping[str, Rule] = {**RULES, **KIND_RULES}
 ALL_BASES: Mapping[str, tuple[Citation, ...]] = {**BASES, **KIND_BASES}

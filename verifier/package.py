@@ -63,7 +63,7 @@ ANCHOR_NAME = re.compile(r"^proof/anchor-(\d{1,20})\.json$")
 DATAPACKAGE_PATH = "datapackage.json"
 DATAPACKAGE_DIGEST_PATH = "datapackage-digest.json"
 MANIFEST_FORMAT = "tiezheng/1"
-KINDS = ("web-capture", "upload", "notice", "notice-reply", "log-export")
+KINDS = ("web-capture", "upload", "notice", "notice-reply", "log-export", "stream")
 #: Kinds whose files the platform did not fetch from the web: no network facts, capture log or browser.
 NOT_CAPTURED_KINDS = ("upload", "notice", "notice-reply", "log-export")
 TIMESTAMP_NAME = re.compile(r"^proof/timestamp-(\d{1,3})\.tsr$")

@@ -99,12 +99,13 @@ KIND_CHECKS: Mapping[str, tuple[CheckSpec, ...]] = {
     "notice": (CheckSpec("N2", "notice", "notice completeness"),),
     "notice-reply": (CheckSpec("N1", "notice", "reply provenance"),),
     "log-export": LOG_CHECKS,
+    "stream": (CheckSpec("V1", "stream", "stream segment chain"),),
 }
 CHECK_BY_ID: Mapping[str, CheckSpec] = {spec.id: spec for spec in
                                         (*CHECKS, *(s for specs in KIND_CHECKS.values() for s in specs))}
 GROUPS = ("source", "path", "hash", "time")
 #: Groups shown only when a report holds one of their checks.
-KIND_GROUPS = ("notice", "log")
+KIND_GROUPS = ("notice", "log", "stream")
 
 
 def checks_for(kind: str) -> tuple[CheckSpec, ...]:
@@ -160,6 +161,8 @@ FAILURE_MEANING: Mapping[str, str] = {
     "L2": "the log was rewritten: the checkpoint is not a prefix of the anchored one",
     "L3": "the checkpoint was not signed by the operator's key",
     "L4": "the aggregates do not follow from the disclosed events",
+    "V1": "the recorded stream is not the one served as logged: a segment was changed, reordered or dropped "
+          "without a trace, or the durations do not add up to the claimed span",
 }
 PROVES = (
     "The evidence files in this package existed, byte for byte, no later than the trusted timestamp "

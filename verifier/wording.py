@@ -24,6 +24,7 @@ TITLES_ZH: Mapping[str, str] = {
     "H1": "文件哈希值", "H2": "证据指纹", "H3": "默克尔包含证明", "H4": "可信时间戳", "H5": "区块链锚定",
     "T1": "时间一致", "T2": "上链前间隔", "N1": "回复来源", "N2": "通知要件",
     "L1": "事件包含证明", "L2": "检查点一致性", "L3": "检查点签名", "L4": "统计数据复算",
+    "V1": "直播流片段链",
 }
 STATUS_ZH: Mapping[str, str] = {"pass": "通过", "fail": "未通过", "warn": "警告", "skip": "未检查"}
 VERDICT_ZH: Mapping[str, str] = {
@@ -59,6 +60,7 @@ FAILURE_MEANING_ZH: Mapping[str, str] = {
     "L2": "日志被改写：该检查点不是已锚定检查点的前缀",
     "L3": "检查点并非由运营方密钥签署",
     "L4": "统计数据不能由所披露的事件复算得出",
+    "V1": "所录直播流与日志所记的播出内容不符：有片段被改动、调换顺序或无记录地缺失，或片段时长之和与声称的时长不符",
     "N1": "回复的 DKIM 签名不成立：回复已被改动，或并非来自其所称的域名",
     "N2": "封存的通知记录或 PDF 与实际发出的邮件所附内容不一致",
 }
@@ -165,6 +167,10 @@ def _pass_zh(check_id: str, facts: Mapping[str, Any], offline: bool) -> str:
         return "两个检查点的签名（C2SP signed-note，Ed25519）均由受信任的运营方密钥验证通过"
     if check_id == "L4":
         return "导出所附的统计表均可由所披露的事件复算得出"
+    if check_id == "V1":
+        count, first, last = (_get(facts, "stream", k) for k in ("segments", "first", "last"))
+        return (f"直播流的 {count} 个片段（序号 {first}–{last}）均在到达时以哈希值记入哈希链日志，"
+                "与网页存档中的片段逐字节一致；媒体序号连续无缺口，片段时长之和与声称的时长一致")
     if check_id == "N1":
         domain = _get(facts, "reply_provenance", "domain")
         return (f"回复的 DKIM 签名有效，签名域名为 {domain}，已依导入时封存的 DNS 密钥记录离线核验"
@@ -202,6 +208,9 @@ def compose_zh(check_id: str, status: str, facts: Mapping[str, Any], *, kind: st
             return "事件由申请人的系统发送至日志，并非平台抓取，因此没有取证环境记录"
         if check_id == "S4" and kind == "notice-reply":
             return "回复由申请人导入，并非平台直接接收；其来源由 N1 核验"
+        if check_id == "V1":
+            return ("直播流片段均在到达时记入日志，与网页存档逐字节一致，时长相符；但录制中存在缺口"
+                    "（已由录制程序记录，缺失的序号范围见英文原因），或个别片段哈希值记入日志晚于一秒")
         unclean = _get(facts, "environment", "clean_check", "unclean_or_unknown")
         if check_id == "S4" and isinstance(unclean, list) and unclean:
             return f"取证环境记录中有 {len(unclean)} 项未显示为清洁或无法确认，需逐项审查（见英文原因）"
@@ -210,6 +219,8 @@ def compose_zh(check_id: str, status: str, facts: Mapping[str, Any], *, kind: st
         return f"无法判断：所给信任配置中缺少 {lacking}"
     if kind == "upload" and check_id in ("S3", "P1", "P2"):
         return "文件由申请人上传，并非平台抓取，因此没有此项记录"
+    if kind == "stream" and check_id == "S3":
+        return "直播流录制未单独记录网络事实；每个片段的服务器地址见网页存档记录（WARC-IP-Address）"
     if kind == "log-export" and check_id in ("S3", "P1", "P2"):
         return "日志事件由申请人的系统发送，并非平台抓取，因此没有此项记录"
     if check_id == "L4":

@@ -158,6 +158,9 @@ def watch_add(url: Annotated[str, typer.Argument(metavar="URL")],
               subject: Annotated[str | None, typer.Option(help="Seller, account id or shop URL.")] = None,
               field: Annotated[list[str] | None, typer.Option(
                   metavar="NAME=CSS_SELECTOR", help="A key field to compare between runs; may repeat.")] = None,
+              stream: Annotated[str | None, typer.Option(
+                  metavar="TIME", help="A live stream: record it this long (30m) at each run, as `capture-stream` "
+                                       "does.")] = None,
               data_dir: DataDir = None, as_json: JsonFlag = False) -> None:
     """Watch a page: capture it now and every interval; each run is sealed and chained to the last."""
     from api.service.local_cases import add_watch
@@ -166,7 +169,7 @@ def watch_add(url: Annotated[str, typer.Argument(metavar="URL")],
         raise UserError(f"{url!r} has no scheme", "give an http:// or https:// URL")
     with _as_user_errors("see `tiezheng watch add --help`"):
         watch = add_watch(writable_settings(data_dir), url=url, every=every, until=_until(until), matter=matter,
-                          subject=subject, fields=field)
+                          subject=subject, fields=field, stream=stream)
     if as_json:
         _print_json(watch.model_dump(mode="json"))
     else:

@@ -23,6 +23,7 @@ from api.cli.doctor import doctor
 from api.cli.help_text import plain_help_types
 from api.cli.log import log_app
 from api.cli.notice import notice_app
+from api.cli.stream import capture_stream
 from api.cli.support import DataDir, JsonFlag, UserError, apply_global_options, existing_settings, input_file
 from api.cli.support import writable_settings as _settings
 from api.cli.worker import worker_app
@@ -42,6 +43,7 @@ app.add_typer(trust_app, name="trust")
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(keys_app, name="keys")
 app.command()(capture)
+app.command("capture-stream")(capture_stream)
 app.command()(doctor)
 app.add_typer(worker_app, name="worker")
 app.add_typer(matter_app, name="matter")

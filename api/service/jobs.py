@@ -139,6 +139,12 @@ def _run_capture(engine: Engine, settings: Settings, *, row_id: str, owner: str,
         return _fail(engine, row_id, tenant_id, "web capture is turned off on this server "
                                                 "(TIEZHENG_CAPTURE_ENABLED=false); upload the files instead",
                      owner=owner)
+    if context.stream_seconds is not None:
+        from api.service.stream_job import run_stream
+
+        return run_stream(engine, settings, row_id=row_id, owner=owner, url=url, note=note, tenant_id=tenant_id,
+                          key_id=key_id, requester=requester, context=context,
+                          fail=lambda reason: _fail(engine, row_id, tenant_id, reason, owner=owner))
     try:
         from evidence.capture_options import CaptureOptions
 

@@ -76,12 +76,18 @@ def show_matter(settings: Settings, matter_id: str) -> MatterView:
 
 def add_watch(settings: Settings, *, url: str, every: str, until: datetime | None = None,
               matter: str | None = None, subject: str | None = None,
-              fields: list[str] | None = None) -> WatchPublic:
+              fields: list[str] | None = None, stream: str | None = None) -> WatchPublic:
+    """A new watch; with ``stream`` (``30m``), each run records the live stream at ``url`` that long."""
+    stream_seconds = None
+    if stream is not None:
+        from api.service.streams import parse_duration
+
+        stream_seconds = round(parse_duration(stream))
     with Session(database(settings)) as session:
         watch = watches.create(session, tenant_id=matters.local_tenant_id(session), api_key_id=None, url=url,
                                every_seconds=watches.parse_every(every), min_seconds=settings.watch_min_seconds,
                                until=until, matter_id=matter, subject=subject,
-                               fields=watches.parse_fields(fields or []))
+                               fields=watches.parse_fields(fields or []), stream_seconds=stream_seconds)
         session.commit()
         return watches.public(watch)
 

@@ -52,6 +52,7 @@ class EvidenceKind(StrEnum):
     WEB_CAPTURE = "web-capture"
     NOTICE = "notice"
     NOTICE_REPLY = "notice-reply"
+    STREAM = "stream"
 
 
 # -- tenants ---------------------------------------------------------------------------------------
@@ -322,6 +323,8 @@ class Watch(ApiTable, table=True):
     #: The fingerprint (hex) of the newest run's package: the next run's ``previous``.
     last_fingerprint: str | None = Field(default=None, max_length=64)
     created_at: datetime = Field(default_factory=utcnow)
+    #: Set for a stream watch: each run records the live stream at ``url`` for this many seconds.
+    stream_seconds: int | None = None
 
 
 class SlotState(StrEnum):
@@ -411,6 +414,7 @@ class WatchPublic(SQLModel):
     next_slot: datetime
     last_fingerprint: str | None
     created_at: datetime
+    stream_seconds: int | None = None
     slots: list[WatchSlotPublic] = []
 
 

@@ -38,6 +38,8 @@ from api.service.models import (
 )
 
 WATCH_ID_RANDOM_BYTES = 8
+#: The longest recording one run of a stream watch may make.
+MAX_STREAM_SECONDS = 24 * 3600
 #: Key fields per watch, and how long a name or selector may be (they go into change.json).
 MAX_FIELDS = 20
 MAX_FIELD_NAME_CHARS = 60
@@ -101,7 +103,7 @@ def _aware(moment: datetime) -> datetime:
 def create(session: Session, *, tenant_id: int, api_key_id: int | None, url: str, every_seconds: int,
            min_seconds: int, until: datetime | None = None, matter_id: str | None = None,
            subject: str | None = None, fields: dict[str, str] | None = None,
-           now: datetime | None = None) -> Watch:
+           now: datetime | None = None, stream_seconds: int | None = None) -> Watch:
     """A new active watch whose first slot is now. Raises ApiError 422 (bad values) or 404 (matter)."""
     now = now or utcnow()
     if not min_seconds <= every_seconds <= MAX_EVERY_SECONDS:
@@ -111,10 +113,15 @@ def create(session: Session, *, tenant_id: int, api_key_id: int | None, url: str
         raise ApiError(422, "invalid_request", "until: must be in the future")
     if subject is not None and len(subject) > MAX_SUBJECT_CHARS:
         raise ApiError(422, "invalid_request", f"subject: at most {MAX_SUBJECT_CHARS} characters")
+    if stream_seconds is not None and not 0 < stream_seconds <= min(every_seconds, MAX_STREAM_SECONDS):
+        # Runs of one watch never overlap: a recording ends before the next slot.
+        raise ApiError(422, "invalid_request", f"stream: between 1 s and the interval (at most "
+                                               f"{MAX_STREAM_SECONDS // 3600} hours)")
     checked = _checked_fields(dict(fields or {}))
     watch = Watch(id=new_watch_id(), tenant_id=tenant_id, api_key_id=api_key_id, url=url,
                   every_seconds=every_seconds, until=until, matter_id=matter_id, subject=subject or None,
-                  fields=json.dumps(checked, sort_keys=True), next_slot=now, created_at=now)
+                  fields=json.dumps(checked, sort_keys=True), next_slot=now, created_at=now,
+                  stream_seconds=stream_seconds)
     if matter_id is not None:
         matter = matters.get(session, tenant_id=tenant_id, matter_id=matter_id)
         session.add(watch)
@@ -169,7 +176,7 @@ def public(watch: Watch, slots: Sequence[WatchSlot] = ()) -> WatchPublic:
     return WatchPublic(id=watch.id, url=watch.url, every_seconds=watch.every_seconds, until=watch.until,
                        matter=watch.matter_id, subject=watch.subject, fields=json.loads(watch.fields),
                        state=watch.state, next_slot=watch.next_slot, last_fingerprint=watch.last_fingerprint,
-                       created_at=watch.created_at,
+                       created_at=watch.created_at, stream_seconds=watch.stream_seconds,
                        slots=[WatchSlotPublic(slot_time=s.slot_time, state=s.state, reason=s.reason,
                                               evidence_id=s.evidence_ref, fingerprint=s.fingerprint) for s in slots])
 
@@ -188,6 +195,8 @@ class RunContext:
     previous_package: str | None = None
     watch_id: str | None = None
     fields: dict[str, str] = field(default_factory=dict)
+    #: A stream watch's run: record the stream for this many seconds instead of capturing a page.
+    stream_seconds: int | None = None
 
 
 def run_context(session: Session, *, row: Evidence) -> RunContext:
@@ -206,7 +215,8 @@ def run_context(session: Session, *, row: Evidence) -> RunContext:
             select(Evidence.package_sha256).join(WatchSlot, col(WatchSlot.evidence_ref) == col(Evidence.id))
             .where(WatchSlot.watch_id == watch.id, WatchSlot.fingerprint == watch.last_fingerprint)).first()
     return RunContext(matter=matter or watch.matter_id, subject=watch.subject, previous=watch.last_fingerprint,
-                      previous_package=previous_package, watch_id=watch.id, fields=json.loads(watch.fields))
+                      previous_package=previous_package, watch_id=watch.id, fields=json.loads(watch.fields),
+                      stream_seconds=watch.stream_seconds)
 
 
 def record_run(session: Session, *, row_id: str, fingerprint: str) -> None:

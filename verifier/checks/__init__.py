@@ -42,6 +42,7 @@ REGISTRY: dict[str, tuple[str, str]] = {
     "L2": ("log_export", "check_consistent"),
     "L3": ("log_export", "check_signed"),
     "L4": ("log_export", "check_aggregates"),
+    "V1": ("stream", "check_stream"),
 }
 assert set(REGISTRY) == set(CHECK_BY_ID)
 

@@ -18,6 +18,7 @@ from verifier.capture_format import RECORDER_KIND
 from verifier.checks.capture_material import capture_times
 from verifier.checks.context import Context, Outcome, Skip
 from verifier.checks.environment_record import judge_environment_record
+from verifier.checks.stream import check_stream_environment
 from verifier.court_time import plural
 from verifier.verdict import Status
 
@@ -87,6 +88,8 @@ def check_capture_environment(ctx: Context) -> Outcome:
     if manifest.kind == "notice":
         raise Skip("notice: sent by the platform's mailer, not captured with a browser; the SMTP transcript is sealed")
     capture = manifest.capture
+    if manifest.kind == "stream":
+        return check_stream_environment(ctx, _tool_problems(capture.get("tools")))
     problems = _tool_problems(capture.get("tools")) + _browser_problems(capture.get("browser"))
     if not isinstance(capture.get("clock_source"), Mapping):
         problems.append("the clock source is not recorded")

@@ -6,6 +6,7 @@ from typing import Any
 
 from verifier.checks.context import Context, Outcome, Skip
 from verifier.checks.corroboration import check_corroborates, check_log_chain
+from verifier.checks.stream import check_stream_corroboration, check_stream_log
 from verifier.court_time import plural
 from verifier.errors import InvalidPackage
 from verifier.package import (
@@ -20,6 +21,7 @@ from verifier.package import (
     TIMESTAMP_NAME,
     TSA_CERTS_NAME,
 )
+from verifier.stream_format import STREAM_KIND
 from verifier.verdict import Status
 
 #: Files a package holds besides the artifacts its manifest lists.
@@ -31,6 +33,8 @@ def check_call_log(ctx: Context) -> Outcome:
     """P1: the capture log's hash chain is intact, its times monotonic, every step automated."""
     if ctx.package.manifest.kind == "upload":
         raise Skip("upload: no capture log; the files were received, not captured")
+    if ctx.package.manifest.kind == STREAM_KIND:
+        return check_stream_log(ctx)
     if ctx.package.manifest.kind == "log-export":
         raise Skip("log-export: events recorded by an append-only log, not a web capture: no capture log (L1-L4 "
                    "check the log)")
@@ -44,6 +48,8 @@ def check_corroboration(ctx: Context) -> Outcome:
     """P2: screenshot, source, DOM and WARC corroborate each other."""
     if ctx.package.manifest.kind == "upload":
         raise Skip("upload: no capture log or recorded traffic to corroborate")
+    if ctx.package.manifest.kind == STREAM_KIND:
+        return check_stream_corroboration(ctx)
     if ctx.package.manifest.kind == "log-export":
         raise Skip("log-export: events recorded by an append-only log: no web traffic to corroborate")
     if ctx.package.manifest.kind in NOT_CAPTURED_KINDS:

@@ -74,6 +74,9 @@ def check_network(ctx: Context) -> Outcome:
     """S3: the server IP is among the DNS answers; the TLS chain covers the host."""
     if ctx.package.manifest.kind == "upload":
         raise Skip("upload: no network facts; the platform received the files, it did not fetch them")
+    if ctx.package.manifest.kind == "stream":
+        raise Skip("stream: no separate network facts are recorded; every segment's WARC record names the server "
+                   "address it came from (WARC-IP-Address)")
     if ctx.package.manifest.kind == "log-export":
         raise Skip("log-export: events sent to the log by the requester's systems, not fetched: no network facts")
     if ctx.package.manifest.kind in NOT_CAPTURED_KINDS:

@@ -45,6 +45,7 @@ GROUP_LABELS: Mapping[str, tuple[str, str]] = {
     "time": ("Time", "时间"),
     "notice": ("Notice and reply", "通知与回复"),
     "log": ("Event log", "事件日志"),
+    "stream": ("Live stream", "直播流"),
 }
 STATUS_LABELS: Mapping[Status, tuple[str, str]] = {
     status: ("not checked" if status is Status.SKIP else status.value, STATUS_ZH[status.value]) for status in Status}

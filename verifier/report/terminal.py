@@ -41,7 +41,8 @@ STATUS_STYLE = {Status.PASS: "bold green", Status.FAIL: "bold red", Status.WARN:
 VERDICT_STYLE = {Verdict.VERIFIED: "bold white on green", Verdict.VERIFIED_OFFLINE: "bold black on yellow",
                  Verdict.FAILED: "bold white on red", Verdict.UNUSABLE: "bold white on red",
                  Verdict.CANNOT_JUDGE: "bold black on bright_white"}
-GROUP_ZH = {"source": "来源", "path": "路径", "hash": "哈希", "time": "时间", "notice": "通知", "log": "日志"}
+GROUP_ZH = {"source": "来源", "path": "路径", "hash": "哈希", "time": "时间", "notice": "通知", "log": "日志",
+            "stream": "直播流"}
 FINDINGS_TITLE = {Verdict.VERIFIED_OFFLINE: ("not checked offline", "离线未核对"),
                   Verdict.FAILED: ("what failed and what it means", "未通过的检查及其含义"),
                   Verdict.UNUSABLE: ("why it could not be read", "无法读取的原因"),
