@@ -26,14 +26,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
-
-from playwright.async_api import Error as PlaywrightError
-from playwright.async_api import Page
-from playwright.async_api import TimeoutError as PlaywrightTimeout
+from typing import TYPE_CHECKING, Any
 
 from evidence.capture_errors import CaptureError
 from verifier.capture_format import SCRIPTED_STEP, STEP_SCREENSHOT_PATH
+
+if TYPE_CHECKING:  # parsing a step list (the API does) needs no browser; running one loads Playwright
+    from playwright.async_api import Page
 
 ACTIONS = ("scroll", "click", "wait_for", "type", "dismiss_cookie_banner", "expand_all")
 MAX_STEPS = 20
@@ -219,7 +218,7 @@ def parse_steps_text(text: str) -> object:
 
 
 #: What run_steps needs from the capture: a scroll pass, a file writer and the call log.
-ScrollPass = Callable[[Page], Any]
+ScrollPass = Callable[["Page"], Any]
 WriteFile = Callable[[str, bytes], dict[str, Any]]
 LogStep = Callable[..., str]
 
@@ -227,6 +226,9 @@ LogStep = Callable[..., str]
 async def run_steps(page: Page, steps: tuple[Step, ...], *, scroll: ScrollPass, write_file: WriteFile,
                     log: LogStep) -> None:
     """Run each step, take its viewport screenshot and log both. Raises StepError naming the step."""
+    from playwright.async_api import Error as PlaywrightError
+    from playwright.async_api import TimeoutError as PlaywrightTimeout
+
     for number, step in enumerate(steps, start=1):
         where = f"step {number} ({step.describe()[:120]})"
         try:
@@ -281,6 +283,9 @@ async def _run_one(page: Page, step: Step, scroll: ScrollPass, where: str) -> di
 
 async def _expand_all(page: Page, selector: str) -> dict[str, Any]:
     """Click each visible match once; repeat for matches that appear after, within the bounds."""
+    from playwright.async_api import Error as PlaywrightError
+    from playwright.async_api import TimeoutError as PlaywrightTimeout
+
     clicked_set = await page.evaluate_handle("() => new WeakSet()")
     clicks, rounds = 0, 0
     while rounds < MAX_EXPAND_ROUNDS and clicks < MAX_EXPAND_CLICKS:
