@@ -12,7 +12,8 @@ A step list is JSON or YAML: a list (or ``{"steps": [...]}``) of steps, each a l
 
 Objects spell the same: ``{"action": "click", "selector": "#more"}``, ``{"action": "wait_for", "ms": 500}``,
 ``{"action": "type", "selector": "#q", "text": "shoes"}``. Selectors are Playwright selectors (CSS by
-default). ``preset:NAME`` names a step list shipped in ``evidence/step_presets/``.
+default); in YAML, quote a line that holds " #" (``- "click #more"``), or the rest is a comment.
+``preset:NAME`` names a step list shipped in ``evidence/step_presets/``.
 
 The list is checked once (``parse_steps``: count, lengths, waits), before anything runs. Each step is then
 logged as one call-log line with the viewport screenshot taken after it (``evidence/step-NN.png``).

@@ -10,9 +10,11 @@ from __future__ import annotations
 import http.server
 import io
 import json
+import re
 import shutil
 import subprocess
 import threading
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ from evidence.capture_errors import CaptureError
 from evidence.capture_steps import StepError, load_steps, parse_steps
 from evidence.operator_key import OperatorKey
 from tests.capture_site import BrowserRunner, member, statuses, verify
+from tests.tamper import flip_byte, replace_entry, rewrite
 from verifier import canonical
 from verifier.verdict import Status
 from verifier.webm import read_webm
@@ -155,3 +158,113 @@ def test_video_covers_every_logged_step(stepped: Path, trust: Path, tmp_path: Pa
     with Image.open(frame) as picture:
         spread = ImageStat.Stat(picture.convert("L")).stddev[0]
     assert spread > 10, f"the frame is nearly uniform (stddev {spread:.1f})"
+
+
+def _resigned(source: Path, target: Path, operator: OperatorKey, name: str, data: bytes) -> Path:
+    """``name`` replaced by ``data``, the manifest's hash of it updated and the manifest signed again: what
+    a dishonest operator could do. H1 then holds; only the log's hash (and the file itself) can tell."""
+    manifest = json.loads(member(source, MANIFEST))
+    for artifact in manifest["artifacts"]:
+        if artifact["path"] == name:
+            artifact.update(sha256=canonical.sha256_hex(data), size=len(data))
+    body = canonical.canonical_json(manifest)
+    return rewrite(source, target, lambda n, d: {name: data, MANIFEST: body,
+                                                 SIGNATURE: operator.sign_manifest(body)}.get(n, d))
+
+
+def _short_webm(tmp_path: Path) -> bytes:
+    out = tmp_path / "short.webm"
+    subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i",
+                    "testsrc=size=320x200:rate=5:duration=1", "-c:v", "libvpx", "-deadline", "realtime",
+                    str(out)], check=True, timeout=60)
+    return out.read_bytes()
+
+
+def test_a_tampered_video_fails_p2(stepped: Path, operator: OperatorKey, trust: Path, tmp_path: Path) -> None:
+    flipped = replace_entry(stepped, tmp_path / "flipped.wacz", VIDEO, lambda d: flip_byte(d, len(d) // 2))
+    report = verify(flipped, trust)
+    assert report.result("H1").status is Status.FAIL and report.result("P2").status is Status.FAIL
+    assert f"{VIDEO} has sha256" in report.result("P2").reason
+    # Swapped for a one-second clip and signed again: the manifest agrees, the log and the duration do not.
+    swapped = verify(_resigned(stepped, tmp_path / "short.wacz", operator, VIDEO, _short_webm(tmp_path)), trust)
+    assert swapped.result("H1").status is Status.PASS and swapped.result("P2").status is Status.FAIL
+    reason = swapped.result("P2").reason
+    assert f"{VIDEO} has sha256" in reason and "less than the" in reason and "'video-start' to 'dom'" in reason
+    # Cut short (truncated) and signed again: not a readable WebM.
+    data = member(stepped, VIDEO)
+    cut = verify(_resigned(stepped, tmp_path / "cut.wacz", operator, VIDEO, data[:len(data) // 2]), trust)
+    assert cut.result("P2").status is Status.FAIL
+    assert f"{VIDEO} is not a readable WebM video" in cut.result("P2").reason
+
+
+def test_a_video_the_log_recorded_must_be_there(stepped: Path, operator: OperatorKey, trust: Path,
+                                                tmp_path: Path) -> None:
+    manifest = json.loads(member(stepped, MANIFEST))
+    manifest["artifacts"] = [a for a in manifest["artifacts"] if a["path"] != VIDEO]
+    body = canonical.canonical_json(manifest)
+    dropped = rewrite(stepped, tmp_path / "dropped.wacz", lambda n, d: None if n == VIDEO else
+                      {MANIFEST: body, SIGNATURE: operator.sign_manifest(body)}.get(n, d))
+    report = verify(dropped, trust)
+    assert report.result("P2").status is Status.FAIL
+    assert f"the capture log says a session video was recorded, but {VIDEO} is missing" in report.result("P2").reason
+
+
+def test_no_video_and_a_preset(runner: BrowserRunner, thread_url: str, operator: OperatorKey, trust: Path,
+                               packages: Path) -> None:
+    built = runner.capture(thread_url, packages, operator, video=False, steps=load_steps("preset:expand-comments"))
+    with zipfile.ZipFile(built.path) as archive:
+        assert VIDEO not in archive.namelist()
+    log = _log(built.path)
+    assert not {"video-start", "video"} & {line["step"] for line in log}
+    # The preset's expand_all finds "Show comments" and then each "Show replies" that appears.
+    expand = next(line for line in log if line["inputs"].get("action") == "expand_all")
+    assert expand["outcome"]["clicked"] == 3 and expand["outcome"]["rounds"] >= 2
+    assert "Reply to buyer-1: same here" in member(built.path, "evidence/dom.html").decode()
+    manifest = json.loads(member(built.path, MANIFEST))
+    assert manifest["capture"]["options"]["video"] is False
+    found = statuses(verify(built.path, trust))
+    assert found["P1"] == found["P2"] == "pass"
+
+
+def test_typing_into_a_password_field_is_refused(runner: BrowserRunner, thread_url: str, operator: OperatorKey,
+                                                 packages: Path) -> None:
+    with pytest.raises(CaptureError, match=r"step 1 \(type #pw 'hunter2'\): refused to type into a password "
+                                           r"field; secrets never enter a capture"):
+        runner.capture(thread_url, packages, operator, video=False, steps=parse_steps(["type #pw hunter2"]))
+    with pytest.raises(CaptureError, match=r"step 1 \(click #absent\): nothing matched within 10 s"):
+        runner.capture(thread_url, packages, operator, video=False, steps=parse_steps(["click #absent"]))
+    assert not list(packages.glob("*.wacz"))
+
+
+@pytest.mark.parametrize(("raw", "message"), [
+    ([], "give 1 to 20 steps, not 0"),
+    (["scroll"] * 21, "give 1 to 20 steps, not 21"),
+    ("scroll", "the steps must be a list"),
+    (["fly away"], "step 1: unknown action 'fly'"),
+    (["scroll now"], "step 1: scroll takes nothing after it"),
+    (["click"], "step 1 (click) needs a selector"),
+    (["wait_for 999999"], "step 1: wait_for takes a selector or ms from 1 to 30000"),
+    ([{"action": "type", "selector": "#q"}], "step 1: type needs a text of 1 to 1000 characters"),
+    ([{"action": "click", "selector": "#q", "x": 1}], "step 1: unknown field 'x'"),
+    ([{"action": "click", "selector": "a" * 501}], "at most 500 characters"),
+    ([7], "step 1 is neither a line of text nor an object"),
+])
+def test_bad_step_lists_are_refused_in_one_line(raw: object, message: str) -> None:
+    with pytest.raises(StepError, match=re.escape(message)):
+        parse_steps(raw)
+
+
+def test_step_lists_in_json_yaml_and_presets(tmp_path: Path) -> None:
+    # In YAML a line holding " #" must be quoted (else the rest is a comment).
+    (tmp_path / "steps.yaml").write_text('steps:\n  - "click #more"\n  - {action: wait_for, ms: 250}\n'
+                                         '  - "type #q red shoes"\n')
+    steps = load_steps(str(tmp_path / "steps.yaml"))
+    assert [s.record() for s in steps] == [{"action": "click", "selector": "#more"},
+                                           {"action": "wait_for", "ms": 250},
+                                           {"action": "type", "selector": "#q", "text": "red shoes"}]
+    (tmp_path / "steps.json").write_text('["scroll", "expand_all .more"]')
+    assert [s.action for s in load_steps(str(tmp_path / "steps.json"))] == ["scroll", "expand_all"]
+    for preset in ("expand-comments", "load-more", "close-modal"):
+        assert load_steps(f"preset:{preset}")
+    with pytest.raises(StepError, match="no step preset 'nope'"):
+        load_steps("preset:nope")
