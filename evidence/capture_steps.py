@@ -43,8 +43,12 @@ MAX_TEXT_CHARS = 1000
 MAX_WAIT_MS = 30_000
 #: How long a step waits for its element to appear (and for a click to be possible).
 STEP_ELEMENT_TIMEOUT_MS = 10_000
-#: After each step, how long to let the page's own requests settle before the step's screenshot.
+#: After each step: the page is settled when none of its requests has been in flight for SETTLE_QUIET_MS,
+#: waited for at most SETTLE_AFTER_STEP_MS. (Playwright's "networkidle" load state cannot serve: once a
+#: page reached it, waiting for it returns at once, whatever a click started since.)
 SETTLE_AFTER_STEP_MS = 3_000
+SETTLE_QUIET_MS = 300
+SETTLE_POLL_MS = 50
 MAX_EXPAND_CLICKS = 100
 MAX_EXPAND_ROUNDS = 10
 PRESET_PREFIX = "preset:"
@@ -224,34 +228,69 @@ WriteFile = Callable[[str, bytes], dict[str, Any]]
 LogStep = Callable[..., str]
 
 
+class _Traffic:
+    """The page's requests in flight, counted from its own events while the steps run."""
+
+    def __init__(self, page: Page) -> None:
+        self.page, self.in_flight = page, 0
+        self.quiet_since = asyncio.get_running_loop().time()
+        page.on("request", self._started)
+        page.on("requestfinished", self._ended)
+        page.on("requestfailed", self._ended)
+
+    def _started(self, _request: object) -> None:
+        self.in_flight += 1
+
+    def _ended(self, _request: object) -> None:
+        self.in_flight = max(0, self.in_flight - 1)
+        if self.in_flight == 0:
+            self.quiet_since = asyncio.get_running_loop().time()
+
+    async def settle(self) -> bool:
+        """Wait until no request was in flight for SETTLE_QUIET_MS; False when SETTLE_AFTER_STEP_MS ran out."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SETTLE_AFTER_STEP_MS / 1000
+        await asyncio.sleep(SETTLE_POLL_MS / 1000)  # let a click's own request start
+        while loop.time() < deadline:
+            if self.in_flight == 0 and loop.time() - self.quiet_since >= SETTLE_QUIET_MS / 1000:
+                return True
+            await asyncio.sleep(SETTLE_POLL_MS / 1000)
+        return False
+
+    def close(self) -> None:
+        self.page.remove_listener("request", self._started)
+        self.page.remove_listener("requestfinished", self._ended)
+        self.page.remove_listener("requestfailed", self._ended)
+
+
 async def run_steps(page: Page, steps: tuple[Step, ...], *, scroll: ScrollPass, write_file: WriteFile,
                     log: LogStep) -> None:
     """Run each step, take its viewport screenshot and log both. Raises StepError naming the step."""
     from playwright.async_api import Error as PlaywrightError
     from playwright.async_api import TimeoutError as PlaywrightTimeout
 
-    for number, step in enumerate(steps, start=1):
-        where = f"step {number} ({step.describe()[:120]})"
-        try:
-            outcome = await _run_one(page, step, scroll, where)
-        except PlaywrightTimeout as exc:
-            raise StepError(f"{where}: nothing matched within {STEP_ELEMENT_TIMEOUT_MS // 1000} s") from exc
-        except PlaywrightError as exc:
-            raise StepError(f"{where} failed: {exc.message.splitlines()[0]}") from exc
-        try:
-            await page.wait_for_load_state("networkidle", timeout=SETTLE_AFTER_STEP_MS)
-            outcome["settled"] = True
-        except PlaywrightTimeout:
-            outcome["settled"] = False
-        try:
-            shot = await page.screenshot(type="png", full_page=False, timeout=STEP_ELEMENT_TIMEOUT_MS)
-        except PlaywrightError as exc:
-            raise StepError(f"{where}: the screenshot failed: {exc.message.splitlines()[0]}") from exc
-        log(SCRIPTED_STEP, inputs={"index": number, **step.record(), "url": page.url}, outcome=outcome,
-            outputs=[write_file(STEP_SCREENSHOT_PATH.format(number), shot)])
+    traffic = _Traffic(page)
+    try:
+        for number, step in enumerate(steps, start=1):
+            where = f"step {number} ({step.describe()[:120]})"
+            try:
+                outcome = await _run_one(page, step, scroll, where, traffic)
+            except PlaywrightTimeout as exc:
+                raise StepError(f"{where}: nothing matched within {STEP_ELEMENT_TIMEOUT_MS // 1000} s") from exc
+            except PlaywrightError as exc:
+                raise StepError(f"{where} failed: {exc.message.splitlines()[0]}") from exc
+            outcome["settled"] = await traffic.settle()
+            try:
+                shot = await page.screenshot(type="png", full_page=False, timeout=STEP_ELEMENT_TIMEOUT_MS)
+            except PlaywrightError as exc:
+                raise StepError(f"{where}: the screenshot failed: {exc.message.splitlines()[0]}") from exc
+            log(SCRIPTED_STEP, inputs={"index": number, **step.record(), "url": page.url}, outcome=outcome,
+                outputs=[write_file(STEP_SCREENSHOT_PATH.format(number), shot)])
+    finally:
+        traffic.close()
 
 
-async def _run_one(page: Page, step: Step, scroll: ScrollPass, where: str) -> dict[str, Any]:
+async def _run_one(page: Page, step: Step, scroll: ScrollPass, where: str, traffic: _Traffic) -> dict[str, Any]:
     if step.action == "scroll":
         return dict(await scroll(page))
     if step.action == "wait_for":
@@ -279,13 +318,12 @@ async def _run_one(page: Page, step: Step, scroll: ScrollPass, where: str) -> di
                             "text is published in the manifest)")
         await element.fill(step.text or "", timeout=STEP_ELEMENT_TIMEOUT_MS)
         return {"typed_characters": len(step.text or "")}
-    return await _expand_all(page, step.selector)
+    return await _expand_all(page, step.selector, traffic)
 
 
-async def _expand_all(page: Page, selector: str) -> dict[str, Any]:
+async def _expand_all(page: Page, selector: str, traffic: _Traffic) -> dict[str, Any]:
     """Click each visible match once; repeat for matches that appear after, within the bounds."""
     from playwright.async_api import Error as PlaywrightError
-    from playwright.async_api import TimeoutError as PlaywrightTimeout
 
     clicked_set = await page.evaluate_handle("() => new WeakSet()")
     clicks, rounds = 0, 0
@@ -307,9 +345,6 @@ async def _expand_all(page: Page, selector: str) -> dict[str, Any]:
             clicked_now += 1
         if clicked_now == 0:
             break
-        try:
-            await page.wait_for_load_state("networkidle", timeout=SETTLE_AFTER_STEP_MS)
-        except PlaywrightTimeout:
-            await asyncio.sleep(0.2)
+        await traffic.settle()  # what the clicks loaded may hold more to expand
     await clicked_set.dispose()
     return {"clicked": clicks, "rounds": rounds}
