@@ -268,3 +268,32 @@ def test_step_lists_in_json_yaml_and_presets(tmp_path: Path) -> None:
         assert load_steps(f"preset:{preset}")
     with pytest.raises(StepError, match="no step preset 'nope'"):
         load_steps("preset:nope")
+
+
+def test_reports_show_the_steps_run_and_escape_them(runner: BrowserRunner, thread_url: str, operator: OperatorKey,
+                                                    trust: Path, packages: Path, tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from verifier.report.html_page import render_html
+    from verifier.report.pdf_certificate import write_pdf
+    from verifier.report.terminal import render_report
+
+    # A selector is text from the package: markup in it must reach no report as markup.
+    hostile = "#show-comments, [data-x='<script>alert(1)</script>']"
+    built = runner.capture(thread_url, packages, operator, video=False,
+                           steps=parse_steps([{"action": "click", "selector": hostile}, "wait_for 100"]))
+    report = verify(built.path, trust)
+    console = Console(width=120, record=True, file=io.StringIO())
+    console.print(render_report(report, source=built.path.name))
+    text = console.export_text()
+    assert "Scripted steps run before the screenshot" in text and "2. wait_for 100 ms" in text
+    assert "1. click #show-comments" in text and "evidence/step-01.png" in text
+    page = render_html(report, source=built.path.name, package=built.path)
+    assert "截图前执行的预设步骤" in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<script>alert(1)" not in page
+    if shutil.which("pdftotext") is not None:
+        pdf = tmp_path / "certificate.pdf"
+        write_pdf(report, pdf, source=built.path.name, package=built.path)
+        words = subprocess.run(["pdftotext", "-raw", str(pdf), "-"], capture_output=True, text=True,
+                               check=True).stdout
+        assert "Scripted steps run before the screenshot" in words and "<script>alert(1)</script>" in words

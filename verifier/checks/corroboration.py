@@ -34,6 +34,7 @@ from verifier.checks.capture_material import (
     warc_records,
 )
 from verifier.checks.context import Context, Outcome
+from verifier.checks.scripted_steps import scripted_step_facts
 from verifier.checks.session_video import session_video_outcome
 from verifier.court_time import format_duration, plural
 from verifier.errors import InvalidPackage, TiezhengError, VerificationError
@@ -169,6 +170,11 @@ def check_corroborates(ctx: Context) -> Outcome:
     problems = _hash_problems(ctx, lines)
     video_problems, video = session_video_outcome(ctx, lines)
     problems += video_problems
+    if video:
+        ctx.facts["session_video"] = video
+    steps = scripted_step_facts(lines)
+    if steps:
+        ctx.facts["scripted_steps"] = steps
     target = ctx.package.manifest.target
     final_url = text(target.get("final_url"), "manifest target.final_url")
     shot_url, dom_url = _step_url(lines, "screenshot"), _step_url(lines, "dom")
