@@ -19,6 +19,7 @@ from evidence.capture_run import CaptureOutcome
 from evidence.environment import code_record, platform_record, tool_records
 from evidence.manifest import clock_source, file_artifact
 from evidence.operator_key import OperatorKey
+from evidence.session_video import encoder_tool_record
 from evidence.upload import BuiltPackage
 from verifier.capture_format import (
     CAPTURE_LOG_PATH,
@@ -89,7 +90,7 @@ def build_capture_package(outcome: CaptureOutcome, *, browser: WarmBrowser, opti
         "started_at": utc_iso(outcome.started), "ended_at": utc_iso(ended),
         "method": "automated capture by the platform: raw fetch (httpx), then headless Chromium behind the "
                   "capture's own recording proxy; every step in evidence/capture-log.jsonl",
-        "tools": tool_records(facts),
+        "tools": tool_records(facts) + ([encoder_tool_record()] if SESSION_VIDEO_PATH in files else []),
         "browser": {**facts.record(), "fresh_profile": True, "profile": outcome.profile, "proxy": outcome.proxy},
         "clock_source": clock_source(),
         "content_encoding": {**raw.body.record(), "source_html": "the final response body with the codings "

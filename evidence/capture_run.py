@@ -12,11 +12,11 @@
 6. wait       load / network idle / fixed seconds, then scrolling for lazy content
    scripted-step  each scripted step (evidence/capture_steps.py), with its viewport screenshot
 7. screenshot evidence/screenshot.png (full page by default)
-8. dom        evidence/dom.html, the DOM after load
-   video      the session video, finished, with its hash and the log lines it covers
+8. dom        evidence/dom.html, the DOM after load; the session video stops recording
 9. warc       the recorder stops; archive/data.warc.gz holds every exchange byte-exact
 10. network   evidence/network.json: DNS, hops, TLS, browser view, traffic summary
 11. index     pages/pages.jsonl, indexes/index.cdx.gz and indexes/index.idx for replay
+   video      the session video, finished by ffmpeg meanwhile, with its hash and the log lines it covers
 
 ``capture_package`` then logs ``package`` and signs and writes the package. Each step has its own
 timeout; any failure raises CaptureError with a one-line reason and leaves no package.
@@ -225,7 +225,7 @@ class CaptureRun:
             raise CaptureError(f"the DOM is over {MAX_DOM_BYTES} bytes")
         self.log.record("dom", inputs={"url": url}, outputs=[self._file(DOM_PATH, dom)])
         if self.video is not None:
-            await self.video.finish(self.files)
+            await self.video.end()  # ffmpeg finishes the file while the WARC and the index are made
         title = await page.title()
         main = await self._main_document(response)
         unrecorded = await self._unrecorded()
@@ -246,6 +246,8 @@ class CaptureRun:
         self.log.record("index", inputs={"pages": 1}, outputs=[self._file(PAGES_PATH, pages),
                                                                self._file(INDEX_PATH, index.blocks),
                                                                self._file(INDEX_SUMMARY_PATH, index.summary)])
+        if self.video is not None:
+            await self.video.finish(self.files)
         if self.options.previous_package is not None:
             await asyncio.to_thread(self._change, raw)
         return CaptureOutcome(evidence_id=self.evidence_id, requested_url=self.url, started=self.started,

@@ -42,6 +42,9 @@ JPEG_QUALITY = 70
 #: A capture is bounded by its step timeouts; this bounds the video whatever happens.
 MAX_VIDEO_SECONDS = 900.0
 MAX_FRAME_BYTES = 8 << 20
+#: Frames waiting for ffmpeg beyond this mean the encoder fell behind: the recording fails rather than
+#: holding ever more frames in memory (or dropping some, which would shorten the video's timeline).
+MAX_PENDING_BYTES = 256 << 20
 STOP_TIMEOUT_SECONDS = 60.0
 ENCODER_ARGS = ("-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-threads", "1",
                 "-b:v", "1M", "-crf", "12", "-qmin", "0", "-qmax", "50", "-pix_fmt", "yuv420p")
@@ -82,6 +85,7 @@ def video_size(viewport: tuple[int, int]) -> tuple[int, int]:
     return tuple(max(2, int(side * scale) // 2 * 2) for side in viewport)  # type: ignore[return-value]
 
 
+@lru_cache(maxsize=8)
 def _blank_frame(size: tuple[int, int]) -> bytes:
     """A white JPEG: what the viewport shows before the first paint arrives."""
     from PIL import Image
@@ -89,6 +93,13 @@ def _blank_frame(size: tuple[int, int]) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", size, "white").save(buffer, format="JPEG", quality=JPEG_QUALITY)
     return buffer.getvalue()
+
+
+def encoder_tool_record() -> dict[str, str]:
+    """The manifest's ``capture.tools`` entry for the ffmpeg that encodes the session video."""
+    path = find_ffmpeg()
+    version, sha256 = _ffmpeg_facts(str(path))
+    return {"name": "ffmpeg", "version": version, "sha256": sha256, "executable": str(path)}
 
 
 @dataclass(frozen=True)
@@ -104,7 +115,7 @@ class VideoResult:
 
 
 class SessionVideo:
-    """Records one page's viewport into ``path`` between ``start()`` and ``stop()``."""
+    """Records one page's viewport into ``path`` between ``start()`` and ``end()``; ``finish()`` waits for the file."""
 
     def __init__(self, page: Page, path: Path, *, viewport: tuple[int, int]) -> None:
         self.page, self.path = page, path
@@ -117,6 +128,7 @@ class SessionVideo:
         self._written = 0
         self._received = 0
         self._acks: set[asyncio.Task[Any]] = set()
+        self._behind = False
 
     def record(self) -> dict[str, Any]:
         """How the video is made, for the call log: source, rate, size, encoder and its binary hash."""
@@ -156,8 +168,12 @@ class SessionVideo:
     def _fill(self, until: int) -> None:
         """Repeat the last frame up to frame number ``until`` (exclusive)."""
         assert self._process is not None and self._process.stdin is not None
-        while self._written < until:
-            self._process.stdin.write(self._last)
+        stdin = self._process.stdin
+        while self._written < until and not self._behind:
+            if stdin.transport.get_write_buffer_size() > MAX_PENDING_BYTES:
+                self._behind = True
+                return
+            stdin.write(self._last)
             self._written += 1
 
     def _frame(self, params: dict[str, Any]) -> None:
@@ -178,8 +194,9 @@ class SessionVideo:
         self._fill(self._due())
         self._last = data
 
-    async def stop(self) -> VideoResult:
-        """Stop the screencast, write the last frame up to now and finish the file. Raises VideoError."""
+    async def end(self) -> None:
+        """Stop the screencast and hand ffmpeg the last frame up to now; ffmpeg then finishes the file on its
+        own while the capture goes on (``finish`` waits for it). Raises VideoError."""
         if self._cdp is not None:
             try:
                 await self._cdp.send("Page.stopScreencast")
@@ -189,12 +206,19 @@ class SessionVideo:
             self._cdp = None
         for ack in list(self._acks):
             ack.cancel()
-        process = self._process
-        assert process is not None and process.stdin is not None
+        assert self._process is not None and self._process.stdin is not None
         self._fill(max(self._due(), 1) + 1)  # the last frame shown until now, then one past it
+        if self._behind:
+            await self._abort()
+            raise VideoError(f"ffmpeg fell behind the session video (over {MAX_PENDING_BYTES >> 20} MiB of "
+                             "frames waiting)")
+        self._process.stdin.close()  # what is buffered is still written, then ffmpeg sees the end
+
+    async def finish(self) -> VideoResult:
+        """Wait until ffmpeg has written the file (after ``end``). Raises VideoError."""
+        process = self._process
+        assert process is not None
         try:
-            await asyncio.wait_for(process.stdin.drain(), STOP_TIMEOUT_SECONDS)
-            process.stdin.close()
             _, stderr = await asyncio.wait_for(process.communicate(), STOP_TIMEOUT_SECONDS)
         except (TimeoutError, BrokenPipeError, ConnectionResetError) as exc:
             await self._abort()
@@ -222,7 +246,7 @@ class LoggedVideo:
 
     def __init__(self, video: SessionVideo, log: CallLog) -> None:
         self.video, self.log = video, log
-        self.start_seq = -1
+        self.start_seq = self.to_seq = -1
 
     @classmethod
     async def begin(cls, page: Page, work: Path, *, viewport: tuple[int, int], log: CallLog) -> LoggedVideo:
@@ -233,12 +257,16 @@ class LoggedVideo:
         log.record(VIDEO_START_STEP, inputs={"path": SESSION_VIDEO_PATH, **logged.video.record()})
         return logged
 
+    async def end(self) -> None:
+        """Stop recording after the last step it covers (the line logged last). Raises VideoError."""
+        self.to_seq = self.log.next_seq - 1
+        await self.video.end()
+
     async def finish(self, files: dict[str, Path]) -> None:
-        """Stop, log ``video`` with the file's hash and the span of lines it covers, and add the file."""
-        to_seq = self.log.next_seq - 1
-        result = await self.video.stop()
+        """Wait for the file, log ``video`` with its hash and the span of lines it covers, and add the file."""
+        result = await self.video.finish()
         self.log.record(VIDEO_STEP, inputs={"path": SESSION_VIDEO_PATH,
-                                            "covers": {"from_seq": self.start_seq, "to_seq": to_seq}},
+                                            "covers": {"from_seq": self.start_seq, "to_seq": self.to_seq}},
                         outcome=result.outcome(), outputs=[output_record(SESSION_VIDEO_PATH, result.path)])
         files[SESSION_VIDEO_PATH] = result.path
 

@@ -146,8 +146,11 @@ def test_video_covers_every_logged_step(stepped: Path, trust: Path, tmp_path: Pa
     assert log[covers["from_seq"]]["step"] == "video-start" and log[covers["to_seq"]]["step"] == "dom"
     assert log[covers["from_seq"] + 1]["step"] == "navigate"
     assert video["outputs"][0]["sha256"] == canonical.sha256_hex(data)
+    tools = {t["name"]: t for t in json.loads(member(stepped, MANIFEST))["capture"]["tools"]}
+    assert tools["ffmpeg"]["version"].startswith("ffmpeg version") and len(tools["ffmpeg"]["sha256"]) == 64
     report = verify(stepped, trust)
     assert "the session video (webm" in report.result("P2").reason
+    assert report.result("S4").status is not Status.FAIL
     # A frame from the middle of the session is a real picture of the page, not a blank frame.
     (tmp_path / "s.webm").write_bytes(data)
     frame = tmp_path / "frame.png"

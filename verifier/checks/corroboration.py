@@ -190,9 +190,8 @@ def check_corroborates(ctx: Context) -> Outcome:
     sources = " and ".join(dict.fromkeys(matched))
     made = len(ctx.package.manifest.artifacts) - 1
     reason = (f"{plural(made, 'artifact')} {'matches the hash' if made == 1 else 'match the hashes'} logged when "
-              "made; "
-              f"source.html equals {sources} for the final URL; screenshot, DOM and WARC name the same page"
-              + (f"; {video}" if video else ""))
+              "made; " + (f"{video}; " if video else "")
+              + f"source.html equals {sources} for the final URL; screenshot, DOM and WARC name the same page")
     if urldefrag(shot_url).url != urldefrag(final_url).url:
         return Status.WARN, (f"{reason}, but the browser ended at {shot_url[:120]} while the raw fetch ended at "
                              f"{final_url[:120]} (moved by script?)")
