@@ -146,7 +146,9 @@ class SessionVideo:
         try:
             self._process = await asyncio.create_subprocess_exec(
                 str(self.ffmpeg), "-hide_banner", "-loglevel", "error", "-y",
-                "-f", "image2pipe", "-c:v", "mjpeg", "-framerate", str(VIDEO_FPS), "-i", "pipe:0",
+                # No probing: encode each frame as it comes instead of buffering input first (as Playwright does).
+                "-f", "image2pipe", "-avioflags", "direct", "-fpsprobesize", "0", "-probesize", "32",
+                "-analyzeduration", "0", "-c:v", "mjpeg", "-framerate", str(VIDEO_FPS), "-i", "pipe:0",
                 "-an", "-vf", scale, *ENCODER_ARGS, "-f", "webm", str(self.path),
                 stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
         except OSError as exc:
