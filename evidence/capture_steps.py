@@ -6,7 +6,8 @@ A step list is JSON or YAML: a list (or ``{"steps": [...]}``) of steps, each a l
     click SELECTOR                  click the first element matching SELECTOR (it must exist)
     wait_for SELECTOR | MS          wait until SELECTOR is visible, or MS milliseconds
     type SELECTOR TEXT              fill the field with TEXT; never a password field (refused: the text is
-                                    published in the manifest, so no secret may be typed)
+                                    published in the manifest, so no secret may be typed). In this line
+                                    form SELECTOR is one word; the object form takes any selector
     dismiss_cookie_banner           click a consent button if a cookie banner is shown (none: noted, not an error)
     expand_all SELECTOR             click every visible SELECTOR, again as new ones appear, until none is left
 
