@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from evidence import capture_steps
 from evidence.capture_errors import CaptureError
 from evidence.capture_steps import StepError, load_steps, parse_steps
 from evidence.operator_key import OperatorKey
@@ -230,11 +231,12 @@ def test_no_video_and_a_preset(runner: BrowserRunner, thread_url: str, operator:
 
 
 def test_typing_into_a_password_field_is_refused(runner: BrowserRunner, thread_url: str, operator: OperatorKey,
-                                                 packages: Path) -> None:
+                                                 packages: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(capture_steps, "STEP_ELEMENT_TIMEOUT_MS", 1000)  # the missing element: fail fast
     with pytest.raises(CaptureError, match=r"step 1 \(type #pw 'hunter2'\): refused to type into a password "
                                            r"field; secrets never enter a capture"):
         runner.capture(thread_url, packages, operator, video=False, steps=parse_steps(["type #pw hunter2"]))
-    with pytest.raises(CaptureError, match=r"step 1 \(click #absent\): nothing matched within 10 s"):
+    with pytest.raises(CaptureError, match=r"step 1 \(click #absent\): nothing matched within 1 s"):
         runner.capture(thread_url, packages, operator, video=False, steps=parse_steps(["click #absent"]))
     assert not list(packages.glob("*.wacz"))
 
