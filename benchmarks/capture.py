@@ -6,6 +6,9 @@ fsync. Measured:
 
 * warm: one browser launched once, ``--warm`` sequential captures (after 2 warm-ups), p50/p95, with
   the default wait (network idle) and with ``wait="load"``;
+* session video: the default (with video) and ``video=False``, ``--warm`` each, alternating in the same
+  run so both see the same machine; the cost is the difference of the p50s, the encoder's CPU time per
+  capture (ffmpeg is this process's child: its CPU is what ``RUSAGE_CHILDREN`` gains) and the video's size;
 * cold: ``--cold`` runs that each launch Chromium (hashing its binary anew, as a fresh process
   would), capture once and close it;
 * throughput: ``--batch`` captures through ``capture_many`` with 1, 2 and 4 at once, as captures
@@ -25,6 +28,7 @@ import http.server
 import json
 import os
 import platform
+import resource
 import statistics
 import sys
 import tempfile
@@ -77,6 +81,25 @@ async def timed_captures(url: str, count: int, browser: WarmBrowser, packages: P
     return times, paths
 
 
+async def video_cost(url: str, count: int, browser: WarmBrowser, packages: Path, operator: Any) -> dict[str, Any]:
+    """With and without the session video, alternating: p50/p95 of each, encoder CPU and video size."""
+    with_video, without, encoder_cpu, video_bytes = [], [], [], []
+    for _ in range(count):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        times, paths = await timed_captures(url, 1, browser, packages, CaptureOptions(allow_private=True), operator)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        with_video += times
+        encoder_cpu.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+        with zipfile.ZipFile(paths[0]) as archive:
+            video_bytes.append(archive.getinfo("evidence/session.webm").file_size)
+        times, _ = await timed_captures(url, 1, browser, packages, CaptureOptions(allow_private=True, video=False),
+                                        operator)
+        without += times
+    return {"n": count, "video_p50_s": percentile(with_video, 0.5), "video_p95_s": percentile(with_video, 0.95),
+            "no_video_p50_s": percentile(without, 0.5), "no_video_p95_s": percentile(without, 0.95),
+            "encoder_cpu_p50_s": percentile(encoder_cpu, 0.5), "video_bytes_p50": percentile(video_bytes, 0.5)}
+
+
 async def run(args: argparse.Namespace, folder: Path, url: str) -> dict[str, Any]:
     operator = load_or_create(folder / "operator.key")
     packages = folder / "packages"
@@ -92,6 +115,7 @@ async def run(args: argparse.Namespace, folder: Path, url: str) -> dict[str, Any
                            "wait": "networkidle"}
         results["warm_load"] = {"n": len(warm_load), "p50_s": percentile(warm_load, 0.5),
                                 "p95_s": percentile(warm_load, 0.95), "wait": "load"}
+        results["video"] = await video_cost(url, args.warm, browser, packages, operator)
         throughput = []
         for concurrency in (1, 2, 4):
             options = CaptureOptions(allow_private=True, concurrency=concurrency)
@@ -140,6 +164,13 @@ def main() -> None:
     print(f"{'warm browser, wait=networkidle':<34} {warm['n']:>4} {warm['p50_s']:>8.3f} {warm['p95_s']:>8.3f}")
     print(f"{'warm browser, wait=load':<34} {load['n']:>4} {load['p50_s']:>8.3f} {load['p95_s']:>8.3f}")
     print(f"{'cold (launch + capture + close)':<34} {cold['n']:>4} {cold['p50_s']:>8.3f} {cold['p95_s']:>8.3f}")
+    video = results["video"]
+    print(f"{'warm, session video (default)':<34} {video['n']:>4} {video['video_p50_s']:>8.3f} "
+          f"{video['video_p95_s']:>8.3f}")
+    print(f"{'warm, --no-video (same run)':<34} {video['n']:>4} {video['no_video_p50_s']:>8.3f} "
+          f"{video['no_video_p95_s']:>8.3f}")
+    print(f"session video: +{video['video_p50_s'] - video['no_video_p50_s']:.3f} s p50 per capture, encoder CPU "
+          f"{video['encoder_cpu_p50_s']:.3f} s p50, {video['video_bytes_p50']:,.0f} bytes p50")
     print(f"\n{'concurrent captures':<22} {'captures':>9} {'seconds':>9} {'per minute':>11}")
     for row in results["throughput"]:
         print(f"{row['concurrency']:<22} {row['captures']:>9} {row['seconds']:>9.2f} {row['per_minute']:>11.1f}")

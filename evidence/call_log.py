@@ -42,6 +42,11 @@ class CallLog:
         self.head = GENESIS
         self.last_time: datetime | None = None
 
+    @property
+    def next_seq(self) -> int:
+        """The ``seq`` the next line will get (so the last line written is ``next_seq - 1``)."""
+        return self._seq
+
     def record(self, step: str, *, inputs: Mapping[str, Any], outcome: Mapping[str, Any] | None = None,
                outputs: Sequence[Mapping[str, Any]] = ()) -> str:
         """Append one step and return the sha256 of its line (the new head)."""

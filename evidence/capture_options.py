@@ -5,11 +5,12 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from evidence.capture_errors import CaptureError
+from evidence.capture_steps import Step, parse_steps
 
 WAIT_MODES = ("load", "networkidle")
 MAX_WAIT_SECONDS = 60.0
@@ -52,9 +53,15 @@ class CaptureOptions:
     watch: str | None = None
     previous_package: Path | None = None
     key_fields: Mapping[str, str] = field(default_factory=dict)
+    #: Record the session video (evidence/session.webm); scripted steps run before the screenshot
+    #: (evidence/capture_steps.py checks them when they are parsed).
+    video: bool = True
+    steps: tuple[Step, ...] = ()
 
     def validated(self) -> CaptureOptions:
-        """Return self, or raise CaptureError naming the first bad option."""
+        """Return self (its steps parsed), or raise CaptureError naming the first bad option."""
+        if self.steps and not all(isinstance(step, Step) for step in self.steps):
+            return replace(self, steps=parse_steps(list(self.steps))).validated()
         if isinstance(self.wait, str):
             if self.wait not in WAIT_MODES:
                 raise CaptureError(f"wait must be load, networkidle or a number of seconds, not {self.wait!r}")
@@ -89,4 +96,5 @@ class CaptureOptions:
                 "viewport": list(self.viewport), "timeout_seconds": self.timeout,
                 "allow_private": self.allow_private, "accept_error_status": self.accept_error_status,
                 "allow_untrusted_tls": self.allow_untrusted_tls, "check_robots": self.check_robots,
-                "extra_ca_sha256": hashlib.sha256(self.extra_ca_pem).hexdigest() if self.extra_ca_pem else None}
+                "extra_ca_sha256": hashlib.sha256(self.extra_ca_pem).hexdigest() if self.extra_ca_pem else None,
+                "video": self.video, "steps": [step.record() for step in self.steps]}

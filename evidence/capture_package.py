@@ -19,6 +19,7 @@ from evidence.capture_run import CaptureOutcome
 from evidence.environment import code_record, platform_record, tool_records
 from evidence.manifest import clock_source, file_artifact
 from evidence.operator_key import OperatorKey
+from evidence.session_video import encoder_tool_record
 from evidence.upload import BuiltPackage
 from verifier.capture_format import (
     CAPTURE_LOG_PATH,
@@ -29,20 +30,37 @@ from verifier.capture_format import (
     INDEX_SUMMARY_PATH,
     NETWORK_PATH,
     PAGES_PATH,
-    ROLES,
     SCREENSHOT_PATH,
+    SESSION_VIDEO_PATH,
     SOURCE_PATH,
     WARC_PATH,
+    role_of,
 )
 from verifier.manifest_writer import NewManifest, artifact_json, utc_iso
 from verifier.package import MANIFEST_PATH, SIGNATURE_PATH, Requester
 from verifier.wacz import Member, package_metadata, write_package
 
 MEDIA_TYPES = {".png": "image/png", ".html": "text/html", ".json": "application/json",
-               ".jsonl": "application/x-ndjson", ".gz": "application/gzip", ".idx": "text/plain"}
+               ".jsonl": "application/x-ndjson", ".gz": "application/gzip", ".idx": "text/plain",
+               ".webm": "video/webm"}
 #: The order artifacts are listed in the manifest and the package.
-ORDER = (ENVIRONMENT_PATH, SCREENSHOT_PATH, DOM_PATH, SOURCE_PATH, NETWORK_PATH, CHANGE_PATH, CAPTURE_LOG_PATH,
-         WARC_PATH, PAGES_PATH, INDEX_PATH, INDEX_SUMMARY_PATH)
+ORDER = (ENVIRONMENT_PATH, SCREENSHOT_PATH, DOM_PATH, SOURCE_PATH, NETWORK_PATH, CHANGE_PATH, SESSION_VIDEO_PATH,
+         CAPTURE_LOG_PATH, WARC_PATH, PAGES_PATH, INDEX_PATH, INDEX_SUMMARY_PATH)
+
+
+def _ordered(files: dict[str, Path]) -> list[str]:
+    """The artifact paths in ORDER; the scripted steps' screenshots (numbered) right after the screenshot."""
+    steps = sorted(path for path in files if path not in ORDER)
+    order = list(ORDER)
+    order[ORDER.index(SCREENSHOT_PATH) + 1:ORDER.index(SCREENSHOT_PATH) + 1] = steps
+    return [path for path in order if path in files]
+
+
+def _role(path: str) -> str:
+    role = role_of(path)
+    if role is None:
+        raise ValueError(f"{path} is not a web-capture artifact")  # a bug of this package, not bad input
+    return role
 
 
 def _media_type(path: str) -> str:
@@ -55,8 +73,7 @@ def build_capture_package(outcome: CaptureOutcome, *, browser: WarmBrowser, opti
                           operator: OperatorKey, requester: Requester, packages_dir: Path) -> BuiltPackage:
     """Log ``package``, write the manifest, sign it, and write the package atomically."""
     files = dict(outcome.files)
-    artifacts = [file_artifact(path, ROLES[path], _media_type(path), files[path]) for path in ORDER
-                 if path in files]
+    artifacts = [file_artifact(path, _role(path), _media_type(path), files[path]) for path in _ordered(files)]
     outcome.log.record("package", inputs={"evidence_id": outcome.evidence_id,
                                           "artifacts": [artifact_json(a) for a in artifacts],
                                           "not_logged_here": "the manifest, its signature and the package hash "
@@ -64,16 +81,16 @@ def build_capture_package(outcome: CaptureOutcome, *, browser: WarmBrowser, opti
     outcome.log.close()
     ended = datetime.now(UTC)
     files[CAPTURE_LOG_PATH] = outcome.log.path
-    artifacts.insert(ORDER.index(CAPTURE_LOG_PATH),
-                     file_artifact(CAPTURE_LOG_PATH, ROLES[CAPTURE_LOG_PATH], _media_type(CAPTURE_LOG_PATH),
-                                     outcome.log.path))
+    artifacts.insert(_ordered(files).index(CAPTURE_LOG_PATH),
+                     file_artifact(CAPTURE_LOG_PATH, _role(CAPTURE_LOG_PATH), _media_type(CAPTURE_LOG_PATH),
+                                   outcome.log.path))
     raw = outcome.raw
     facts = browser.facts
     capture: dict[str, Any] = {
         "started_at": utc_iso(outcome.started), "ended_at": utc_iso(ended),
         "method": "automated capture by the platform: raw fetch (httpx), then headless Chromium behind the "
                   "capture's own recording proxy; every step in evidence/capture-log.jsonl",
-        "tools": tool_records(facts),
+        "tools": tool_records(facts) + ([encoder_tool_record()] if SESSION_VIDEO_PATH in files else []),
         "browser": {**facts.record(), "fresh_profile": True, "profile": outcome.profile, "proxy": outcome.proxy},
         "clock_source": clock_source(),
         "content_encoding": {**raw.body.record(), "source_html": "the final response body with the codings "

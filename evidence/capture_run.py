@@ -6,13 +6,17 @@
 2. resolve    DNS answers for the host; the address policy refuses private targets
 3. fetch      the raw fetch (httpx) → evidence/source.html; redirects, server address, TLS
 4. robots     robots.txt status, recorded and not obeyed
+   video-start  the session video starts recording the new page's viewport (evidence/session.webm),
+              unless no_video
 5. navigate   a fresh incognito context behind this capture's recorder loads the URL
 6. wait       load / network idle / fixed seconds, then scrolling for lazy content
+   scripted-step  each scripted step (evidence/capture_steps.py), with its viewport screenshot
 7. screenshot evidence/screenshot.png (full page by default)
-8. dom        evidence/dom.html, the DOM after load
+8. dom        evidence/dom.html, the DOM after load; the session video stops recording
 9. warc       the recorder stops; archive/data.warc.gz holds every exchange byte-exact
 10. network   evidence/network.json: DNS, hops, TLS, browser view, traffic summary
 11. index     pages/pages.jsonl, indexes/index.cdx.gz and indexes/index.idx for replay
+   video      the session video, finished by ffmpeg meanwhile, with its hash and the log lines it covers
 
 ``capture_package`` then logs ``package`` and signs and writes the package. Each step has its own
 timeout; any failure raises CaptureError with a one-line reason and leaves no package.
@@ -35,12 +39,14 @@ from evidence.browser import WarmBrowser
 from evidence.call_log import CallLog, output_record
 from evidence.capture_errors import CaptureError
 from evidence.capture_options import CaptureOptions
+from evidence.capture_steps import run_steps
 from evidence.clock_probe import ClockReferences
 from evidence.environment_check import environment_check
 from evidence.network_facts import Fetcher, RawFetch, robots_status
 from evidence.operator_key import OperatorKey
 from evidence.recorder import Recorder
 from evidence.resolver import HostResolver
+from evidence.session_video import LoggedVideo
 from evidence.ssrf import AddressPolicy, split_url
 from evidence.tls_policy import TlsPolicy
 from evidence.warc_index import cdxj_index, pages_jsonl
@@ -131,6 +137,7 @@ class CaptureRun:
                                  warc=self.warc, response_timeout=options.timeout)
         self.files: dict[str, Path] = {}
         self._responses: list[Response] = []
+        self.video: LoggedVideo | None = None
 
     def _file(self, path_in_package: str, data: bytes) -> dict[str, Any]:
         target = self.work / path_in_package.replace("/", "__")
@@ -143,6 +150,8 @@ class CaptureRun:
         try:
             return await self._run()
         finally:
+            if self.video is not None:
+                await self.video.close()
             await self.recorder.stop()
             self.warc.close()
             self.resolver.close()
@@ -202,14 +211,21 @@ class CaptureRun:
                                           if f.startswith("--user-data-dir=")), None)}
         page = await context.new_page()
         page.on("response", self._note_response)
+        if self.options.video:
+            self.video = await LoggedVideo.begin(page, self.work, viewport=self.options.viewport, log=self.log)
         response = await self._navigate(page)
         await self._wait(page)
+        if self.options.steps:
+            await run_steps(page, self.options.steps, scroll=self._scroll_pass, write_file=self._file,
+                            log=self.log.record)
         url = page.url
         await self._screenshot(page, url)
         dom = (await asyncio.wait_for(page.content(), STEP_TIMEOUT_SECONDS)).encode("utf-8")
         if len(dom) > MAX_DOM_BYTES:
             raise CaptureError(f"the DOM is over {MAX_DOM_BYTES} bytes")
         self.log.record("dom", inputs={"url": url}, outputs=[self._file(DOM_PATH, dom)])
+        if self.video is not None:
+            await self.video.end()  # ffmpeg finishes the file while the WARC and the index are made
         title = await page.title()
         main = await self._main_document(response)
         unrecorded = await self._unrecorded()
@@ -230,6 +246,8 @@ class CaptureRun:
         self.log.record("index", inputs={"pages": 1}, outputs=[self._file(PAGES_PATH, pages),
                                                                self._file(INDEX_PATH, index.blocks),
                                                                self._file(INDEX_SUMMARY_PATH, index.summary)])
+        if self.video is not None:
+            await self.video.finish(self.files)
         if self.options.previous_package is not None:
             await asyncio.to_thread(self._change, raw)
         return CaptureOutcome(evidence_id=self.evidence_id, requested_url=self.url, started=self.started,
@@ -281,10 +299,8 @@ class CaptureRun:
             await page.wait_for_timeout(opts.wait * 1000)
             outcome["waited_seconds"] = opts.wait
         if opts.scroll:
-            steps, height = await asyncio.wait_for(page.evaluate(SCROLL_SCRIPT, [SCROLL_PAUSE_MS, MAX_SCROLL_STEPS]),
-                                                   STEP_TIMEOUT_SECONDS)
-            outcome.update(scroll_steps=steps, scroll_height=height)
-            if steps > 1:
+            outcome.update(await self._scroll_pass(page))
+            if outcome["scroll_steps"] > 1:
                 try:
                     await page.wait_for_load_state("networkidle", timeout=SETTLE_AFTER_SCROLL_SECONDS * 1000)
                     outcome["settled_after_scroll"] = True
@@ -294,6 +310,11 @@ class CaptureRun:
                                            "after scrolling") from exc
                     outcome["settled_after_scroll"] = False
         self.log.record("wait", inputs={"mode": opts.wait, "scroll": opts.scroll}, outcome=outcome)
+
+    async def _scroll_pass(self, page: Page) -> dict[str, Any]:
+        steps, height = await asyncio.wait_for(page.evaluate(SCROLL_SCRIPT, [SCROLL_PAUSE_MS, MAX_SCROLL_STEPS]),
+                                               STEP_TIMEOUT_SECONDS)
+        return {"scroll_steps": steps, "scroll_height": height}
 
     async def _screenshot(self, page: Page, url: str) -> None:
         opts = self.options

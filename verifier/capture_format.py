@@ -21,6 +21,11 @@ INDEX_SUMMARY_PATH = "indexes/index.idx"
 ENVIRONMENT_PATH = "evidence/environment-check.json"
 #: A watch's capture: how it differs from the watch's previous capture (evidence/change.py writes it).
 CHANGE_PATH = "evidence/change.json"
+#: The session video (evidence/session_video.py records it; P2 measures it with verifier/webm.py).
+SESSION_VIDEO_PATH = "evidence/session.webm"
+#: The viewport screenshot after scripted step N (1-based): ``evidence/step-01.png`` …
+STEP_SCREENSHOT_PATH = "evidence/step-{:02d}.png"
+STEP_SCREENSHOT_ROLE = "step-screenshot"
 
 #: Artifact roles in the manifest, by path.
 ROLES = {
@@ -35,6 +40,7 @@ ROLES = {
     INDEX_SUMMARY_PATH: "wacz-index-summary",
     ENVIRONMENT_PATH: "environment-check",
     CHANGE_PATH: "change",
+    SESSION_VIDEO_PATH: "session-video",
 }
 
 NETWORK_FORMAT = "tiezheng-network/1"
@@ -45,6 +51,23 @@ ENVIRONMENT_STEP = "environment-check"
 RECORDER_KIND = "tiezheng-recorder"
 #: The actor of every automated step. A human step would name someone else, and P1 fails it.
 SYSTEM_ACTOR = "system"
+
+#: The call-log steps of the session video: ``video-start`` when recording begins (before navigation),
+#: ``video`` when the file is finished; ``video`` names the span it covers as ``covers.from_seq`` and
+#: ``covers.to_seq`` (log line numbers, 0-based), and P2 holds the video's duration to that span.
+VIDEO_START_STEP, VIDEO_STEP = "video-start", "video"
+#: A scripted step (evidence/capture_steps.py): one log line each, with its viewport screenshot.
+SCRIPTED_STEP = "scripted-step"
+
+
+def role_of(path: str) -> str | None:
+    """The manifest role of a web-capture artifact path, or None for a path the format does not know."""
+    if path in ROLES:
+        return ROLES[path]
+    if path.startswith("evidence/step-") and path.endswith(".png") and path[len("evidence/step-"):-4].isdigit():
+        return STEP_SCREENSHOT_ROLE
+    return None
+
 
 #: Steps every capture log holds, in this order (other steps may come between them).
 REQUIRED_STEPS = ("start", "resolve", "fetch", "navigate", "wait", "screenshot", "dom", "warc", "network",

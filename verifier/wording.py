@@ -125,7 +125,8 @@ def _pass_zh(check_id: str, facts: Mapping[str, Any], offline: bool) -> str:
     if check_id == "P1":
         return "调用日志以哈希链相连，时间先后有序，每一步均自动执行"
     if check_id == "P2":
-        return "截图、网页源码与网页存档指向同一网址并相互印证；每个文件的哈希值均在生成时记入日志"
+        video = "；录屏视频时长覆盖其记录的各步骤" if facts.get("session_video") else ""
+        return f"截图、网页源码与网页存档指向同一网址并相互印证；每个文件的哈希值均在生成时记入日志{video}"
     if check_id == "P3":
         return "证据包中的文件与清单所列一致，无缺失、无多余"
     if check_id == "H1":

@@ -32,7 +32,8 @@ console = Console()
 errors = Console(stderr=True)
 
 #: Option names in messages from evidence/ (shared with the API, which knows no flags) -> this CLI's flags.
-FLAG_OF_SETTING = {"allow_private": "--allow-private", "accept_error_status": "--accept-error-status"}
+FLAG_OF_SETTING = {"allow_private": "--allow-private", "accept_error_status": "--accept-error-status",
+                   "no_video": "--no-video"}
 _SETTING_NAMES = re.compile(r"\b(" + "|".join(FLAG_OF_SETTING) + r")\b")
 
 
@@ -70,6 +71,12 @@ def capture(
     concurrency: Annotated[int, typer.Option(help="Captures at once on the warm browser.")] = 2,
     matter: Annotated[str | None, typer.Option(metavar="ID", help="File the captures under this matter.")] = None,
     subject: Annotated[str | None, typer.Option(help="The seller, account id or shop URL they are about.")] = None,
+    steps: Annotated[str | None, typer.Option(
+        "--steps", metavar="FILE|preset:NAME",
+        help="Scripted steps to run before the screenshot: a JSON/YAML file, or preset:expand-comments, "
+             "preset:load-more, preset:close-modal.")] = None,
+    video: Annotated[bool, typer.Option("--video/--no-video",
+                                        help="Record the session video (evidence/session.webm).")] = True,
     data_dir: DataDir = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -94,7 +101,7 @@ def capture(
         results = _capture_all(targets, settings, progress, task, as_json=as_json, options=dict(
             note=note, full_page=full_page, wait=float(wait) if _is_number(wait) else wait, scroll=scroll,
             allow_private=allow_private, accept_error_status=accept_error_status, concurrency=concurrency,
-            matter=matter, subject=subject))
+            matter=matter, subject=subject, video=video, steps=_steps(steps)))
     if not as_json:
         ok = sum(r.ok for r in results)
         console.print(f"{ok} of {len(results)} captured and pending; run `tiezheng seal` to seal them")
@@ -133,6 +140,17 @@ def _capture_all(targets: list[str], settings: Settings, progress: Progress, tas
     except ServiceError as exc:
         hint = "see `tiezheng matter list`" if "matter" in str(exc) else "run `tiezheng doctor` for the details"
         raise UserError(str(exc), hint) from None
+
+
+def _steps(spec: str | None) -> tuple[Any, ...]:
+    if spec is None:
+        return ()
+    from api.service import pipeline
+
+    try:
+        return pipeline.load_steps(spec)
+    except ServiceError as exc:
+        raise UserError(f"--steps: {exc}", "see `tiezheng capture --help` for the step list format") from None
 
 
 def _is_number(text: str) -> bool:

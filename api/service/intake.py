@@ -143,19 +143,23 @@ def accept_upload(state: ServiceState, who: Principal, files: Sequence[ReceivedF
 
 def accept_captures(state: ServiceState, who: Principal, urls: Sequence[str], *, note: str, client: str,
                     request: IdempotentRequest | None = None, matter: str | None = None,
-                    subject: str | None = None) -> Acceptance:
+                    subject: str | None = None, steps: Sequence[object] | None = None,
+                    video: bool = True) -> Acceptance:
     """Record one evidence row and one outbox message per URL, in one transaction, and wake the relay.
 
-    With ``matter`` each capture is filed under it at once (and its manifest will say so).
+    With ``matter`` each capture is filed under it at once (and its manifest will say so). ``steps``
+    are checked here, once, so a bad step list is a 422 and not a failed capture later.
     """
     if (replay := _replay(state.engine, who, request)) is not None:
         return replay
     _check_matter(state.engine, who, matter)
+    script = pipeline.checked_steps_json(steps) if steps else None
     ids = [new_evidence_id() for _ in urls]
     with Session(state.engine) as session:
         for row_id, url in zip(ids, urls, strict=True):
-            crud.accept_capture(session, tenant_id=who.tenant_id, api_key_id=who.api_key_id, row_id=row_id, url=url,
-                                note=note).subject = subject or None
+            row = crud.accept_capture(session, tenant_id=who.tenant_id, api_key_id=who.api_key_id, row_id=row_id,
+                                      url=url, note=note)
+            row.subject, row.capture_steps, row.capture_video = subject or None, script, video
             outbox.add_capture(session, row_id=row_id)
             if matter is not None:
                 matters.file_evidence(session, tenant_id=who.tenant_id, matter_id=matter, evidence_ref=row_id)

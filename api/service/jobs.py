@@ -9,6 +9,7 @@ change together with its audit event.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import shutil
@@ -17,7 +18,7 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -119,6 +120,7 @@ def capture_job(row_id: str, settings: Settings | None = None) -> str:
         if row.evidence_id is not None or row.error is not None:
             return "failed" if row.error else "pending"
         url, note, tenant_id, key_id = row.title, row.note, row.tenant_id, row.api_key_id
+        script = {"steps": tuple(json.loads(row.capture_steps or "[]")), "video": row.capture_video}
         requester = requester_for(session, tenant_id=tenant_id, api_key_id=key_id)
         context = watches.run_context(session, row=row)
     owner, seconds = leases.new_owner(), settings.capture_lease_seconds
@@ -129,11 +131,12 @@ def capture_job(row_id: str, settings: Settings | None = None) -> str:
     failpoint("capture:leased")
     with leases.LeaseKeeper(engine, row_id=row_id, owner=owner, seconds=seconds):
         return _run_capture(engine, settings, row_id=row_id, owner=owner, url=url, note=note, tenant_id=tenant_id,
-                            key_id=key_id, requester=requester, context=context)
+                            key_id=key_id, requester=requester, context=context, script=script)
 
 
 def _run_capture(engine: Engine, settings: Settings, *, row_id: str, owner: str, url: str, note: str,
-                 tenant_id: int, key_id: int | None, requester: Requester, context: watches.RunContext) -> str:
+                 tenant_id: int, key_id: int | None, requester: Requester, context: watches.RunContext,
+                 script: dict[str, Any] | None = None) -> str:
     """The capture itself, run while ``owner`` holds its lease; its outcome commits only if it still does."""
     if not settings.capture_enabled:
         return _fail(engine, row_id, tenant_id, "web capture is turned off on this server "
@@ -153,7 +156,8 @@ def _run_capture(engine: Engine, settings: Settings, *, row_id: str, owner: str,
             options = CaptureOptions(note=note, allow_private=settings.capture_allow_private,
                                      accept_error_status=context.watch_id is not None, matter=context.matter,
                                      subject=context.subject, previous=context.previous, watch=context.watch_id,
-                                     previous_package=previous_package, key_fields=context.fields).validated()
+                                     previous_package=previous_package, key_fields=context.fields,
+                                     **(script or {})).validated()
             [result] = warm_capturer().capture_urls(
                 [url], packages_dir=settings.packages_dir, operator=operator_for(settings), requester=requester,
                 options=options, clock_references=service_clock_references(settings))

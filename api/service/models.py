@@ -122,6 +122,11 @@ class CaptureCreate(EvidenceBase):
     #: File the captures under this matter (``matter`` in their manifests too).
     matter: str | None = Field(default=None, max_length=40)
     subject: str | None = Field(default=None, max_length=MAX_SUBJECT_CHARS)
+    #: Scripted steps run before the screenshot, as ``tiezheng capture --steps`` takes them: lines
+    #: ("click #more") or objects ({"action": "click", "selector": "#more"}); checked when accepted.
+    steps: list[str | dict[str, str | int]] | None = Field(default=None, max_length=20)
+    #: Record the session video (evidence/session.webm).
+    video: bool = True
 
 
 class Evidence(ApiTable, EvidenceBase, table=True):
@@ -154,6 +159,9 @@ class Evidence(ApiTable, EvidenceBase, table=True):
     published_at: datetime | None = None
     #: The seller, account or shop the capture is about (goes into the manifest as ``subject``).
     subject: str | None = Field(default=None, max_length=MAX_SUBJECT_CHARS)
+    #: A capture's scripted steps as checked when accepted (JSON), and whether it records the session video.
+    capture_steps: str | None = Field(default=None, sa_column=Column(Text))
+    capture_video: bool = Field(default=True)
 
 
 class TimestampPublic(SQLModel):

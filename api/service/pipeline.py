@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from sqlmodel import Session
 
 from api.service import crud
-from api.service.errors import ServiceError
+from api.service.errors import ApiError, ServiceError
 from api.service.models import EvidenceKind
 from api.service.runtime import engine_for, operator_for
 from api.service.settings import Settings
@@ -26,6 +26,7 @@ from api.service.settings import Settings
 if TYPE_CHECKING:
     from evidence.capture import CaptureResult
     from evidence.capture_options import CaptureOptions
+    from evidence.capture_steps import Step
     from evidence.upload import BuiltPackage
     from verifier.package import Requester
 
@@ -142,6 +143,30 @@ def capture_options(**options: Any) -> CaptureOptions:
         return CaptureOptions(**options).validated()
     except CaptureError as exc:
         raise ServiceError(str(exc)) from None
+
+
+def load_steps(spec: str) -> tuple[Step, ...]:
+    """The scripted steps of ``preset:NAME`` or a JSON/YAML file. Raises ServiceError with the reason."""
+    from evidence.capture_steps import StepError
+    from evidence.capture_steps import load_steps as load
+
+    try:
+        return load(spec)
+    except StepError as exc:
+        raise ServiceError(str(exc)) from None
+
+
+def checked_steps_json(raw: Sequence[object]) -> str:
+    """A step list from the API, checked, as the JSON a capture job reads back. Raises ApiError 422."""
+    import json
+
+    from evidence.capture_steps import StepError, parse_steps
+
+    try:
+        steps = parse_steps(list(raw))
+    except StepError as exc:
+        raise ApiError(422, "invalid_steps", str(exc)) from None
+    return json.dumps([step.record() for step in steps], ensure_ascii=False)
 
 
 def capture_local(settings: Settings, targets: Sequence[str], options: CaptureOptions, *,

@@ -205,15 +205,27 @@ def test_capture_requests(server: Server, client_a: httpx.Client, sample_site: s
     if reason is not None:
         assert "not available" in failed["error"]
         pytest.skip(f"web capture: {reason}")
-    accepted = client_a.post("/v1/captures", json={"urls": [f"{sample_site}/index.html"], "note": "sample"})
+    bad_steps = client_a.post("/v1/captures", json={"urls": [f"{sample_site}/index.html"],
+                                                    "steps": ["type #pw"]})
+    assert bad_steps.status_code == 422 and bad_steps.json()["error"]["code"] == "invalid_steps"
+    assert "step 1: type needs a text" in bad_steps.json()["error"]["message"]
+    accepted = client_a.post("/v1/captures", json={"urls": [f"{sample_site}/index.html"], "note": "sample",
+                                                   "steps": ["scroll", {"action": "wait_for", "ms": 100}]})
     assert accepted.status_code == 202
     done = wait_for_status(client_a, accepted.json()["evidence_ids"][0], {"sealed", "failed"}, timeout=120)
     assert done["status"] == "sealed", done["error"]
     assert done["kind"] == "web-capture" and done["evidence_id"] and done["evidence_id"] != done["id"]
     shot = client_a.get(f"/v1/evidence/{done['id']}/screenshot")
     assert shot.status_code == 200 and shot.content.startswith(b"\x89PNG")
-    report = _verify(server, client_a.get(f"/v1/evidence/{done['id']}/package").content).json()
+    package = client_a.get(f"/v1/evidence/{done['id']}/package").content
+    report = _verify(server, package).json()
     assert report["verified"], [c for c in report["checks"] if c["status"] == "fail"]
+    with zipfile.ZipFile(io.BytesIO(package)) as archive:  # the steps ran, and the session video is there
+        manifest = json.loads(archive.read("evidence/manifest.json"))
+        names = set(archive.namelist())
+    assert manifest["capture"]["options"]["steps"] == [{"action": "scroll"}, {"action": "wait_for", "ms": 100}]
+    assert {"evidence/step-01.png", "evidence/step-02.png"} <= names
+    assert "evidence/session.webm" in names
 
 
 def test_rate_limit_per_key(server: Server) -> None:

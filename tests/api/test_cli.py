@@ -125,3 +125,15 @@ def test_log_append_checkpoint_seal_export_verify(data_dir: Path, tmp_path: Path
     assert [c["status"] for c in verified["checks"] if c["id"].startswith("L")] == ["pass"] * 4
     bad = tiezheng(data_dir, "log", "export", "likes", "--filter", "type likes", check=False)
     assert bad.returncode == 2 and "cannot read 'type likes'" in bad.stderr
+
+
+def test_capture_steps_are_checked_before_anything_runs(data_dir: Path, tmp_path: Path) -> None:
+    """A bad --steps is one line naming the step, exit 2, before any browser starts."""
+    bad = tmp_path / "steps.json"
+    bad.write_text('["click #more", {"action": "type", "selector": "#pw"}]')
+    refused = tiezheng(data_dir, "capture", "http://127.0.0.1:9/", "--steps", bad, check=False)
+    assert refused.returncode == 2
+    assert "--steps: step 2: type needs a text of 1 to 1000 characters" in refused.stderr
+    unknown = tiezheng(data_dir, "capture", "http://127.0.0.1:9/", "--steps", "preset:nope", check=False)
+    assert unknown.returncode == 2
+    assert "no step preset 'nope' (presets: close-modal, expand-comments, load-more)" in unknown.stderr

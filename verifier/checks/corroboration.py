@@ -9,7 +9,9 @@ P2 checks that the pieces of evidence agree with each other, independently of th
 2. ``source.html`` equals the WARC response body for the final URL, with that response's transfer
    and content codings removed (``verifier.http_body``);
 3. the screenshot and the DOM were taken of the same URL, the WARC holds a response for it, and it
-   is the final URL the raw fetch reached (a different one warns: the page moved by script).
+   is the final URL the raw fetch reached (a different one warns: the page moved by script);
+4. the session video, when the log says one was recorded, is there and lasts the span of the steps it
+   covers (``verifier.checks.session_video``).
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ from verifier.checks.capture_material import (
     warc_records,
 )
 from verifier.checks.context import Context, Outcome
+from verifier.checks.scripted_steps import scripted_step_facts
+from verifier.checks.session_video import session_video_outcome
 from verifier.court_time import format_duration, plural
 from verifier.errors import InvalidPackage, TiezhengError, VerificationError
 from verifier.http_body import HttpFormatError, decode_body, parse_response
@@ -164,6 +168,13 @@ def check_corroborates(ctx: Context) -> Outcome:
     except TiezhengError as exc:
         return Status.FAIL, f"the capture log is unreadable, so no logged hash can be compared: {exc}"
     problems = _hash_problems(ctx, lines)
+    video_problems, video = session_video_outcome(ctx, lines)
+    problems += video_problems
+    if video:
+        ctx.facts["session_video"] = video
+    steps = scripted_step_facts(lines)
+    if steps:
+        ctx.facts["scripted_steps"] = steps
     target = ctx.package.manifest.target
     final_url = text(target.get("final_url"), "manifest target.final_url")
     shot_url, dom_url = _step_url(lines, "screenshot"), _step_url(lines, "dom")
@@ -179,8 +190,8 @@ def check_corroborates(ctx: Context) -> Outcome:
     sources = " and ".join(dict.fromkeys(matched))
     made = len(ctx.package.manifest.artifacts) - 1
     reason = (f"{plural(made, 'artifact')} {'matches the hash' if made == 1 else 'match the hashes'} logged when "
-              "made; "
-              f"source.html equals {sources} for the final URL; screenshot, DOM and WARC name the same page")
+              "made; " + (f"{video}; " if video else "")
+              + f"source.html equals {sources} for the final URL; screenshot, DOM and WARC name the same page")
     if urldefrag(shot_url).url != urldefrag(final_url).url:
         return Status.WARN, (f"{reason}, but the browser ended at {shot_url[:120]} while the raw fetch ended at "
                              f"{final_url[:120]} (moved by script?)")

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from verifier.checks.scripted_steps import describe_step
 from verifier.court_time import format_time
 from verifier.errors import InvalidPackage
 from verifier.package import Package, open_package
@@ -154,3 +155,21 @@ def both_times(value: object) -> str:
     if value is None or value == "":
         return "—"
     return display_text(format_time(value) if isinstance(value, str) else str(value))
+
+
+#: The heading of the scripted steps in every report (English, Chinese).
+STEPS_TITLE = ("Scripted steps run before the screenshot", "截图前执行的预设步骤")
+
+
+def step_lines(report: Report) -> list[str]:
+    """The scripted steps the capture ran, one escaped line each (P2 records them); empty when none ran."""
+    steps = report.facts.get("scripted_steps")
+    if not isinstance(steps, list):
+        return []
+    return [display_text(describe_step(step)) for step in steps if isinstance(step, dict)]
+
+
+def video_line(report: Report) -> str | None:
+    """What P2 found of the session video, escaped; None when the capture recorded none (or it failed P2)."""
+    video = report.facts.get("session_video")
+    return display_text(str(video)) if isinstance(video, str) and video else None

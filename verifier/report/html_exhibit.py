@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 
 from verifier.report.certification import Certification
-from verifier.report.exhibit import Exhibit, target_rows
+from verifier.report.exhibit import STEPS_TITLE, Exhibit, step_lines, target_rows, video_line
 from verifier.report.html_text import bilingual, escaped
 from verifier.verdict import Report
 
@@ -19,9 +19,15 @@ def captured_section(report: Report, exhibit: Exhibit) -> str:
     """What was captured: the target as a small table and the screenshot (first screen, then all of it)."""
     rows = "".join(f"<dt>{bilingual(en, zh)}</dt><dd>{escaped(value)}</dd>" for en, zh, value in target_rows(report))
     shot = exhibit.screenshot
-    if not rows and shot is None and not exhibit.screenshot_note:
+    steps, video = step_lines(report), video_line(report)
+    if not rows and shot is None and not exhibit.screenshot_note and not steps and not video:
         return ""
     body = f"<dl>{rows}</dl>" if rows else ""
+    if steps:
+        items = "".join(f"<li>{escaped(line)}</li>" for line in steps)
+        body += f'<h3>{bilingual(*STEPS_TITLE)}</h3><ol class="steps">{items}</ol>'
+    if video:
+        body += f'<p class="detail">{bilingual("Session video", "录屏视频")}: {escaped(video)}</p>'
     if shot is not None:
         # The PNG's header passed the exhibit's size checks; a data: URI keeps the page self-contained.
         uri = "data:image/png;base64," + base64.b64encode(shot.png).decode("ascii")

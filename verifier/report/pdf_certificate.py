@@ -23,7 +23,15 @@ from verifier.court_time import format_time
 from verifier.errors import InvalidInput
 from verifier.legal_basis import legal_basis
 from verifier.report.certification import Certification, certifications
-from verifier.report.exhibit import Exhibit, both_times, load_exhibit, target_rows, verification_link
+from verifier.report.exhibit import (
+    STEPS_TITLE,
+    Exhibit,
+    both_times,
+    load_exhibit,
+    step_lines,
+    target_rows,
+    verification_link,
+)
 from verifier.report.html_page import (
     FINDINGS_TITLES,
     GROUP_LABELS,
@@ -239,6 +247,10 @@ class _Builder:
                                      "截图首屏；整页截图见证明之后各页。"), self.small)]
         elif self.exhibit.screenshot_note:
             parts.append(self.p(markup(self.exhibit.screenshot_note, self.cjk), self.small))
+        steps = step_lines(self.report)
+        if steps:
+            parts += [self._spacer(4), self.p(self.bi(*STEPS_TITLE, sep="  "), self.small),
+                      *(self.p(markup(line, self.cjk), self.small) for line in steps)]
         return parts
 
     def _screenshot_pages(self) -> list[Flowable]:

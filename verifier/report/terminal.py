@@ -21,6 +21,7 @@ from rich.text import Text
 
 from verifier.court_time import format_time
 from verifier.legal_basis import legal_basis
+from verifier.report.exhibit import STEPS_TITLE, step_lines
 from verifier.sanitize import display_text
 from verifier.verdict import DOES_NOT_PROVE, CheckResult, Report, Status, Verdict, shown_groups
 from verifier.wording import (
@@ -209,6 +210,10 @@ def render_report(report: Report, *, source: str = "", lang: str = "en", details
         parts += _labelled(pick("fingerprint", "证据指纹", lang), str(report.fingerprint), width, "dim")
         for en_label, zh_label, when in _times(report.facts, report.offline):
             parts += _labelled(pick(en_label, zh_label, lang), format_time(when), width)
+        steps = step_lines(report)
+        if steps:
+            parts.append(Text(pick(*STEPS_TITLE, lang), style="bold"))
+            parts += _text_lines(line for step in steps for line in wrap(step, width, indent=2))
         for group in shown_groups(report.checks):
             parts.append(Text(pick(group.upper(), GROUP_ZH[group], lang), style="bold cyan"))
             for result in report.checks:

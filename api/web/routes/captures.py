@@ -27,13 +27,16 @@ async def capture(body: CaptureCreate, request: Request, response: Response, who
     With ``Idempotency-Key``, a retry of the same request answers the same ids (and
     ``Idempotent-Replayed: true``) instead of capturing again. ``matter`` files the captures under
     one of the tenant's matters (404 when it is not one); ``matter`` and ``subject`` go into each manifest.
+    ``steps`` is a scripted step list run before the screenshot (422 with the reason when it is not
+    valid); it is recorded in each manifest. ``video: false`` turns the session video off.
     """
     key = parse_key(idempotency_key)
     idem = None if key is None else IdempotentRequest(key, digest(
         "POST /v1/captures", [json.dumps({"urls": body.urls, "note": body.note, "matter": body.matter,
-                                          "subject": body.subject}, sort_keys=True)]))
+                                          "subject": body.subject, "steps": body.steps, "video": body.video},
+                                         sort_keys=True)]))
     accepted = await run_in_threadpool(accept_captures, state, who, body.urls, note=body.note,
                                        client=client_address(request), request=idem, matter=body.matter,
-                                       subject=body.subject)
+                                       subject=body.subject, steps=body.steps, video=body.video)
     mark_replay(request, response, accepted)
     return Accepted(evidence_ids=accepted.evidence_ids)
