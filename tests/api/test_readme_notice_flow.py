@@ -44,7 +44,7 @@ def loopback(tmp_path: Path, anvil: Path) -> Iterator[tuple[Path, Mailbox, Zone]
                            env={**os.environ, "TIEZHENG_DATA_DIR": str(data)})
 
 
-@pytest.mark.slow  # a dozen `tiezheng` processes, a capture and two seals: about 40 s on a quiet machine
+@pytest.mark.slow  # a dozen `tiezheng` processes, a capture and two seals (158 s at a load of 10 on 2 cores)
 @pytest.mark.skipif(capture_available() is not None, reason=f"web capture: {capture_available()}")
 def test_the_readme_notice_flow_runs_as_written(loopback: tuple[Path, Mailbox, Zone], sample_site: str,
                                                 tmp_path: Path) -> None:
