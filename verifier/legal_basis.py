@@ -125,11 +125,15 @@ KIND_RULES: Mapping[str, Rule] = {
     "spc_2014_network": Rule(
         "《最高人民法院关于审理利用信息网络侵害人身权益民事纠纷案件适用法律若干问题的规定》（法释〔2014〕11号）",
         "SPC Provisions on Cases of Infringement of Personal Rights over Information Networks (2014)",
-        "http://cndkt.com/separate/823.html"),  # Art. 5: what a valid notice contains
+        "http://cndkt.com/separate/823.html"),  # Art. 5 (2014 text; the 2020 amendment deleted it)
     "ecommerce_law": Rule(
         "《中华人民共和国电子商务法》",
         "E-Commerce Law of the PRC (2018)",
         "http://www.hrfabao.com/falvtiao/6471765.html"),  # Art. 42 in full
+    "civil_code": Rule(
+        "《中华人民共和国民法典》",
+        "Civil Code of the PRC (2020)",
+        "https://www.xing528.com/lilun/1715892.html"),  # Art. 1195: what a notice contains since 2021
     "ip_guideline": Rule(
         "《最高人民法院关于审理涉电子商务平台知识产权民事案件的指导意见》（法发〔2020〕32号）",
         "SPC Guiding Opinions on IP Civil Cases Involving E-Commerce Platforms (2020)",
@@ -140,10 +144,13 @@ KIND_BASES: Mapping[str, tuple[Citation, ...]] = {
               "Art. 93(5): whether the data was formed and stored in normal dealings"),
            _c("evidence", "第九十三条第四项：完整地保存、传输、提取，方法可靠",
               "Art. 93(4): kept, transmitted and extracted completely, by reliable methods")),
-    "N2": (_c("spc_2014_network", "第五条：通知的姓名（名称）和联系方式、网络地址、删除理由",
-              "Art. 5: the notifier's name and contact, the network address, the grounds"),
-           _c("ecommerce_law", "第四十二条：通知应当包括构成侵权的初步证据",
-              "Art. 42: a notice shall include preliminary evidence of infringement"),
+    "N2": (_c("spc_2014_network", "第五条（2014年文本）：通知人的姓名（名称）和联系方式、网络地址、删除理由",
+              "Art. 5 (2014 text): the notifier's name and contact, the network address, the grounds"),
+           _c("civil_code", "第一千一百九十五条第一款：通知应当包括构成侵权的初步证据及权利人的真实身份信息",
+              "Art. 1195 para. 1: a notice shall include preliminary evidence of infringement and the right "
+              "holder's true identity"),
+           _c("ecommerce_law", "第四十二条第一款：通知应当包括构成侵权的初步证据",
+              "Art. 42 para. 1: a notice shall include preliminary evidence of infringement"),
            _c("ip_guideline", "第五条：权利证明及真实身份信息、准确定位信息、初步证据、真实性书面保证",
               "Art. 5: proof of right and true identity, locating information, preliminary evidence, "
               "a written guarantee of truth")),

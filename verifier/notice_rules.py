@@ -4,13 +4,23 @@ One table serves both sides. ``evidence.notices`` refuses to send a notice that 
 rule sets require (unless told to), and the verifier's N2 reads the sealed notice record and reports
 the same elements, so the gate and the check cannot disagree about what a rule asks for.
 
-Each rule set lists only what its article names:
-- SPC 2014 Art. 5 (法释〔2014〕11号): the notifier's name and contact, the network address, the grounds.
-- E-Commerce Law Art. 42: the notice "shall include preliminary evidence of infringement"; the measure
-  needs the goods or services named (the address) and who asks.
-- IP Key Guideline Art. 5 (法发〔2020〕32号): proof of the right and the owner's true identity,
-  information that locates the accused goods or services, preliminary evidence of infringement, and a
-  written guarantee that the notice is true.
+Each rule set lists only what its article names (wording checked against public copies, cited beside
+each rule set below and in ``legal_basis.KIND_RULES``):
+- SPC 2014 Art. 5 (法释〔2014〕11号): a notice "包含下列内容的，人民法院应当认定有效": the notifier's
+  name (姓名（名称）) and contact, the network address or information that locates the content, and
+  the reasons for deletion. It names no identifier, no evidence and no guarantee. The 2020 amendment
+  (法释〔2020〕17号, in force 1 January 2021) deleted the article, and its articles were renumbered;
+  since then the Civil Code's Art. 1195 says what a notice holds. The rule set stays for notices
+  judged by the 2014 text, and because its elements are still what courts look for.
+- Civil Code Art. 1195 para. 1: "通知应当包括构成侵权的初步证据及权利人的真实身份信息": preliminary
+  evidence of infringement and the right holder's true identity.
+- E-Commerce Law Art. 42 para. 1: "通知应当包括构成侵权的初步证据": preliminary evidence of
+  infringement, and nothing else by name.
+- IP Guideline Art. 5 (法发〔2020〕32号, point 五): "知识产权权利证明及权利人的真实身份信息；能够实现
+  准确定位的被诉侵权商品或者服务信息；构成侵权的初步证据；通知真实性的书面保证等": proof of the right and
+  the owner's true identity, information that locates the accused goods or services, preliminary
+  evidence of infringement, and a written guarantee that the notice is true. It also asks for written
+  form, which an e-mail is (Civil Code Art. 469).
 
 The functions here take the notice record as JSON data (from a draft, or from a sealed manifest) and
 never raise for a malformed record: a malformed element is a missing element.
@@ -37,6 +47,7 @@ class Element:
 
 
 ELEMENTS: Mapping[str, Element] = {e.id: e for e in (
+    Element("owner_name", "the notifier's name", "通知人的姓名（名称）"),
     Element("owner_identity", "the right owner's true identity (name and identifier)",
             "权利人的真实身份信息（名称及证件号码）"),
     Element("owner_contact", "the right owner's contact (e-mail, telephone or address)", "权利人的联系方式"),
@@ -58,20 +69,30 @@ class RuleSet:
 
 
 RULE_SETS: Mapping[str, RuleSet] = {r.id: r for r in (
+    # 2014 text: http://cndkt.com/separate/823.html; the 2020 amended text, without it:
+    # https://66zhonglv.com/fagui/7082.html
     RuleSet("spc-2014-art5",
-            "SPC Provisions on Network Infringement of Personal Rights (2014), Art. 5",
+            "SPC Provisions on Network Infringement of Personal Rights (2014), Art. 5 "
+            "(2014 text; deleted by the 2020 amendment)",
             "《最高人民法院关于审理利用信息网络侵害人身权益民事纠纷案件适用法律若干问题的规定》"
-            "（法释〔2014〕11号）第五条",
-            ("owner_identity", "owner_contact", "infringing_urls", "grounds")),
+            "（法释〔2014〕11号）第五条（2014年文本，2020年修正时删除）",
+            ("owner_name", "owner_contact", "infringing_urls", "grounds")),
+    # http://www.hrfabao.com/falvtiao/6471765.html
     RuleSet("ecl-art42",
             "E-Commerce Law of the PRC, Art. 42",
             "《中华人民共和国电子商务法》第四十二条",
-            ("owner_identity", "infringing_urls", "infringement_evidence")),
+            ("infringement_evidence",)),
+    # http://www.zhixianglawyer.com/news_view.aspx?typeid=4&id=1137&fid=t2:4:2
     RuleSet("ip-guideline-art5",
-            "SPC Guiding Opinions on IP Cases Involving E-Commerce Platforms (2020), Art. 5",
+            "SPC Guiding Opinions on IP Civil Cases Involving E-Commerce Platforms (2020), Art. 5",
             "《最高人民法院关于审理涉电子商务平台知识产权民事案件的指导意见》（法发〔2020〕32号）第五条",
             ("right_proof", "owner_identity", "infringing_urls", "infringement_evidence",
              "authenticity_guarantee")),
+    # https://www.xing528.com/lilun/1715892.html
+    RuleSet("civil-code-art1195",
+            "Civil Code of the PRC, Art. 1195 para. 1",
+            "《中华人民共和国民法典》第一千一百九十五条第一款",
+            ("owner_identity", "infringement_evidence")),
 )}
 DEFAULT_RULE_SETS = tuple(RULE_SETS)
 
@@ -100,8 +121,10 @@ def present_elements(record: Mapping[str, Any]) -> frozenset[str]:
     urls = _list(record.get("infringing"))
     guarantee = _mapping(record.get("guarantee"))
     found = set()
-    if _text(owner.get("name")) and _text(owner.get("identifier")):
-        found.add("owner_identity")
+    if _text(owner.get("name")):
+        found.add("owner_name")
+        if _text(owner.get("identifier")):
+            found.add("owner_identity")
     if any(_text(contact.get(key)) for key in ("email", "phone", "address")):
         found.add("owner_contact")
     proofs = _list(record.get("right_proofs"))

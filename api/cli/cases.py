@@ -222,7 +222,8 @@ def watch_remove(watch_id: Annotated[str, typer.Argument(metavar="ID")], data_di
 
 @watch_app.command("run-due")
 def watch_run_due(data_dir: DataDir = None, as_json: JsonFlag = False) -> None:
-    """Run the watches' due slots now, here (for cron); seal them with `tiezheng seal`."""
+    """Run the watches' due slots now, here (for cron), and re-capture the URLs of notices whose
+    response window has closed; seal them with `tiezheng seal`."""
     with errors.status("deciding the due slots…", spinner="dots"):
         from api.service.local_cases import RunResult, run_due
 
@@ -238,7 +239,8 @@ def watch_run_due(data_dir: DataDir = None, as_json: JsonFlag = False) -> None:
 
     outcome = run_due(settings, on_result=shown)
     if not as_json:
-        console.print(f"{outcome.queued} slot(s) run, {outcome.missed} missed; "
+        rechecks = f", {outcome.rechecks} re-capture(s) after a notice's window closed" if outcome.rechecks else ""
+        console.print(f"{outcome.queued - outcome.rechecks} slot(s) run{rechecks}, {outcome.missed} missed; "
                       "run `tiezheng seal` to seal the new packages")
     if any(r.error for r in outcome.runs):
         raise typer.Exit(1)

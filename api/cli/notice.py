@@ -76,7 +76,8 @@ def draft(owner: Annotated[str, typer.Option(help="The right owner's name.")] = 
           to: Annotated[str, typer.Option(help="The platform's notice address.")] = "",
           matter: Annotated[str | None, typer.Option(help="The matter this notice serves.")] = None,
           rule_set: Annotated[list[str] | None, typer.Option(
-              help="spc-2014-art5, ecl-art42 or ip-guideline-art5; repeat (default: all three).")] = None,
+              help="spc-2014-art5, ecl-art42, ip-guideline-art5 or civil-code-art1195; repeat "
+                 "(default: all four).")] = None,
           window: Annotated[str, typer.Option(help="Response window: 15d, 20wd (working days) or a date.")] = "15d",
           corrects: Annotated[str | None, typer.Option(help="Draft a correction of this sent notice.")] = None,
           data_dir: DataDir = None, as_json: JsonFlag = False) -> None:

@@ -122,19 +122,24 @@ class DueRun:
     queued: int
     missed: int
     runs: list[RunResult]
+    #: Of ``queued``, re-captures of notices whose response window closed.
+    rechecks: int = 0
 
 
-def run_due(settings: Settings, *, on_result: Callable[[RunResult], None] = lambda _: None) -> DueRun:
-    """Decide every due slot now and run the queued captures in this process, one after another.
+def run_due(settings: Settings, *, on_result: Callable[[RunResult], None] = lambda _: None,
+            now: datetime | None = None) -> DueRun:
+    """Decide every due slot as of ``now`` (default: the clock) and run the queued captures in this
+    process, one after another, with the re-captures of notices whose response window closed.
 
     Runs queued earlier and never finished (a `run-due` that died) run too. Their outbox messages
     are marked sent once run, so a service started later does not hand them to a worker again
-    (it would find them done anyway: a capture job is idempotent).
+    (it would find them done anyway: a capture job is idempotent). A notice's re-capture of a URL no
+    watch follows has no slot: if this process dies before running it, `tiezheng serve` runs it from the outbox.
     """
     engine = database(settings)
-    outcome = scheduler.schedule_due(engine)
+    outcome = scheduler.schedule_due(engine, now=now)
     results = []
-    for row_id in scheduler.unfinished_runs(engine):
+    for row_id in dict.fromkeys([*scheduler.unfinished_runs(engine), *outcome.rechecks]):
         status = jobs.capture_job(row_id, settings)
         with Session(engine) as session:
             row = session.get(Evidence, row_id)
@@ -146,7 +151,7 @@ def run_due(settings: Settings, *, on_result: Callable[[RunResult], None] = lamb
             result = RunResult(row_id, row.title, status, row.evidence_id, row.fingerprint, row.error)
         on_result(result)
         results.append(result)
-    return DueRun(len(outcome.queued), outcome.missed, results)
+    return DueRun(len(outcome.queued), outcome.missed, results, len(outcome.rechecks))
 
 
 def follow_now(settings: Settings, *, url: str, runs: int, every_seconds: int, matter_title: str,

@@ -398,29 +398,27 @@ class ClosedWindow:
     urls: tuple[str, ...]
 
 
-def take_closed_windows(desk: NoticeDesk, *, today: date) -> list[ClosedWindow]:
-    """Every notice whose window ended before ``today`` (China Standard Time) and was not handed over
-    yet, for all tenants; each is marked handed over in the same transaction, so a scheduler that runs
-    this daily starts each re-capture once. A version corrected or withdrawn since is skipped (and marked)."""
-    found = []
-    with Session(desk.engine) as session:
-        rows = session.exec(select(NoticeVersion).where(col(NoticeVersion.status) == "sent",
-                                                        col(NoticeVersion.due).is_not(None),
-                                                        col(NoticeVersion.recheck_at).is_(None))).all()
-        for row in rows:
-            if row.due is None or row.due >= today.isoformat():
-                continue
-            later = session.exec(select(NoticeVersion).where(NoticeVersion.notice_id == row.notice_id,
-                                                             NoticeVersion.version > row.version,
-                                                             NoticeVersion.status == "sent")).all()
-            row.recheck_at = datetime.now(UTC)
-            session.add(row)
-            if later or row.action == "withdrawal":
-                continue  # a correction runs its own window; a withdrawal ends it
-            record = json.loads(row.record)
-            urls = tuple(str(item.get("url")) for item in record.get("infringing", []) if item.get("url"))
-            found.append(ClosedWindow(row.notice_id, row.version, row.tenant_id, row.matter, row.due, urls))
-        session.commit()
+def closed_windows(session: Session, *, today: date) -> list[tuple[str, ClosedWindow | None]]:
+    """Every sent version (all tenants) whose window ended before ``today`` (China Standard Time) and
+    that was not handed over yet, by its row id; the window is None for a version corrected or
+    withdrawn since (a correction runs its own window, a withdrawal ends it): it is only to be marked.
+    Nothing is written here: ``notice_recheck`` hands each over and marks it in one transaction."""
+    found: list[tuple[str, ClosedWindow | None]] = []
+    rows = session.exec(select(NoticeVersion).where(col(NoticeVersion.status) == "sent",
+                                                    col(NoticeVersion.due).is_not(None),
+                                                    col(NoticeVersion.due) < today.isoformat(),
+                                                    col(NoticeVersion.recheck_at).is_(None))
+                        .order_by(col(NoticeVersion.due), col(NoticeVersion.id))).all()
+    for row in rows:
+        later = session.exec(select(NoticeVersion.id).where(NoticeVersion.notice_id == row.notice_id,
+                                                            NoticeVersion.version > row.version,
+                                                            NoticeVersion.status == "sent")).first()
+        if later is not None or row.action == "withdrawal" or row.due is None:
+            found.append((row.id, None))
+            continue
+        record = json.loads(row.record)
+        urls = tuple(str(item.get("url")) for item in record.get("infringing", []) if item.get("url"))
+        found.append((row.id, ClosedWindow(row.notice_id, row.version, row.tenant_id, row.matter, row.due, urls)))
     return found
 
 

@@ -36,7 +36,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from anchor.store import acquire_lease, crashed_here, release_lease
-from api.service import jobs, matters, outbox
+from api.service import jobs, matters, notice_recheck, outbox
 from api.service.errors import ApiError
 from api.service.models import (
     Evidence,
@@ -108,6 +108,8 @@ class Outcome:
     queued: list[str] = field(default_factory=list)
     missed: int = 0
     ended: int = 0
+    #: Of ``queued``, the re-captures of notices whose response window closed (``notice_recheck``).
+    rechecks: list[str] = field(default_factory=list)
 
 
 def _busy(session: Session, watch_ids: Sequence[str]) -> set[str]:
@@ -187,7 +189,8 @@ def _aware(moment: datetime) -> datetime:
 
 
 def schedule_due(engine: Engine, *, now: datetime | None = None, limit: int = 10 * CHUNK) -> Outcome:
-    """Decide every due slot of up to ``limit`` watches; returns what was queued and missed.
+    """Decide every due slot of up to ``limit`` watches, and queue the re-captures of notices whose
+    response window closed; returns what was queued and missed.
 
     A chunk commits as one transaction; if another scheduler got to one of its watches first, the
     chunk is rolled back and its watches are decided one by one, the other scheduler's skipped.
@@ -203,6 +206,10 @@ def schedule_due(engine: Engine, *, now: datetime | None = None, limit: int = 10
         if not _decide_chunk(engine, chunk, now, outcome):
             for watch_id in chunk:
                 _decide_chunk(engine, [watch_id], now, outcome)
+    # After the grid's slots: a window whose watch just got a run waits for that run to finish.
+    rechecks = notice_recheck.recheck_closed_windows(engine, now=now)
+    outcome.queued += rechecks.queued
+    outcome.rechecks += rechecks.queued
     if outcome.queued or outcome.missed:
         log.info("scheduler: %d run(s) queued, %d slot(s) missed", len(outcome.queued), outcome.missed)
     return outcome

@@ -64,7 +64,8 @@ def _signed_reply(notice_id: str, zone: Zone) -> bytes:
     body = (f"From: ip@{PLATFORM}\r\nTo: notices@operator.example\r\nSubject: Re: [{notice_id}]\r\n"
             f"Date: {format_datetime(datetime.now(UTC))}\r\nMessage-ID: <r@{PLATFORM}>\r\n\r\n"
             "Listing removed.\r\n").encode()
-    return dkim.sign(body, b"mail", PLATFORM.encode(), pem) + body
+    signature: bytes = dkim.sign(body, b"mail", PLATFORM.encode(), pem)
+    return signature + body
 
 
 def test_draft_send_reply_seal_verify_withdraw(data_dir: Path, tmp_path: Path,

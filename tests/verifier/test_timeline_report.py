@@ -118,3 +118,39 @@ def test_pdf(tmp_path: Path) -> None:
     assert "<script>alert(1)</script>" in text  # shown as text, not markup
     fonts = subprocess.run(["pdffonts", str(path)], capture_output=True, text=True, check=True).stdout
     assert "Helvetica" not in fonts  # every font embedded, none left to the viewer
+
+
+def test_a_notices_course_is_worded_by_day_still_present_then_removed() -> None:
+    # Delivered 2026-12-01 23:30 in Beijing (15:30 UTC): day 0 is that Beijing date, as a window counts.
+    notice_at = datetime(2026, 12, 1, 15, 30, tzinfo=UTC)
+    entries = (
+        TimelineEntry(notice_at - timedelta(days=3), "capture", "tz-1", content_present=None),
+        TimelineEntry(notice_at, "notice", "tz-2"),
+        TimelineEntry(notice_at + timedelta(hours=1), "reply", "tz-3"),
+        # 00:30 next day in Beijing: day 1, though under a day later.
+        TimelineEntry(notice_at + timedelta(hours=1), "capture", "tz-4", content_present=True),
+        TimelineEntry(notice_at + timedelta(days=16), "change", "tz-5", content_present=True),
+        TimelineEntry(notice_at + timedelta(days=18), "removal", "tz-6", content_present=False),
+        TimelineEntry(notice_at + timedelta(days=19), "capture", "tz-7", content_present=False),
+        TimelineEntry(notice_at + timedelta(days=30), "reappearance", "tz-8", content_present=True),
+    )
+    doc = TimelineDocument("Course", entries)
+    (course,) = doc.courses()
+    assert [e.evidence_id for e in course.present] == ["tz-4", "tz-5"]
+    assert course.words == ("notice delivered → still present on days 1, 16 → removed on day 18",
+                            "通知送达 → 第 1、16 天仍然存在 → 第 18 天被删除")
+    page = render_timeline_html(doc)
+    assert "still present on day 16 after the notice was delivered" in page and "通知送达后第 16 天仍然存在" in page
+    assert "notice delivered → still present on days 1, 16 → removed on day 18" in page
+    # A reappearance after the removal is not "still present": the course ended with the removal.
+    assert "day 30" not in page
+    assert render_timeline_pdf(doc).startswith(b"%PDF")
+
+    # No removal found yet: the course says so; a second notice starts its own course.
+    open_course = TimelineDocument("Open", (
+        *entries[1:5], TimelineEntry(notice_at + timedelta(days=20), "notice", "tz-9"),
+        TimelineEntry(notice_at + timedelta(days=36), "capture", "tz-10", content_present=True)))
+    first, second = open_course.courses()
+    assert first.words[0] == "notice delivered → still present on days 1, 16 → not found removed yet"
+    assert second.words == ("notice delivered → still present on day 16 → not found removed yet",
+                            "通知送达 → 第 16 天仍然存在 → 尚未发现删除")

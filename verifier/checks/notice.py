@@ -21,12 +21,13 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import parseaddr
 from typing import Any
 
 from verifier.checks.context import Context, Outcome, Skip
-from verifier.dkim import MAX_MESSAGE_BYTES, DkimFailure, split_message, tag_list, verify_dkim
+from verifier.dkim import MAX_MESSAGE_BYTES, DkimFailure, DkimTesting, split_message, tag_list, verify_dkim
 from verifier.errors import InvalidPackage
 from verifier.notice_rules import ELEMENTS, describe_missing, judge
 from verifier.package import parse_json
@@ -54,6 +55,18 @@ def _record(ctx: Context, key: str) -> Mapping[str, Any]:
 
 def _domain_of(address: str) -> str:
     return parseaddr(address)[1].rpartition("@")[2].lower().rstrip(".")
+
+
+def _moment(value: object) -> datetime | None:
+    """The sealed record's fetch time: when the signature was checked at import (t= and x= are judged
+    against it, not against today: a signature may expire after the reply was received and sealed)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def check_reply_provenance(ctx: Context) -> Outcome:
@@ -85,7 +98,9 @@ def check_reply_provenance(ctx: Context) -> Outcome:
         return Status.FAIL, (f"no key record was found for {expected_name} at import "
                              f"({where}: {dns_record.get('error')})")
     try:
-        result = verify_dkim(message, value)
+        result = verify_dkim(message, value, checked_at=_moment(dns_record.get("fetched_at")))
+    except DkimTesting as exc:
+        return Status.WARN, f"{exc}; the reply is sealed as received, but no domain vouches for it"
     except DkimFailure as exc:
         return Status.FAIL, f"DKIM signature of {expected_name} does not verify against the record {where}: {exc}"
     senders = [raw for name_, raw in fields if name_ == b"from"]

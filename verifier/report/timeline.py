@@ -3,8 +3,9 @@
 Each line is an event (a capture, a notice delivered, a change, a removal, a reappearance) with its
 evidence id, fingerprint, status and anchor transaction, an optional thumbnail, and a link to the
 package that proves it. Where content was removed after a notice, the delay is worded
-("removed 3 days 4 hours after the notice was delivered" / "通知送达后 3 天 4 小时被删除"): the
-question courts ask of a platform's response (SPC Online Litigation Rules, E-Commerce Law Art. 42).
+("removed 3 days 4 hours after the notice was delivered" / "通知送达后 3 天 4 小时被删除"), and each
+notice's course is summed up by day ("notice delivered → still present on day 16 → removed on day 18"):
+the question courts ask of a platform's response (SPC Online Litigation Rules, E-Commerce Law Art. 42).
 
 Every string comes from packages, watches and users, so every string is escaped: HTML with
 ``html.escape`` over ``display_text`` (hidden characters shown as codes), PDF with
@@ -28,7 +29,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from verifier import __version__
-from verifier.court_time import format_duration, format_time
+from verifier.court_time import BEIJING, format_duration, format_time
 from verifier.errors import InvalidInput
 from verifier.sanitize import display_text
 
@@ -74,6 +75,9 @@ class TimelineEntry:
     link: str | None = None
     #: What happened, in one line ("price ¥ 99.00 → ¥ 79.00", "notice to the platform's agent").
     summary: str | None = None
+    #: For a capture: whether it found the content there (its change record says so), False when it
+    #: found it removed, None when nothing says (a notice, or a capture with no change record).
+    content_present: bool | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -98,6 +102,49 @@ class RemovalDelay:
                 f"通知送达后 {format_duration(self.delay, 'zh')}被删除")
 
 
+def _day_after(notice: TimelineEntry, entry: TimelineEntry) -> int:
+    """Which day after the notice's ``entry`` falls on: dates in China Standard Time, the day of
+    delivery being day 0 (a period in days starts the day after, Civil Code Art. 201)."""
+    return (_utc(entry.time).astimezone(BEIJING).date()
+            - _utc(notice.time).astimezone(BEIJING).date()).days
+
+
+#: Days of presence listed in one course; the events table shows every capture.
+MAX_COURSE_DAYS = 8
+
+
+@dataclass(frozen=True)
+class NoticeCourse:
+    """What became of the content after one notice: the captures that still found it, then the first
+    that found it removed (if any did), each by its day after delivery."""
+
+    notice: TimelineEntry
+    present: tuple[TimelineEntry, ...]
+    removal: TimelineEntry | None
+
+    def day(self, entry: TimelineEntry) -> int:
+        return _day_after(self.notice, entry)
+
+    @property
+    def words(self) -> tuple[str, str]:
+        """``("notice delivered → still present on day 16 → removed on day 18",
+        "通知送达 → 第 16 天仍然存在 → 第 18 天被删除")``."""
+        days = [str(self.day(e)) for e in self.present]
+        if len(days) > MAX_COURSE_DAYS:  # the first ones and the last, the events table has them all
+            days = [*days[:MAX_COURSE_DAYS - 2], "…", days[-1]]
+        en, zh = ["notice delivered"], ["通知送达"]
+        if days:
+            en.append(f"still present on day{'s' if len(days) > 1 else ''} {', '.join(days)}")
+            zh.append(f"第 {'、'.join(days)} 天仍然存在")
+        if self.removal is not None:
+            en.append(f"removed on day {self.day(self.removal)}")
+            zh.append(f"第 {self.day(self.removal)} 天被删除")
+        elif days:
+            en.append("not found removed yet")
+            zh.append("尚未发现删除")
+        return " → ".join(en), " → ".join(zh)
+
+
 @dataclass(frozen=True)
 class TimelineDocument:
     title: str
@@ -114,6 +161,31 @@ class TimelineDocument:
         if len(self.entries) > MAX_ENTRIES:
             raise InvalidInput(f"a timeline of {len(self.entries)} events; the limit is {MAX_ENTRIES}")
         return sorted(self.entries, key=lambda e: _utc(e.time))
+
+    def courses(self) -> list[NoticeCourse]:
+        """For each notice followed by a capture that says whether the content is there: the course of
+        the content until the first removal (a later notice starts its own course)."""
+        found: list[NoticeCourse] = []
+        notice: TimelineEntry | None = None
+        present: list[TimelineEntry] = []
+        removal: TimelineEntry | None = None
+
+        def close() -> None:
+            if notice is not None and (present or removal is not None):
+                found.append(NoticeCourse(notice, tuple(present), removal))
+
+        for entry in self.ordered:
+            if entry.kind == "notice":
+                close()
+                notice, present, removal = entry, [], None
+            elif notice is None or removal is not None:
+                continue
+            elif entry.kind == "removal":
+                removal = entry
+            elif entry.content_present:
+                present.append(entry)
+        close()
+        return found
 
     def delays(self) -> list[RemovalDelay]:
         """For each removal, the delay since the latest notice delivered at or before it."""
@@ -167,7 +239,8 @@ def thumbnail_size(png: bytes | None) -> tuple[int, int] | None:
     return width, height
 
 
-def _event_lines(entry: TimelineEntry, delays: Mapping[int, RemovalDelay]) -> list[tuple[str, str]]:
+def _event_lines(entry: TimelineEntry, delays: Mapping[int, RemovalDelay],
+                 presence: Mapping[int, tuple[str, str]]) -> list[tuple[str, str]]:
     """The event's text as (English, Chinese) pairs; values from the caller appear in both."""
     en, zh = KINDS[entry.kind]
     lines = [(en, zh)]
@@ -176,7 +249,16 @@ def _event_lines(entry: TimelineEntry, delays: Mapping[int, RemovalDelay]) -> li
     delay = delays.get(id(entry))
     if delay is not None:
         lines.append(delay.words)
+    if id(entry) in presence:
+        lines.append(presence[id(entry)])
     return lines
+
+
+def _presence_lines(courses: list[NoticeCourse]) -> dict[int, tuple[str, str]]:
+    """For each capture that still found the content after a notice: its line, by entry."""
+    return {id(entry): (f"still present on day {course.day(entry)} after the notice was delivered",
+                        f"通知送达后第 {course.day(entry)} 天仍然存在")
+            for course in courses for entry in course.present}
 
 
 def _evidence_lines(entry: TimelineEntry) -> list[tuple[str, str, str]]:
@@ -219,13 +301,14 @@ def _pair_html(en: str, zh: str) -> str:
 def render_timeline_html(document: TimelineDocument) -> str:
     """The timeline as one self-contained, bilingual HTML page (thumbnails inline as data: URIs)."""
     entries = document.ordered
-    delays = document.delays()
+    delays, courses = document.delays(), document.courses()
     by_entry = {id(d.removal): d for d in delays}
+    presence = _presence_lines(courses)
     when = format_time(document.generated_at or datetime.now(UTC))
     rows = []
     for entry in entries:
         colour = KIND_COLOURS[entry.kind]
-        event = _event_lines(entry, by_entry)
+        event = _event_lines(entry, by_entry, presence)
         kind_en, kind_zh = event[0]
         cells = [f'<span class="kind" style="color:{colour}">{_pair_html(kind_en, kind_zh)}</span>']
         for en, zh in event[1:]:
@@ -244,8 +327,9 @@ def render_timeline_html(document: TimelineDocument) -> str:
         rows.append(f"<tr><td>{'<br>'.join(_e(part) for part in _time_lines(entry.time))}</td><td>{''.join(cells)}</td>"
                     f"<td>{evidence}</td><td>{thumb}</td></tr>")
     summary = ""
-    if delays:
-        items = "".join(f"<li>{_e(d.removal.evidence_id)}: {_pair_html(*d.words)}</li>" for d in delays)
+    if delays or courses:
+        items = "".join(f"<li>{_e(c.notice.evidence_id)}: {_pair_html(*c.words)}</li>" for c in courses)
+        items += "".join(f"<li>{_e(d.removal.evidence_id)}: {_pair_html(*d.words)}</li>" for d in delays)
         summary = (f'<h2>Notice to removal <small class="zh">通知至删除</small></h2>'
                    f'<ul class="delays">{items}</ul>')
     subtitle = f'<p class="sub">{_e(_shown(document.subtitle))}</p>' if document.subtitle else ""
@@ -286,8 +370,9 @@ def render_timeline_pdf(document: TimelineDocument) -> bytes:
     cjk = register_cjk_font()
     register_latin_fonts()
     entries = document.ordered
-    delays = document.delays()
+    delays, courses = document.delays(), document.courses()
     by_entry = {id(d.removal): d for d in delays}
+    presence = _presence_lines(courses)
     body = ParagraphStyle("tl", fontName=SANS, fontSize=8, leading=10.5, wordWrap="CJK")
     small = ParagraphStyle("tl-small", body, fontSize=7, leading=9, textColor="#59636e")
     mono = ParagraphStyle("tl-mono", body, fontName=MONO, fontSize=6.6, leading=8.6)
@@ -310,8 +395,10 @@ def render_timeline_pdf(document: TimelineDocument) -> bytes:
         story.append(Paragraph(f"<b>{shown}</b>" if number == 0 else shown, body))
     story.append(Paragraph(pair(f"{len(entries)} events, in time order; generated {when}",
                                 f"共 {len(entries)} 项事件，按时间顺序排列；生成于 {when}"), small))
-    if delays:
+    if delays or courses:
         story.append(Paragraph(pair("Notice to removal", "通知至删除"), h2))
+        for course in courses:
+            story.append(Paragraph(markup(f"{_shown(course.notice.evidence_id)}: ", cjk) + pair(*course.words), body))
         for delay in delays:
             en, zh = delay.words
             story.append(Paragraph(markup(f"{_shown(delay.removal.evidence_id)}: ", cjk) + pair(en, zh), body))
@@ -320,7 +407,7 @@ def render_timeline_pdf(document: TimelineDocument) -> bytes:
     rows: list[list[Any]] = [[Paragraph(pair(en, zh), small) for en, zh in
                               (("Time", "时间"), ("Event", "事件"), ("Evidence", "证据"), ("Screenshot", "截图"))]]
     for entry in entries:
-        event = _event_lines(entry, by_entry)
+        event = _event_lines(entry, by_entry, presence)
         colour = KIND_COLOURS[entry.kind]
         kind = f'<font color="{colour}"><b>{pair(*event[0])}</b></font>'
         more = "".join("<br/>" + (f'<font color="#cf222e"><b>{markup(en, cjk)}<br/>{markup(zh, cjk)}</b></font>'

@@ -35,6 +35,14 @@ def _kind(link: Link) -> str:
     return EVENT_OF_CLASSIFICATION.get(link.change.classification, "capture")
 
 
+def _content_present(link: Link) -> bool | None:
+    """What the capture's sealed change record says of the content: there (changed, unchanged,
+    reappeared), removed, or None with no record to say it (a first capture, a notice)."""
+    if link.kind in ("notice", "notice-reply") or link.change is None:
+        return None
+    return link.change.classification != "removed"
+
+
 def _notice_summary(link: Link) -> str | None:
     facts = link.report.facts
 
@@ -75,7 +83,7 @@ def timeline_entries(report: TimelineReport) -> list[TimelineEntry]:
         entries.append(TimelineEntry(
             time=when, kind=_kind(link), evidence_id=link.evidence_id, fingerprint=link.fingerprint,
             status=f"{verdict} {VERDICT_ZH[verdict]}", anchor_tx=link.anchor_tx, thumbnail_png=link.thumbnail_png,
-            link=link.file, summary=_summary(link)))
+            link=link.file, summary=_summary(link), content_present=_content_present(link)))
     return entries
 
 

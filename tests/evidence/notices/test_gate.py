@@ -24,14 +24,21 @@ def test_gate_names_every_missing_element_per_rule_set_in_both_languages() -> No
     with pytest.raises(IncompleteNotice) as caught:
         gate(bare)
     missing = {r.rule_set.id: set(r.missing) for r in caught.value.results}
+    # Each rule set asks for what its article names: SPC 2014 Art. 5 the notifier's name (given here),
+    # not an identifier; E-Commerce Law Art. 42 only the preliminary evidence.
     assert missing == {
-        "spc-2014-art5": {"owner_identity", "owner_contact", "grounds"},
-        "ecl-art42": {"owner_identity", "infringement_evidence"},
+        "spc-2014-art5": {"owner_contact", "grounds"},
+        "ecl-art42": {"infringement_evidence"},
         "ip-guideline-art5": {"right_proof", "owner_identity", "infringement_evidence", "authenticity_guarantee"},
+        "civil-code-art1195": {"owner_identity", "infringement_evidence"},
     }
     message = str(caught.value)
     assert "the right owner's contact" in message and "权利人的联系方式" in message
     assert "通知真实性的书面保证" in message and "E-Commerce Law of the PRC, Art. 42: missing" in message
+    assert "Civil Code of the PRC, Art. 1195 para. 1: missing" in message
+    # Without a name, SPC 2014 Art. 5 misses it too.
+    (spc,) = judge(complete_notice(owner=Owner(), grounds="").to_json(), ["spc-2014-art5"])
+    assert spc.missing == ("owner_name", "owner_contact", "grounds")
 
 
 def test_gate_can_be_told_to_let_an_incomplete_notice_through() -> None:

@@ -218,3 +218,27 @@ def test_n2_fails_when_the_transcript_does_not_carry_the_sealed_message(dossier,
                                     lambda data: data.replace(b'"sha256": "', b'"sha256": "0', 1)[:-1] + b"\n")
     checks = _checks(verify_package(tampered, dossier["trust"]))
     assert checks["N2"][0] is Status.FAIL and "not the sealed message" in checks["N2"][1]
+
+
+def test_n1_counts_a_testing_key_as_unsigned_and_fails_a_signature_expired_when_fetched(
+        workspace: Workspace, rpc_url: str) -> None:
+    from tests.verifier.test_dkim import forge
+
+    pem, record = _platform_key()
+    now = int(datetime.now(UTC).timestamp())
+    fresh = forge(_reply(pem, "nt-x", headers=[b"from"]), pem=pem, extra=f" t={now - 60};")
+    expired = forge(_reply(pem, "nt-x", headers=[b"from"]), pem=pem, extra=f" t={now - 7200}; x={now - 3600};")
+    built = []
+    with dns_server() as zone:
+        for eml, key_record in ((fresh, record + "; t=y"), (expired, record)):
+            zone.txt[f"s1._domainkey.{PLATFORM}"] = key_record
+            reply, _ = import_reply(eml, notice_id="nt-x", notice_fingerprint="0" * 64,
+                                    nameserver=Nameserver("127.0.0.1", zone.port), packages_dir=workspace.packages,
+                                    operator=workspace.operator, requester=_requester())
+            built.append(reply)
+    seal_batch(workspace, built, rpc_url)
+    trust = load_trust(workspace.trust_file())
+    testing = _checks(verify_package(built[0].path, trust))
+    assert testing["N1"][0] is Status.WARN and "testing mode (t=y)" in testing["N1"][1]
+    late = _checks(verify_package(built[1].path, trust))
+    assert late["N1"][0] is Status.FAIL and "had expired" in late["N1"][1]
