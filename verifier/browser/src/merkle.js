@@ -44,3 +44,44 @@ export async function verifyInclusion(leaf, index, size, path, root) {
     throw new CheckFailure(`root mismatch: expected ${toHex(root)}, calculated ${toHex(calculated)}`);
   }
 }
+
+/**
+ * Throw CheckFailure unless `proof` shows that the tree of `size2` leaves (root `root2`) extends the
+ * tree of `size1` leaves (root `root1`): the RFC 9162 §2.1.4.2 algorithm. A tree of size 0 proves nothing.
+ */
+export async function verifyConsistency(size1, size2, proof, root1, root2) {
+  proof.forEach((h, i) => { if (h.length !== 32) throw new CheckFailure(`proof[${i}] is ${h.length} bytes, expected 32`); });
+  if (!(Number.isSafeInteger(size1) && Number.isSafeInteger(size2))) throw new CheckFailure("tree sizes are too large");
+  if (size1 <= 0) throw new CheckFailure("consistency with an empty tree proves nothing");
+  if (size2 < size1) throw new CheckFailure(`size2 ${size2} is smaller than size1 ${size1}`);
+  const mismatch = (expected, calculated) =>
+    new CheckFailure(`Merkle root mismatch: expected ${toHex(expected) || "(empty)"}, calculated ${toHex(calculated) || "(empty)"}`);
+  if (size1 === size2) {
+    if (proof.length) throw new CheckFailure("equal sizes need an empty proof");
+    if (!equal(root1, root2)) throw mismatch(root1, root2);
+    return;
+  }
+  if (!proof.length) throw new CheckFailure("empty consistency proof for different sizes");
+  if (proof.length > MAX_PROOF_LEN) throw new CheckFailure(`proof of ${proof.length} hashes is longer than ${MAX_PROOF_LEN}`);
+  const path = [...proof];
+  const s1 = BigInt(size1);
+  if ((s1 & (s1 - 1n)) === 0n) path.unshift(root1);
+  let fn = s1 - 1n, sn = BigInt(size2) - 1n;
+  while ((fn & 1n) === 1n) { fn >>= 1n; sn >>= 1n; }
+  let fr = path[0], sr = path[0];
+  for (const element of path.slice(1)) {
+    if (sn === 0n) throw new CheckFailure("consistency proof is longer than the trees need");
+    if ((fn & 1n) === 1n || fn === sn) {
+      fr = await nodeHash(element, fr);
+      sr = await nodeHash(element, sr);
+      if ((fn & 1n) === 0n) while ((fn & 1n) === 0n && fn !== 0n) { fn >>= 1n; sn >>= 1n; }
+    } else {
+      sr = await nodeHash(sr, element);
+    }
+    fn >>= 1n;
+    sn >>= 1n;
+  }
+  if (sn !== 0n) throw new CheckFailure("consistency proof is shorter than the trees need");
+  if (!equal(fr, root1)) throw mismatch(root1, fr);
+  if (!equal(sr, root2)) throw mismatch(root2, sr);
+}
