@@ -50,7 +50,8 @@ def sign(key: rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey, *, message: bytes =
         signed_body = signed_body[:body_length]
         extra += f" l={body_length};"
     bh = base64.b64encode(hashlib.sha256(signed_body).digest()).decode()
-    field = f"DKIM-Signature: v=1; a={algorithm}; c=relaxed/relaxed; d=platform.example; s=s1;{extra} h={h}; bh={bh}; b="
+    field = (f"DKIM-Signature: v=1; a={algorithm}; c=relaxed/relaxed; d=platform.example; s=s1;{extra} h={h}; "
+             f"bh={bh}; b=")
     remaining: dict[bytes, list[bytes]] = {}
     for name, raw in fields:
         remaining.setdefault(name, []).append(raw)

@@ -36,7 +36,7 @@ from evidence.notices.smtp_send import SmtpConfig
 from tests.api.test_event_log import FIRST, SHOWN, _plan, _sign_checkpoint, _tree_export, sealed_log
 from tests.evidence.notices.conftest import complete_notice
 from tests.evidence.notices.servers import dns_server, smtp_server
-from tests.evidence.notices.test_reply_and_checks import _notice_package, _platform_key, _requester
+from tests.evidence.notices.test_reply_and_checks import _notice_package, _platform_key
 from tests.factory import Workspace, seal_batch
 from tests.tamper import replace_sealed_entry
 from tests.verifier.browser_page import PageReport, built_page, open_page
@@ -88,8 +88,8 @@ def _signed_reply(notice_id: str, *, key: bytes, algorithm: bytes = b"rsa-sha256
             f"Subject: Re: notice [{notice_id}]\r\nDate: {format_datetime(datetime.now(UTC))}\r\n"
             f"Message-ID: <reply-1@{PLATFORM}>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
             "\r\n已删除相关商品链接。  We removed the listing\t on 2 Dec 2026.\r\n\r\n").encode()
-    return dkim.sign(body, SELECTOR.encode(), PLATFORM.encode(), key, canonicalize=canonicalize,
-                     signature_algorithm=algorithm) + body
+    return bytes(dkim.sign(body, SELECTOR.encode(), PLATFORM.encode(), key, canonicalize=canonicalize,
+                           signature_algorithm=algorithm)) + body
 
 
 def _ed25519_key() -> tuple[bytes, str]:
@@ -101,12 +101,12 @@ def _ed25519_key() -> tuple[bytes, str]:
 
 
 def test_notices_and_replies_agree(page: Any, workspace: Workspace, tmp_path: Path, rpc_url: str) -> None:
-    requester = _requester()
+    requester = Requester(tenant="owner-co", identity="counsel@owner.example")
     notice = complete_notice()
+    operator_dkim = load_or_create_dkim_key(tmp_path / "dkim", domain="operator.example", selector="tz")
     with smtp_server(tmp_path, starttls=False) as mailbox:
         sent = send_notice(notice, to="ip@platform.example", sender="notices@operator.example",
-                           smtp=SmtpConfig("127.0.0.1", mailbox.port),
-                           dkim_key=load_or_create_dkim_key(tmp_path / "dkim", domain="operator.example", selector="tz"),
+                           smtp=SmtpConfig("127.0.0.1", mailbox.port), dkim_key=operator_dkim,
                            packages_dir=workspace.packages, operator=workspace.operator, requester=requester)
     incomplete = complete_notice(grounds="", guarantee_given=False)
     honest_incomplete = _notice_package(workspace, tmp_path, sent=incomplete, record=incomplete)
@@ -154,7 +154,8 @@ def test_notices_and_replies_agree(page: Any, workspace: Workspace, tmp_path: Pa
     assert problems == [], "\n".join(problems)
     status = {name: {c["id"]: c["status"] for c in r["checks"]} for name, r in reports.items()}
     # The cases are what they claim: each passes or fails where it should, in both verifiers.
-    assert status["notice sent over SMTP"]["N2"] == "pass" and reports["notice sent over SMTP"]["verdict"] == "verified (offline)"
+    assert status["notice sent over SMTP"]["N2"] == "pass"
+    assert reports["notice sent over SMTP"]["verdict"] == "verified (offline)"
     assert status["notice incomplete"]["N2"] == "warn" and status["notice record not the one sent"]["N2"] == "fail"
     assert status["notice transcript not of the sealed message"]["N2"] == "fail"
     for good in ("reply rsa relaxed/simple", "reply rsa simple/simple", "reply ed25519 relaxed/relaxed"):
