@@ -40,8 +40,10 @@ from tests.evidence.notices.test_reply_and_checks import _notice_package, _platf
 from tests.factory import Workspace, seal_batch
 from tests.tamper import replace_sealed_entry
 from tests.verifier.browser_page import PageReport, built_page, open_page
+from tests.verifier.test_browser_wording import node_json
 from verifier import merkle
 from verifier.event_log import aggregates_document, commit_event
+from verifier.legal_basis import KIND_RULES, legal_basis, sources
 from verifier.package import Requester
 from verifier.tlog_checkpoint import Checkpoint
 from verifier.trust import load_trust
@@ -248,3 +250,17 @@ def test_page_consistency_code_passes_public_vectors() -> None:
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "98 vectors, 0 failures" in result.stdout
+
+
+def test_page_cites_the_kind_checks_as_python_does() -> None:
+    """The page's legal bases of N1, N2 and L1-L4 (legalbasis.js KIND_RULES, KIND_BASES) are legal_basis.py's."""
+    page = node_json("""
+        import { KIND_RULES, legalBasis, sources } from "./legalbasis.js";
+        const ids = ["N1", "N2", "L1", "L2", "L3", "L4"];
+        console.log(JSON.stringify({ KIND_RULES, text: Object.fromEntries(ids.map((id) =>
+          [id, { zh: legalBasis(id, "zh"), en: legalBasis(id, "en"), sources: sources(id) }])) }));
+    """)
+    assert page["KIND_RULES"] == {key: {"zh": r.zh, "en": r.en, "source": r.source} for key, r in KIND_RULES.items()}
+    for cid in KIND_CHECKS:
+        assert page["text"][cid] == {"zh": legal_basis(cid, "zh"), "en": legal_basis(cid, "en"),
+                                     "sources": list(sources(cid))}, cid
