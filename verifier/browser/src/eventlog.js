@@ -5,7 +5,8 @@
 // disclosed field recomputes its commitment from its value and salt; a withheld one gives only it.
 
 import canonicalize from "canonicalize";
-import { concat, encoder, fromHex, sha256, toHex } from "./bytes.js";
+import { sha256 } from "@noble/hashes/sha2.js";
+import { concat, encoder, fromHex, toHex } from "./bytes.js";
 import { CheckFailure } from "./errors.js";
 import { isObject } from "./json.js";
 
@@ -19,9 +20,8 @@ export const canonical = (value) => {
   return text;
 };
 
-async function commitment(fieldSalt, value) {
-  return toHex(await sha256(concat(fieldSalt, encoder.encode(canonical(value)))));
-}
+// Synchronous SHA-256 (@noble/hashes), as in merkle.js: one small hash per disclosed field of every event.
+const commitment = (fieldSalt, value) => toHex(sha256(concat(fieldSalt, encoder.encode(canonical(value)))));
 
 /** Recompute one export record's log entry: { index, values, withheld, entry }. Throws CheckFailure. */
 export async function readDisclosed(record, where) {
@@ -39,7 +39,7 @@ export async function readDisclosed(record, where) {
       throw new CheckFailure(`${where}: field ${JSON.stringify(name)} lacks a hex salt or a value`);
     }
     if (own.length !== SALT_BYTES) throw new CheckFailure(`${where}: field ${JSON.stringify(name)} has a salt of ${own.length} bytes`);
-    commitments[name] = await commitment(own, opened.value);
+    commitments[name] = commitment(own, opened.value);
     values[name] = opened.value;
   }
   for (const [name, hashed] of Object.entries(withheld)) {

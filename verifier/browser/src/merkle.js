@@ -2,12 +2,15 @@
 // sha256(0x01 || left || right), verified with the §2.1.3.2 algorithm; consistency with §2.1.4.2.
 // Failures are worded as verifier/merkle.py words them, so both verifiers give one reason.
 
-import { concat, equal, sha256, toHex } from "./bytes.js";
+import { sha256 } from "@noble/hashes/sha2.js";
+import { concat, equal, toHex } from "./bytes.js";
 import { CheckFailure } from "./errors.js";
 
 export const MAX_PROOF_LEN = 64;
 
-export const leafHash = (data) => sha256(concat(Uint8Array.of(0), data));
+// Synchronous SHA-256 (@noble/hashes): a log export's proofs are thousands of 65-byte hashes, where an
+// awaited WebCrypto digest per node costs more than the hashing itself. leafHash stays a promise for callers.
+export const leafHash = async (data) => sha256(concat(Uint8Array.of(0), data));
 const nodeHash = (left, right) => sha256(concat(Uint8Array.of(1), left, right));
 
 /** Return the root an inclusion proof leads to; throws CheckFailure when the proof's shape is wrong. */
@@ -22,10 +25,10 @@ export async function rootFromInclusion(leaf, index, size, path) {
   for (const p of path) {
     if (sn === 0n) throw new CheckFailure(`proof has ${path.length} hashes, more than a tree of size ${size} needs`);
     if ((fn & 1n) === 1n || fn === sn) {
-      r = await nodeHash(p, r);
+      r = nodeHash(p, r);
       if ((fn & 1n) === 0n) while ((fn & 1n) === 0n && fn !== 0n) { fn >>= 1n; sn >>= 1n; }
     } else {
-      r = await nodeHash(r, p);
+      r = nodeHash(r, p);
     }
     fn >>= 1n;
     sn >>= 1n;
@@ -72,11 +75,11 @@ export async function verifyConsistency(size1, size2, proof, root1, root2) {
   for (const element of path.slice(1)) {
     if (sn === 0n) throw new CheckFailure("consistency proof is longer than the trees need");
     if ((fn & 1n) === 1n || fn === sn) {
-      fr = await nodeHash(element, fr);
-      sr = await nodeHash(element, sr);
+      fr = nodeHash(element, fr);
+      sr = nodeHash(element, sr);
       if ((fn & 1n) === 0n) while ((fn & 1n) === 0n && fn !== 0n) { fn >>= 1n; sn >>= 1n; }
     } else {
-      sr = await nodeHash(sr, element);
+      sr = nodeHash(sr, element);
     }
     fn >>= 1n;
     sn >>= 1n;
