@@ -5,6 +5,7 @@
 
 import { fromBase64, sha256 } from "./bytes.js";
 import { CheckFailure } from "./errors.js";
+import { pyRepr } from "./pyrepr.js";
 
 export const MIN_RSA_BITS = 1024;
 export const MAX_MESSAGE_BYTES = 32 << 20;
@@ -19,7 +20,7 @@ export class DkimFailure extends CheckFailure {}
 export const binary = (bytes) => { let s = ""; for (let i = 0; i < bytes.length; i += 8192) s += String.fromCharCode(...bytes.subarray(i, i + 8192)); return s; };
 export const bytesOf = (text) => Uint8Array.from(text, (c) => c.charCodeAt(0));
 const strip = (s) => s.replace(/^[ \t\n\r\v\f]+|[ \t\n\r\v\f]+$/g, "");
-const repr = (s) => `b'${s.replace(/[\\']/g, "\\$&")}'`;
+const repr = (s) => `b${pyRepr(s)}`;
 
 /** An RFC 6376 §3.2 tag list as a Map; folding whitespace inside b=, bh= and p= is removed. */
 export function tagList(value) {

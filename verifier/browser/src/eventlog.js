@@ -9,6 +9,7 @@ import { sha256 } from "@noble/hashes/sha2.js";
 import { concat, encoder, fromHex, toHex } from "./bytes.js";
 import { CheckFailure } from "./errors.js";
 import { isObject } from "./json.js";
+import { pyRepr } from "./pyrepr.js";
 
 const SALT_BYTES = 16;
 const BUCKETS = ["hour", "day"];
@@ -36,14 +37,14 @@ export async function readDisclosed(record, where) {
       if (!isObject(opened) || !Object.hasOwn(opened, "salt") || !Object.hasOwn(opened, "value")) throw new Error("no salt or value");
       own = fromHex(opened.salt);
     } catch {
-      throw new CheckFailure(`${where}: field ${JSON.stringify(name)} lacks a hex salt or a value`);
+      throw new CheckFailure(`${where}: field ${pyRepr(name)} lacks a hex salt or a value`);
     }
-    if (own.length !== SALT_BYTES) throw new CheckFailure(`${where}: field ${JSON.stringify(name)} has a salt of ${own.length} bytes`);
+    if (own.length !== SALT_BYTES) throw new CheckFailure(`${where}: field ${pyRepr(name)} has a salt of ${own.length} bytes`);
     commitments[name] = commitment(own, opened.value);
     values[name] = opened.value;
   }
   for (const [name, hashed] of Object.entries(withheld)) {
-    if (typeof hashed !== "string" || hashed.length !== 64) throw new CheckFailure(`${where}: withheld field ${JSON.stringify(name)} is not a sha256 in hex`);
+    if (typeof hashed !== "string" || hashed.length !== 64) throw new CheckFailure(`${where}: withheld field ${pyRepr(name)} is not a sha256 in hex`);
     commitments[name] = hashed;
   }
   return { index: record.index, values, withheld: Object.keys(withheld).sort(), entry: encoder.encode(canonical({ fields: commitments })) };
@@ -55,7 +56,7 @@ const ISO = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2})(?::?(\d{2})(?::?(\d{2})(?:[.
 export function bucketOf(eventTime, per) {
   if (typeof eventTime !== "string") throw new CheckFailure("event_time is not a string");
   const m = ISO.exec(eventTime);
-  const quoted = `'${eventTime.slice(0, 40)}'`;
+  const quoted = pyRepr(eventTime.slice(0, 40));
   if (!m) throw new CheckFailure(`event_time ${quoted} is not ISO 8601`);
   if (!m[8]) throw new CheckFailure(`event_time ${quoted} has no time zone`);
   let offsetMinutes = 0;
@@ -73,7 +74,7 @@ export function bucketOf(eventTime, per) {
 
 /** Count events per `per` bucket of event_time (or overall) and per value of each `by` field; rows sorted. */
 export function aggregate(events, by, per) {
-  if (per !== null && !BUCKETS.includes(per)) throw new CheckFailure(`aggregate bucket '${per}' is not one of ${BUCKETS.join(", ")}`);
+  if (per !== null && !BUCKETS.includes(per)) throw new CheckFailure(`aggregate bucket ${pyRepr(per)} is not one of ${BUCKETS.join(", ")}`);
   const needed = [...by, ...(per ? ["event_time"] : [])];
   const counts = new Map();
   for (const event of events) {

@@ -6,6 +6,7 @@
 import { fromBase64, fromHex, sha256, toHex } from "./bytes.js";
 import { CheckFailure, Skip } from "./errors.js";
 import { isObject } from "./json.js";
+import { pyRepr } from "./pyrepr.js";
 import { plural } from "./courttime.js";
 import { leafHash, verifyConsistency, verifyInclusion } from "./merkle.js";
 import { PROOF_PATH } from "./package.js";
@@ -26,7 +27,6 @@ const MAX_EVENTS_BYTES = 1 << 30;
 
 const listing = (problems) =>
   problems.slice(0, MAX_LISTED).join("; ") + (problems.length > MAX_LISTED ? `; and ${problems.length - MAX_LISTED} more` : "");
-const quoted = (text) => `'${text}'`;
 
 function requireExport(ctx) {
   if (ctx.pkg.manifest.kind !== LOG_EXPORT_KIND) throw new Skip("not a log export");
@@ -105,7 +105,7 @@ export async function checkConsistent(ctx) {
   const anchoredBytes = read(ctx, ANCHORED_CHECKPOINT_PATH);
   const [anchored] = parseCheckpoint(anchoredBytes);
   if (anchored.origin !== checkpoint.origin) {
-    return ["fail", `the anchored checkpoint is of log ${quoted(anchored.origin)}, not ${quoted(checkpoint.origin)}`];
+    return ["fail", `the anchored checkpoint is of log ${pyRepr(anchored.origin)}, not ${pyRepr(checkpoint.origin)}`];
   }
   const raw = read(ctx, CONSISTENCY_PATH);
   let proof;

@@ -7,16 +7,17 @@ import { CheckFailure, Skip } from "./errors.js";
 import { isObject, parseJson } from "./json.js";
 import { DkimFailure, MAX_MESSAGE_BYTES, binary, bytesOf, splitMessage, tagList, verifyDkim } from "./dkim.js";
 import { attachments } from "./mime.js";
+import { pyRepr } from "./pyrepr.js";
 import { ELEMENTS, describeMissing, elementOrder, judge, toJson } from "./noticerules.js";
 
 // Python's str() of a JSON value, as the CLI's reasons show it.
 const py = (v) => (v === null || v === undefined ? "None" : v === true ? "True" : v === false ? "False" : String(v));
-const pyRepr = (v) => (typeof v === "string" ? `'${v}'` : py(v));
+const repr = (v) => (typeof v === "string" ? pyRepr(v) : py(v));
 
 /** The bytes of artifact `path`, which the manifest must list; a changed file is noted (H1 fails it). */
 async function listedBytes(ctx, path, what) {
   const artifact = ctx.pkg.manifest.artifacts.find((a) => a.path === path);
-  if (!artifact || !ctx.pkg.zip.has(path)) throw new CheckFailure(`the ${what} (${pyRepr(path)}) is not a listed artifact of the package`);
+  if (!artifact || !ctx.pkg.zip.has(path)) throw new CheckFailure(`the ${what} (${repr(path)}) is not a listed artifact of the package`);
   const data = ctx.pkg.zip.read(artifact.path, MAX_MESSAGE_BYTES);
   if (toHex(await sha256(data)) !== artifact.sha256) (ctx.facts.notice_files_changed ??= []).push(artifact.path);
   return data;

@@ -6,13 +6,14 @@
 
 import { concat, encoder, equal, fromBase64, sha256, toHex } from "./bytes.js";
 import { CheckFailure } from "./errors.js";
+import { pyRepr } from "./pyrepr.js";
 
 const SIGNATURE_PREFIX = "\u2014 ";
 const KEY_HASH_BYTES = 4;
 const MAX_NOTE_BYTES = 1 << 20;
 const NAME = /^[^\s+\u2014]+$/;
 const SIZE = /^(0|[1-9][0-9]{0,19})$/;
-const short = (text) => JSON.stringify(text.slice(0, 40));
+const short = (text) => pyRepr(text.slice(0, 40));
 
 export async function keyHash(name, publicKey) {
   return (await sha256(concat(encoder.encode(name), Uint8Array.of(0x0a, 0x01), publicKey))).slice(0, KEY_HASH_BYTES);
@@ -33,7 +34,7 @@ export function parseNote(data) {
     const space = rest.lastIndexOf(" ");
     const name = space < 0 ? "" : rest.slice(0, space);
     let raw;
-    try { raw = fromBase64(rest.slice(space + 1)); } catch { throw new CheckFailure(`note signature of ${JSON.stringify(name)} is not base64`); }
+    try { raw = fromBase64(rest.slice(space + 1)); } catch { throw new CheckFailure(`note signature of ${pyRepr(name)} is not base64`); }
     if (!NAME.test(name) || raw.length < KEY_HASH_BYTES) throw new CheckFailure(`note signature line is malformed: ${short(line)}`);
     signatures.push({ name, keyHash: raw.slice(0, KEY_HASH_BYTES), signature: raw.slice(KEY_HASH_BYTES) });
   }
