@@ -2,9 +2,10 @@
 
 Each message is signed here by a small RFC 6376 signer that lets a test set any tag (x=, t=, i=, l=,
 h=), using the Python verifier's own canonicalization, then checked by the page's code under node
-(its WebCrypto is the browser's API). The rules mirror those of verifier/dkim.py: From must be signed,
-x= not before t= and not past at the sealed time, i= within d=, l= reported, a t=y key is not a plain
-pass, an empty p= is a revoked key, only rsa-sha256 and ed25519-sha256, RSA keys of 1024 bits or more.
+(its WebCrypto is the browser's API). The rules mirror those of verifier/dkim.py: From signed and alone,
+no unsigned extra once-only field, x= not before t= nor past (and t= not after) when the key record was
+fetched, l= within the body, i= within d=, a t=y key counts as no signature, an empty p= is a revoked
+key, only rsa-sha256 and ed25519-sha256 and a key record allowing them, RSA keys of 1024 bits or more.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "verifier" / "browser" / "test" / "dkim_cases.mjs"
 MESSAGE = (b"From: IP Team <ip@platform.example>\r\nTo: notices@operator.example\r\nSubject: Re: notice\r\n"
            b"Date: Tue, 01 Dec 2026 10:00:00 +0000\r\n\r\nWe removed the listing.\r\n")
-SEALED_AT = "2026-12-01T10:05:00Z"
+CHECKED_AT = "2026-12-01T10:05:00Z"
 T_SIGNED = 1796119200  # 2026-12-01T10:00:00Z
 
 
@@ -80,19 +81,30 @@ def test_page_dkim_rules(tmp_path: Path) -> None:
         "header byte changed": (sign(key).replace(b"Subject: Re:", b"Subject: RE:"), record, "does not match"),
         "body changed": (sign(key).replace(b"removed", b"kept"), record, "body hash"),
         "From not signed": (sign(key, h="to:subject"), record, "does not cover From"),
-        "x before t": (sign(key, extra=f" t={T_SIGNED}; x={T_SIGNED - 60};"), record, "before t="),
-        "expired when sealed": (sign(key, extra=f" t={T_SIGNED}; x={T_SIGNED + 60};"), record, "expired"),
-        "x after the sealed time": (sign(key, extra=f" t={T_SIGNED}; x={T_SIGNED + 86400};"), record, "pass"),
-        "i= outside d=": (sign(key, extra=" i=ceo@owner.example;"), record, "not within the signing domain"),
+        "a second From above": (b"From: ceo@owner.example\r\n" + sign(key), record, "2 From fields"),
+        "an unsigned Subject above": (b"Subject: urgent\r\n" + sign(key), record,
+                                      "2 Subject fields and the signature covers 1"),
+        "x before t": (sign(key, extra=f" t={T_SIGNED}; x={T_SIGNED - 60};"), record, "before it was made"),
+        "expired when checked": (sign(key, extra=f" t={T_SIGNED}; x={T_SIGNED + 60};"), record,
+                                 "had expired (2026-12-01 10:01:00 UTC) when it was checked (2026-12-01 10:05:00 UTC)"),
+        "made after it was checked": (sign(key, extra=f" t={T_SIGNED + 3600};"), record, "after it was checked"),
+        "x after the check": (sign(key, extra=f" t={T_SIGNED}; x={T_SIGNED + 86400};"), record, "pass"),
+        "t= not a number": (sign(key, extra=" t=12ab;"), record, "t= is not a decimal number of at most 12 digits"),
+        "i= outside d=": (sign(key, extra=" i=ceo@owner.example;"), record, "is not within d=platform.example"),
         "i= in a subdomain of d=": (sign(key, extra=" i=ip@mail.platform.example;"), record, "pass"),
+        "i= in a subdomain, key t=s": (sign(key, extra=" i=ip@mail.platform.example;"), record + "; t=s",
+                                       "which the key (t=s) does not allow"),
         "l= leaves bytes unsigned": (sign(key, body_length=10), record, "pass (15 unsigned)"),
-        "testing key t=y": (sign(key), record + "; t=y", "pass (testing key)"),
+        "l= over the body": (sign(key, body_length=10).replace(b"l=10;", b"l=99;"), record, "l=99 is longer than"),
+        "testing key t=y": (sign(key), record + "; t=y", "testing mode (t=y)"),
         "revoked key (empty p=)": (sign(key), "v=DKIM1; k=rsa; p=", "revoked"),
-        "rsa-sha1": (sign(key, algorithm="rsa-sha1"), record, "not supported"),
+        "key for another service": (sign(key), record + "; s=other", "s= does not allow e-mail"),
+        "key for another hash": (sign(key), record + "; h=sha1", "h= does not allow sha256"),
+        "rsa-sha1": (sign(key, algorithm="rsa-sha1"), record, "rsa-sha1 signatures are refused"),
         "RSA key under 1024 bits": (sign(key), small_record, "768 bits, under 1024"),
-        "ed25519 signature, rsa record": (sign(ed), record, "not supported"),
+        "ed25519 signature, rsa record": (sign(ed), record, "cannot check an ed25519-sha256 signature"),
     }
-    document = [{"name": name, "message": base64.b64encode(message).decode(), "record": rec, "sealed_at": SEALED_AT}
+    document = [{"name": name, "message": base64.b64encode(message).decode(), "record": rec, "checked_at": CHECKED_AT}
                 for name, (message, rec, _) in cases.items()]
     path = tmp_path / "cases.json"
     path.write_text(json.dumps(document))

@@ -101,7 +101,6 @@ MALFORMED_NOTICE_FILES: list[tuple[str, str, Callable[[bytes], bytes]]] = [
     ("reply key record not JSON", "evidence/dkim-dns.json", lambda data: b"{not json"),
     ("reply key record empty", "evidence/dkim-dns.json", _json_edit(lambda r: {**r, "value": ""})),
     ("reply DKIM-Signature malformed", "evidence/reply.eml", lambda data: data.replace(b"v=1;", b"v;", 1)),
-    ("reply second From field", "evidence/reply.eml", lambda data: b"From: ceo@owner.example\r\n" + data),
     ("notice PDF changed", "evidence/notice.pdf", lambda data: data + b"%"),
     ("notice transcript not a list", "evidence/smtp-transcript.json", lambda data: b"{}"),
     ("notice transcript without 250", "evidence/smtp-transcript.json",

@@ -1,6 +1,10 @@
 // DKIM (RFC 6376) checked offline, against the key record sealed beside the reply: no DNS, ever.
 // rsa-sha256 and ed25519-sha256 (RFC 8463) through WebCrypto, simple and relaxed canonicalization;
 // rsa-sha1 and RSA keys under 1024 bits are refused (RFC 8301). The first DKIM-Signature is checked.
+// What a forger could do with a real signature is refused, as verifier/dkim.py refuses it: From unsigned
+// or not alone, an unsigned extra once-only field, x= before t= or past (or t= after) the moment of the
+// check at import, l= over the body, i= outside d=, a key record whose k=, h=, s= or t=s forbid it, an
+// empty p= (revoked); a t=y key verifies but counts as no signature (DkimTesting).
 // Messages are handled as "binary strings" (one char per byte), so every byte hashes as it was sealed.
 
 import { fromBase64, sha256 } from "./bytes.js";
@@ -76,12 +80,25 @@ function base64(text, failure) {
   try { return fromBase64(text); } catch { throw new DkimFailure(failure); }
 }
 
-function keyRecord(record) {
+const ALGORITHMS = { "rsa-sha256": "rsa", "ed25519-sha256": "ed25519" };
+// Fields RFC 5322 §3.6 allows once: an extra, unsigned instance would be the one a reader sees.
+const SINGLE_FIELDS = ["from", "sender", "reply-to", "to", "cc", "subject", "date", "message-id", "in-reply-to", "references"];
+// How far a signature's t= may lie after the moment it was checked (clocks of mail servers drift).
+const MAX_CLOCK_SKEW_SECONDS = 900;
+const list = (value, fallback) => (value ?? fallback).split(":").map((v) => strip(v).toLowerCase());
+
+function keyRecord(record, algorithm) {
   const tags = tagList(record.replace(/[^\x00-\x7f]/g, "?"));
   if ((tags.get("v") ?? "DKIM1") !== "DKIM1") throw new DkimFailure("the key record is not v=DKIM1");
   if (!tags.get("p")) throw new DkimFailure("the key record has an empty p=: the key was revoked");
-  const flags = (tags.get("t") ?? "").split(":").map(strip);
-  return { type: tags.get("k") ?? "rsa", key: base64(tags.get("p"), "the key record's p= is not base64"), testing: flags.includes("y") };
+  const type = strip(tags.get("k") ?? "rsa").toLowerCase();
+  if (!type) throw new DkimFailure("the key record has an empty k=: no key type");
+  if (type !== ALGORITHMS[algorithm]) throw new DkimFailure(`the key record is k=${type}, which cannot check an ${algorithm} signature`);
+  if (!list(tags.get("h"), "sha256").includes("sha256")) throw new DkimFailure("the key record's h= does not allow sha256");
+  const services = list(tags.get("s"), "*");
+  if (!services.includes("*") && !services.includes("email")) throw new DkimFailure("the key record's s= does not allow e-mail");
+  const flags = list(tags.get("t"), "").filter(Boolean);
+  return { type, key: base64(tags.get("p"), "the key record's p= is not base64: Only base64 data is allowed"), flags };
 }
 
 // A DER length and a wrapper: a PKCS#1 RSAPublicKey becomes the SubjectPublicKeyInfo WebCrypto reads.
@@ -117,14 +134,77 @@ async function verifySignature(algorithm, record, signature, data) {
   if (!valid) throw new DkimFailure("the signature does not match the signed headers");
 }
 
-const isDomainWithin = (identityDomain, domain) => identityDomain === domain || identityDomain.endsWith(`.${domain}`);
+/** A decimal tag of at most `digits` digits (t=, x=, l=), as a BigInt, or null when absent. */
+function decimal(tags, name, digits) {
+  if (!tags.has(name)) return null;
+  const value = tags.get(name);
+  if (!/^[0-9]{1,76}$/.test(value) || value.length > digits) throw new DkimFailure(`${name}= is not a decimal number of at most ${digits} digits`);
+  return BigInt(value);
+}
+
+const MAX_DATE_SECONDS = 253402300799n; // 9999-12-31 23:59:59 UTC, the last moment Python's datetime shows
+function utcText(seconds) {
+  if (seconds > MAX_DATE_SECONDS) return `${seconds} s after 1970`;
+  return `${new Date(Number(seconds) * 1000).toISOString().slice(0, 19).replace("T", " ")} UTC`;
+}
+
+/** t= and x= (RFC 6376 §3.5): x after t, and the signature valid when it was checked (at import). */
+function checkTimes(tags, checkedAt) {
+  const signedAt = decimal(tags, "t", 12), expires = decimal(tags, "x", 12);
+  if (signedAt !== null && expires !== null && expires < signedAt) {
+    throw new DkimFailure(`the signature expires (x=${expires}) before it was made (t=${signedAt})`);
+  }
+  if (!checkedAt) return;
+  const moment = BigInt(Math.floor(checkedAt.getTime() / 1000));
+  const exact = checkedAt.getTime() / 1000;
+  if (expires !== null && Number(expires) < exact) {
+    throw new DkimFailure(`the signature had expired (${utcText(expires)}) when it was checked (${utcText(moment)})`);
+  }
+  if (signedAt !== null && Number(signedAt) > exact + MAX_CLOCK_SKEW_SECONDS) {
+    throw new DkimFailure(`the signature says it was made at ${utcText(signedAt)}, after it was checked (${utcText(moment)})`);
+  }
+}
+
+/** The i= identity (RFC 6376 §3.5): its domain is d= or under it; exactly d= under a t=s key. */
+function checkIdentity(tags, domain, record) {
+  if (!tags.has("i")) return null;
+  const text = tags.get("i").replace(/[^\x00-\x7f]/g, "\ufffd");
+  const at = text.lastIndexOf("@");
+  const where = text.slice(at + 1).toLowerCase().replace(/\.+$/, "");
+  if (at < 0 || !(where === domain || where.endsWith(`.${domain}`))) throw new DkimFailure(`i=${text} is not within d=${domain}`);
+  if (record.flags.includes("s") && where !== domain) {
+    throw new DkimFailure(`i=${text} is a subdomain of d=${domain}, which the key (t=s) does not allow`);
+  }
+  return text;
+}
+
+const title = (name) => name.replace(/(^|[^a-z])([a-z])/g, (_, before, letter) => before + letter.toUpperCase());
+
+/** From is signed and appears once, and no once-only field has an instance h= does not cover. */
+function checkFields(names, fields) {
+  if (!names.includes("from")) throw new DkimFailure("the signature does not cover From");
+  const counts = new Map();
+  for (const [name] of fields) counts.set(name, (counts.get(name) ?? 0) + 1);
+  const froms = counts.get("from") ?? 0;
+  if (froms !== 1) throw new DkimFailure(`the message has ${froms} From fields: which sender is meant is ambiguous`);
+  for (const name of SINGLE_FIELDS) {
+    const signed = names.filter((n) => n === name).length;
+    if (signed && (counts.get(name) ?? 0) > signed) {
+      throw new DkimFailure(`the message has ${counts.get(name)} ${title(name)} fields and the signature covers ${signed}: an unsigned one was added`);
+    }
+  }
+}
+
+/** A key in testing mode (t=y): RFC 6376 §3.6.1 has verifiers treat the message as unsigned. */
+export class DkimTesting extends DkimFailure {}
 
 /**
- * Check the first DKIM-Signature of `message` (bytes) with `keyText` (the TXT value), at `sealedAt`
- * (a Date: when the reply was sealed, for x=). Returns { domain, selector, algorithm, signedHeaders,
- * identity, unsignedBodyBytes, testing }; throws DkimFailure with the reason.
+ * Check the first DKIM-Signature of `message` (bytes) with `keyText` (the TXT value), as of `checkedAt`
+ * (a Date: when the key record was fetched at import; null: t= and x= only against each other).
+ * Returns { domain, selector, algorithm, signedHeaders, identity, unsignedBodyBytes }; throws
+ * DkimTesting for a key in testing mode, DkimFailure with the reason for every other failure.
  */
-export async function verifyDkim(message, keyText, { sealedAt = null } = {}) {
+export async function verifyDkim(message, keyText, { checkedAt = null } = {}) {
   if (message.length > MAX_MESSAGE_BYTES) throw new DkimFailure(`the message is over ${MAX_MESSAGE_BYTES} bytes`);
   const [fields, body] = splitMessage(binary(message));
   const field = fields.find(([name]) => name === "dkim-signature");
@@ -135,7 +215,10 @@ export async function verifyDkim(message, keyText, { sealedAt = null } = {}) {
     if (!tags.has(required)) throw new DkimFailure(`the DKIM-Signature lacks ${required}=`);
   }
   if (tags.get("v") !== "1") throw new DkimFailure("the DKIM-Signature is not v=1");
-  const algorithm = tags.get("a");
+  const algorithm = strip(tags.get("a")).toLowerCase().replace(/[^\x00-\x7f]/g, "\ufffd");
+  if (algorithm === "rsa-sha1") throw new DkimFailure("rsa-sha1 signatures are refused (RFC 8301 §3.1)");
+  if (!Object.hasOwn(ALGORITHMS, algorithm)) throw new DkimFailure(`algorithm ${[...algorithm].slice(0, 40).join("")} is not supported`);
+  const domain = strip(tags.get("d")).toLowerCase().replace(/\.+$/, "");
   const c = tags.get("c") ?? "simple/simple";
   const slash = c.indexOf("/");
   const headerC = slash < 0 ? c : c.slice(0, slash);
@@ -143,17 +226,18 @@ export async function verifyDkim(message, keyText, { sealedAt = null } = {}) {
   for (const method of [headerC, bodyC]) {
     if (method !== "simple" && method !== "relaxed") throw new DkimFailure(`canonicalization ${headerC}/${bodyC} is not defined`);
   }
+  checkTimes(tags, checkedAt);
   let signedBody = canonicalBody(body, bodyC);
   const wholeBody = signedBody.length;
-  if (tags.has("l")) {
-    if (!/^\s*[+-]?\d+\s*$/.test(tags.get("l"))) throw new DkimFailure("l= is not a number");
-    const length = Number(tags.get("l"));
-    signedBody = signedBody.slice(0, length < 0 ? Math.max(0, signedBody.length + length) : length);
+  const length = decimal(tags, "l", 76);
+  if (length !== null) {
+    if (length > BigInt(wholeBody)) throw new DkimFailure(`l=${length} is longer than the body (${wholeBody} bytes canonicalized)`);
+    signedBody = signedBody.slice(0, Number(length));
   }
   const bodyHash = btoa(binary(await sha256(bytesOf(signedBody))));
   if (bodyHash !== tags.get("bh")) throw new DkimFailure("the body hash does not match bh=: the body was changed after signing");
   const names = tags.get("h").split(":").map((n) => strip(n).toLowerCase()).filter(Boolean);
-  if (!names.includes("from")) throw new DkimFailure("the signature does not cover From");
+  checkFields(names, fields);
   // Each name in h= takes the next instance of that field from the bottom (RFC 6376 §5.4.2).
   const remaining = new Map();
   for (const [name, raw] of fields) remaining.set(name, [...(remaining.get(name) ?? []), raw]);
@@ -167,32 +251,12 @@ export async function verifyDkim(message, keyText, { sealedAt = null } = {}) {
   const own = signatureField.slice(0, colon) + ":" + signatureField.slice(colon + 1).replace(B_VALUE, "$1");
   data += canonicalHeader(own, headerC).replace(/\r\n$/, "");
   const signature = base64(tags.get("b"), "b= is not base64");
-  const record = keyRecord(keyText);
+  const record = keyRecord(keyText, algorithm);
+  const identity = checkIdentity(tags, domain, record);
   await verifySignature(algorithm, record, signature, bytesOf(data));
-  const domain = tags.get("d").toLowerCase();
-  const identity = tags.get("i") || null;
-  if (identity !== null) {
-    const at = identity.lastIndexOf("@");
-    if (at < 0 || !isDomainWithin(identity.slice(at + 1).toLowerCase(), domain)) {
-      throw new DkimFailure(`the signing identity i=${identity} is not within the signing domain ${domain}`);
-    }
+  if (record.flags.includes("y")) {
+    throw new DkimTesting(`the key of ${domain} is in testing mode (t=y): the signature verifies, but RFC 6376 §3.6.1 has it count as no signature`);
   }
-  checkTimes(tags, sealedAt);
   return { domain, selector: tags.get("s"), algorithm, signedHeaders: names, identity,
-    unsignedBodyBytes: wholeBody - signedBody.length, testing: record.testing };
-}
-
-/** t= and x= (RFC 6376 §3.5): x must not precede t, and the signature must not have expired when sealed. */
-function checkTimes(tags, sealedAt) {
-  const seconds = (name) => {
-    if (!tags.has(name)) return null;
-    if (!/^\d{1,12}$/.test(tags.get(name))) throw new DkimFailure(`${name}= is not a number of seconds`);
-    return Number(tags.get(name));
-  };
-  const signed = seconds("t"), expires = seconds("x");
-  if (expires === null) return;
-  if (signed !== null && expires < signed) throw new DkimFailure(`x= (${expires}) is before t= (${signed}): the signature is invalid`);
-  if (sealedAt && expires * 1000 < sealedAt.getTime()) {
-    throw new DkimFailure(`the signature expired (x=${expires}) before the reply was sealed`);
-  }
+    unsignedBodyBytes: wholeBody - signedBody.length };
 }

@@ -5,7 +5,7 @@ import canonicalize from "canonicalize";
 import { sha256, toHex } from "./bytes.js";
 import { CheckFailure, Skip } from "./errors.js";
 import { isObject, parseJson } from "./json.js";
-import { DkimFailure, MAX_MESSAGE_BYTES, binary, bytesOf, splitMessage, tagList, verifyDkim } from "./dkim.js";
+import { DkimFailure, DkimTesting, MAX_MESSAGE_BYTES, binary, bytesOf, splitMessage, tagList, verifyDkim } from "./dkim.js";
 import { attachments } from "./mime.js";
 import { pyRepr } from "./pyrepr.js";
 import { ELEMENTS, describeMissing, elementOrder, judge, toJson } from "./noticerules.js";
@@ -37,9 +37,16 @@ function domainOf(address) {
 
 const utf8 = (raw) => new TextDecoder("utf-8").decode(bytesOf(raw));
 
-/** When the reply was sealed (imported): the manifest's capture end, for the signature's x=. */
-function sealedAt(ctx) {
-  try { return ctx.captureEnded(); } catch { return null; }
+const ISO = /^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,6}))?)?(Z|[+-]\d{2}:\d{2})?$/;
+
+/** When the key record was fetched at import, the moment the signature was checked (t= and x= are
+ * judged against it, not today: a signature may expire after the reply was received); null if unknown. */
+function checkedAt(value) {
+  const m = typeof value === "string" ? ISO.exec(value) : null;
+  if (!m) return null;
+  const zone = !m[8] || m[8] === "Z" ? "Z" : m[8];
+  const date = new Date(`${m[1]}-${m[2]}-${m[3]}T${m[4]}:${m[5]}:${m[6] ?? "00"}${zone}`);
+  return Number.isNaN(date.getTime()) ? null : new Date(date.getTime() + Number((m[7] ?? "0").padEnd(6, "0")) / 1000);
 }
 
 /** N1: the reply's DKIM signature verifies, offline, against the key record sealed at import. */
@@ -69,8 +76,9 @@ export async function checkReplyProvenance(ctx) {
   }
   let result;
   try {
-    result = await verifyDkim(message, value, { sealedAt: sealedAt(ctx) });
+    result = await verifyDkim(message, value, { checkedAt: checkedAt(dnsRecord.fetched_at) });
   } catch (e) {
+    if (e instanceof DkimTesting) return ["warn", `${e.message}; the reply is sealed as received, but no domain vouches for it`];
     if (e instanceof DkimFailure) return ["fail", `DKIM signature of ${expectedName} does not verify against the record ${where}: ${e.message}`];
     throw e;
   }
@@ -84,9 +92,6 @@ export async function checkReplyProvenance(ctx) {
     from_domain: fromDomain, resolver: dnsRecord.resolver ?? null, fetched_at: dnsRecord.fetched_at ?? null };
   if (result.unsignedBodyBytes) {
     return ["warn", `DKIM pass for ${result.domain}, but only part of the body is signed (l=): ${result.unsignedBodyBytes} bytes at its end are not covered`];
-  }
-  if (result.testing) {
-    return ["warn", `DKIM pass for ${result.domain}, but its key record is marked t=y (testing): the domain does not stand behind it`];
   }
   if (!(fromDomain === result.domain || fromDomain.endsWith(`.${result.domain}`))) {
     return ["warn", `DKIM pass for ${result.domain} (${result.algorithm}, key record ${where}), but the From address is of ${fromDomain || "no domain"}: the signer is not the sender's domain`];
