@@ -145,6 +145,11 @@ export const KIND_RULES = {
     en: "E-Commerce Law of the PRC (2018)",
     source: "http://www.hrfabao.com/falvtiao/6471765.html",
   },
+  civil_code: {
+    zh: "《中华人民共和国民法典》",
+    en: "Civil Code of the PRC (2020)",
+    source: "https://www.xing528.com/lilun/1715892.html",
+  },
   ip_guideline: {
     zh: "《最高人民法院关于审理涉电子商务平台知识产权民事案件的指导意见》（法发〔2020〕32号）",
     en: "SPC Guiding Opinions on IP Civil Cases Involving E-Commerce Platforms (2020)",
@@ -156,8 +161,11 @@ const ART93_4 = ["evidence", "第九十三条第四项：完整地保存、传�
 export const KIND_BASES = {
   N1: [["evidence", "第九十三条第五项：电子数据是否在正常的往来活动中形成和存储", "Art. 93(5): whether the data was formed and stored in normal dealings"], ART93_4],
   N2: [
-    ["spc_2014_network", "第五条：通知的姓名（名称）和联系方式、网络地址、删除理由", "Art. 5: the notifier's name and contact, the network address, the grounds"],
-    ["ecommerce_law", "第四十二条：通知应当包括构成侵权的初步证据", "Art. 42: a notice shall include preliminary evidence of infringement"],
+    ["spc_2014_network", "第五条（2014年文本）：通知人的姓名（名称）和联系方式、网络地址、删除理由",
+      "Art. 5 (2014 text): the notifier's name and contact, the network address, the grounds"],
+    ["civil_code", "第一千一百九十五条第一款：通知应当包括构成侵权的初步证据及权利人的真实身份信息",
+      "Art. 1195 para. 1: a notice shall include preliminary evidence of infringement and the right holder's true identity"],
+    ["ecommerce_law", "第四十二条第一款：通知应当包括构成侵权的初步证据", "Art. 42 para. 1: a notice shall include preliminary evidence of infringement"],
     ["ip_guideline", "第五条：权利证明及真实身份信息、准确定位信息、初步证据、真实性书面保证",
       "Art. 5: proof of right and true identity, locating information, preliminary evidence, a written guarantee of truth"],
   ],

@@ -6,6 +6,7 @@ const FINGERPRINT = /^[0-9a-f]{64}$/;
 const MAX_LISTED_ITEMS = 500;
 
 export const ELEMENTS = {
+  owner_name: { en: "the notifier's name", zh: "通知人的姓名（名称）" },
   owner_identity: { en: "the right owner's true identity (name and identifier)", zh: "权利人的真实身份信息（名称及证件号码）" },
   owner_contact: { en: "the right owner's contact (e-mail, telephone or address)", zh: "权利人的联系方式" },
   right_proof: { en: "proof of the right, sealed as evidence", zh: "知识产权权利证明（已封存为证据）" },
@@ -16,20 +17,28 @@ export const ELEMENTS = {
 };
 const ORDER = Object.keys(ELEMENTS);
 
+// The texts were checked against public copies: SPC 2014 Art. 5 (2014 text, http://cndkt.com/separate/823.html;
+// the 2020 amendment deleted it), E-Commerce Law Art. 42 (http://www.hrfabao.com/falvtiao/6471765.html), the
+// IP Guideline Art. 5 (http://www.zhixianglawyer.com/news_view.aspx?typeid=4&id=1137&fid=t2:4:2), Civil Code
+// Art. 1195 (https://www.xing528.com/lilun/1715892.html).
 export const RULE_SETS = {
   "spc-2014-art5": {
-    en: "SPC Provisions on Network Infringement of Personal Rights (2014), Art. 5",
-    zh: "《最高人民法院关于审理利用信息网络侵害人身权益民事纠纷案件适用法律若干问题的规定》（法释〔2014〕11号）第五条",
-    requires: ["owner_identity", "owner_contact", "infringing_urls", "grounds"],
+    en: "SPC Provisions on Network Infringement of Personal Rights (2014), Art. 5 (2014 text; deleted by the 2020 amendment)",
+    zh: "《最高人民法院关于审理利用信息网络侵害人身权益民事纠纷案件适用法律若干问题的规定》（法释〔2014〕11号）第五条（2014年文本，2020年修正时删除）",
+    requires: ["owner_name", "owner_contact", "infringing_urls", "grounds"],
   },
   "ecl-art42": {
     en: "E-Commerce Law of the PRC, Art. 42", zh: "《中华人民共和国电子商务法》第四十二条",
-    requires: ["owner_identity", "infringing_urls", "infringement_evidence"],
+    requires: ["infringement_evidence"],
   },
   "ip-guideline-art5": {
-    en: "SPC Guiding Opinions on IP Cases Involving E-Commerce Platforms (2020), Art. 5",
+    en: "SPC Guiding Opinions on IP Civil Cases Involving E-Commerce Platforms (2020), Art. 5",
     zh: "《最高人民法院关于审理涉电子商务平台知识产权民事案件的指导意见》（法发〔2020〕32号）第五条",
     requires: ["right_proof", "owner_identity", "infringing_urls", "infringement_evidence", "authenticity_guarantee"],
+  },
+  "civil-code-art1195": {
+    en: "Civil Code of the PRC, Art. 1195 para. 1", zh: "《中华人民共和国民法典》第一千一百九十五条第一款",
+    requires: ["owner_identity", "infringement_evidence"],
   },
 };
 
@@ -45,7 +54,10 @@ export function presentElements(record) {
   const owner = mapping(record.owner), contact = mapping(owner.contact), urls = list(record.infringing);
   const guarantee = mapping(record.guarantee);
   const found = new Set();
-  if (text(owner.name) && text(owner.identifier)) found.add("owner_identity");
+  if (text(owner.name)) {
+    found.add("owner_name");
+    if (text(owner.identifier)) found.add("owner_identity");
+  }
   if (["email", "phone", "address"].some((k) => text(contact[k]))) found.add("owner_contact");
   const proofs = list(record.right_proofs);
   if (proofs.length && proofs.every(sealedReference)) found.add("right_proof");
