@@ -4,6 +4,7 @@
 // and inside the capture window, and every step done by the system, the required steps in order.
 
 import { sha256, toHex } from "./bytes.js";
+import { isEmail } from "./package.js";
 import { CheckFailure, Skip } from "./errors.js";
 import { isObject, parseJson } from "./json.js";
 import { epochMicros, formatDuration, plural } from "./courttime.js";
@@ -56,6 +57,10 @@ export async function parseCallLog(data) {
 
 export async function checkCallLog(ctx) {
   const { manifest, zip } = ctx.pkg;
+  if (manifest.kind === "log-export") {
+    throw new Skip("log-export: events recorded by an append-only log, not a web capture: no capture log (L1-L4 check the log)");
+  }
+  if (isEmail(manifest.kind)) throw new Skip(`${manifest.kind}: an e-mail sealed as sent or received, not a web capture: no capture log`);
   if (manifest.kind !== "web-capture") throw new Skip("upload: no capture log; the files were received, not captured");
   if (!zip.has(CAPTURE_LOG_PATH)) throw new CheckFailure(`the capture has no ${CAPTURE_LOG_PATH}`);
   const lines = await parseCallLog(zip.read(CAPTURE_LOG_PATH));

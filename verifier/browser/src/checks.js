@@ -14,6 +14,8 @@ import { checkOnline } from "./rpc.js";
 import { checkCallLog } from "./calllog.js";
 import { checkNetwork } from "./network.js";
 import { checkCorroboration } from "./corroboration.js";
+import { checkNoticeComplete, checkReplyProvenance } from "./notice.js";
+import { LOG_EXPORT_KIND, anchoredCheckpointSealed, checkAggregates, checkConsistent, checkIncluded, checkSigned } from "./logexport.js";
 import { implausibleClaims } from "./claims.js";
 import { epochMicros, formatDuration, formatSeconds, formatTime, plural } from "./courttime.js";
 
@@ -141,7 +143,9 @@ async function checkArtifacts(ctx) {
 async function checkFingerprint(ctx) {
   const fingerprint = toHex(ctx.pkg.fingerprint);
   if (!ctx.pkg.manifestIsCanonical) return ["fail", "manifest.json is not in RFC 8785 canonical form, so its bytes were altered"];
-  const leaf = toHex((await ctx.proof()).leaf);
+  const sealed = (await ctx.proof()).leaf;
+  if (ctx.pkg.manifest.kind === LOG_EXPORT_KIND) return anchoredCheckpointSealed(ctx, sealed);
+  const leaf = toHex(sealed);
   if (leaf !== fingerprint) return ["fail", `fingerprint ${fingerprint} differs from the sealed leaf ${leaf}`];
   return ["pass", `fingerprint ${fingerprint} equals the sealed leaf`];
 }
@@ -286,4 +290,10 @@ export const REGISTRY = {
   H5: checkAnchor,
   T1: checkTimesAgree,
   T2: checkPrechainGap,
+  N1: checkReplyProvenance,
+  N2: checkNoticeComplete,
+  L1: checkIncluded,
+  L2: checkConsistent,
+  L3: checkSigned,
+  L4: checkAggregates,
 };

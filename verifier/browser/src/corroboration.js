@@ -8,7 +8,7 @@ import { CAPTURE_LOG_PATH, parseCallLog } from "./calllog.js";
 import { decodeBody, parseResponse } from "./http.js";
 import { isObject } from "./json.js";
 import { NETWORK_PATH } from "./network.js";
-import { readJson } from "./package.js";
+import { isEmail, readJson } from "./package.js";
 import { WARC_PATH, warcRecords } from "./warc.js";
 import { plural } from "./courttime.js";
 
@@ -53,6 +53,8 @@ function labelsOf(network) {
 
 export async function checkCorroboration(ctx) {
   const { manifest, zip } = ctx.pkg;
+  if (manifest.kind === "log-export") throw new Skip("log-export: events recorded by an append-only log: no web traffic to corroborate");
+  if (isEmail(manifest.kind)) throw new Skip(`${manifest.kind}: an e-mail sealed as sent or received: no web traffic to corroborate`);
   if (manifest.kind !== "web-capture") throw new Skip("upload: no capture log or recorded traffic to corroborate");
   let lines;
   try {

@@ -132,16 +132,61 @@ export const BASES = {
   ],
 };
 
+// The rules and citations of the checks of other evidence kinds (N1, N2, L1-L4), kept apart from RULES
+// and BASES as verifier/legal_basis.py keeps them (KIND_RULES, KIND_BASES).
+export const KIND_RULES = {
+  spc_2014_network: {
+    zh: "《最高人民法院关于审理利用信息网络侵害人身权益民事纠纷案件适用法律若干问题的规定》（法释〔2014〕11号）",
+    en: "SPC Provisions on Cases of Infringement of Personal Rights over Information Networks (2014)",
+    source: "http://cndkt.com/separate/823.html",
+  },
+  ecommerce_law: {
+    zh: "《中华人民共和国电子商务法》",
+    en: "E-Commerce Law of the PRC (2018)",
+    source: "http://www.hrfabao.com/falvtiao/6471765.html",
+  },
+  civil_code: {
+    zh: "《中华人民共和国民法典》",
+    en: "Civil Code of the PRC (2020)",
+    source: "https://www.xing528.com/lilun/1715892.html",
+  },
+  ip_guideline: {
+    zh: "《最高人民法院关于审理涉电子商务平台知识产权民事案件的指导意见》（法发〔2020〕32号）",
+    en: "SPC Guiding Opinions on IP Civil Cases Involving E-Commerce Platforms (2020)",
+    source: "http://www.zhixianglawyer.com/news_view.aspx?typeid=4&id=1137&fid=t2:4:2",
+  },
+};
+const ART93_3 = ["evidence", "第九十三条第三项：有效的防止出错的监测、核查手段", "Art. 93(3): effective means of monitoring and checking against error"];
+const ART93_4 = ["evidence", "第九十三条第四项：完整地保存、传输、提取，方法可靠", "Art. 93(4): kept, transmitted and extracted completely, by reliable methods"];
+export const KIND_BASES = {
+  N1: [["evidence", "第九十三条第五项：电子数据是否在正常的往来活动中形成和存储", "Art. 93(5): whether the data was formed and stored in normal dealings"], ART93_4],
+  N2: [
+    ["spc_2014_network", "第五条（2014年文本）：通知人的姓名（名称）和联系方式、网络地址、删除理由",
+      "Art. 5 (2014 text): the notifier's name and contact, the network address, the grounds"],
+    ["civil_code", "第一千一百九十五条第一款：通知应当包括构成侵权的初步证据及权利人的真实身份信息",
+      "Art. 1195 para. 1: a notice shall include preliminary evidence of infringement and the right holder's true identity"],
+    ["ecommerce_law", "第四十二条第一款：通知应当包括构成侵权的初步证据", "Art. 42 para. 1: a notice shall include preliminary evidence of infringement"],
+    ["ip_guideline", "第五条：权利证明及真实身份信息、准确定位信息、初步证据、真实性书面保证",
+      "Art. 5: proof of right and true identity, locating information, preliminary evidence, a written guarantee of truth"],
+  ],
+  L1: [BASES.H2[0], ART93_4],
+  L2: [BASES.H3[0], ART93_3],
+  L3: [BASES.S1[0]],
+  L4: [ART93_3],
+};
+const ALL_RULES = { ...RULES, ...KIND_RULES };
+const ALL_BASES = { ...BASES, ...KIND_BASES };
+
 function citation([rule, zh, en], lang) {
-  const title = RULES[rule];
+  const title = ALL_RULES[rule];
   if (lang === "zh") return `${title.zh}${zh}`;
   return `${title.en}${en.startsWith(":") ? "" : " "}${en}`;
 }
 
 /** The legal basis of a check in `zh` or `en`, its citations joined as the Python reports join them. */
 export function legalBasis(checkId, lang = "en") {
-  return BASES[checkId].map((c) => citation(c, lang)).join(lang === "zh" ? "；" : "; ");
+  return ALL_BASES[checkId].map((c) => citation(c, lang)).join(lang === "zh" ? "；" : "; ");
 }
 
 /** The public pages the citations of a check were checked against. */
-export const sources = (checkId) => [...new Set(BASES[checkId].map(([rule]) => RULES[rule].source))];
+export const sources = (checkId) => [...new Set(ALL_BASES[checkId].map(([rule]) => ALL_RULES[rule].source))];

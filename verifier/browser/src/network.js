@@ -7,7 +7,7 @@ import { fromBase64, sha256, toHex } from "./bytes.js";
 import { Cert } from "./certificates.js";
 import { CheckFailure, Skip } from "./errors.js";
 import { isObject } from "./json.js";
-import { readJson } from "./package.js";
+import { isEmail, readJson } from "./package.js";
 import { WARC_PATH, warcRecords } from "./warc.js";
 
 export const NETWORK_PATH = "evidence/network.json";
@@ -98,6 +98,10 @@ async function tlsOutcome(ctx, hop, name) {
 
 export async function checkNetwork(ctx) {
   const { manifest, zip } = ctx.pkg;
+  if (manifest.kind === "log-export") throw new Skip("log-export: events sent to the log by the requester's systems, not fetched: no network facts");
+  if (isEmail(manifest.kind)) {
+    throw new Skip(`${manifest.kind}: an e-mail, not a fetched page: no network facts (the SMTP transcript or the DKIM key record stands for them)`);
+  }
   if (manifest.kind !== "web-capture") throw new Skip("upload: no network facts; the platform received the files, it did not fetch them");
   if (!zip.has(NETWORK_PATH)) throw new CheckFailure(`the capture has no ${NETWORK_PATH}`);
   let network;

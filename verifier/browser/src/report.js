@@ -13,6 +13,16 @@ export const CHECKS = [
   ["H3", "hash", "Merkle inclusion"], ["H4", "hash", "trusted timestamp"], ["H5", "hash", "blockchain anchor"],
   ["T1", "time", "times agree"], ["T2", "time", "pre-chain gap"],
 ].map(([id, group, title]) => ({ id, group, title, basis: legalBasis(id, "en"), basis_zh: legalBasis(id, "zh") }));
+// Checks of one kind of evidence only, run after the common ones (DESIGN §5, other kinds).
+const spec = ([id, group, title]) => ({ id, group, title, basis: legalBasis(id, "en"), basis_zh: legalBasis(id, "zh") });
+export const KIND_CHECKS = {
+  "notice": [["N2", "notice", "notice completeness"]].map(spec),
+  "notice-reply": [["N1", "notice", "reply provenance"]].map(spec),
+  "log-export": [["L1", "log", "events included"], ["L2", "log", "checkpoint consistency"], ["L3", "log", "checkpoint signature"],
+    ["L4", "log", "aggregates recompute"]].map(spec),
+};
+/** Every check a package of `kind` gets, in report order. */
+export const checksFor = (kind) => [...CHECKS, ...(KIND_CHECKS[kind] ?? [])];
 export const REQUIRED_PASS = ["H1", "H2", "H3", "H4"];
 
 export const VERDICTS = {
@@ -34,6 +44,21 @@ export const PROVES = {
 export const PROVES_OFFLINE = {
   en: ["The evidence files in this package existed, byte for byte, no later than the trusted timestamp shown, and have not changed since.", PROVES.en[1]],
   zh: ["本证据包中的证据文件（逐字节）不晚于所示的可信时间戳时间已经存在，且此后未被改动。", PROVES.zh[1]],
+};
+// A verified log export proves the disclosed events were in the log: the checkpoint was sealed, not the export.
+export const PROVES_LOG = {
+  en: [
+    "The disclosed events, with the values shown, were in the operator's log no later than the trusted timestamp and the block time of the anchored checkpoint, at the positions shown, and the log was not rewritten between the two checkpoints.",
+    "Withheld fields are fixed by their salted hashes; the aggregates follow from the disclosed events.",
+  ],
+  zh: [
+    "所披露的事件及其所示内容，不晚于已锚定检查点的可信时间戳时间和区块时间已在运营方的日志中，位置如所示；两个检查点之间日志未被改写。",
+    "未披露的字段由其加盐哈希值固定；统计数据可由所披露的事件复算得出。",
+  ],
+};
+export const PROVES_LOG_OFFLINE = {
+  en: ["The disclosed events, with the values shown, were in the operator's log no later than the trusted timestamp of the anchored checkpoint, at the positions shown, and the log was not rewritten between the two checkpoints.", PROVES_LOG.en[1]],
+  zh: ["所披露的事件及其所示内容，不晚于已锚定检查点的可信时间戳时间已在运营方的日志中，位置如所示；两个检查点之间日志未被改写。", PROVES_LOG.zh[1]],
 };
 export const DOES_NOT_PROVE = {
   en: [

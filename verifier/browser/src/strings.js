@@ -4,11 +4,14 @@
 const CHECK_TITLES = {
   en: { S1: "operator signature", S2: "neutral third party", S3: "network facts", S4: "capture environment",
     P1: "call log chain", P2: "corroboration", P3: "package complete", H1: "artifact hashes", H2: "evidence fingerprint",
-    H3: "Merkle inclusion", H4: "trusted timestamp", H5: "blockchain anchor", T1: "times agree", T2: "pre-chain gap" },
+    H3: "Merkle inclusion", H4: "trusted timestamp", H5: "blockchain anchor", T1: "times agree", T2: "pre-chain gap",
+    N1: "reply provenance", N2: "notice completeness", L1: "events included", L2: "checkpoint consistency", L3: "checkpoint signature",
+    L4: "aggregates recompute" },
   // The same terms as the Python reports (verifier/wording.py): one term per concept.
   zh: { S1: "运营方签名", S2: "中立第三方", S3: "网络环境事实", S4: "取证环境", P1: "调用日志链", P2: "相互印证",
     P3: "证据包完整", H1: "文件哈希值", H2: "证据指纹", H3: "默克尔包含证明", H4: "可信时间戳", H5: "区块链锚定",
-    T1: "时间一致", T2: "上链前间隔" },
+    T1: "时间一致", T2: "上链前间隔", N1: "回复来源", N2: "通知要件", L1: "事件包含证明", L2: "检查点一致性", L3: "检查点签名",
+    L4: "统计数据复算" },
 };
 
 const prefixed = (lang) => Object.fromEntries(Object.entries(CHECK_TITLES[lang]).map(([k, v]) => [`check_${k}`, v]));
@@ -42,6 +45,8 @@ export const STRINGS = {
     means_path: "how the evidence was generated, kept or packaged does not hold together",
     means_hash: "the bytes are not the ones that were sealed: they changed, or the seal does not cover them",
     means_time: "the recorded times do not agree, so when the evidence existed is not established",
+    means_notice: "the notice or reply is not what was sent or received, or its sender is not shown",
+    means_log: "the disclosed events or the log they come from do not hold as sealed",
     "explain_unusable": "This is not a readable evidence package.",
     "explain_cannot judge": "The package may be fine, but the trust given lacks the operator key, TSA root or chain it needs. Load the operator's published trust (/.well-known/tiezheng/trust.toml) or the file from `tiezheng trust export`, and compare its SHA-256 with the one declared in court.",
   },
@@ -73,6 +78,8 @@ export const STRINGS = {
     means_path: "证据的生成、保存或打包过程无法自洽",
     means_hash: "这些字节并非封存时的字节：已被改动，或封存未覆盖它们",
     means_time: "所记录的时间互不一致，无法确定证据存在的时间",
+    means_notice: "通知或回复并非实际发出或收到的内容，或无法确认其发件方",
+    means_log: "所披露的事件或其所在的日志与封存时不符",
     "explain_unusable": "这不是一个可读取的证据包。",
     "explain_cannot judge": "证据包可能没有问题，但所给信任缺少所需的运营方密钥、时间戳机构根证书或链。请载入运营方公布的信任文件（/.well-known/tiezheng/trust.toml）或 `tiezheng trust export` 导出的文件，并将其 SHA-256 与庭上声明的值比对。",
   },

@@ -3,7 +3,7 @@
 
 import { toHex } from "./bytes.js";
 import { CheckFailure, Skip, Unusable } from "./errors.js";
-import { CHECKS, DOES_NOT_PROVE, PROVES, PROVES_OFFLINE, VERDICTS, isVerified, verdictOf } from "./report.js";
+import { CHECKS, DOES_NOT_PROVE, PROVES, PROVES_LOG, PROVES_LOG_OFFLINE, PROVES_OFFLINE, VERDICTS, checksFor, isVerified, verdictOf } from "./report.js";
 import { composeZh, developmentZh } from "./wording.js";
 import { Context } from "./context.js";
 import { REGISTRY } from "./checks.js";
@@ -60,11 +60,12 @@ export async function verifyPackage(bytes, trust, { rpc = null } = {}) {
   ctx.facts.target = manifest.target;
   ctx.facts.capture = { started_at: manifest.capture.started_at ?? null, ended_at: manifest.capture.ended_at ?? null };
   const results = [];
-  for (const spec of CHECKS) results.push(await runCheck(spec, ctx));
+  for (const spec of checksFor(manifest.kind)) results.push(await runCheck(spec, ctx));
   const checks = results.map((c) => withChinese(c, ctx));
   const verdict = verdictOf(checks, { offline: ctx.offline, unusable: false });
   const verified = isVerified(verdict);
-  const proves = verdict === VERDICTS.VERIFIED_OFFLINE ? PROVES_OFFLINE : PROVES;
+  const offlineVerdict = verdict === VERDICTS.VERIFIED_OFFLINE;
+  const proves = manifest.kind === "log-export" ? (offlineVerdict ? PROVES_LOG_OFFLINE : PROVES_LOG) : (offlineVerdict ? PROVES_OFFLINE : PROVES);
   return {
     verified, verdict, fingerprint: toHex(pkg.fingerprint), evidence_id: manifest.evidenceId,
     mode: ctx.offline ? "offline" : "online", checks, facts: ctx.facts, development_trust: ctx.development,

@@ -19,6 +19,12 @@ export const FAILURE_MEANING_ZH = {
   H5: "区块链锚定不成立，批次根哈希未出现在预期的链上",
   T1: "取证时间、可信时间戳时间与区块时间相互矛盾",
   T2: "取证与封存之间间隔过长，不能认为内容在取证时即已固定",
+  L1: "所披露的事件并非日志记录时的事件：已被改动、移位或从未记入日志",
+  L2: "日志被改写：该检查点不是已锚定检查点的前缀",
+  L3: "检查点并非由运营方密钥签署",
+  L4: "统计数据不能由所披露的事件复算得出",
+  N1: "回复的 DKIM 签名不成立：回复已被改动，或并非来自其所称的域名",
+  N2: "封存的通知记录或 PDF 与实际发出的邮件所附内容不一致",
 };
 
 const WARN_ZH = {
@@ -27,10 +33,12 @@ const WARN_ZH = {
   P2: "截图、网页源码与网页存档相互印证，但浏览器与原始请求最终到达的网址不同",
   H5: "锚定交易载有批次根哈希（已离线证明）；该区块是否位于主链上尚未核对，可输入 RPC 地址在线核对",
   T1: "取证结束时间与可信时间戳时间先后相符（在容差之内）；没有已核验的区块时间可供比较",
+  N1: "回复按收到时原样封存，但没有 DKIM 签名，或签名域名与发件人域名不符，不能据此确认其来自平台域名",
+  N2: "发出的通知缺少所选规则要求的要件，见英文原因中逐项所列",
 };
 
 // What a check lacks when it cannot judge for want of trust, named in Chinese.
-const LACKING_ZH = { S1: "签署清单的运营方公钥", H4: "签发时间戳的时间戳服务根证书", H5: "锚定所在的区块链" };
+const LACKING_ZH = { S1: "签署清单的运营方公钥", H4: "签发时间戳的时间戳服务根证书", H5: "锚定所在的区块链", L3: "签署日志检查点的运营方公钥" };
 
 const get = (facts, ...path) => path.reduce((v, k) => (v !== null && typeof v === "object" && k in v ? v[k] : undefined), facts);
 
@@ -90,6 +98,15 @@ const PASS_ZH = {
       ? `取证结束后 ${formatDuration(Math.max(gap, 0), "zh")}即由${until}固定，在政策时限之内`
       : `取证结束后在政策时限之内由${until}固定`;
   },
+  L1: (f) => `所披露的 ${get(f, "log", "events")} 个事件均包含在规模为 ${get(f, "log", "checkpoint_size")} 的日志检查点中；未披露字段仅以加盐哈希值出现`,
+  L2: () => "该检查点与已锚定的检查点一致（RFC 9162 一致性证明），此前记录的事件未被删除或改写",
+  L3: () => "两个检查点的签名（C2SP signed-note，Ed25519）均由受信任的运营方密钥验证通过",
+  L4: () => "导出所附的统计表均可由所披露的事件复算得出",
+  N1: (f) => {
+    const domain = get(f, "reply_provenance", "domain");
+    return domain ? `回复的 DKIM 签名有效，签名域名为 ${domain}，已依导入时封存的 DNS 密钥记录离线核验` : "回复的 DKIM 签名有效，已依导入时封存的 DNS 密钥记录离线核验";
+  },
+  N2: () => "发出的通知具备所选规则要求的全部要件",
 };
 
 /**
@@ -103,6 +120,8 @@ export function composeZh(checkId, status, facts, { kind = "web-capture", offlin
   if (status === "pass") return PASS_ZH[checkId](facts, offline);
   if (status === "warn") {
     if (checkId === "S4" && kind === "upload") return "文件由申请人上传，并非平台抓取，因此没有取证环境记录";
+    if (checkId === "S4" && kind === "log-export") return "事件由申请人的系统发送至日志，并非平台抓取，因此没有取证环境记录";
+    if (checkId === "S4" && kind === "notice-reply") return "回复由申请人导入，并非平台直接接收；其来源由 N1 核验";
     const unclean = get(facts, "environment", "clean_check", "unclean_or_unknown");
     if (checkId === "S4" && Array.isArray(unclean) && unclean.length) {
       return `取证环境记录中有 ${unclean.length} 项未显示为清洁或无法确认，需逐项审查（见英文原因）`;
@@ -111,6 +130,9 @@ export function composeZh(checkId, status, facts, { kind = "web-capture", offlin
   }
   if (missingTrust) return `无法判断：所给信任配置中缺少${LACKING_ZH[checkId] ?? "本项检查所需的信任材料"}`;
   if (kind === "upload" && ["S3", "P1", "P2"].includes(checkId)) return "文件由申请人上传，并非平台抓取，因此没有此项记录";
+  if (kind === "log-export" && ["S3", "P1", "P2"].includes(checkId)) return "日志事件由申请人的系统发送，并非平台抓取，因此没有此项记录";
+  if (checkId === "L4") return "导出未附统计数据，无需复算";
+  if ((kind === "notice" || kind === "notice-reply") && ["S3", "S4", "P1", "P2"].includes(checkId)) return "通知及回复为封存的电子邮件，并非网页取证，因此没有此项记录";
   if (!sealed) return "证据包尚未封存（没有 proof/proof.json），无法检查";
   return "现有数据不足以进行此项检查";
 }
