@@ -119,8 +119,8 @@ BASES: Mapping[str, tuple[Citation, ...]] = {
 }
 
 
-#: The rules and citations of the checks of other evidence kinds (N1, N2, L1-L4). They stay apart from RULES
-#: and BASES because the browser verifier mirrors those two tables and reads no notice or log-export packages.
+#: The rules and citations of the checks of other evidence kinds (N1, N2, L1-L4, V1), apart from RULES and
+#: BASES: the browser verifier mirrors these in its notice and log-export modules, where those kinds are read.
 KIND_RULES: Mapping[str, Rule] = {
     "spc_2014_network": Rule(
         "《最高人民法院关于审理利用信息网络侵害人身权益民事纠纷案件适用法律若干问题的规定》（法释〔2014〕11号）",
