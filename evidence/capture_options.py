@@ -9,7 +9,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from evidence.browser_session import BrowserSession
 from evidence.capture_errors import CaptureError
+from evidence.egress import EgressProxy
 
 WAIT_MODES = ("load", "networkidle")
 MAX_WAIT_SECONDS = 60.0
@@ -52,6 +54,11 @@ class CaptureOptions:
     watch: str | None = None
     previous_package: Path | None = None
     key_fields: Mapping[str, str] = field(default_factory=dict)
+    #: A logged-in capture's session (``evidence.browser_session``), the egress proxy every connection
+    #: goes through (``evidence.egress``), and whether embedded media are also saved as artifacts.
+    session: BrowserSession | None = None
+    egress: EgressProxy | None = None
+    save_media: bool = False
 
     def validated(self) -> CaptureOptions:
         """Return self, or raise CaptureError naming the first bad option."""
@@ -89,4 +96,6 @@ class CaptureOptions:
                 "viewport": list(self.viewport), "timeout_seconds": self.timeout,
                 "allow_private": self.allow_private, "accept_error_status": self.accept_error_status,
                 "allow_untrusted_tls": self.allow_untrusted_tls, "check_robots": self.check_robots,
-                "extra_ca_sha256": hashlib.sha256(self.extra_ca_pem).hexdigest() if self.extra_ca_pem else None}
+                "extra_ca_sha256": hashlib.sha256(self.extra_ca_pem).hexdigest() if self.extra_ca_pem else None,
+                "session": self.session.name if self.session else None,
+                "egress": self.egress.name if self.egress else None, "save_media": self.save_media}
