@@ -95,7 +95,8 @@ def test_http_capture_records_every_view(runner: BrowserRunner, http_site: Site,
     assert all(h["warc-ip-address"] == "127.0.0.1" and h["warc-payload-digest"] for h in urls.values())
     log = [json.loads(line) for line in member(built.path, "evidence/capture-log.jsonl").splitlines()]
     assert [line["step"] for line in log] == ["environment-check", "start", "resolve", "fetch", "robots", "navigate",
-                                             "wait", "screenshot", "dom", "warc", "network", "index", "package"]
+                                             "wait", "screenshot", "dom", "warc", "media", "network", "index",
+                                             "package"]
     assert all(line["actor"] == "system" for line in log)
     robots = _network(built.path)["robots"]
     assert robots["status"] == 200 and robots["obeyed"] is False and robots["allows_page"] is True
