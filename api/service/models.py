@@ -121,6 +121,12 @@ class CaptureCreate(EvidenceBase):
     #: File the captures under this matter (``matter`` in their manifests too).
     matter: str | None = Field(default=None, max_length=40)
     subject: str | None = Field(default=None, max_length=MAX_SUBJECT_CHARS)
+    #: Capture logged in with one of the tenant's stored sessions (``/v1/sessions``), by name.
+    session: str | None = Field(default=None, max_length=64)
+    #: Capture through this configured egress proxy (``TIEZHENG_EGRESS_<NAME>`` on the server).
+    egress: str | None = Field(default=None, max_length=40)
+    #: Also store every embedded image, audio and video as its own artifact (``media/``).
+    save_media: bool = False
 
 
 class Evidence(ApiTable, EvidenceBase, table=True):
