@@ -65,9 +65,8 @@ def test_sessions_are_the_tenants_own_and_used_for_its_captures(keyed_server: Se
         accepted = client_a.post("/v1/captures", json={"urls": [member_site.url("/members")], "session": "buyer",
                                                        "save_media": True})
         assert accepted.status_code == 202, accepted.text
-        done = wait_for_status(client_a, accepted.json()["evidence_ids"][0], {"sealed", "failed", "pending"},
-                               timeout=120)
-        assert done["status"] in ("pending", "sealed"), done["error"]
+        done = wait_for_status(client_a, accepted.json()["evidence_ids"][0], {"sealed", "failed"}, timeout=120)
+        assert done["status"] == "sealed", done["error"]
         package = client_a.get(f"/v1/evidence/{done['id']}/package")
         assert package.status_code == 200
         path = keyed_server.data_dir / "fetched.wacz"
