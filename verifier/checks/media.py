@@ -25,14 +25,18 @@ from verifier.media_index import (
     media_payload,
     parse_media_index,
 )
+from verifier.package import Package
+
+#: Media listed in the report's facts (terminal, JSON); the HTML and PDF reports read the index themselves.
+MAX_FACT_ITEMS = 50
 
 
-def read_media_items(ctx: Context) -> tuple[MediaItem, ...] | None:
+def read_media_items(package: Package) -> tuple[MediaItem, ...] | None:
     """The media index's items, or None when the capture has no index. Raises TiezhengError."""
-    if MEDIA_INDEX_PATH not in ctx.package.entries:
+    if MEDIA_INDEX_PATH not in package.entries:
         return None
     try:
-        data = ctx.package.read(MEDIA_INDEX_PATH, MAX_MEDIA_INDEX_BYTES)
+        data = package.read(MEDIA_INDEX_PATH, MAX_MEDIA_INDEX_BYTES)
     except (KeyError, InvalidPackage) as exc:
         raise InvalidPackage(f"media.json cannot be read: {exc}") from exc
     return parse_media_index(data)
@@ -89,7 +93,7 @@ def _saved_problems(ctx: Context, items: tuple[MediaItem, ...]) -> tuple[list[st
 def media_outcome(ctx: Context) -> tuple[list[str], str | None]:
     """P2's findings on media: problems, and a clause for the reason (None without a media index)."""
     try:
-        items = read_media_items(ctx)
+        items = read_media_items(ctx.package)
     except TiezhengError as exc:
         return [str(exc)], None
     if items is None:
@@ -97,6 +101,10 @@ def media_outcome(ctx: Context) -> tuple[list[str], str | None]:
     problems = _warc_problems(ctx, items)
     saved_problems, saved = _saved_problems(ctx, items)
     problems += saved_problems
+    if not problems:
+        ctx.facts["media"] = {"count": len(items), "items": [
+            {"url": i.url, "media_type": i.media_type, "size": i.size, "sha256": i.sha256, "saved_as": i.saved_as}
+            for i in items[:MAX_FACT_ITEMS]]}
     clause = (f"{plural(len(items), 'embedded medium', 'embedded media')} "
               f"{'matches its WARC payload' if len(items) == 1 else 'match their WARC payloads'}")
     if saved:
