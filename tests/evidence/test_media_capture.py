@@ -78,3 +78,45 @@ def test_p2_fails_an_index_that_disagrees_with_the_warc(runner: BrowserRunner, m
     report = verify(tampered, trust)
     assert statuses(report)["P2"] == "fail"
     assert "its WARC payload is" in report.result("P2").reason
+
+
+def test_reports_list_the_media_with_thumbnails(runner: BrowserRunner, member_site: MemberSite,
+                                                operator: OperatorKey, trust: Path, packages: Path,
+                                                tmp_path: Path) -> None:
+    import io
+    import subprocess
+
+    from rich.console import Console
+
+    from verifier.report.html_page import render_html
+    from verifier.report.pdf_certificate import render_pdf
+    from verifier.report.terminal import render_report
+
+    built = runner.capture(member_site.url("/gallery"), packages, operator)
+    report = verify(built.path, trust)
+    jpeg = hashlib.sha256(member_site.server.media.files["/media/big.jpg"][0]).hexdigest()
+    page = render_html(report, source=built.path.name, package=built.path)
+    assert "Embedded media" in page and jpeg in page and member_site.url("/media/clip.webm") in page
+    # Thumbnails of both pictures (from the WARC payloads: nothing was saved separately), none of the video.
+    assert page.count('alt="thumbnail / 缩略图"') == 2
+    out = io.StringIO()
+    Console(file=out, width=100).print(render_report(report, source=built.path.name))
+    assert "EMBEDDED MEDIA (3)" in out.getvalue() and jpeg[:16] in out.getvalue()
+    pdf = tmp_path / "certificate.pdf"
+    pdf.write_bytes(render_pdf(report, source=built.path.name, package=built.path))
+    shown = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    assert "Embedded media" in shown and jpeg[:32] in shown.replace("\n", "")
+    images = subprocess.run(["pdfimages", "-list", str(pdf)], capture_output=True, text=True, check=True).stdout
+    widths = [int(line.split()[3]) for line in images.splitlines()[2:] if line.strip()]
+    assert widths.count(160) >= 2, images  # the two pictures' thumbnails (the screenshot is wider)
+
+
+def test_media_strings_from_the_package_are_escaped() -> None:
+    from verifier.report.exhibit import Exhibit
+    from verifier.report.html_exhibit import media_section
+    from verifier.report.media_exhibit import MediaEntry, MediaList
+
+    entry = MediaEntry(url="http://x/<script>alert(1)</script>", media_type="image/png\x1b[2J", size=3,
+                       sha256="a" * 64, saved_as=None)
+    html = media_section(Exhibit(media=MediaList(entries=(entry,))))
+    assert "<script>" not in html and "&lt;script&gt;" in html and "\x1b" not in html
