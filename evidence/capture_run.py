@@ -6,7 +6,8 @@
 2. resolve    DNS answers for the host; the address policy refuses private targets
 3. fetch      the raw fetch (httpx) → evidence/source.html; redirects, server address, TLS
 4. robots     robots.txt status, recorded and not obeyed
-5. navigate   a fresh incognito context behind this capture's recorder loads the URL
+5. navigate   a fresh incognito context behind this capture's recorder loads the URL (holding only
+              the requester's session for a logged-in capture, evidence.browser_session)
 6. wait       load / network idle / fixed seconds, then scrolling for lazy content
 7. screenshot evidence/screenshot.png (full page by default)
 8. dom        evidence/dom.html, the DOM after load

@@ -1,6 +1,7 @@
 """The raw fetch (the "curl view") and the network facts around it: server address, TLS, redirects.
 
-The raw fetch is a direct HTTP(S) GET made with httpx, a general-purpose client independent of the
+The raw fetch is an HTTP(S) GET made with httpx (direct, or tunnelled through the capture's egress
+proxy, ``evidence.egress``), a general-purpose client independent of the
 browser and of the recorder. Its connections go through a small httpcore network backend of ours
 (``_PinnedBackend``) that
 

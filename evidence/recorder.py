@@ -13,7 +13,8 @@ the per-browser interception key (see ``evidence.interception``; Chromium trusts
 ``--ignore-certificate-errors-spki-list``) and opens its own, verified TLS connection to the origin.
 
 For each request it resolves the host through the capture's resolver, refuses addresses the SSRF
-policy forbids, connects to the checked address, sends the browser's request (origin-form, without
+policy forbids, connects to the checked address (directly, or through a CONNECT tunnel of the
+capture's egress proxy, ``evidence.egress``), sends the browser's request (origin-form, without
 the proxy-only ``Proxy-Connection``/``Proxy-Authorization`` fields), and relays the response to the
 browser piece by piece *unchanged*, while keeping the same pieces for the record. Once a response
 is complete it writes a WARC request record (the bytes sent upstream) and a response record (the
