@@ -18,7 +18,15 @@ from evidence.browser_session import BrowserSession, redact_request_head
 from evidence.capture_errors import CaptureError
 from evidence.operator_key import OperatorKey
 from tests.capture_site import BrowserRunner, member, statuses, verify
-from tests.member_site import ACCOUNT, LOGIN_TEXT, MEMBERS_TEXT, SESSION_ID, MemberSite, serve_member_site, storage_state
+from tests.member_site import (
+    ACCOUNT,
+    LOGIN_TEXT,
+    MEMBERS_TEXT,
+    SESSION_ID,
+    MemberSite,
+    serve_member_site,
+    storage_state,
+)
 from verifier.warc_reader import iter_warc
 
 
