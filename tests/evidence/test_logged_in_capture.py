@@ -17,7 +17,7 @@ import pytest
 from evidence.browser_session import BrowserSession, redact_request_head
 from evidence.capture_errors import CaptureError
 from evidence.operator_key import OperatorKey
-from tests.capture_site import BrowserRunner, member, statuses, verify
+from tests.capture_site import BrowserRunner, member, statuses, verify, wacz_validate, warcio_check
 from tests.member_site import (
     ACCOUNT,
     LOGIN_TEXT,
@@ -84,6 +84,11 @@ def test_with_session_the_capture_gets_the_members_page(runner: BrowserRunner, m
     requests = [r for r in _requests(built.path) if b"GET /members " in r]
     digest = hashlib.sha256(f"sid={SESSION_ID}".encode()).hexdigest()
     assert requests and all(f"[redacted by Tiezheng: sha256 {digest}]".encode() in r for r in requests)
+    # The redacted request records are still well-formed WARC whose digests hold, and the WACZ validates.
+    checked = warcio_check(built.path)
+    assert checked.returncode == 0 and "digest pass" in checked.stdout, checked.stdout + checked.stderr
+    validated = wacz_validate(built.path)
+    assert validated.returncode == 0, validated.stdout + validated.stderr
     report = verify(built.path, trust)
     found = statuses(report)
     assert found["S4"] == "warn", report.result("S4")
