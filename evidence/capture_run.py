@@ -158,7 +158,8 @@ class CaptureRun:
 
     async def _environment_check(self) -> None:
         record = await environment_check(evidence_id=self.evidence_id, url=self.url, browser=self.browser,
-                                         resolver=self.resolver, references=self.clock_references)
+                                         resolver=self.resolver, references=self.clock_references,
+                                         egress_proxy=self.options.egress)
         hosts, clock, egress = record["hosts_file"], record["clock"], record["egress"]
         self.log.record(ENVIRONMENT_STEP, inputs={"evidence_id": self.evidence_id, "requested_url": self.url},
                         outcome={"hosts_sha256": hosts.get("sha256"),

@@ -87,6 +87,9 @@ def test_every_connection_goes_through_the_egress(runner: BrowserRunner, http_si
     found = statuses(report)
     assert found["S4"] == "warn" and f"through egress 'cn-east' (http://127.0.0.1:{port})" in \
         report.result("S4").reason, report.result("S4")
+    # The clean check does not claim this host's address is what the target saw: the proxy's is, unseen.
+    environment = json.loads(member(built.path, "evidence/environment-check.json"))
+    assert environment["egress"]["status"] == "unknown" and "cn-east" in environment["egress"]["reason"]
     assert {found[i] for i in ("P1", "P2", "P3", "H1")} == {"pass"}, report.checks
 
 
