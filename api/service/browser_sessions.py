@@ -42,10 +42,11 @@ KEY_HINT = (f"set {KEY_ENV} to 32 random bytes in base64, e.g. "
 
 
 def session_key(environ: Mapping[str, str] | None = None) -> bytes:
-    """The 32-byte sealing key. Raises ApiError (503) when it is unset or malformed, without echoing it."""
+    """The 32-byte sealing key. Raises ApiError (409: this server is not set up for sessions) when it is
+    unset or malformed, without echoing it; never a 5xx, which would say the server failed."""
     value = (os.environ if environ is None else environ).get(KEY_ENV, "").strip()
     if not value:
-        raise ApiError(503, "session_key_missing", f"browser sessions are not available: {KEY_HINT}")
+        raise ApiError(409, "session_key_missing", f"browser sessions are not available: {KEY_HINT}")
     key: bytes | None = None
     if re.fullmatch(r"[0-9a-fA-F]{64}", value):
         key = bytes.fromhex(value)
@@ -55,7 +56,7 @@ def session_key(environ: Mapping[str, str] | None = None) -> bytes:
         except (binascii.Error, ValueError):
             key = None
     if key is None or len(key) != 32:
-        raise ApiError(503, "session_key_invalid", f"{KEY_ENV} is not 32 bytes in base64 or hex: {KEY_HINT}")
+        raise ApiError(409, "session_key_invalid", f"{KEY_ENV} is not 32 bytes in base64 or hex: {KEY_HINT}")
     return key
 
 
@@ -85,7 +86,7 @@ def public(row: BrowserSessionRow) -> BrowserSessionPublic:
 
 def create(session: Session, *, tenant_id: int, name: str, account: str, state: bytes) -> BrowserSessionRow:
     """Store a session. Raises ApiError: 422 for a bad name or storage state, 409 for a name in use,
-    503 without the key."""
+    409 without the key."""
     if not re.fullmatch(SESSION_NAME_PATTERN, name):
         raise ApiError(422, "invalid_session", "a session name is 1 to 64 letters, digits, '.', '_' or '-'")
     try:

@@ -50,7 +50,7 @@ class CaptureChoices:
 
     def resolved(self, session: Session, *, tenant_id: int) -> ResolvedChoices:
         """Check the choices for ``tenant_id``. Raises ApiError (404 for a session not the tenant's,
-        422 for an egress not configured, 503 for sessions without a server key)."""
+        422 for an egress not configured, 409 for sessions without a server key)."""
         session_id = None
         if self.session is not None:
             browser_sessions.session_key()

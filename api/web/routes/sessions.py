@@ -25,8 +25,8 @@ def create_session(body: BrowserSessionCreate, request: Request, who: CurrentUse
 
     Name it in ``POST /v1/captures`` (``session``) to capture logged in as ``account``. Each such
     capture's manifest states the account and the state's sha256, and its S4 check warns that the
-    session was supplied by the requester. 409 when the name is in use; 503 when the server has no
-    session key configured.
+    session was supplied by the requester. 409 when the name is in use, and 409 ``session_key_missing``
+    when the server has no session key configured.
     """
     state = browser_sessions.state_bytes(body.storage_state)
     row = browser_sessions.create(session, tenant_id=who.tenant_id, name=body.name, account=body.account,
