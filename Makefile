@@ -52,9 +52,10 @@ $(REPLAYWEB): package.json $(ANVIL)
 # Debian packages: the browser for capture, a CJK font for the bilingual PDF certificate, poppler to
 # look at that PDF as a person would, chrony (an NTP server for the clean-environment record's
 # tests), unzip (an independent zip reader for the one-reading tests), and SoftHSM2 (a PKCS#11
-# token) with OpenSC's pkcs11-tool for the signer's tests, and ffmpeg (the session video, remuxing
-# recorded live streams, and making the live test streams).
-DEBS := chromium fonts-wqy-microhei poppler-utils chrony unzip softhsm2 opensc ffmpeg
+# token) with OpenSC's pkcs11-tool for the signer's tests, ffmpeg (the session video, remuxing
+# recorded live streams, and making the live test streams), and tinyproxy (a real HTTP proxy on
+# loopback for the egress tests).
+DEBS := chromium fonts-wqy-microhei poppler-utils chrony unzip softhsm2 opensc ffmpeg tinyproxy
 debs:
 	@missing=$$(for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \

@@ -234,11 +234,14 @@ class WarmBrowser:
         """Requests the browser tried outside any capture's recorder since ``since`` (method and host)."""
         return self._sink.since(since)
 
-    async def new_context(self, proxy_url: str, *, viewport: tuple[int, int]) -> BrowserContext:
-        """A fresh incognito context whose every request goes through ``proxy_url``."""
+    async def new_context(self, proxy_url: str, *, viewport: tuple[int, int],
+                          storage_state: dict[str, Any] | None = None) -> BrowserContext:
+        """A fresh incognito context whose every request goes through ``proxy_url``; it starts with
+        ``storage_state`` (a logged-in capture's cookies and local storage) and nothing else."""
         return await self.browser.new_context(
             proxy={"server": proxy_url, "bypass": ""}, viewport={"width": viewport[0], "height": viewport[1]},
-            service_workers="block", accept_downloads=False, ignore_https_errors=False)
+            service_workers="block", accept_downloads=False, ignore_https_errors=False,
+            storage_state=storage_state)  # type: ignore[arg-type]
 
     async def close(self) -> None:
         try:

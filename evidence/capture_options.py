@@ -9,8 +9,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from evidence.browser_session import BrowserSession
 from evidence.capture_errors import CaptureError
 from evidence.capture_steps import Step, parse_steps
+from evidence.egress import EgressProxy
 
 WAIT_MODES = ("load", "networkidle")
 MAX_WAIT_SECONDS = 60.0
@@ -57,6 +59,11 @@ class CaptureOptions:
     #: (evidence/capture_steps.py checks them when they are parsed).
     video: bool = True
     steps: tuple[Step, ...] = ()
+    #: A logged-in capture's session (``evidence.browser_session``), the egress proxy every connection
+    #: goes through (``evidence.egress``), and whether embedded media are also saved as artifacts.
+    session: BrowserSession | None = None
+    egress: EgressProxy | None = None
+    save_media: bool = False
 
     def validated(self) -> CaptureOptions:
         """Return self (its steps parsed), or raise CaptureError naming the first bad option."""
@@ -97,4 +104,6 @@ class CaptureOptions:
                 "allow_private": self.allow_private, "accept_error_status": self.accept_error_status,
                 "allow_untrusted_tls": self.allow_untrusted_tls, "check_robots": self.check_robots,
                 "extra_ca_sha256": hashlib.sha256(self.extra_ca_pem).hexdigest() if self.extra_ca_pem else None,
-                "video": self.video, "steps": [step.record() for step in self.steps]}
+                "video": self.video, "steps": [step.record() for step in self.steps],
+                "session": self.session.name if self.session else None,
+                "egress": self.egress.name if self.egress else None, "save_media": self.save_media}

@@ -9,6 +9,7 @@ whole log chain.
 
 from __future__ import annotations
 
+import mimetypes
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ from verifier.capture_format import (
     role_of,
 )
 from verifier.manifest_writer import NewManifest, artifact_json, utc_iso
+from verifier.media_index import MEDIA_FOLDER, MEDIA_INDEX_PATH, MEDIA_ROLE
 from verifier.package import MANIFEST_PATH, SIGNATURE_PATH, Requester
 from verifier.wacz import Member, package_metadata, write_package
 
@@ -44,13 +46,14 @@ MEDIA_TYPES = {".png": "image/png", ".html": "text/html", ".json": "application/
                ".jsonl": "application/x-ndjson", ".gz": "application/gzip", ".idx": "text/plain",
                ".webm": "video/webm"}
 #: The order artifacts are listed in the manifest and the package.
-ORDER = (ENVIRONMENT_PATH, SCREENSHOT_PATH, DOM_PATH, SOURCE_PATH, NETWORK_PATH, CHANGE_PATH, SESSION_VIDEO_PATH,
-         CAPTURE_LOG_PATH, WARC_PATH, PAGES_PATH, INDEX_PATH, INDEX_SUMMARY_PATH)
+ORDER = (ENVIRONMENT_PATH, SCREENSHOT_PATH, DOM_PATH, SOURCE_PATH, NETWORK_PATH, CHANGE_PATH, MEDIA_INDEX_PATH,
+         SESSION_VIDEO_PATH, CAPTURE_LOG_PATH, WARC_PATH, PAGES_PATH, INDEX_PATH, INDEX_SUMMARY_PATH)
 
 
 def _ordered(files: dict[str, Path]) -> list[str]:
-    """The artifact paths in ORDER; the scripted steps' screenshots (numbered) right after the screenshot."""
-    steps = sorted(path for path in files if path not in ORDER)
+    """The artifact paths in ORDER; the scripted steps' screenshots (numbered) right after the screenshot.
+    Saved media are not among them (``MEDIA_FOLDER``: they follow, in the index's order)."""
+    steps = sorted(path for path in files if path not in ORDER and not path.startswith(MEDIA_FOLDER))
     order = list(ORDER)
     order[ORDER.index(SCREENSHOT_PATH) + 1:ORDER.index(SCREENSHOT_PATH) + 1] = steps
     return [path for path in order if path in files]
@@ -64,6 +67,8 @@ def _role(path: str) -> str:
 
 
 def _media_type(path: str) -> str:
+    if path.startswith(MEDIA_FOLDER):
+        return mimetypes.guess_type(path)[0] or "application/octet-stream"
     if path == WARC_PATH:
         return "application/warc"
     return next((t for suffix, t in MEDIA_TYPES.items() if path.endswith(suffix)), "application/octet-stream")
@@ -74,6 +79,9 @@ def build_capture_package(outcome: CaptureOutcome, *, browser: WarmBrowser, opti
     """Log ``package``, write the manifest, sign it, and write the package atomically."""
     files = dict(outcome.files)
     artifacts = [file_artifact(path, _role(path), _media_type(path), files[path]) for path in _ordered(files)]
+    # Saved media (``--save-media``) follow the files every capture has, in the order the index lists them.
+    artifacts += [file_artifact(path, MEDIA_ROLE, _media_type(path), files[path]) for path in files
+                  if path.startswith(MEDIA_FOLDER)]
     outcome.log.record("package", inputs={"evidence_id": outcome.evidence_id,
                                           "artifacts": [artifact_json(a) for a in artifacts],
                                           "not_logged_here": "the manifest, its signature and the package hash "
@@ -100,6 +108,10 @@ def build_capture_package(outcome: CaptureOutcome, *, browser: WarmBrowser, opti
         "platform": platform_record(),
         "log_head": outcome.log.head,
     }
+    if options.session is not None:
+        capture["session"] = options.session.record()
+    if options.egress is not None:
+        capture["egress"] = options.egress.record()
     manifest = NewManifest(
         evidence_id=outcome.evidence_id, kind="web-capture", created_at=outcome.started,
         operator=operator.manifest_operator(), requester=requester, note=options.note,

@@ -8,12 +8,15 @@
 4. robots     robots.txt status, recorded and not obeyed
    video-start  the session video starts recording the new page's viewport (evidence/session.webm),
               unless no_video
-5. navigate   a fresh incognito context behind this capture's recorder loads the URL
+5. navigate   a fresh incognito context behind this capture's recorder loads the URL (holding only
+              the requester's session for a logged-in capture, evidence.browser_session)
 6. wait       load / network idle / fixed seconds, then scrolling for lazy content
    scripted-step  each scripted step (evidence/capture_steps.py), with its viewport screenshot
 7. screenshot evidence/screenshot.png (full page by default)
 8. dom        evidence/dom.html, the DOM after load; the session video stops recording
 9. warc       the recorder stops; archive/data.warc.gz holds every exchange byte-exact
+   media      evidence/media.json indexes every image, audio and video response (media/ files too
+              with save_media; evidence.media_index)
 10. network   evidence/network.json: DNS, hops, TLS, browser view, traffic summary
 11. index     pages/pages.jsonl, indexes/index.cdx.gz and indexes/index.idx for replay
    video      the session video, finished by ffmpeg meanwhile, with its hash and the log lines it covers
@@ -36,12 +39,14 @@ from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from evidence.browser import WarmBrowser
+from evidence.browser_session import redact_request_head, unexpected_cookies
 from evidence.call_log import CallLog, output_record
 from evidence.capture_errors import CaptureError
 from evidence.capture_options import CaptureOptions
 from evidence.capture_steps import run_steps
 from evidence.clock_probe import ClockReferences
 from evidence.environment_check import environment_check
+from evidence.media_index import build_media
 from evidence.network_facts import Fetcher, RawFetch, robots_status
 from evidence.operator_key import OperatorKey
 from evidence.recorder import Recorder
@@ -66,6 +71,7 @@ from verifier.capture_format import (
     WARC_PATH,
 )
 from verifier.manifest_writer import requester_json, utc_iso
+from verifier.media_index import MEDIA_INDEX_PATH
 from verifier.package import Requester
 
 MAX_SCREENSHOT_BYTES = 64 << 20
@@ -130,11 +136,14 @@ class CaptureRun:
         self.tls = TlsPolicy(allow_untrusted=options.allow_untrusted_tls, extra_ca_pem=options.extra_ca_pem)
         self.resolver = HostResolver(self.policy)
         self.log = CallLog(work / "capture-log.jsonl")
-        self.warc = WarcSink(work / "data.warc.gz", f"Tiezheng web capture {evidence_id} of {url[:500]}")
+        session = options.session
+        self.warc = WarcSink(work / "data.warc.gz", f"Tiezheng web capture {evidence_id} of {url[:500]}",
+                             redact_request=redact_request_head if session else None)
         self.fetcher = Fetcher(resolver=self.resolver, tls_policy=self.tls, warc=self.warc,
-                               user_agent=browser.facts.user_agent, timeout=options.timeout)
+                               user_agent=browser.facts.user_agent, timeout=options.timeout, egress=options.egress,
+                               cookie_header=session.cookie_header if session else lambda _url: None)
         self.recorder = Recorder(resolver=self.resolver, tls_policy=self.tls, interception=browser.interception,
-                                 warc=self.warc, response_timeout=options.timeout)
+                                 warc=self.warc, response_timeout=options.timeout, egress=options.egress)
         self.files: dict[str, Path] = {}
         self._responses: list[Response] = []
         self.video: LoggedVideo | None = None
@@ -158,7 +167,8 @@ class CaptureRun:
 
     async def _environment_check(self) -> None:
         record = await environment_check(evidence_id=self.evidence_id, url=self.url, browser=self.browser,
-                                         resolver=self.resolver, references=self.clock_references)
+                                         resolver=self.resolver, references=self.clock_references,
+                                         egress_proxy=self.options.egress)
         hosts, clock, egress = record["hosts_file"], record["clock"], record["egress"]
         self.log.record(ENVIRONMENT_STEP, inputs={"evidence_id": self.evidence_id, "requested_url": self.url},
                         outcome={"hosts_sha256": hosts.get("sha256"),
@@ -194,7 +204,8 @@ class CaptureRun:
             self.log.record("robots", inputs={"url": robots["url"]},
                             outcome={k: robots.get(k) for k in ("status", "allows_page", "obeyed", "error")})
         await self.recorder.start()
-        context = await self.browser.new_context(self.recorder.proxy_url, viewport=opts.viewport)
+        context = await self.browser.new_context(self.recorder.proxy_url, viewport=opts.viewport,
+                                                 storage_state=opts.session.state if opts.session else None)
         try:
             return await self._in_browser(context, raw, robots)
         finally:
@@ -203,9 +214,12 @@ class CaptureRun:
     async def _in_browser(self, context: BrowserContext, raw: RawFetch,
                           robots: dict[str, Any] | None) -> CaptureOutcome:
         cookies = await context.cookies()
-        if cookies:
-            raise CaptureError("the new browser context is not empty (it holds cookies)")
-        profile = {"context": "new incognito browser context for this capture", "cookies_at_start": 0,
+        foreign = unexpected_cookies(cookies, self.options.session)
+        if foreign:
+            raise CaptureError(f"the new browser context holds {foreign} cookie(s) that are not the "
+                               "capture's session")
+        profile = {"context": "new incognito browser context for this capture", "cookies_at_start": len(cookies),
+                   "cookies_from": "the requester's stored session" if self.options.session else None,
                    "service_workers": "blocked",
                    "user_data_dir": next((f.split("=", 1)[1] for f in self.browser.facts.flags
                                           if f.startswith("--user-data-dir=")), None)}
@@ -236,6 +250,7 @@ class CaptureRun:
                                         "raw_fetch_hops": len(raw.hops), "refused": len(self.recorder.refused)},
                         outputs=[output_record(WARC_PATH, self.warc.path)])
         self.files[WARC_PATH] = self.warc.path
+        await asyncio.to_thread(self._media)
         proxy = self._proxy_record(unrecorded)
         network = self._network(raw, robots, url, response, main, unrecorded)
         self.log.record("network", inputs={"hosts": len(network["dns"])},
@@ -272,6 +287,16 @@ class CaptureRun:
             return
         self.log.record("change", inputs=inputs, outcome={"compared": True, "classification": record.classification},
                         outputs=[self._file(CHANGE_PATH, record.canonical_bytes())])
+
+    def _media(self) -> None:
+        """``evidence/media.json`` and, with ``save_media``, each medium as ``media/<sha256>.<ext>``."""
+        media = build_media(self.warc.path, self.recorder.exchanges, self.work, save=self.options.save_media)
+        self.files.update(media.saved)
+        self.log.record("media", inputs={"browser_exchanges": len(self.recorder.exchanges),
+                                         "save_media": self.options.save_media},
+                        outcome=media.summary(),
+                        outputs=[self._file(MEDIA_INDEX_PATH, media.index),
+                                 *(output_record(name, path) for name, path in media.saved.items())])
 
     def _note_response(self, response: Response) -> None:
         self._responses.append(response)
@@ -374,7 +399,10 @@ class CaptureRun:
                                        "refused_during_capture": self.browser.refused_background_requests(
                                            self.started)},
                 "environment_proxy_variables_removed": list(facts.removed_env),
-                "raw_fetch": "direct connection (httpx with trust_env off: environment proxies are not used)"}
+                "egress": self.options.egress.record() if self.options.egress else None,
+                "raw_fetch": (f"through egress {self.options.egress.name!r} (a CONNECT tunnel per connection)"
+                              if self.options.egress else "direct connection")
+                             + " (httpx with trust_env off: environment proxies are not used)"}
 
     def _network(self, raw: RawFetch, robots: dict[str, Any] | None, url: str, response: Response | None,
                  main: dict[str, Any], unrecorded: list[dict[str, Any]]) -> dict[str, Any]:

@@ -35,6 +35,7 @@ from playwright.async_api import Error as PlaywrightError
 from evidence.browser import PROXY_VARIABLES, WarmBrowser, file_sha256
 from evidence.capture_errors import CaptureError
 from evidence.clock_probe import ClockReferences, ntp_offset, tsa_offset
+from evidence.egress import EgressProxy
 from evidence.resolver import RESOLV_CONF, HostResolver
 from evidence.ssrf import split_url
 from verifier import canonical
@@ -212,8 +213,11 @@ async def browser_record(browser: WarmBrowser) -> dict[str, Any]:
 
 
 async def environment_check(*, evidence_id: str, url: str, browser: WarmBrowser, resolver: HostResolver,
-                            references: ClockReferences) -> dict[str, Any]:
-    """The whole record, as a JSON-ready dict (``format`` tiezheng-environment-check/1). Never raises."""
+                            references: ClockReferences, egress_proxy: EgressProxy | None = None) -> dict[str, Any]:
+    """The whole record, as a JSON-ready dict (``format`` tiezheng-environment-check/1). Never raises.
+
+    Through an egress proxy the target sees the proxy's outgoing address, which this host cannot see:
+    the egress item then says so (``unknown``) instead of naming this host's route."""
     made_at = datetime.now(UTC)
     return {
         "format": ENVIRONMENT_FORMAT,
@@ -226,6 +230,10 @@ async def environment_check(*, evidence_id: str, url: str, browser: WarmBrowser,
         "proxy": proxy_record(browser.facts.removed_env),
         "clock": {"tsa": await tsa_offset(references, evidence_id.encode()),
                   "ntp": await ntp_offset(references)},
-        "egress": await egress_record(url, resolver),
+        "egress": await egress_record(url, resolver) if egress_proxy is None else {
+            "target_host": split_url(url)[1], "status": "unknown", "seen_by_target": None,
+            "method": f"none: the capture goes through egress {egress_proxy.name!r} ({egress_proxy.public_url})",
+            "reason": f"the capture goes through egress {egress_proxy.name!r}; the target sees that proxy's "
+                      "outgoing address, which the platform does not see"},
         "browser": await browser_record(browser),
     }

@@ -1,6 +1,7 @@
 """The raw fetch (the "curl view") and the network facts around it: server address, TLS, redirects.
 
-The raw fetch is a direct HTTP(S) GET made with httpx, a general-purpose client independent of the
+The raw fetch is an HTTP(S) GET made with httpx (direct, or tunnelled through the capture's egress
+proxy, ``evidence.egress``), a general-purpose client independent of the
 browser and of the recorder. Its connections go through a small httpcore network backend of ours
 (``_PinnedBackend``) that
 
@@ -22,7 +23,7 @@ import asyncio
 import ssl
 import typing
 import urllib.robotparser
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -32,6 +33,7 @@ import httpcore
 import httpx
 
 from evidence.capture_errors import CaptureError
+from evidence.egress import MAX_CONNECT_REPLY_BYTES, EgressProxy, connect_status
 from evidence.resolver import HostResolver
 from evidence.ssrf import normalise_url, split_url
 from evidence.tls_policy import TlsPolicy, describe_tls, verify_failure, verify_message
@@ -106,17 +108,44 @@ class _TapedStream(httpcore.AsyncNetworkStream):
 
 
 class _PinnedBackend(httpcore.AsyncNetworkBackend):
-    def __init__(self, resolver: HostResolver, limit: int, verify_error: str | None) -> None:
+    def __init__(self, resolver: HostResolver, limit: int, verify_error: str | None,
+                 egress: EgressProxy | None = None) -> None:
         self._resolver, self._limit, self._verify_error = resolver, limit, verify_error
+        self._egress = egress
         self._inner = httpcore.AnyIOBackend()
         self.tapes: list[_Tape] = []
+
+    async def _tunnel(self, egress: EgressProxy, ip: str, port: int,
+                      timeout: float | None) -> httpcore.AsyncNetworkStream:
+        """A CONNECT tunnel through the capture's egress to the checked ``ip:port`` (``evidence.egress``)."""
+        stream = await self._inner.connect_tcp(egress.host, egress.port, timeout=timeout)
+        try:
+            await stream.write(egress.connect_request(ip, port), timeout)
+            reply = b""
+            while b"\r\n\r\n" not in reply:
+                piece = await stream.read(MAX_CONNECT_REPLY_BYTES, timeout)
+                if not piece or len(reply) + len(piece) > MAX_CONNECT_REPLY_BYTES:
+                    raise httpcore.ConnectError("the egress proxy closed or overflowed before answering CONNECT")
+                reply += piece
+            head, _, rest = reply.partition(b"\r\n\r\n")
+            status, line = connect_status(head)
+            if status != 200 or rest:
+                raise httpcore.ConnectError(f"egress {egress.name!r} ({egress.public_url}) refused the tunnel: "
+                                            f"{line[:120]}")
+        except BaseException:
+            await stream.aclose()
+            raise
+        return stream
 
     async def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
                           socket_options: typing.Iterable[Any] | None = None) -> httpcore.AsyncNetworkStream:
         errors = []
         for ip in await self._resolver.allowed_addresses(host):
             try:
-                stream = await self._inner.connect_tcp(ip, port, timeout=timeout)
+                if self._egress is not None:
+                    stream = await self._tunnel(self._egress, ip, port, timeout)
+                else:
+                    stream = await self._inner.connect_tcp(ip, port, timeout=timeout)
             except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
                 errors.append(f"{ip}: {exc or 'timed out'}")
                 continue
@@ -201,16 +230,23 @@ class Fetcher:
     """Makes raw fetches for one capture: pinned connections, recorded bytes, the capture's TLS policy."""
 
     def __init__(self, *, resolver: HostResolver, tls_policy: TlsPolicy, warc: WarcSink, user_agent: str,
-                 timeout: float) -> None:
+                 timeout: float, egress: EgressProxy | None = None,
+                 cookie_header: Callable[[str], str | None] = lambda _url: None) -> None:
         self._resolver, self._tls, self._warc = resolver, tls_policy, warc
         self._user_agent, self._timeout = user_agent, timeout
+        #: ``egress``: the proxy every connection tunnels through; ``cookie_header``: the Cookie field an
+        #: authenticated capture's session sends to a URL (``evidence.browser_session``), or None.
+        self._egress, self._cookie_header = egress, cookie_header
 
     async def _attempt(self, url: str, verify: bool, verify_error: str | None, limit: int) -> tuple[_Tape, bytes]:
-        backend = _PinnedBackend(self._resolver, limit, verify_error)
+        backend = _PinnedBackend(self._resolver, limit, verify_error, self._egress)
         pool = httpcore.AsyncConnectionPool(ssl_context=self._tls.context(verify=verify), network_backend=backend,
                                             http1=True, http2=False, retries=0, max_keepalive_connections=0)
         headers = {"User-Agent": self._user_agent, "Accept": ACCEPT, "Accept-Encoding": ACCEPT_ENCODING,
                    "Connection": "close"}
+        cookie = self._cookie_header(url)
+        if cookie:
+            headers["Cookie"] = cookie
         client = httpx.AsyncClient(transport=_Transport(pool), follow_redirects=False, trust_env=False,
                                    timeout=self._timeout)
         body = bytearray()

@@ -13,7 +13,8 @@ the per-browser interception key (see ``evidence.interception``; Chromium trusts
 ``--ignore-certificate-errors-spki-list``) and opens its own, verified TLS connection to the origin.
 
 For each request it resolves the host through the capture's resolver, refuses addresses the SSRF
-policy forbids, connects to the checked address, sends the browser's request (origin-form, without
+policy forbids, connects to the checked address (directly, or through a CONNECT tunnel of the
+capture's egress proxy, ``evidence.egress``), sends the browser's request (origin-form, without
 the proxy-only ``Proxy-Connection``/``Proxy-Authorization`` fields), and relays the response to the
 browser piece by piece *unchanged*, while keeping the same pieces for the record. Once a response
 is complete it writes a WARC request record (the bytes sent upstream) and a response record (the
@@ -46,6 +47,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from evidence.capture_errors import BlockedAddress, CaptureError
+from evidence.egress import EgressProxy, open_tunnel
 from evidence.http_wire import (
     MAX_HEAD_BYTES,
     FramingError,
@@ -133,8 +135,9 @@ class Recorder:
     ``proxy_url``, then ``stop``; ``exchanges`` and ``refused`` then describe the traffic."""
 
     def __init__(self, *, resolver: HostResolver, tls_policy: TlsPolicy, interception: InterceptionKey,
-                 warc: WarcSink, response_timeout: float) -> None:
+                 warc: WarcSink, response_timeout: float, egress: EgressProxy | None = None) -> None:
         self._resolver = resolver
+        self._egress = egress
         self._tls = tls_policy
         self._interception = interception
         self._warc = warc
@@ -166,6 +169,7 @@ class Recorder:
     def record(self) -> dict[str, Any]:
         return {"kind": "tiezheng-recorder", "listen": f"127.0.0.1:{self.port}",
                 "scope": "this capture's browser context only", "upstream_protocol": "HTTP/1.1",
+                "upstream_via": self._egress.record() if self._egress else "direct connections",
                 "tls_interception": self._interception.record()}
 
     def _refuse_note(self, url: str, reason: str) -> None:
@@ -239,23 +243,41 @@ class Recorder:
                 async with asyncio.timeout(CONNECT_TIMEOUT_SECONDS):
                     if scheme == "https":
                         return await self._open_tls(ip, port, host)
-                    reader, writer = await asyncio.open_connection(ip, port, limit=MAX_HEAD_BYTES)
+                    reader, writer = await self._connect(ip, port, None, host)
                     return _Upstream(reader, writer, ip, port, None)
             except (OSError, TimeoutError) as exc:
                 errors.append(f"{ip}: {getattr(exc, 'strerror', None) or exc or 'timed out'}")
+            except CaptureError as exc:
+                if self._egress is None or isinstance(exc, BlockedAddress):
+                    raise
+                errors.append(f"{ip}: {exc}")
         raise CaptureError(f"cannot connect to {host}:{port} ({'; '.join(errors)})")
+
+    async def _connect(self, ip: str, port: int, context: ssl.SSLContext | None,
+                       host: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """A connection to the checked ``ip:port``: direct, or tunnelled through the capture's egress
+        (``evidence.egress``), with TLS to ``host`` end to end when ``context`` is given."""
+        if self._egress is None:
+            return await asyncio.open_connection(ip, port, ssl=context, server_hostname=host if context else None,
+                                                 limit=MAX_HEAD_BYTES)
+        reader, writer = await open_tunnel(self._egress, ip, port, limit=MAX_HEAD_BYTES)
+        if context is not None:
+            try:
+                await writer.start_tls(context, server_hostname=host)
+            except BaseException:
+                writer.close()
+                raise
+        return reader, writer
 
     async def _open_tls(self, ip: str, port: int, host: str) -> _Upstream:
         verified, error = True, None
         try:
-            reader, writer = await asyncio.open_connection(ip, port, ssl=self._tls.context(verify=True),
-                                                           server_hostname=host, limit=MAX_HEAD_BYTES)
+            reader, writer = await self._connect(ip, port, self._tls.context(verify=True), host)
         except ssl.SSLCertVerificationError as exc:
             if not self._tls.allow_untrusted:
                 raise CaptureError(f"TLS certificate of {host} is not trusted: {verify_message(exc)}") from exc
             verified, error = False, verify_message(exc)
-            reader, writer = await asyncio.open_connection(ip, port, ssl=self._tls.context(verify=False),
-                                                           server_hostname=host, limit=MAX_HEAD_BYTES)
+            reader, writer = await self._connect(ip, port, self._tls.context(verify=False), host)
         tls = describe_tls(writer.get_extra_info("ssl_object"), server_name=host, verified=verified,
                            verify_error=error)
         if tls is not None:

@@ -3,13 +3,15 @@
 warcio re-serialises the HTTP header block of a record from its parsed headers, which would
 normalise spacing, folding and case: not what the server sent. ``_VerbatimHeaders`` makes warcio
 write the header block exactly as it was received, so each request and response record holds the
-bytes that crossed the wire (after TLS), and warcio's block and payload digests are computed over
-those bytes. Every record carries ``WARC-IP-Address`` (the origin socket's address).
+bytes that crossed the wire (after TLS; an authenticated capture's request credentials excepted, see
+``evidence.browser_session``), and warcio's block and payload digests are computed over those bytes.
+Every record carries ``WARC-IP-Address`` (the origin socket's address).
 """
 
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -54,8 +56,12 @@ def _headers(raw_head: bytes) -> _VerbatimHeaders:
 class WarcSink:
     """An open ``data.warc.gz``: a warcinfo record, then request/response pairs as they complete."""
 
-    def __init__(self, path: Path, description: str) -> None:
+    def __init__(self, path: Path, description: str,
+                 redact_request: Callable[[bytes], bytes] | None = None) -> None:
         self.path = path
+        #: An authenticated capture keeps its credentials out of the request records
+        #: (``evidence.browser_session.redact_request_head``); the response records stay byte-exact.
+        self._redact_request = redact_request
         self._file = path.open("wb")
         self._writer = WARCWriter(self._file, gzip=True, warc_version="1.1")
         self.records = 0
@@ -71,6 +77,8 @@ class WarcSink:
         when = datetime_to_iso_date(date.astimezone(UTC).replace(tzinfo=None), use_micros=True)
         common = {"WARC-Date": when, "WARC-IP-Address": ip}
         request_head, request_body = _split(request)
+        if self._redact_request is not None:
+            request_head = self._redact_request(request_head)
         request_record = self._writer.create_warc_record(
             url, "request", payload=io.BytesIO(request_body), length=len(request_body),
             http_headers=_headers(request_head), warc_headers_dict=dict(common))

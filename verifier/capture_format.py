@@ -7,6 +7,8 @@ the WACZ validator only looks at the last two path components.
 
 from __future__ import annotations
 
+from verifier.media_index import MEDIA_INDEX_PATH, MEDIA_INDEX_ROLE
+
 SCREENSHOT_PATH = "evidence/screenshot.png"
 DOM_PATH = "evidence/dom.html"
 SOURCE_PATH = "evidence/source.html"
@@ -41,6 +43,7 @@ ROLES = {
     ENVIRONMENT_PATH: "environment-check",
     CHANGE_PATH: "change",
     SESSION_VIDEO_PATH: "session-video",
+    MEDIA_INDEX_PATH: MEDIA_INDEX_ROLE,
 }
 
 NETWORK_FORMAT = "tiezheng-network/1"

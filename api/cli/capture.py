@@ -77,6 +77,12 @@ def capture(
              "preset:load-more, preset:close-modal.")] = None,
     video: Annotated[bool, typer.Option("--video/--no-video",
                                         help="Record the session video (evidence/session.webm).")] = True,
+    session: Annotated[str | None, typer.Option(
+        metavar="NAME", help="Capture logged in with a stored session (`tiezheng session add`).")] = None,
+    egress: Annotated[str | None, typer.Option(
+        metavar="NAME", help="Capture through the egress proxy configured as TIEZHENG_EGRESS_<NAME>.")] = None,
+    save_media: Annotated[bool, typer.Option(
+        "--save-media", help="Also store every embedded image, audio and video as its own file.")] = False,
     data_dir: DataDir = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -97,16 +103,29 @@ def capture(
     with progress:
         task = progress.add_task("opening the data dir…", total=len(targets))
         settings = writable_settings(data_dir)
+        chosen = _chosen(settings, session=session, egress=egress, save_media=save_media)
         progress.update(task, description="loading the capture tools…", refresh=True)
         results = _capture_all(targets, settings, progress, task, as_json=as_json, options=dict(
             note=note, full_page=full_page, wait=float(wait) if _is_number(wait) else wait, scroll=scroll,
             allow_private=allow_private, accept_error_status=accept_error_status, concurrency=concurrency,
-            matter=matter, subject=subject, video=video, steps=_steps(steps)))
+            matter=matter, subject=subject, video=video, steps=_steps(steps), **chosen))
     if not as_json:
         ok = sum(r.ok for r in results)
         console.print(f"{ok} of {len(results)} captured and pending; run `tiezheng seal` to seal them")
     if not all(r.ok for r in results):
         raise typer.Exit(1)
+
+
+def _chosen(settings: Settings, *, session: str | None, egress: str | None, save_media: bool) -> dict[str, Any]:
+    """The options ``--session``, ``--egress`` and ``--save-media`` stand for; a UserError when one is unknown."""
+    from api.service.local_sessions import capture_choice_options
+
+    try:
+        return capture_choice_options(settings, session_name=session, egress=egress, save_media=save_media)
+    except ServiceError as exc:
+        hint = ("set TIEZHENG_SESSION_KEY (32 random bytes, base64)" if "TIEZHENG_SESSION_KEY" in str(exc) else
+                "see `tiezheng session list`" if "session" in str(exc) else "configure TIEZHENG_EGRESS_<NAME>")
+        raise UserError(str(exc), hint) from None
 
 
 def _capture_all(targets: list[str], settings: Settings, progress: Progress, task: TaskID, *, as_json: bool,

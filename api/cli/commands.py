@@ -24,6 +24,7 @@ from api.cli.help_text import plain_help_types
 from api.cli.log import log_app
 from api.cli.notice import notice_app
 from api.cli.stream import capture_stream
+from api.cli.sessions import session_app
 from api.cli.support import DataDir, JsonFlag, UserError, apply_global_options, existing_settings, input_file
 from api.cli.support import writable_settings as _settings
 from api.cli.worker import worker_app
@@ -48,6 +49,7 @@ app.command()(doctor)
 app.add_typer(worker_app, name="worker")
 app.add_typer(matter_app, name="matter")
 app.add_typer(watch_app, name="watch")
+app.add_typer(session_app, name="session")
 app.command()(timeline)
 app.add_typer(log_app, name="log")
 app.add_typer(notice_app, name="notice")

@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from api.service import crud, idempotency, jobs, matters, outbox, pipeline
+from api.service.capture_choices import CaptureChoices
 from api.service.errors import ApiError
 from api.service.idempotency import IdempotentRequest
 from api.service.models import EvidenceKind
@@ -144,7 +145,7 @@ def accept_upload(state: ServiceState, who: Principal, files: Sequence[ReceivedF
 def accept_captures(state: ServiceState, who: Principal, urls: Sequence[str], *, note: str, client: str,
                     request: IdempotentRequest | None = None, matter: str | None = None,
                     subject: str | None = None, steps: Sequence[object] | None = None,
-                    video: bool = True) -> Acceptance:
+                    video: bool = True, choices: CaptureChoices | None = None) -> Acceptance:
     """Record one evidence row and one outbox message per URL, in one transaction, and wake the relay.
 
     With ``matter`` each capture is filed under it at once (and its manifest will say so). ``steps``
@@ -156,10 +157,14 @@ def accept_captures(state: ServiceState, who: Principal, urls: Sequence[str], *,
     script = pipeline.checked_steps_json(steps) if steps else None
     ids = [new_evidence_id() for _ in urls]
     with Session(state.engine) as session:
+        chosen = choices.resolved(session, tenant_id=who.tenant_id) if choices else None
         for row_id, url in zip(ids, urls, strict=True):
             row = crud.accept_capture(session, tenant_id=who.tenant_id, api_key_id=who.api_key_id, row_id=row_id,
                                       url=url, note=note)
             row.subject, row.capture_steps, row.capture_video = subject or None, script, video
+            if chosen is not None:
+                session.flush()
+                chosen.record(session, row_id=row_id)
             outbox.add_capture(session, row_id=row_id)
             if matter is not None:
                 matters.file_evidence(session, tenant_id=who.tenant_id, matter_id=matter, evidence_ref=row_id)

@@ -148,6 +148,15 @@ def _run_capture(engine: Engine, settings: Settings, *, row_id: str, owner: str,
         return run_stream(engine, settings, row_id=row_id, owner=owner, url=url, note=note, tenant_id=tenant_id,
                           key_id=key_id, requester=requester, context=context,
                           fail=lambda reason: _fail(engine, row_id, tenant_id, reason, owner=owner))
+    from api.service.capture_choices import options_for
+    from verifier.errors import TiezhengError
+
+    try:
+        with Session(engine) as session:
+            # A stored session is opened only now, for this capture, and lives in memory only.
+            chosen = options_for(session, tenant_id=tenant_id, row_id=row_id)
+    except TiezhengError as exc:
+        return _fail(engine, row_id, tenant_id, f"capture failed: {exc}", owner=owner)
     try:
         from evidence.capture_options import CaptureOptions
 
@@ -157,7 +166,7 @@ def _run_capture(engine: Engine, settings: Settings, *, row_id: str, owner: str,
                                      accept_error_status=context.watch_id is not None, matter=context.matter,
                                      subject=context.subject, previous=context.previous, watch=context.watch_id,
                                      previous_package=previous_package, key_fields=context.fields,
-                                     **(script or {})).validated()
+                                     **(script or {}), **chosen).validated()
             [result] = warm_capturer().capture_urls(
                 [url], packages_dir=settings.packages_dir, operator=operator_for(settings), requester=requester,
                 options=options, clock_references=service_clock_references(settings))

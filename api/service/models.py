@@ -127,6 +127,12 @@ class CaptureCreate(EvidenceBase):
     steps: list[str | dict[str, str | int]] | None = Field(default=None, max_length=20)
     #: Record the session video (evidence/session.webm).
     video: bool = True
+    #: Capture logged in with one of the tenant's stored sessions (``/v1/sessions``), by name.
+    session: str | None = Field(default=None, max_length=64)
+    #: Capture through this configured egress proxy (``TIEZHENG_EGRESS_<NAME>`` on the server).
+    egress: str | None = Field(default=None, max_length=40)
+    #: Also store every embedded image, audio and video as its own artifact (``media/``).
+    save_media: bool = False
 
 
 class Evidence(ApiTable, EvidenceBase, table=True):

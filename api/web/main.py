@@ -31,6 +31,7 @@ from api.web.routes import (
     matters,
     notices,
     pages,
+    sessions,
     uploads,
     verification,
     watches,
@@ -71,7 +72,7 @@ def create_app(settings: Settings | None = None, *, seal: bool = True) -> FastAP
     app.add_middleware(AuditMiddleware)
     app.add_middleware(RefuseKeysInQuery)  # outermost: a key in the URL is refused before anything runs
     v1 = APIRouter(prefix="/v1")
-    for module in (captures, uploads, evidence, batches, verification, matters, watches, notices, logs):
+    for module in (captures, uploads, evidence, batches, verification, matters, watches, notices, logs, sessions):
         v1.include_router(module.router)
     v1.include_router(matters.subjects)
     app.include_router(v1)

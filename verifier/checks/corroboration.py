@@ -11,7 +11,8 @@ P2 checks that the pieces of evidence agree with each other, independently of th
 3. the screenshot and the DOM were taken of the same URL, the WARC holds a response for it, and it
    is the final URL the raw fetch reached (a different one warns: the page moved by script);
 4. the session video, when the log says one was recorded, is there and lasts the span of the steps it
-   covers (``verifier.checks.session_video``).
+   covers (``verifier.checks.session_video``);
+5. the media index agrees with the WARC and the saved media (``verifier.checks.media``).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from verifier.checks.capture_material import (
 from verifier.checks.context import Context, Outcome
 from verifier.checks.scripted_steps import scripted_step_facts
 from verifier.checks.session_video import session_video_outcome
+from verifier.checks.media import media_outcome
 from verifier.court_time import format_duration, plural
 from verifier.errors import InvalidPackage, TiezhengError, VerificationError
 from verifier.http_body import HttpFormatError, decode_body, parse_response
@@ -181,6 +183,8 @@ def check_corroborates(ctx: Context) -> Outcome:
     labels = _labels(read_network(ctx)) if NETWORK_PATH in ctx.package.entries else {}
     source_problems, matched, responded = _source_outcome(ctx, final_url, shot_url, labels)
     problems += source_problems
+    media_problems, media_clause = media_outcome(ctx)
+    problems += media_problems
     if shot_url != dom_url:
         problems.append(f"the screenshot was taken of {shot_url[:120]} but the DOM of {dom_url[:120]}")
     if urldefrag(shot_url).url not in responded:
@@ -191,7 +195,8 @@ def check_corroborates(ctx: Context) -> Outcome:
     made = len(ctx.package.manifest.artifacts) - 1
     reason = (f"{plural(made, 'artifact')} {'matches the hash' if made == 1 else 'match the hashes'} logged when "
               "made; " + (f"{video}; " if video else "")
-              + f"source.html equals {sources} for the final URL; screenshot, DOM and WARC name the same page")
+              + f"source.html equals {sources} for the final URL; screenshot, DOM and WARC name the same page"
+              + (f"; {media_clause}" if media_clause else ""))
     if urldefrag(shot_url).url != urldefrag(final_url).url:
         return Status.WARN, (f"{reason}, but the browser ended at {shot_url[:120]} while the raw fetch ended at "
                              f"{final_url[:120]} (moved by script?)")

@@ -3,7 +3,9 @@
 Passes when the manifest records: every tool with a name, a version and a sha256; the browser's
 executable, version, sha256 and actual flags; a fresh profile; no proxy but the capture tool's own
 recorder, with all browser traffic seen going through it; a clock source; start and end times in
-order; and a clean-environment record made before the capture whose every item is clean and known
+order; no session of the requester's and no egress proxy (each warns, named:
+"authenticated as <account>, session supplied by the requester", "through egress <name> (<url>)");
+and a clean-environment record made before the capture whose every item is clean and known
 (``verifier.checks.environment_record``). An unclean or unknown item warns and is named; so does a
 capture without the record. An upload warns: its files were not captured by the platform at all.
 """
@@ -71,6 +73,31 @@ def _browser_problems(browser: Any) -> list[str]:
     return problems
 
 
+def _requester_choices(capture: Mapping[str, Any], problems: list[str]) -> list[str]:
+    """Warnings for what the requester chose and the platform cannot vouch for: a logged-in session
+    (``capture.session``) and an egress proxy (``capture.egress``). Malformed records are problems."""
+    warnings = []
+    session = capture.get("session")
+    if session is not None:
+        account = session.get("account") if isinstance(session, Mapping) else None
+        digest = session.get("storage_state_sha256") if isinstance(session, Mapping) else None
+        if not isinstance(account, str) or not isinstance(digest, str) or not _HEX64.match(digest):
+            problems.append("capture.session is recorded but lacks its account or storage_state_sha256")
+        else:
+            warnings.append(f"authenticated as {account!r}, session supplied by the requester "
+                            f"(storage state sha256 {digest[:16]}…; the platform did not log in itself)")
+    egress = capture.get("egress")
+    if egress is not None:
+        name = egress.get("name") if isinstance(egress, Mapping) else None
+        url = egress.get("url") if isinstance(egress, Mapping) else None
+        if not isinstance(name, str) or not isinstance(url, str):
+            problems.append("capture.egress is recorded but lacks its name or url")
+        else:
+            warnings.append(f"through egress {name!r} ({url}): an HTTP proxy of the operator's relayed every "
+                            "connection to the target (TLS end to end inside its tunnels; plain HTTP it could alter)")
+    return warnings
+
+
 def _listing(items: list[str]) -> str:
     more = len(items) - MAX_LISTED
     return "; ".join(items[:MAX_LISTED]) + (f"; and {more} more" if more > 0 else "")
@@ -100,6 +127,7 @@ def check_capture_environment(ctx: Context) -> Outcome:
         problems.append("the capture ended before it started")
     record = judge_environment_record(ctx)
     problems += record.problems
+    choices = _requester_choices(capture, problems)
     if problems:
         return Status.FAIL, _listing(problems)
     browser = capture["browser"]
@@ -107,9 +135,10 @@ def check_capture_environment(ctx: Context) -> Outcome:
     ctx.facts["environment"] = {"browser": f"chromium {browser['version']}", "browser_sha256": browser["sha256"],
                                 "tools": [f"{t['name']} {t['version']}" for t in tools],
                                 "clean_check": {"unclean_or_unknown": record.warnings, "clean": record.summary}}
-    if record.warnings:
-        return Status.WARN, _listing([f"capture environment not shown clean: {record.warnings[0]}",
-                                      *record.warnings[1:]])
+    unclean = [f"capture environment not shown clean: {record.warnings[0]}", *record.warnings[1:]] \
+        if record.warnings else []
+    if choices or unclean:
+        return Status.WARN, _listing(choices + unclean)
     return Status.PASS, (f"chromium {browser['version']} (sha256 {browser['sha256'][:16]}…) and "
                          f"{plural(len(tools), 'tool')} "
                          f"recorded with versions and hashes; fresh profile; no proxy but the capture tool's own "

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -20,6 +20,7 @@ from verifier.checks.scripted_steps import describe_step
 from verifier.court_time import format_time
 from verifier.errors import InvalidPackage
 from verifier.package import Package, open_package
+from verifier.report.media_exhibit import MediaList, load_media
 from verifier.sanitize import display_text
 from verifier.verdict import Report, Status
 
@@ -52,6 +53,8 @@ class Exhibit:
     screenshot_note: str | None = None
     #: (path, SHA-256, size in bytes) of every evidence file the manifest lists.
     artifacts: tuple[tuple[str, str, int], ...] = ()
+    #: The embedded media (``verifier.report.media_exhibit``), with thumbnails of the first pictures.
+    media: MediaList = field(default_factory=MediaList)
 
 
 def png_size(data: bytes) -> tuple[int, int]:
@@ -72,7 +75,7 @@ def load_exhibit(path: Path | str, report: Report) -> Exhibit:
         return Exhibit()
     artifacts = tuple((display_text(a.path), display_text(a.sha256), a.size) for a in package.manifest.artifacts)
     screenshot, note = _screenshot(package, report)
-    return Exhibit(screenshot=screenshot, screenshot_note=note, artifacts=artifacts)
+    return Exhibit(screenshot=screenshot, screenshot_note=note, artifacts=artifacts, media=load_media(package, report))
 
 
 def _screenshot(package: Package, report: Report) -> tuple[Screenshot | None, str | None]:

@@ -43,6 +43,31 @@ def captured_section(report: Report, exhibit: Exhibit) -> str:
     return f"<section><h2>{bilingual('What was captured', '采集对象')}</h2>{body}</section>"
 
 
+def media_section(exhibit: Exhibit) -> str:
+    """The embedded media: a thumbnail for each of the first pictures, type, size, sha256 and URL."""
+    media = exhibit.media
+    if not media.entries:
+        return ""
+    rows = []
+    for entry in media.entries:
+        picture = ""
+        if entry.thumbnail_png is not None:
+            uri = "data:image/png;base64," + base64.b64encode(entry.thumbnail_png).decode("ascii")
+            picture = f'<img src="{uri}" alt="thumbnail / 缩略图" style="max-width:160px;max-height:160px">'
+        saved = f"<br>{escaped(entry.saved_as)}" if entry.saved_as else ""
+        rows.append(f"<tr><td>{picture}</td><td>{escaped(entry.media_type)}<br>{entry.size:,} B</td>"
+                    f"<td><code>{escaped(entry.sha256)}</code>{saved}</td><td>{escaped(entry.url)}</td></tr>")
+    more_en, more_zh = f"and {media.more} more in evidence/media.json", f"另有 {media.more} 项见 evidence/media.json"
+    more = f'<p class="detail">{bilingual(more_en, more_zh)}</p>' if media.more else ""
+    note = bilingual("Each hash is of the bytes served, held to its WARC record by P2.",
+                     "各哈希为所提供文件的哈希，P2 已与 WARC 记录核对。")
+    head = (f"<tr><th></th><th>{bilingual('Type, size', '类型、大小')}</th><th>SHA-256</th>"
+            f"<th>{bilingual('URL', '网址')}</th></tr>")
+    return (f"<section><h2>{bilingual('Embedded media', '嵌入媒体')}</h2>"
+            f'<p class="detail">{note}</p>'
+            f"<table>{head}{''.join(rows)}</table>{more}</section>")
+
+
 def certification_section(cert: Certification) -> str:
     parts = [f"<h2>{escaped(cert.title)}</h2><p class=\"detail\">{escaped(cert.subtitle)}</p>"]
     for section in cert.sections:

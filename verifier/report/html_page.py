@@ -20,7 +20,7 @@ from verifier.court_time import format_duration, format_time
 from verifier.legal_basis import legal_basis
 from verifier.report.certification import certifications
 from verifier.report.exhibit import Exhibit, both_times, load_exhibit, target_rows
-from verifier.report.html_exhibit import captured_section, certification_section
+from verifier.report.html_exhibit import captured_section, certification_section, media_section
 from verifier.report.html_text import bilingual, escaped, text
 from verifier.verdict import DOES_NOT_PROVE, Report, Status, Verdict, shown_groups
 from verifier.wording import (
@@ -376,8 +376,8 @@ def render_html(report: Report, *, source: str, generated_at: datetime | None = 
         items = "".join(f"<li>{_lines(lines(en, zh, lang))}</li>" for en, zh in finding_pairs(report))
         title = bilingual(*FINDINGS_TITLES[verdict])
         parts.append(f'<section class="findings"><h2>{title}</h2><ul>{items}</ul></section>')
-    parts += [captured_section(report, exhibit), _facts(report, source), _timeline(report, lang),
-              _checks(report, lang),
+    parts += [captured_section(report, exhibit), media_section(exhibit), _facts(report, source),
+              _timeline(report, lang), _checks(report, lang),
               _trust_used(report)]
     if report.proves:  # only a verified package proves anything
         proves, does_not = scope_pairs(report)

@@ -206,7 +206,7 @@ class _Builder:
         if report.development:
             parts += [self._spacer(6), self._development()]
         parts += [self.p(self.bi("Evidence", "证据信息", sep="  "), self.h2), self._facts(),
-                  self.p(self.bi("Checks", "检查项", sep="  "), self.h2), self._checks()]
+                  self.p(self.bi("Checks", "检查项", sep="  "), self.h2), self._checks(), *self._media()]
         if report.proves:  # only a verified package proves anything
             proves, does_not = scope_pairs(report)
             parts += [self.p(self.bi("What this proves", "本证书证明", sep="  "), self.h2), *self._scope(proves),
@@ -251,6 +251,34 @@ class _Builder:
         if steps:
             parts += [self._spacer(4), self.p(self.bi(*STEPS_TITLE, sep="  "), self.small),
                       *(self.p(markup(line, self.cjk), self.small) for line in steps)]
+        return parts
+
+    def _media(self) -> list[Flowable]:
+        """The embedded media P2 held to the WARC: thumbnail (pictures), type and size, sha256, URL."""
+        import io
+
+        from reportlab.platypus import Image
+
+        media = self.exhibit.media
+        if not media.entries:
+            return []
+        rows: list[list[Any]] = []
+        for entry in media.entries:
+            thumb: Any = ""
+            if entry.thumbnail_png is not None:
+                side = 18 * mm_points()
+                thumb = Image(io.BytesIO(entry.thumbnail_png), width=side, height=side, kind="proportional")
+            saved = f"<br/>{markup(entry.saved_as, self.cjk)}" if entry.saved_as else ""
+            rows.append([thumb, self.p(f"{markup(entry.media_type, self.cjk)}<br/>{entry.size:,} B", self.small),
+                         self.p(f"{markup(entry.sha256, self.cjk)}{saved}", self.small),
+                         self.p(markup(entry.url, self.cjk), self.small)])
+        widths = [20 * mm_points(), 26 * mm_points(), 52 * mm_points()]
+        parts = [self.p(self.bi("Embedded media", "嵌入媒体", sep="  "), self.h2),
+                 self._table(rows, [*widths, self.width - sum(widths)],
+                             [("LINEBELOW", (0, 0), (-1, -2), 0.4, LINE), ("BOX", (0, 0), (-1, -1), 0.6, LINE)])]
+        if media.more:
+            parts.append(self.p(markup(f"and {media.more} more in evidence/media.json 另有 {media.more} 项见 "
+                                       "evidence/media.json", self.cjk), self.small))
         return parts
 
     def _screenshot_pages(self) -> list[Flowable]:

@@ -219,12 +219,30 @@ def render_report(report: Report, *, source: str = "", lang: str = "en", details
             for result in report.checks:
                 if result.spec.group == group:
                     parts += _check_lines(result, lang, width, details)
+        parts += _media(report, lang, width)
         parts += _closing(report, lang, width)
     if not details and report.unusable_reason is None:
         parts += _text_lines(wrap(pick("--details: each check in full, with its legal basis",
                                         "--details：显示每项检查的完整结论及其法律依据", lang), width), "dim")
     parts += _banner(verdict, lang, width)
     return Group(*parts)
+
+
+def _media(report: Report, lang: str, width: int) -> list[Text]:
+    """The embedded media P2 held to the WARC (``facts["media"]``), one line each: type, size, hash, URL."""
+    media = report.facts.get("media")
+    if not isinstance(media, Mapping) or not media.get("items"):
+        return []
+    parts = [Text(pick(f"EMBEDDED MEDIA ({media['count']})", f"嵌入媒体（{media['count']}）", lang), style="bold cyan")]
+    for item in media["items"]:
+        saved = pick(" saved", " 已单独保存", lang) if item.get("saved_as") else ""
+        parts += _text_lines(clip(f"{item['media_type']} {item['size']:,} B sha256 {item['sha256'][:16]}…{saved} "
+                                  f"{item['url']}", width, 2, 2))
+    if media["count"] > len(media["items"]):
+        parts += _text_lines(wrap(pick(f"  and {media['count'] - len(media['items'])} more in evidence/media.json",
+                                       f"  另有 {media['count'] - len(media['items'])} 项见 evidence/media.json",
+                                       lang), width), "dim")
+    return parts
 
 
 def _closing(report: Report, lang: str, width: int) -> list[Text]:

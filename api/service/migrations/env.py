@@ -14,7 +14,10 @@ from typing import Any
 from alembic import context
 
 import api.service.event_log  # noqa: F401 - registers the event-log tables in api_metadata
-from api.service import notice_models  # noqa: F401 - registers the notice tables in api_metadata
+from api.service import (
+    notice_models,  # noqa: F401 - registers the notice tables in api_metadata
+    session_models,  # noqa: F401 - registers the browser-session tables in api_metadata
+)
 from api.service.models import api_metadata
 
 #: Our own version table, so another Alembic user of the same database is never confused with us.

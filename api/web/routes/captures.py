@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from api.service.capture_choices import CaptureChoices
 from api.service.idempotency import IdempotentRequest, digest, parse_key
 from api.service.intake import accept_captures
 from api.service.models import Accepted, CaptureCreate
@@ -29,14 +30,19 @@ async def capture(body: CaptureCreate, request: Request, response: Response, who
     one of the tenant's matters (404 when it is not one); ``matter`` and ``subject`` go into each manifest.
     ``steps`` is a scripted step list run before the screenshot (422 with the reason when it is not
     valid); it is recorded in each manifest. ``video: false`` turns the session video off.
+    ``session`` captures logged in with a stored session (``/v1/sessions``; 404 when not yours),
+    ``egress`` through a configured egress proxy (422 when not configured), and ``save_media`` also
+    stores every embedded image, audio and video as its own artifact.
     """
     key = parse_key(idempotency_key)
     idem = None if key is None else IdempotentRequest(key, digest(
         "POST /v1/captures", [json.dumps({"urls": body.urls, "note": body.note, "matter": body.matter,
-                                          "subject": body.subject, "steps": body.steps, "video": body.video},
-                                         sort_keys=True)]))
+                                          "subject": body.subject, "steps": body.steps, "video": body.video,
+                                          "session": body.session, "egress": body.egress,
+                                          "save_media": body.save_media}, sort_keys=True)]))
+    choice = CaptureChoices(session=body.session, egress=body.egress, save_media=body.save_media)
     accepted = await run_in_threadpool(accept_captures, state, who, body.urls, note=body.note,
                                        client=client_address(request), request=idem, matter=body.matter,
-                                       subject=body.subject, steps=body.steps, video=body.video)
+                                       subject=body.subject, steps=body.steps, video=body.video, choices=choice)
     mark_replay(request, response, accepted)
     return Accepted(evidence_ids=accepted.evidence_ids)

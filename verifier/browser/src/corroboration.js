@@ -10,6 +10,7 @@ import { isObject } from "./json.js";
 import { NETWORK_PATH } from "./network.js";
 import { isEmail, readJson } from "./package.js";
 import { WARC_PATH, warcRecords } from "./warc.js";
+import { mediaOutcome } from "./media.js";
 import { plural } from "./courttime.js";
 
 const SOURCE_PATH = "evidence/source.html";
@@ -98,12 +99,14 @@ export async function checkCorroboration(ctx) {
     if (compared === 0) problems.push(`the WARC holds no response for the final URL ${wanted.slice(0, 120)}`);
     else if (!matched.length) problems.push(`source.html (sha256 ${toHex(await sha256(source)).slice(0, 16)}…) differs from all ${compared} WARC response bodies for the final URL`);
   }
+  const [mediaProblems, mediaClause] = await mediaOutcome(ctx);
+  problems.push(...mediaProblems);
   if (shotUrl !== domUrl) problems.push(`the screenshot was taken of ${shotUrl.slice(0, 120)} but the DOM of ${domUrl.slice(0, 120)}`);
   if (!responded.has(defrag(shotUrl))) problems.push(`the WARC holds no response for the page the screenshot shows (${shotUrl.slice(0, 120)})`);
   if (problems.length) return ["fail", listing(problems)];
   const sources = [...new Set(matched)].join(" and ");
   const made = manifest.artifacts.length - 1;
-  const reason = `${plural(made, "artifact")} ${made === 1 ? "matches the hash" : "match the hashes"} logged when made; source.html equals ${sources} for the final URL; screenshot, DOM and WARC name the same page`;
+  const reason = `${plural(made, "artifact")} ${made === 1 ? "matches the hash" : "match the hashes"} logged when made; source.html equals ${sources} for the final URL; screenshot, DOM and WARC name the same page${mediaClause ? `; ${mediaClause}` : ""}`;
   if (defrag(shotUrl) !== defrag(finalUrl)) {
     return ["warn", `${reason}, but the browser ended at ${shotUrl.slice(0, 120)} while the raw fetch ended at ${finalUrl.slice(0, 120)} (moved by script?)`];
   }

@@ -45,6 +45,31 @@ function browserProblems(browser) {
   return problems;
 }
 
+// What the requester chose and the platform cannot vouch for: a logged-in session (capture.session) and an
+// egress proxy (capture.egress). Each warns, named; a malformed record is a problem.
+function requesterChoices(capture, problems) {
+  const warnings = [];
+  const session = capture.session;
+  if (session != null) {
+    const account = isObject(session) ? session.account : null, digest = isObject(session) ? session.storage_state_sha256 : null;
+    if (typeof account !== "string" || typeof digest !== "string" || !HEX64.test(digest)) {
+      problems.push("capture.session is recorded but lacks its account or storage_state_sha256");
+    } else {
+      warnings.push(`authenticated as ${pyRepr(account)}, session supplied by the requester (storage state sha256 ${digest.slice(0, 16)}…; the platform did not log in itself)`);
+    }
+  }
+  const egress = capture.egress;
+  if (egress != null) {
+    const name = isObject(egress) ? egress.name : null, url = isObject(egress) ? egress.url : null;
+    if (typeof name !== "string" || typeof url !== "string") problems.push("capture.egress is recorded but lacks its name or url");
+    else warnings.push(`through egress ${pyRepr(name)} (${url}): an HTTP proxy of the operator's relayed every connection to the target (TLS end to end inside its tunnels; plain HTTP it could alter)`);
+  }
+  return warnings;
+}
+
+// The quoting the Python verifier's reasons use for a name (repr of a str), so both read alike.
+const pyRepr = (s) => (s.includes("'") && !s.includes('"') ? `"${s}"` : `'${s.replace(/\\/g, "\\\\").replace(/'/g, "\\'")}'`);
+
 const time = (value) => (typeof value === "string" && TIME.test(value) ? value : null);
 
 const listing = (items) => items.slice(0, MAX_LISTED).join("; ") + (items.length > MAX_LISTED ? `; and ${items.length - MAX_LISTED} more` : "");
@@ -63,14 +88,13 @@ export async function checkEnvironment(ctx) {
   else if (ended < started) problems.push("the capture ended before it started");
   const record = await judgeEnvironmentRecord(ctx.pkg);
   problems.push(...record.problems);
+  const choices = requesterChoices(capture, problems);
   if (problems.length) return ["fail", listing(problems)];
   const { browser, tools } = capture;
   ctx.facts.environment = { browser: `chromium ${browser.version}`, browser_sha256: browser.sha256,
     tools: tools.map((t) => `${t.name} ${t.version}`),
     clean_check: { unclean_or_unknown: record.warnings, clean: record.summary } };
-  if (record.warnings.length) {
-    const [first, ...rest] = record.warnings;
-    return ["warn", listing([`capture environment not shown clean: ${first}`, ...rest])];
-  }
+  const unclean = record.warnings.length ? [`capture environment not shown clean: ${record.warnings[0]}`, ...record.warnings.slice(1)] : [];
+  if (choices.length || unclean.length) return ["warn", listing([...choices, ...unclean])];
   return ["pass", `chromium ${browser.version} (sha256 ${browser.sha256.slice(0, 16)}…) and ${plural(tools.length, "tool")} recorded with versions and hashes; fresh profile; no proxy but the capture tool's own recorder, which saw all browser traffic; clean check before capture: ${record.summary.join(", ")}`];
 }
