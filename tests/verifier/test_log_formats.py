@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 from typing import Any
 
@@ -198,6 +199,7 @@ def test_the_ingest_entry_is_the_definition_byte_for_byte() -> None:
     from verifier.errors import TiezhengError
 
     rng = random.Random(1616)
+    unescaped_lines = 0
     for round_ in range(2000):
         event = {key: _random_json(rng) for key in
                  (["event_time", "type", "ip", "payload", "b", "a_b", "A", "\u007f\"k"] if round_ % 2 else
@@ -212,3 +214,8 @@ def test_the_ingest_entry_is_the_definition_byte_for_byte() -> None:
                 commit_event(event, salt)
             continue
         assert commit_event(event, salt) == expected, event
+        # Ingest's path: parsed from NDJSON, strings only quoted when the line has no backslash.
+        line = json.dumps(event, ensure_ascii=False)
+        assert commit_event(json.loads(line), salt, unescaped="\\" not in line) == expected, line
+        unescaped_lines += "\\" not in line
+    assert unescaped_lines > 100
