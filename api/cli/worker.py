@@ -8,6 +8,7 @@ sequencer alone, for API processes started with ``--no-seal`` and no seal worker
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
@@ -72,6 +73,7 @@ def log_worker(data_dir: DataDir = None) -> None:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = load_settings(data_dir)
     errors.print(f"log sequencer running on {settings.database.split('@')[-1]} (Ctrl-C to stop)")
     run_log_sequencer(settings, stop)

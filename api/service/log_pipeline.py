@@ -63,7 +63,8 @@ def sequencer_loop(settings: Settings, engine: Engine, stop: threading.Event, po
     sequencer.on_step = on_step
     while not stop.is_set():
         try:
-            sequencer.run_all()
+            for checkpoint in sequencer.run_all():
+                logging.getLogger(__name__).info("log %d: checkpoint %d published", checkpoint.log_id, checkpoint.size)
         except Exception:  # the loop outlives one bad pass; the next poll retries
             logging.getLogger(__name__).exception("log sequencer pass failed")
         stop.wait(poll_seconds)
