@@ -20,6 +20,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -127,10 +128,12 @@ def test_two_apis_ingest_while_the_sequencer_is_killed_mid_integration_and_nothi
 
     clients: list[Ingest] = []
     try:
-        for api in apis:
-            api.start()
-        key = apis[0].new_tenant("platform")["api_key"]
+        apis[0].start()  # it migrates the database; then the rest start side by side
         doomed = sequencer({"TIEZHENG_FAILPOINT": FAILPOINT})
+        with ThreadPoolExecutor(2) as starting:
+            second_up = starting.submit(apis[1].start)
+            key = starting.submit(apis[0].new_tenant, "platform").result()["api_key"]
+            second_up.result()
         with apis[0].client(key) as first:
             assert first.post("/v1/logs", json={"name": "likes"}).status_code == 201
             seed = first.post("/v1/logs/likes/events", content=_events(0, 0)).json()["receipts"]
