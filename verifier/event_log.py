@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -36,34 +36,69 @@ COUNT_COLUMN = "events"
 
 #: Integers JSON carries exactly (IEEE 754 doubles): RFC 8785 refuses bigger ones.
 _MAX_SAFE_INT = 2**53 - 1
-_dumps = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False).encode
+#: Python's JSON string writer (quoted, escaped, non-ASCII kept): RFC 8785's escaping exactly.
+_encode_str = json.encoder.encode_basestring
+#: Deeper values go through the RFC 8785 implementation.
+_MAX_DEPTH = 64
 
 
-def _plain(value: Any, depth: int = 0) -> bool:
-    """True when ``value`` is JSON on which Python's encoder writes RFC 8785 bytes: no floats
-    (JCS writes numbers as ECMAScript does), integers within 2**53, and keys that sort the same by
-    code point as by UTF-16 unit (below U+D800)."""
-    if value is None or isinstance(value, (bool, str)):
-        return True
-    if isinstance(value, int):
-        return -_MAX_SAFE_INT <= value <= _MAX_SAFE_INT
-    if depth > 64:
-        return False
-    if isinstance(value, list):
-        return all(_plain(item, depth + 1) for item in value)
-    if isinstance(value, dict):
-        return all(isinstance(k, str) and (k.isascii() or max(k) < "\ud800") and _plain(v, depth + 1)
-                   for k, v in value.items())
-    return False
+def _string(text: str) -> str:
+    return _encode_str(text)
+
+
+def _quoted(text: str) -> str:
+    """A string known to hold nothing JSON escapes (no quote, backslash or control character)."""
+    return f'"{text}"'
+
+
+def _write(value: Any, string: Callable[[str], str] = _string, depth: int = 0) -> str | None:
+    """RFC 8785 text of ``value`` in one pass, or None where Python's writing could differ from it:
+    a float (JCS writes numbers as ECMAScript does), an integer past 2**53, a key at or above
+    U+D800 (UTF-16 order differs from code point order there), anything not JSON, or deep nesting."""
+    kind = type(value)
+    if kind is str:
+        return string(value)
+    if kind is int:
+        return str(value) if -_MAX_SAFE_INT <= value <= _MAX_SAFE_INT else None
+    if value is None:
+        return "null"
+    if kind is bool:
+        return "true" if value else "false"
+    if depth > _MAX_DEPTH:
+        return None
+    if kind is dict:
+        if not all(type(k) is str and (k.isascii() or max(k) < "\ud800") for k in value):
+            return None
+        parts = []
+        for key in sorted(value):
+            written = _write(value[key], string, depth + 1)
+            if written is None:
+                return None
+            parts.append(f"{string(key)}:{written}")
+        return "{" + ",".join(parts) + "}"
+    if kind is list:
+        items = []
+        for item in value:
+            written = _write(item, string, depth + 1)
+            if written is None:
+                return None
+            items.append(written)
+        return "[" + ",".join(items) + "]"
+    return None
 
 
 def canonical(value: Any) -> bytes:
-    """RFC 8785 bytes of ``value``, as ``verifier.canonical.canonical_json`` writes them, by the C
-    encoder where its output is provably the same (2-10x faster at ingest); any other value (a
-    float, a lone surrogate, a huge integer) goes through the RFC 8785 implementation."""
-    if _plain(value):
+    """RFC 8785 bytes of ``value``, as ``verifier.canonical.canonical_json`` writes them, written
+    directly where that is provably the same (2-10x faster at ingest); any other value (a float, a
+    lone surrogate, a huge integer) goes through the RFC 8785 implementation."""
+    return _canonical(value, _string)
+
+
+def _canonical(value: Any, string: Callable[[str], str]) -> bytes:
+    written = _write(value, string)
+    if written is not None:
         try:
-            return _dumps(value).encode("utf-8")
+            return written.encode("utf-8")
         except UnicodeEncodeError:  # a lone surrogate: the RFC 8785 implementation refuses it
             pass
     return canonical_json(value)
@@ -84,11 +119,26 @@ def entry_of(commitments: Mapping[str, str]) -> bytes:
     return canonical({"fields": dict(commitments)})
 
 
-def commit_event(event: Mapping[str, Any], salt: bytes) -> bytes:
-    """The log entry of ``event`` (a JSON object) salted with ``salt``."""
+def commit_event(event: Mapping[str, Any], salt: bytes, *, unescaped: bool = False) -> bytes:
+    """The log entry of ``event`` (a JSON object) salted with ``salt``.
+
+    The same bytes as ``entry_of({k: commitment(field_salt(salt, k), v)})``, written directly when
+    every field name is ASCII (their RFC 8785 order is then plain sorting): one pass, no
+    intermediate dict, no second canonicalization of the commitments. ``unescaped``: the caller
+    knows that no string in ``event`` holds a character JSON escapes, as when it was parsed from
+    text without a backslash (JSON allows a quote, a backslash or a control character in a string
+    only escaped); strings are then only quoted, not scanned (a 2 KiB string: 15 us less).
+    """
     if len(salt) != SALT_BYTES:
         raise ValueError(f"an event salt is {SALT_BYTES} bytes")
-    return entry_of({name: commitment(field_salt(salt, name), value) for name, value in event.items()})
+    if not all(map(str.isascii, event)):
+        return entry_of({name: commitment(field_salt(salt, name), value) for name, value in event.items()})
+    string = _quoted if unescaped else _string
+    sha, parts = hashlib.sha256, []
+    for name in sorted(event):
+        own = sha(salt + name.encode()).digest()[:SALT_BYTES]
+        parts.append(f'{string(name)}:"{sha(own + _canonical(event[name], string)).hexdigest()}"')
+    return ('{"fields":{' + ",".join(parts) + "}}").encode()
 
 
 def disclose(event: Mapping[str, Any], salt: bytes, index: int, fields: Sequence[str] | None) -> dict[str, Any]:

@@ -1,12 +1,14 @@
-"""`tiezheng worker capture|seal`: the scale-out processes.
+"""`tiezheng worker capture|seal|log|schedule`: the scale-out processes.
 
 Capture workers are Dramatiq worker processes consuming the Redis capture queue; each process keeps
 one warm browser. The seal worker runs the sealing loop alone; run one (a second one waits on the
-lease, which makes it a hot standby rather than a hazard).
+lease, which makes it a hot standby rather than a hazard). The log worker runs the event logs'
+sequencer alone, for API processes started with ``--no-seal`` and no seal worker beside them.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
@@ -19,7 +21,8 @@ from rich.console import Console
 from api.cli.support import DataDir
 from api.service.settings import load_settings
 
-worker_app = typer.Typer(no_args_is_help=True, help="Scale-out workers: captures from Redis, and the sealer.")
+worker_app = typer.Typer(no_args_is_help=True,
+                         help="Scale-out workers: captures from Redis, the sealer, the log sequencer, the scheduler.")
 errors = Console(stderr=True)
 
 
@@ -57,6 +60,23 @@ def seal_worker(data_dir: DataDir = None) -> None:
     settings = load_settings(data_dir)
     errors.print(f"sealer running on {settings.database.split('@')[-1]} (Ctrl-C to stop)")
     run_sealer(settings, stop)
+
+
+@worker_app.command("log")
+def log_worker(data_dir: DataDir = None) -> None:
+    """Run the event logs' sequencer until SIGTERM or Ctrl-C: integrate committed events, publish checkpoints.
+
+    `worker seal` runs one too. Several may run: a lease per log lets one integrate it at a time.
+    """
+    from api.service.workers import run_log_sequencer
+
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = load_settings(data_dir)
+    errors.print(f"log sequencer running on {settings.database.split('@')[-1]} (Ctrl-C to stop)")
+    run_log_sequencer(settings, stop)
 
 
 @worker_app.command("schedule")

@@ -93,7 +93,8 @@ class LogEvent(ApiTable, table=True):
     __table_args__ = (UniqueConstraint("log_id", "leaf_index"), Index("ix_log_event_time", "log_id", "event_time"))
 
     id: int | None = Field(default=None, primary_key=True)
-    log_id: int = Field(index=True)
+    #: Indexed by the unique (log_id, leaf_index) constraint: a second index would be written per event.
+    log_id: int
     leaf_index: int
     salt: str = Field(max_length=32)
     #: The event as received (one JSON object); the leaf commits to its parsed values.
@@ -185,19 +186,17 @@ class Receipt:
                 "checkpoint_size_at_least": self.checkpoint_size_at_least}
 
 
-def _parse_event(line: bytes, number: int, required: Sequence[str]) -> dict[str, Any]:
-    if len(line) > MAX_EVENT_BYTES:
-        raise LogError(f"line {number}: an event is at most {MAX_EVENT_BYTES} bytes", status=413,
-                       code="event_too_large")
+def _parse_event(text: str, number: int, required: Sequence[str]) -> dict[str, Any]:
     try:
-        event = json.loads(line)
+        event = json.loads(text)
     except (ValueError, RecursionError):
         raise LogError(f"line {number}: not JSON", status=422, code="event_invalid") from None
-    if not isinstance(event, dict):
+    if type(event) is not dict:
         raise LogError(f"line {number}: an event is a JSON object", status=422, code="event_invalid")
-    missing = [name for name in required if name not in event]
-    if missing:
-        raise LogError(f"line {number}: missing {', '.join(missing)}", status=422, code="event_invalid")
+    for name in required:
+        if name not in event:
+            missing = [name for name in required if name not in event]
+            raise LogError(f"line {number}: missing {', '.join(missing)}", status=422, code="event_invalid")
     return event
 
 
@@ -215,6 +214,34 @@ def _event_time(event: dict[str, Any], number: int) -> datetime | None:
     return parsed.astimezone(UTC)
 
 
+#: The columns ``_insert_events`` writes, in the order of its rows.
+_EVENT_COLUMNS = ("log_id", "leaf_index", "salt", "body", "entry", "leaf", "event_time", "received_at")
+_COPY_EVENTS = "COPY log_event (log_id, leaf_index, salt, body, entry, leaf, event_time, received_at) FROM STDIN"
+_INSERT_EVENTS = ("INSERT INTO log_event (log_id, leaf_index, salt, body, entry, leaf, event_time, received_at) "
+                  "VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+#: How SQLAlchemy stores a UTC datetime in SQLite (``UTCDateTime`` reads it back).
+_SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
+
+
+def _insert_events(session: Session, rows: list[tuple[Any, ...]]) -> None:
+    """Insert ``rows`` (``_EVENT_COLUMNS``, times in UTC, one ``received_at``) in the session's
+    transaction, by the driver: COPY on PostgreSQL, one executemany on SQLite. The ORM's per-row
+    work (bind processing, one parameter dict per row) was a third of ingest's time."""
+    connection = session.connection()
+    dialect = connection.dialect.name
+    if dialect == "postgresql":
+        raw = connection.connection.driver_connection
+        with raw.cursor() as cursor, cursor.copy(_COPY_EVENTS) as copy:  # type: ignore[union-attr]
+            for row in rows:
+                copy.write_row(row)
+    elif dialect == "sqlite":
+        received = rows[0][7].strftime(_SQLITE_TIME)
+        stamped = [(*row[:6], row[6] and row[6].strftime(_SQLITE_TIME), received) for row in rows]
+        connection.exec_driver_sql(_INSERT_EVENTS, stamped)
+    else:
+        session.execute(insert(LogEvent), [dict(zip(_EVENT_COLUMNS, row, strict=True)) for row in rows])
+
+
 def append(session: Session, log_id: int, lines: Iterable[bytes]) -> list[Receipt]:
     """Commit the events of ``lines`` (NDJSON) to log ``log_id``; return their receipts after the commit.
 
@@ -227,36 +254,43 @@ def append(session: Session, log_id: int, lines: Iterable[bytes]) -> list[Receip
     # End the read: on SQLite a transaction that read before it writes fails when another writer
     # committed meanwhile; one that starts with its write waits its turn instead.
     session.rollback()
-    rows: list[dict[str, Any]] = []
-    for number, line in enumerate((raw for raw in lines if raw.strip()), 1):
-        if number > MAX_EVENTS_PER_REQUEST:
-            raise LogError(f"at most {MAX_EVENTS_PER_REQUEST} events a request", status=413, code="too_many_events")
-        event = _parse_event(line, number, required)
-        salt = os.urandom(SALT_BYTES)
+    # Per event: one parse, one pass writing the entry (verifier.event_log.commit_event), one hash.
+    # Rows are plain tuples; their leaf indexes are filled in once the indexes are taken.
+    prepared: list[tuple[str, str, str, str, datetime | None]] = []
+    events = [raw for raw in lines if raw.strip()]
+    if len(events) > MAX_EVENTS_PER_REQUEST:
+        raise LogError(f"at most {MAX_EVENTS_PER_REQUEST} events a request", status=413, code="too_many_events")
+    salts = os.urandom(SALT_BYTES * len(events))  # one call for the request's salts
+    leaf_of = merkle.leaf_hash
+    for number, line in enumerate(events, 1):
+        if len(line) > MAX_EVENT_BYTES:
+            raise LogError(f"line {number}: an event is at most {MAX_EVENT_BYTES} bytes", status=413,
+                           code="event_too_large")
+        salt = salts[(number - 1) * SALT_BYTES:number * SALT_BYTES]
         try:
             body = line.decode("utf-8").strip()
-            entry = commit_event(event, salt)
-        except (TiezhengError, ValueError, RecursionError):  # not UTF-8, NaN, a lone surrogate, too deep
+            event = _parse_event(body, number, required)
+            entry = commit_event(event, salt, unescaped=b"\\" not in line)
+        except (TiezhengError, ValueError, RecursionError) as exc:  # not UTF-8, NaN, a lone surrogate, too deep
+            if isinstance(exc, LogError):
+                raise
             raise LogError(f"line {number}: not an event RFC 8785 JSON can hold (UTF-8, no NaN or lone "
                            "surrogates)", code="event_invalid") from None
-        rows.append({"log_id": log_id, "salt": salt.hex(), "body": body, "event_time": _event_time(event, number),
-                     "entry": entry.decode(), "leaf": merkle.leaf_hash(entry).hex()})
-    if not rows:
+        prepared.append((salt.hex(), body, entry.decode(), leaf_of(entry).hex(), _event_time(event, number)))
+    if not prepared:
         raise LogError("no events in the request", status=422, code="event_invalid")
     # Taking the indexes is the transaction's first statement, and its row lock (PostgreSQL) or write
     # lock (SQLite) is held to the commit: concurrent requests get dense indexes, committed in order.
     taken = session.execute(update(EventLog).where(col(EventLog.id) == log_id)
-                            .values(next_index=col(EventLog.next_index) + len(rows))
+                            .values(next_index=col(EventLog.next_index) + len(prepared))
                             .returning(col(EventLog.next_index))).scalar_one()
-    first = taken - len(rows)
+    first = taken - len(prepared)
     now = utcnow()
-    for offset, row in enumerate(rows):
-        row["leaf_index"] = first + offset
-        row["received_at"] = now
-    session.execute(insert(LogEvent), rows)
+    _insert_events(session, [(log_id, first + offset, salt, body, entry, leaf, when, now)
+                             for offset, (salt, body, entry, leaf, when) in enumerate(prepared)])
     session.commit()
-    return [Receipt(seq=r["leaf_index"], leaf_index=r["leaf_index"], leaf=r["leaf"],
-                    checkpoint_size_at_least=r["leaf_index"] + 1) for r in rows]
+    return [Receipt(seq=first + offset, leaf_index=first + offset, leaf=row[3],
+                    checkpoint_size_at_least=first + offset + 1) for offset, row in enumerate(prepared)]
 
 
 # -- tiles -----------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from sqlalchemy.engine import Engine
@@ -54,13 +54,17 @@ def sequencer_for(settings: Settings, engine: Engine, policy: CheckpointPolicy |
                      public_key=operator.public_key_raw, policy=policy)
 
 
-def sequencer_loop(settings: Settings, engine: Engine, stop: threading.Event, poll_seconds: float = 1.0) -> None:
+def sequencer_loop(settings: Settings, engine: Engine, stop: threading.Event, poll_seconds: float = 1.0,
+                   on_step: Callable[[str], None] | None = None) -> None:
     """Publish every log's due checkpoints until ``stop`` is set. Several may run: a lease per log
-    lets one integrate it at a time. A failed pass is logged and retried on the next poll."""
+    lets one integrate it at a time. A failed pass is logged and retried on the next poll.
+    ``on_step``: see ``Sequencer.on_step`` (a crash test's failpoint)."""
     sequencer = sequencer_for(settings, engine)
+    sequencer.on_step = on_step
     while not stop.is_set():
         try:
-            sequencer.run_all()
+            for checkpoint in sequencer.run_all():
+                logging.getLogger(__name__).info("log %d: checkpoint %d published", checkpoint.log_id, checkpoint.size)
         except Exception:  # the loop outlives one bad pass; the next poll retries
             logging.getLogger(__name__).exception("log sequencer pass failed")
         stop.wait(poll_seconds)

@@ -168,6 +168,27 @@ def run_sealer(settings: Settings, stop: threading.Event) -> None:
         logs.join(STOP_TIMEOUT_SECONDS)
 
 
+def run_log_sequencer(settings: Settings, stop: threading.Event) -> None:
+    """`tiezheng worker log`: the event logs' sequencer alone, until ``stop`` is set.
+
+    ``TIEZHENG_FAILPOINT=log:<step>[@<n>]`` makes this process SIGKILL itself the n-th time (default
+    the first) an integration reaches ``step`` ("tiles": tiles stored, "signed": checkpoint signed),
+    before that integration commits: a crash test's kill lands mid-integration, not wherever a timer hits.
+    """
+    from api.service.log_pipeline import sequencer_loop
+
+    point, _, nth = os.environ.get(FAILPOINT_ENV, "").removeprefix("log:").partition("@")
+    remaining = [int(nth or 1)]
+
+    def on_step(name: str) -> None:
+        if name == point:
+            remaining[0] -= 1
+            if remaining[0] == 0:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    sequencer_loop(settings, jobs.database(settings), stop, on_step=on_step)
+
+
 def run_schedule_worker(settings: Settings, stop: threading.Event) -> None:
     """`tiezheng worker schedule`: the watch scheduler alone, until ``stop`` is set.
 

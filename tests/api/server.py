@@ -75,6 +75,11 @@ class Server:
     data_dir: Path
     database_url: str | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
+    #: More arguments of `tiezheng serve`, e.g. ``("--no-seal",)`` for an API process of a scale-out.
+    serve_args: tuple[str, ...] = ()
+    #: What answers 200 once the server is up: ``/healthz`` for an API process that does not seal (its
+    #: ``/readyz`` also wants a TSA and a chain, which run beside the sealer).
+    ready_path: str = "/readyz"
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
 
@@ -96,15 +101,15 @@ class Server:
     def start(self) -> Server:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
-        self.process = subprocess.Popen([str(BIN / "tiezheng"), "serve", "--port", str(self.port)], env=self.env,
-                                        stdout=log, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen([str(BIN / "tiezheng"), "serve", "--port", str(self.port), *self.serve_args],
+                                        env=self.env, stdout=log, stderr=subprocess.STDOUT)
         log.close()
         deadline = time.monotonic() + READY_TIMEOUT
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.log()}")
             try:
-                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+                if httpx.get(f"{self.url}{self.ready_path}", timeout=2).status_code == 200:
                     return self
             except httpx.HTTPError:
                 pass

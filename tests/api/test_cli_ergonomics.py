@@ -131,7 +131,8 @@ def test_full_or_read_only_data_dir(tmp_path: Path, mount: str, expected: list[s
 HELP_COMMANDS = [[], ["capture"], ["upload"], ["seal"], ["status"], ["verify"], ["demo"], ["serve"], ["doctor"],
                  ["chain", "up"], ["chain", "down"], ["chain", "status"], ["tsa", "serve"], ["trust", "export"],
                  ["tenants", "create"], ["tenants", "list"], ["keys", "create"], ["keys", "list"], ["keys", "revoke"],
-                 ["worker", "capture"], ["worker", "seal"], ["worker", "schedule"], ["matter", "create"],
+                 ["worker", "capture"], ["worker", "seal"], ["worker", "log"], ["worker", "schedule"],
+                 ["matter", "create"],
                  ["matter", "list"], ["matter", "show"], ["watch", "add"], ["watch", "list"], ["watch", "pause"],
                  ["watch", "resume"], ["watch", "remove"], ["watch", "run-due"]]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 from typing import Any
 
@@ -146,35 +147,75 @@ def test_tiles_extended_in_steps_give_the_rfc9162_roots(sizes: tuple[int, int]) 
                                                                   merkle.inclusion_proof(leaves, second - 1)]
 
 
+_ALPHABET = ["a", "Z", "0", " ", '"', "\\", "/", "\n", "\t", "\x00", "\x1f", "\x7f", "é", "中", "\u2028",
+             "\ue000", "\uffff", "😀", "\U0010ffff"]
+
+
+def _random_json(rng: Any, depth: int = 0) -> Any:
+    """A JSON value of the awkward kinds: escapes, non-BMP text, floats, edge integers, nesting."""
+    def text() -> str:
+        return "".join(rng.choice(_ALPHABET) for _ in range(rng.randrange(0, 6)))
+
+    kind = rng.randrange(8 if depth < 3 else 5)
+    if kind in (0, 4):
+        return text()
+    if kind == 1:
+        return rng.choice([0, -1, 7, 2**53 - 1, -(2**53) + 1, 10**6, 2**53, -(2**60)])
+    if kind == 2:
+        return rng.choice([True, False, None])
+    if kind == 3:
+        return rng.choice([0.5, 1.0, -0.0, 1e21, 3.14159])
+    if kind in (5, 6):
+        return {text(): _random_json(rng, depth + 1) for _ in range(rng.randrange(0, 5))}
+    return [_random_json(rng, depth + 1) for _ in range(rng.randrange(0, 4))]
+
+
 def test_the_fast_canonical_form_is_rfc8785_byte_for_byte() -> None:
     import random
 
     from verifier.canonical import canonical_json
+    from verifier.errors import TiezhengError
     from verifier.event_log import canonical
 
-    alphabet = ["a", "Z", "0", " ", '"', "\\", "/", "\n", "\t", "\x00", "\x1f", "\x7f", "é", "中", "\u2028",
-                "\ue000", "\uffff", "😀", "\U0010ffff"]
     rng = random.Random(16)
-
-    def text() -> str:
-        return "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 6)))
-
-    def value(depth: int) -> Any:
-        kind = rng.randrange(8 if depth < 3 else 5)
-        if kind == 0:
-            return text()
-        if kind == 1:
-            return rng.choice([0, -1, 7, 2**53 - 1, -(2**53) + 1, 10**6])
-        if kind == 2:
-            return rng.choice([True, False, None])
-        if kind == 3:
-            return rng.choice([0.5, 1.0, -0.0, 1e21, 3.14159])
-        if kind == 4:
-            return text()
-        if kind in (5, 6):
-            return {text(): value(depth + 1) for _ in range(rng.randrange(0, 5))}
-        return [value(depth + 1) for _ in range(rng.randrange(0, 4))]
-
     for _ in range(3000):
-        sample = value(0)
-        assert canonical(sample) == canonical_json(sample), sample
+        sample = _random_json(rng)
+        try:
+            expected = canonical_json(sample)
+        except (TiezhengError, ValueError):  # an integer past 2**53: both refuse it
+            with pytest.raises((TiezhengError, ValueError)):
+                canonical(sample)
+            continue
+        assert canonical(sample) == expected, sample
+
+
+def test_the_ingest_entry_is_the_definition_byte_for_byte() -> None:
+    """commit_event writes the entry in one pass; it must equal the format's definition, computed
+    here with the RFC 8785 implementation alone: canonical({"fields": {k: sha256(salt_k || canonical(v))}})."""
+    import hashlib
+    import random
+
+    from verifier.canonical import canonical_json
+    from verifier.errors import TiezhengError
+
+    rng = random.Random(1616)
+    unescaped_lines = 0
+    for round_ in range(2000):
+        event = {key: _random_json(rng) for key in
+                 (["event_time", "type", "ip", "payload", "b", "a_b", "A", "\u007f\"k"] if round_ % 2 else
+                  [rng.choice(_ALPHABET) * rng.randrange(1, 3) for _ in range(rng.randrange(0, 6))])}
+        salt = rng.randbytes(16)
+        try:
+            expected = canonical_json({"fields": {
+                name: hashlib.sha256(hashlib.sha256(salt + name.encode()).digest()[:16]
+                                     + canonical_json(value)).hexdigest() for name, value in event.items()}})
+        except (TiezhengError, ValueError):  # a lone surrogate or an integer past 2**53: refused either way
+            with pytest.raises((TiezhengError, ValueError)):
+                commit_event(event, salt)
+            continue
+        assert commit_event(event, salt) == expected, event
+        # Ingest's path: parsed from NDJSON, strings only quoted when the line has no backslash.
+        line = json.dumps(event, ensure_ascii=False)
+        assert commit_event(json.loads(line), salt, unescaped="\\" not in line) == expected, line
+        unescaped_lines += "\\" not in line
+    assert unescaped_lines > 100
