@@ -23,8 +23,8 @@ from api.cli.doctor import doctor
 from api.cli.help_text import plain_help_types
 from api.cli.log import log_app
 from api.cli.notice import notice_app
-from api.cli.stream import capture_stream
 from api.cli.sessions import session_app
+from api.cli.stream import capture_stream
 from api.cli.support import DataDir, JsonFlag, UserError, apply_global_options, existing_settings, input_file
 from api.cli.support import writable_settings as _settings
 from api.cli.worker import worker_app

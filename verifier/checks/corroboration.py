@@ -35,9 +35,9 @@ from verifier.checks.capture_material import (
     warc_records,
 )
 from verifier.checks.context import Context, Outcome
+from verifier.checks.media import media_outcome
 from verifier.checks.scripted_steps import scripted_step_facts
 from verifier.checks.session_video import session_video_outcome
-from verifier.checks.media import media_outcome
 from verifier.court_time import format_duration, plural
 from verifier.errors import InvalidPackage, TiezhengError, VerificationError
 from verifier.http_body import HttpFormatError, decode_body, parse_response
