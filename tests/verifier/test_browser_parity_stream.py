@@ -11,9 +11,11 @@ same, in English and in Chinese.
 
 from __future__ import annotations
 
+import json
 import shutil
 import threading
 import time
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +31,10 @@ from tests.stream_source import live_stream
 from tests.tamper import replace_sealed_entry
 from tests.verifier.browser_page import built_page, open_page
 from tests.verifier.test_browser_parity_kinds import cli_report, mismatches
+from tests.verifier.test_browser_wording import node_json
 from verifier.call_log import encode_line
 from verifier.capture_format import CAPTURE_LOG_PATH, WARC_PATH
+from verifier.legal_basis import legal_basis, sources
 
 pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None,
                                 reason="ffmpeg (Debian package) is not installed; make setup installs it")
@@ -42,7 +46,8 @@ def _record(settings: Any, source_root: Path, seconds: float, *, blackout: tuple
         time.sleep(0.5)
         timers = []
         if blackout is not None:
-            timers = [threading.Timer(blackout[0], source.blackout.set), threading.Timer(blackout[1], source.blackout.clear)]
+            timers = [threading.Timer(blackout[0], source.blackout.set),
+                      threading.Timer(blackout[1], source.blackout.clear)]
             for timer in timers:
                 timer.start()
         built = streams.record_local(settings, source.url("live.m3u8"), seconds, allow_private=True)
@@ -71,8 +76,6 @@ def page(chromium: Any) -> Any:
 
 def _renumbered(log: bytes) -> bytes:
     """A segment line renumbered to hide a gap, written over the signed chain (which it breaks)."""
-    import json
-
     lines = log.split(b"\n")
     number = next(i for i, line in enumerate(lines) if b'"step":"segment"' in line)
     entry = json.loads(lines[number])
@@ -100,8 +103,7 @@ def _late(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def test_stream_recordings_agree(recordings: tuple[dict[str, Path], Path], page: Any, tmp_path: Path) -> None:
     honest, trust = recordings
     steady, gapped = honest["steady"], honest["gapped"]
-    claimed = __import__("json").loads(__import__("zipfile").ZipFile(steady).read("evidence/manifest.json"))[
-        "capture"]["stream"]["media_seconds"]
+    claimed = json.loads(zipfile.ZipFile(steady).read("evidence/manifest.json"))["capture"]["stream"]["media_seconds"]
     cases = {
         "steady recording": steady,
         "recording with a logged gap": gapped,
@@ -133,3 +135,12 @@ def test_stream_recordings_agree(recordings: tuple[dict[str, Path], Path], page:
     assert "the WARC holds" in reasons["segment changed in the WARC"]
     assert "a line was edited, removed or inserted" in reasons["log line edited"]
     assert "the recorder logged no gap for them" in reasons["segment line dropped, log re-chained"]
+
+
+def test_page_cites_v1_as_python_does() -> None:
+    """V1's legal basis on the page (legalbasis.js KIND_BASES) is verifier/legal_basis.py's."""
+    page = node_json("""
+        import { legalBasis, sources } from "./legalbasis.js";
+        console.log(JSON.stringify({ zh: legalBasis("V1", "zh"), en: legalBasis("V1", "en"), sources: sources("V1") }));
+    """)
+    assert page == {"zh": legal_basis("V1", "zh"), "en": legal_basis("V1", "en"), "sources": list(sources("V1"))}
