@@ -144,14 +144,19 @@ class _BlockReader(io.RawIOBase):
         return block
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        # Fill the whole request, across block boundaries: the layout walk takes a short read of a
+        # raw stream for a truncated file (a central directory across a boundary was refused).
         wanted = min(len(buffer), self.length - self.position)
-        if wanted <= 0:
-            return 0
-        number, within = divmod(self.position, BLOCK_BYTES)
-        piece = self._block(number)[within:within + wanted]
-        buffer[:len(piece)] = piece
-        self.position += len(piece)
-        return len(piece)
+        done = 0
+        while done < wanted:
+            number, within = divmod(self.position, BLOCK_BYTES)
+            piece = self._block(number)[within:within + wanted - done]
+            if not piece:
+                break
+            buffer[done:done + len(piece)] = piece
+            done += len(piece)
+            self.position += len(piece)
+        return done
 
 
 @dataclass(frozen=True)

@@ -97,6 +97,15 @@ def test_resealing_replaces_the_proof_files(workspace: Workspace) -> None:
     assert assembled(again, late) == built.path.read_bytes()
 
 
+def test_reads_across_block_boundaries(workspace: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A central directory or end record that straddles a cached block is read whole (it was once taken
+    for a truncated file: packages of some sizes could not be sealed)."""
+    built = workspace.upload()
+    expected = assembled(built.path, PROOF_FILES)
+    monkeypatch.setattr(sealed_module, "BLOCK_BYTES", 61)  # every record of the layout walk crosses a block
+    assert assembled(built.path, PROOF_FILES) == expected
+
+
 def test_zip64_end_records_when_a_value_needs_them(workspace: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
     built = workspace.upload()
     monkeypatch.setattr(sealed_module, "ZIP64_LIMIT", 64)  # every new offset is "over the limit"

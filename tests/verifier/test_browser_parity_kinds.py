@@ -70,7 +70,8 @@ def _comparable(reason: str) -> str:
     return re.sub(r"is not valid JSON: [^;]*", "is not valid JSON", reason)
 
 
-def mismatches(case: str, cli: dict[str, Any], page: PageReport) -> list[str]:
+def mismatches(case: str, cli: dict[str, Any], page: PageReport,
+               kind_checks: tuple[str, ...] = KIND_CHECKS) -> list[str]:
     found = []
     if cli["verdict"] != page.verdict:
         found.append(f"{case}: verdict CLI {cli['verdict']!r}, page {page.verdict!r}")
@@ -82,7 +83,7 @@ def mismatches(case: str, cli: dict[str, Any], page: PageReport) -> list[str]:
             found.append(f"{case}: {check['id']} CLI {check['status']} ({check['reason'][:160]}), "
                          f"page {page.statuses.get(check['id'])} (page says: {shown[:160]})")
         # Lacking trust, the CLI's Chinese quotes what is lacking in English; the page names it in Chinese.
-        elif check["id"] in KIND_CHECKS and (_comparable(check["reason"]) not in _comparable(shown) or (
+        elif check["id"] in kind_checks and (_comparable(check["reason"]) not in _comparable(shown) or (
                 check["reason_zh"] not in shown and not check["reason_zh"].startswith(LACKING_TRUST_ZH))):
             found.append(f"{case}: {check['id']} finding differs: CLI {check['reason']!r} / {check['reason_zh']!r}, "
                          f"page {shown!r}")

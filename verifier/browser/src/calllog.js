@@ -55,17 +55,8 @@ export async function parseCallLog(data) {
   return lines;
 }
 
-export async function checkCallLog(ctx) {
-  const { manifest, zip } = ctx.pkg;
-  if (manifest.kind === "log-export") {
-    throw new Skip("log-export: events recorded by an append-only log, not a web capture: no capture log (L1-L4 check the log)");
-  }
-  if (isEmail(manifest.kind)) throw new Skip(`${manifest.kind}: an e-mail sealed as sent or received, not a web capture: no capture log`);
-  if (manifest.kind !== "web-capture") throw new Skip("upload: no capture log; the files were received, not captured");
-  if (!zip.has(CAPTURE_LOG_PATH)) throw new CheckFailure(`the capture has no ${CAPTURE_LOG_PATH}`);
-  const lines = await parseCallLog(zip.read(CAPTURE_LOG_PATH));
-  const head = manifest.capture.log_head;
-  if (typeof head !== "string" || !HEX64.test(head)) return ["fail", "the manifest does not record the capture log's head (capture.log_head)"];
+/** The chain from GENESIS to the signed `head`; throws CheckFailure naming the first broken line. */
+export function verifyChain(lines, head) {
   if (!lines.length) throw broken(1, "the log is empty");
   let previous = GENESIS;
   lines.forEach((line, i) => {
@@ -78,19 +69,46 @@ export async function checkCallLog(ctx) {
   if (previous !== head) {
     throw broken(lines.length, `the last line hashes to ${previous.slice(0, 16)}…, but the manifest's log_head is ${head.slice(0, 16)}… (the last line was edited or lines were cut)`);
   }
-  const started = validTime(manifest.capture.started_at), ended = validTime(manifest.capture.ended_at);
+}
+
+/** Times monotonic and inside the capture window of the manifest's `capture`; throws CheckFailure. */
+export function verifyTimes(lines, capture) {
+  const started = validTime(capture.started_at), ended = validTime(capture.ended_at);
   lines.forEach((line, i) => {
     if (i && line.time < lines[i - 1].time) throw broken(i + 1, `time ${line.time} is earlier than the line before it`);
     if (started && line.time < started) throw broken(i + 1, `time ${line.time} is before the capture started`);
     if (ended && line.time > ended) throw broken(i + 1, `time ${line.time} is after the capture ended`);
+  });
+}
+
+/** Every line by the system and the `required` steps in order; throws CheckFailure. */
+export function verifySteps(lines, required) {
+  lines.forEach((line, i) => {
     if (line.actor !== SYSTEM_ACTOR) throw broken(i + 1, `step '${line.step}' was done by '${line.actor}', not automated by '${SYSTEM_ACTOR}'`);
   });
   let at = 0;
-  for (const step of REQUIRED_STEPS) {
+  for (const step of required) {
     while (at < lines.length && lines[at].step !== step) at++;
     if (at === lines.length) throw broken(lines.length, `required step '${step}' is missing or out of order`);
     at++;
   }
+}
+
+export async function checkCallLog(ctx) {
+  const { manifest, zip } = ctx.pkg;
+  if (manifest.kind === "log-export") {
+    throw new Skip("log-export: events recorded by an append-only log, not a web capture: no capture log (L1-L4 check the log)");
+  }
+  if (isEmail(manifest.kind)) throw new Skip(`${manifest.kind}: an e-mail sealed as sent or received, not a web capture: no capture log`);
+  if (manifest.kind !== "web-capture") throw new Skip("upload: no capture log; the files were received, not captured");
+  if (!zip.has(CAPTURE_LOG_PATH)) throw new CheckFailure(`the capture has no ${CAPTURE_LOG_PATH}`);
+  const lines = await parseCallLog(zip.read(CAPTURE_LOG_PATH));
+  const head = manifest.capture.log_head;
+  if (typeof head !== "string" || !HEX64.test(head)) return ["fail", "the manifest does not record the capture log's head (capture.log_head)"];
+  if (!lines.length) throw broken(1, "the log is empty");
+  verifyChain(lines, head);
+  verifyTimes(lines, manifest.capture);
+  verifySteps(lines, REQUIRED_STEPS);
   if (lines[0].inputs.evidence_id !== manifest.evidenceId) return ["fail", "the capture log was started for another evidence id"];
   // From the microseconds the log records (a Date keeps milliseconds), stated to the millisecond.
   const [first, last] = [epochMicros(lines[0].time), epochMicros(lines[lines.length - 1].time)];

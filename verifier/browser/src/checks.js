@@ -17,6 +17,7 @@ import { checkCorroboration } from "./corroboration.js";
 import { checkNoticeComplete, checkReplyProvenance } from "./notice.js";
 import { LOG_EXPORT_KIND, anchoredCheckpointSealed, checkAggregates, checkConsistent, checkIncluded, checkSigned } from "./logexport.js";
 import { implausibleClaims } from "./claims.js";
+import { STREAM_KIND, checkStream, checkStreamCorroboration, checkStreamLog, streamNetwork } from "./stream.js";
 import { epochMicros, formatDuration, formatSeconds, formatTime, plural } from "./courttime.js";
 
 const STRUCTURAL = new Set([DATAPACKAGE_PATH, DATAPACKAGE_DIGEST_PATH, MANIFEST_PATH, SIGNATURE_PATH]);
@@ -275,13 +276,16 @@ async function checkPrechainGap(ctx) {
   return ["pass", `fixed by the trusted timestamp ${formatDuration(Math.max(shown, 0))} after the capture ended (policy window ${hours}). Not checked offline: when the batch went on chain (the anchor's block time is a claim); ${RPC_HINT}`];
 }
 
+// A stream recording has its own P1, P2 and S3 (stream.js), as verifier/checks/stream.py has.
+const isStream = (ctx) => ctx.pkg.manifest.kind === STREAM_KIND;
+
 export const REGISTRY = {
   S1: checkSignature,
   S2: checkNeutral,
-  S3: checkNetwork,
+  S3: (ctx) => (isStream(ctx) ? streamNetwork(ctx) : checkNetwork(ctx)),
   S4: checkEnvironment,
-  P1: checkCallLog,
-  P2: checkCorroboration,
+  P1: (ctx) => (isStream(ctx) ? checkStreamLog(ctx) : checkCallLog(ctx)),
+  P2: (ctx) => (isStream(ctx) ? checkStreamCorroboration(ctx) : checkCorroboration(ctx)),
   P3: checkComplete,
   H1: checkArtifacts,
   H2: checkFingerprint,
@@ -296,4 +300,5 @@ export const REGISTRY = {
   L2: checkConsistent,
   L3: checkSigned,
   L4: checkAggregates,
+  V1: checkStream,
 };

@@ -1,6 +1,7 @@
 // P2, corroboration: the artifacts hash to what the call log recorded when each was made;
 // source.html equals a recorded WARC response body for the final URL; and the screenshot, the DOM
-// and the WARC name the same page.
+// and the WARC name the same page; the session video, when the log says one was recorded, lasts the
+// span of the steps it covers (sessionvideo.js).
 
 import { equal, sha256, toHex } from "./bytes.js";
 import { CheckFailure, Skip } from "./errors.js";
@@ -12,6 +13,7 @@ import { isEmail, readJson } from "./package.js";
 import { WARC_PATH, warcRecords } from "./warc.js";
 import { mediaOutcome } from "./media.js";
 import { plural } from "./courttime.js";
+import { sessionVideoOutcome } from "./sessionvideo.js";
 
 const SOURCE_PATH = "evidence/source.html";
 const MAX_SOURCE_BYTES = 256 << 20;
@@ -65,6 +67,9 @@ export async function checkCorroboration(ctx) {
     return ["fail", `the capture log is unreadable, so no logged hash can be compared: ${e.message}`];
   }
   const problems = await hashProblems(ctx, lines);
+  const [videoProblems, video] = sessionVideoOutcome(ctx, lines);
+  problems.push(...videoProblems);
+  if (video) ctx.facts.session_video = video;
   const finalUrl = manifest.target.final_url;
   if (typeof finalUrl !== "string") throw new CheckFailure("manifest target.final_url is missing or not a string");
   const shotUrl = stepUrl(lines, "screenshot"), domUrl = stepUrl(lines, "dom");
@@ -106,7 +111,7 @@ export async function checkCorroboration(ctx) {
   if (problems.length) return ["fail", listing(problems)];
   const sources = [...new Set(matched)].join(" and ");
   const made = manifest.artifacts.length - 1;
-  const reason = `${plural(made, "artifact")} ${made === 1 ? "matches the hash" : "match the hashes"} logged when made; source.html equals ${sources} for the final URL; screenshot, DOM and WARC name the same page${mediaClause ? `; ${mediaClause}` : ""}`;
+  const reason = `${plural(made, "artifact")} ${made === 1 ? "matches the hash" : "match the hashes"} logged when made; ${video ? `${video}; ` : ""}source.html equals ${sources} for the final URL; screenshot, DOM and WARC name the same page${mediaClause ? `; ${mediaClause}` : ""}`;
   if (defrag(shotUrl) !== defrag(finalUrl)) {
     return ["warn", `${reason}, but the browser ended at ${shotUrl.slice(0, 120)} while the raw fetch ended at ${finalUrl.slice(0, 120)} (moved by script?)`];
   }

@@ -6,6 +6,7 @@
 import { judgeEnvironmentRecord } from "./environment_record.js";
 import { isObject } from "./json.js";
 import { Skip } from "./errors.js";
+import { checkStreamEnvironment } from "./stream.js";
 
 const HEX64 = /^[0-9a-f]{64}$/;
 const RECORDER_KIND = "tiezheng-recorder";
@@ -81,6 +82,7 @@ export async function checkEnvironment(ctx) {
   if (kind === "log-export") return ["warn", "not captured by the platform: the requester's systems sent the events to the log"];
   if (kind === "notice-reply") return ["warn", "not received by the platform: the requester imported the reply (N1 checks its origin)"];
   if (kind === "notice") throw new Skip("notice: sent by the platform's mailer, not captured with a browser; the SMTP transcript is sealed");
+  if (kind === "stream") return checkStreamEnvironment(ctx, toolProblems(capture.tools));
   const problems = [...toolProblems(capture.tools), ...browserProblems(capture.browser)];
   if (!isObject(capture.clock_source)) problems.push("the clock source is not recorded");
   const started = time(capture.started_at), ended = time(capture.ended_at);

@@ -132,7 +132,7 @@ export const BASES = {
   ],
 };
 
-// The rules and citations of the checks of other evidence kinds (N1, N2, L1-L4), kept apart from RULES
+// The rules and citations of the checks of other evidence kinds (N1, N2, L1-L4, V1), kept apart from RULES
 // and BASES as verifier/legal_basis.py keeps them (KIND_RULES, KIND_BASES).
 export const KIND_RULES = {
   spc_2014_network: {
@@ -173,6 +173,7 @@ export const KIND_BASES = {
   L2: [BASES.H3[0], ART93_3],
   L3: [BASES.S1[0]],
   L4: [ART93_3],
+  V1: [ART93_4, ART93_3],
 };
 const ALL_RULES = { ...RULES, ...KIND_RULES };
 const ALL_BASES = { ...BASES, ...KIND_BASES };

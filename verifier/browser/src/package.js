@@ -23,7 +23,7 @@ export const MAX_MANIFEST_BYTES = 4 << 20;
 export const MAX_JSON_BYTES = 16 << 20;
 const MAX_SIGNATURE_BYTES = 64 << 10;
 const MAX_ARTIFACTS = 10_000;
-const KINDS = ["web-capture", "upload", "notice", "notice-reply", "log-export"];
+const KINDS = ["web-capture", "upload", "notice", "notice-reply", "log-export", "stream"];
 /** Kinds that are an e-mail sealed as sent (notice) or as received (notice-reply). */
 export const isEmail = (kind) => kind === "notice" || kind === "notice-reply";
 const MANIFEST_FORMAT = "tiezheng/1";

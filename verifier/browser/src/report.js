@@ -20,6 +20,7 @@ export const KIND_CHECKS = {
   "notice-reply": [["N1", "notice", "reply provenance"]].map(spec),
   "log-export": [["L1", "log", "events included"], ["L2", "log", "checkpoint consistency"], ["L3", "log", "checkpoint signature"],
     ["L4", "log", "aggregates recompute"]].map(spec),
+  "stream": [["V1", "stream", "stream segment chain"]].map(spec),
 };
 /** Every check a package of `kind` gets, in report order. */
 export const checksFor = (kind) => [...CHECKS, ...(KIND_CHECKS[kind] ?? [])];

@@ -6,12 +6,12 @@ const CHECK_TITLES = {
     P1: "call log chain", P2: "corroboration", P3: "package complete", H1: "artifact hashes", H2: "evidence fingerprint",
     H3: "Merkle inclusion", H4: "trusted timestamp", H5: "blockchain anchor", T1: "times agree", T2: "pre-chain gap",
     N1: "reply provenance", N2: "notice completeness", L1: "events included", L2: "checkpoint consistency", L3: "checkpoint signature",
-    L4: "aggregates recompute" },
+    L4: "aggregates recompute", V1: "stream segment chain" },
   // The same terms as the Python reports (verifier/wording.py): one term per concept.
   zh: { S1: "运营方签名", S2: "中立第三方", S3: "网络环境事实", S4: "取证环境", P1: "调用日志链", P2: "相互印证",
     P3: "证据包完整", H1: "文件哈希值", H2: "证据指纹", H3: "默克尔包含证明", H4: "可信时间戳", H5: "区块链锚定",
     T1: "时间一致", T2: "上链前间隔", N1: "回复来源", N2: "通知要件", L1: "事件包含证明", L2: "检查点一致性", L3: "检查点签名",
-    L4: "统计数据复算" },
+    L4: "统计数据复算", V1: "直播流片段链" },
 };
 
 const prefixed = (lang) => Object.fromEntries(Object.entries(CHECK_TITLES[lang]).map(([k, v]) => [`check_${k}`, v]));

@@ -25,6 +25,7 @@ export const FAILURE_MEANING_ZH = {
   L4: "统计数据不能由所披露的事件复算得出",
   N1: "回复的 DKIM 签名不成立：回复已被改动，或并非来自其所称的域名",
   N2: "封存的通知记录或 PDF 与实际发出的邮件所附内容不一致",
+  V1: "所录直播流与日志所记的播出内容不符：有片段被改动、调换顺序或无记录地缺失，或片段时长之和与声称的时长不符",
 };
 
 const WARN_ZH = {
@@ -66,7 +67,7 @@ const PASS_ZH = {
     return `取证环境已记录且显示清洁：${browser ? `${browser}，` : ""}各工具的版本与哈希值、全新浏览器配置，除取证工具自身的记录代理外无其他代理`;
   },
   P1: () => "调用日志以哈希链相连，时间先后有序，每一步均自动执行",
-  P2: () => "截图、网页源码与网页存档指向同一网址并相互印证；每个文件的哈希值均在生成时记入日志",
+  P2: (f) => `截图、网页源码与网页存档指向同一网址并相互印证；每个文件的哈希值均在生成时记入日志${f.session_video ? "；录屏视频时长覆盖其记录的各步骤" : ""}`,
   P3: () => "证据包中的文件与清单所列一致，无缺失、无多余",
   H1: () => "每个证据文件的 SHA-256 哈希值和大小均与清单一致",
   H2: () => "由清单重新计算的证据指纹与封存时的叶子值一致",
@@ -107,6 +108,7 @@ const PASS_ZH = {
     return domain ? `回复的 DKIM 签名有效，签名域名为 ${domain}，已依导入时封存的 DNS 密钥记录离线核验` : "回复的 DKIM 签名有效，已依导入时封存的 DNS 密钥记录离线核验";
   },
   N2: () => "发出的通知具备所选规则要求的全部要件",
+  V1: (f) => `直播流的 ${get(f, "stream", "segments")} 个片段（序号 ${get(f, "stream", "first")}–${get(f, "stream", "last")}）均在到达时以哈希值记入哈希链日志，与网页存档中的片段逐字节一致；媒体序号连续无缺口，片段时长之和与声称的时长一致`,
 };
 
 /**
@@ -122,6 +124,9 @@ export function composeZh(checkId, status, facts, { kind = "web-capture", offlin
     if (checkId === "S4" && kind === "upload") return "文件由申请人上传，并非平台抓取，因此没有取证环境记录";
     if (checkId === "S4" && kind === "log-export") return "事件由申请人的系统发送至日志，并非平台抓取，因此没有取证环境记录";
     if (checkId === "S4" && kind === "notice-reply") return "回复由申请人导入，并非平台直接接收；其来源由 N1 核验";
+    if (checkId === "V1") {
+      return "直播流片段均在到达时记入日志，与网页存档逐字节一致，时长相符；但录制中存在缺口（已由录制程序记录，缺失的序号范围见英文原因），或个别片段哈希值记入日志晚于一秒";
+    }
     const unclean = get(facts, "environment", "clean_check", "unclean_or_unknown");
     if (checkId === "S4" && Array.isArray(unclean) && unclean.length) {
       return `取证环境记录中有 ${unclean.length} 项未显示为清洁或无法确认，需逐项审查（见英文原因）`;
@@ -130,6 +135,7 @@ export function composeZh(checkId, status, facts, { kind = "web-capture", offlin
   }
   if (missingTrust) return `无法判断：所给信任配置中缺少${LACKING_ZH[checkId] ?? "本项检查所需的信任材料"}`;
   if (kind === "upload" && ["S3", "P1", "P2"].includes(checkId)) return "文件由申请人上传，并非平台抓取，因此没有此项记录";
+  if (kind === "stream" && checkId === "S3") return "直播流录制未单独记录网络事实；每个片段的服务器地址见网页存档记录（WARC-IP-Address）";
   if (kind === "log-export" && ["S3", "P1", "P2"].includes(checkId)) return "日志事件由申请人的系统发送，并非平台抓取，因此没有此项记录";
   if (checkId === "L4") return "导出未附统计数据，无需复算";
   if ((kind === "notice" || kind === "notice-reply") && ["S3", "S4", "P1", "P2"].includes(checkId)) return "通知及回复为封存的电子邮件，并非网页取证，因此没有此项记录";
