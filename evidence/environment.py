@@ -40,7 +40,7 @@ def code_record() -> dict[str, Any]:
 
 
 @cache
-def _library(name: str) -> dict[str, str]:
+def library_record(name: str) -> dict[str, str]:
     try:
         dist = metadata.distribution(name)
     except metadata.PackageNotFoundError:
@@ -51,7 +51,7 @@ def _library(name: str) -> dict[str, str]:
 
 
 @lru_cache(maxsize=1)
-def _python() -> dict[str, str]:
+def python_record() -> dict[str, str]:
     executable = Path(sys.executable).resolve()
     return {"name": "python", "version": platform.python_version(), "sha256": file_sha256(executable),
             "executable": str(executable)}
@@ -64,7 +64,7 @@ def tool_records(browser: BrowserFacts) -> list[dict[str, str]]:
              "sha256_of": code["sha256_of"]},
             {"name": "chromium", "version": browser.version, "sha256": browser.sha256,
              "executable": browser.executable},
-            _python(), *(_library(name) for name in LIBRARIES)]
+            python_record(), *(library_record(name) for name in LIBRARIES)]
 
 
 def platform_record() -> dict[str, str]:
