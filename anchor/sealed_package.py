@@ -104,11 +104,16 @@ class FileSource:
 def stream_range(stream: BinaryIO, start: int, end: int, name: str) -> Iterator[bytes]:
     """Bytes ``start``..``end`` of a seekable ``stream`` in chunks; OSError if it ends early."""
     stream.seek(start)
-    remaining = end - start
+    yield from read_exactly(stream, end - start, f"{name} ends before byte {end}")
+
+
+def read_exactly(stream: BinaryIO, length: int, short: str) -> Iterator[bytes]:
+    """The next ``length`` bytes of ``stream`` (seekable or not) in chunks; OSError(``short``) if it ends early."""
+    remaining = length
     while remaining > 0:
         chunk = stream.read(min(remaining, CHUNK_BYTES))
         if not chunk:
-            raise OSError(f"{name} ends before byte {end}")
+            raise OSError(short)
         remaining -= len(chunk)
         yield chunk
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import IO, Any, BinaryIO
 from urllib.parse import urlparse
 
+from anchor.sealed_package import read_exactly
 from api.service.blobs import CHUNK_BYTES, BlobMissing
 
 S3_SCHEME = "s3"
@@ -125,10 +126,4 @@ class S3BlobStore:
                 raise BlobMissing(address) from exc
             raise
         with answer["Body"] as body:
-            remaining = end - start
-            while remaining > 0:
-                chunk = body.read(min(remaining, CHUNK_BYTES))
-                if not chunk:
-                    raise OSError(f"object {self.key(address)} ends before byte {end}")
-                remaining -= len(chunk)
-                yield chunk
+            yield from read_exactly(body, end - start, f"object {self.key(address)} ends before byte {end}")
