@@ -6,12 +6,12 @@ when a capture lacks the file or the file is malformed, so the check fails with 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from verifier.call_log import LogLine, parse_call_log, parse_time
-from verifier.capture_format import CAPTURE_LOG_PATH, NETWORK_FORMAT, NETWORK_PATH, WARC_PATH
+from verifier.call_log import LogLine, parse_call_log, parse_time, verify_steps, verify_times
+from verifier.capture_format import CAPTURE_LOG_PATH, NETWORK_FORMAT, NETWORK_PATH, SYSTEM_ACTOR, WARC_PATH
 from verifier.checks.context import Context, Skip
 from verifier.errors import InvalidPackage, VerificationError
 from verifier.warc_reader import WarcRecord, iter_warc
@@ -69,6 +69,18 @@ def capture_times(ctx: Context) -> tuple[datetime | None, datetime | None]:
         except ValueError:
             times.append(None)
     return times[0], times[1]
+
+
+def log_fault(ctx: Context, lines: tuple[LogLine, ...], required_steps: Sequence[str]) -> str | None:
+    """P1's part common to every capture log, after its chain: times monotonic within the capture, the
+    ``required_steps`` present and every step by the system (these raise), and the log started for
+    this evidence (else the returned reason)."""
+    started, ended = capture_times(ctx)
+    verify_times(lines, started, ended)
+    verify_steps(lines, required_steps, SYSTEM_ACTOR)
+    if lines[0].inputs.get("evidence_id") != ctx.package.manifest.evidence_id:
+        return "the capture log was started for another evidence id"
+    return None
 
 
 def mapping(value: Any, where: str) -> Mapping[str, Any]:

@@ -22,10 +22,10 @@ import re
 from collections.abc import Mapping
 from urllib.parse import urldefrag
 
-from verifier.call_log import LogLine, verify_chain, verify_steps, verify_times
-from verifier.capture_format import CAPTURE_LOG_PATH, NETWORK_PATH, REQUIRED_STEPS, SOURCE_PATH, SYSTEM_ACTOR
+from verifier.call_log import LogLine, verify_chain
+from verifier.capture_format import CAPTURE_LOG_PATH, NETWORK_PATH, REQUIRED_STEPS, SOURCE_PATH
 from verifier.checks.capture_material import (
-    capture_times,
+    log_fault,
     mapping,
     read_call_log,
     read_network,
@@ -61,11 +61,8 @@ def check_log_chain(ctx: Context) -> Outcome:
     if not isinstance(head, str) or not _HEX64.match(head):
         return Status.FAIL, "the manifest does not record the capture log's head (capture.log_head)"
     verify_chain(lines, head=head)
-    started, ended = capture_times(ctx)
-    verify_times(lines, started, ended)
-    verify_steps(lines, REQUIRED_STEPS, SYSTEM_ACTOR)
-    if lines[0].inputs.get("evidence_id") != ctx.package.manifest.evidence_id:
-        return Status.FAIL, "the capture log was started for another evidence id"
+    if (fault := log_fault(ctx, lines, REQUIRED_STEPS)) is not None:
+        return Status.FAIL, fault
     seconds = (lines[-1].time - lines[0].time).total_seconds()
     return Status.PASS, (f"{plural(len(lines), 'step')} hash-chained from {lines[0].step} to {lines[-1].step} "
                          f"over {format_duration(round(seconds, 3))}, times monotonic, all by the system; "

@@ -20,9 +20,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from verifier.call_log import LogLine, parse_time, verify_chain, verify_steps, verify_times
-from verifier.capture_format import CAPTURE_LOG_PATH, SYSTEM_ACTOR
-from verifier.checks.capture_material import capture_times, read_call_log, warc_records
+from verifier.call_log import LogLine, parse_time, verify_chain
+from verifier.capture_format import CAPTURE_LOG_PATH
+from verifier.checks.capture_material import capture_times, log_fault, read_call_log, warc_records
 from verifier.checks.context import Context, Outcome, Skip
 from verifier.court_time import format_duration, plural
 from verifier.errors import VerificationError
@@ -251,11 +251,8 @@ def check_stream(ctx: Context) -> Outcome:
 def check_stream_log(ctx: Context) -> Outcome:
     """P1 for a stream: the chain to the signed head, monotonic times, every step automated."""
     lines, media = read_stream_log(ctx)
-    started, ended = capture_times(ctx)
-    verify_times(lines, started, ended)
-    verify_steps(lines, REQUIRED_STEPS, SYSTEM_ACTOR)
-    if lines[0].inputs.get("evidence_id") != ctx.package.manifest.evidence_id:
-        return Status.FAIL, "the capture log was started for another evidence id"
+    if (fault := log_fault(ctx, lines, REQUIRED_STEPS)) is not None:
+        return Status.FAIL, fault
     seconds = (lines[-1].time - lines[0].time).total_seconds()
     return Status.PASS, (f"{plural(len(lines), 'step')} ({plural(len(media), 'segment')} logged on arrival) "
                          f"hash-chained over {format_duration(round(seconds, 3))}, times monotonic, all by the "
