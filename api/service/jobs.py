@@ -29,6 +29,7 @@ from api.service.db import open_database
 from api.service.models import ApiKey, Evidence, EvidenceKind, Tenant
 from api.service.pipeline import Filing
 from api.service.runtime import blob_store, operator_for, service_clock_references
+from api.service.scratch import claim
 from api.service.security import hide_server_paths
 from api.service.settings import Settings, load_settings
 from verifier.package import Requester
@@ -157,6 +158,10 @@ def _run_capture(engine: Engine, settings: Settings, *, row_id: str, owner: str,
             chosen = options_for(session, tenant_id=tenant_id, row_id=row_id)
     except TiezhengError as exc:
         return _fail(engine, row_id, tenant_id, f"capture failed: {exc}", owner=owner)
+    blobs = blob_store(settings)
+    # With a remote store a built package is transient: it is built in this process's scratch folder,
+    # which goes with the process however it dies (a SIGKILL between build and upload leaves no copy).
+    build_dir = settings.packages_dir if isinstance(blobs, BlobStore) else claim(settings)
     try:
         from evidence.capture_options import CaptureOptions
 
@@ -168,7 +173,7 @@ def _run_capture(engine: Engine, settings: Settings, *, row_id: str, owner: str,
                                      previous_package=previous_package, key_fields=context.fields,
                                      **(script or {}), **chosen).validated()
             [result] = warm_capturer().capture_urls(
-                [url], packages_dir=settings.packages_dir, operator=operator_for(settings), requester=requester,
+                [url], packages_dir=build_dir, operator=operator_for(settings), requester=requester,
                 options=options, clock_references=service_clock_references(settings))
     except ImportError as exc:
         return _fail(engine, row_id, tenant_id, f"web capture is not available on this server ({exc}); "
@@ -180,7 +185,6 @@ def _run_capture(engine: Engine, settings: Settings, *, row_id: str, owner: str,
         return _fail(engine, row_id, tenant_id, f"capture failed: {result.error}", owner=owner)
     evidence_id, fingerprint, path = result.package.evidence_id, result.package.fingerprint, result.package.path
     failpoint("capture:built")
-    blobs = blob_store(settings)
     try:
         address = blobs.put_file(path)
         with Session(engine) as session:
